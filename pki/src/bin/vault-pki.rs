@@ -1,0 +1,272 @@
+//! `vault-pki`: the district CA's command line (init, issue, revoke, inspect).
+//!
+//! Every command takes `--json` and then prints exactly one JSON object on stdout; errors are
+//! `{"error":{"code":"...","message":"..."}}` (stdout with `--json`, stderr otherwise) and a
+//! non-zero exit status.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::{ArgGroup, Parser, Subcommand};
+use pki::{parse_certificate, CertificateAuthority, IssueParams, Name, PeerCert, PkiError, Role};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+use serde_json::{json, Value};
+
+/// Seconds in a day.
+const DAY_S: i64 = 24 * 60 * 60;
+/// Longest certificate lifetime `--days` accepts (the root lives 10 years).
+const DAYS_MAX: i64 = 10 * 365;
+
+#[derive(Parser)]
+#[command(
+    name = "vault-pki",
+    version,
+    about = "District CA for the document vault"
+)]
+struct Cli {
+    /// Print exactly one JSON object on stdout (errors too).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new CA directory with a self-signed Ed25519 root and an empty CRL.
+    Init {
+        /// The CA directory to create.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The district's name (subject O of every certificate).
+        #[arg(long, default_value = "Vault District")]
+        district: String,
+    },
+    /// Issue a certificate and key into an identity directory.
+    Issue {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// node, department, auditor or resident.
+        #[arg(long)]
+        role: Role,
+        /// The holder's name (certificate CN).
+        #[arg(long)]
+        name: Name,
+        /// The identity directory to write cert.pem, key.pem and ca.pem into.
+        #[arg(long)]
+        out: PathBuf,
+        /// A DNS name or IP address for the certificate (repeatable; for nodes).
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// Lifetime in days (default 365; residents 5 years).
+        #[arg(long)]
+        days: Option<i64>,
+    },
+    /// Revoke a certificate and rewrite the CA's crl.pem.
+    #[command(group(ArgGroup::new("which").required(true).args(["serial", "name", "cert"])))]
+    Revoke {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Serial number, hex.
+        #[arg(long)]
+        serial: Option<String>,
+        /// Holder name: revokes the newest certificate issued to it.
+        #[arg(long)]
+        name: Option<Name>,
+        /// A certificate file (PEM or DER).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
+    /// Show what a certificate or CRL file says.
+    Inspect {
+        /// A certificate or CRL, PEM or DER.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let json_mode = std::env::args().any(|arg| arg == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if json_mode && err.use_stderr() => {
+            let rendered = err.render().to_string();
+            let message = rendered
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            return report_error(true, "cli.usage", message);
+        }
+        Err(err) => err.exit(),
+    };
+    match run(&cli.command) {
+        Ok((value, text)) => {
+            if cli.json {
+                println!("{value}");
+            } else {
+                println!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            let code = err
+                .downcast_ref::<PkiError>()
+                .map_or("cli.error", PkiError::code);
+            report_error(cli.json, code, &format!("{err:#}"))
+        }
+    }
+}
+
+fn report_error(json_mode: bool, code: &str, message: &str) -> ExitCode {
+    let value = json!({ "error": { "code": code, "message": message } });
+    if json_mode {
+        println!("{value}");
+    } else {
+        eprintln!("error [{code}]: {message}");
+    }
+    ExitCode::FAILURE
+}
+
+/// Runs one command; returns its JSON result and the human-readable text.
+fn run(command: &Command) -> anyhow::Result<(Value, String)> {
+    let now = now_unix()?;
+    match command {
+        Command::Init { dir, district } => {
+            let ca = CertificateAuthority::init(dir, district, now)?;
+            let value = json!({ "dir": ca.dir(), "district": ca.district(), "ca": dir.join("ca.pem"), "crl": ca.crl_path() });
+            let text = format!("created CA for {} in {}", ca.district(), ca.dir().display());
+            Ok((value, text))
+        }
+        Command::Issue {
+            dir,
+            role,
+            name,
+            out,
+            sans,
+            days,
+        } => {
+            let ca = CertificateAuthority::open(dir)?;
+            let mut params = IssueParams::new(*role, name.clone(), now);
+            params.sans.clone_from(sans);
+            if let Some(days) = days {
+                if !(1..=DAYS_MAX).contains(days) {
+                    bail!("--days must be between 1 and {DAYS_MAX}");
+                }
+                params.not_after = now + days * DAY_S;
+            }
+            let cert = ca.issue(&params, out)?;
+            let text = format!(
+                "issued {} certificate for {} into {}\n{}",
+                cert.role,
+                cert.name,
+                out.display(),
+                cert_text(&cert)
+            );
+            Ok((json!({ "certificate": cert_json(&cert), "out": out }), text))
+        }
+        Command::Revoke {
+            dir,
+            serial,
+            name,
+            cert,
+        } => revoke(dir, serial.as_deref(), name.as_ref(), cert.as_deref(), now),
+        Command::Inspect { file } => inspect(file),
+    }
+}
+
+fn revoke(
+    dir: &Path,
+    serial: Option<&str>,
+    name: Option<&Name>,
+    cert_file: Option<&Path>,
+    now: i64,
+) -> anyhow::Result<(Value, String)> {
+    let ca = CertificateAuthority::open(dir)?;
+    let serial = match (serial, name, cert_file) {
+        (Some(serial), _, _) => serial.trim().to_ascii_lowercase(),
+        (None, Some(name), _) => match ca.find_issued(name)?.into_iter().next() {
+            Some(cert) => cert.serial_hex,
+            None => bail!("no certificate issued to {name} in {}", dir.display()),
+        },
+        (None, None, Some(path)) => parse_certificate(&read_cert(path)?)?.serial_hex,
+        (None, None, None) => bail!("give one of --serial, --name or --cert"),
+    };
+    ca.revoke(&serial, now)?;
+    let value = json!({ "revoked": serial, "crl": ca.crl_path() });
+    let text = format!(
+        "revoked {serial}; new CRL written to {}",
+        ca.crl_path().display()
+    );
+    Ok((value, text))
+}
+
+fn inspect(path: &Path) -> anyhow::Result<(Value, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Ok(crl) = CertificateRevocationListDer::from_pem_slice(&bytes) {
+        return inspect_crl(crl.as_ref());
+    }
+    let der = CertificateDer::from_pem_slice(&bytes).map_or_else(|_| bytes.clone(), |c| c.to_vec());
+    match parse_certificate(&der) {
+        Ok(cert) => Ok((json!({ "certificate": cert_json(&cert) }), cert_text(&cert))),
+        Err(cert_err) => inspect_crl(&der).map_err(|_| cert_err.into()),
+    }
+}
+
+fn inspect_crl(der: &[u8]) -> anyhow::Result<(Value, String)> {
+    let (_, crl) = x509_parser::parse_x509_crl(der)
+        .map_err(|e| anyhow::anyhow!("not a certificate or CRL: {e}"))?;
+    let serials: Vec<String> = crl
+        .iter_revoked_certificates()
+        .map(|revoked| hex::encode(revoked.raw_serial()))
+        .collect();
+    let value = json!({ "crl": {
+        "issuer": crl.issuer().to_string(),
+        "crl_number": crl.crl_number().map(ToString::to_string),
+        "this_update": crl.last_update().timestamp(),
+        "next_update": crl.next_update().map(|t| t.timestamp()),
+        "revoked": serials,
+    }});
+    let text = format!(
+        "CRL issued by {}\nrevoked serials ({}):\n{}",
+        crl.issuer(),
+        serials.len(),
+        serials.join("\n")
+    );
+    Ok((value, text))
+}
+
+fn read_cert(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(CertificateDer::from_pem_slice(&bytes).map_or(bytes, |c| c.to_vec()))
+}
+
+fn cert_json(cert: &PeerCert) -> Value {
+    json!({
+        "role": cert.role,
+        "name": cert.name,
+        "serial": cert.serial_hex,
+        "not_before": cert.not_before,
+        "not_after": cert.not_after,
+        "key_id": cert.key_id_hex(),
+        "issuer": cert.issuer_cn,
+    })
+}
+
+fn cert_text(cert: &PeerCert) -> String {
+    format!(
+        "role:       {}\nname:       {}\nserial:     {}\nnot before: {}\nnot after:  {}\nkey id:     {}\nissuer:     {}",
+        cert.role, cert.name, cert.serial_hex, cert.not_before, cert.not_after, cert.key_id_hex(), cert.issuer_cn
+    )
+}
+
+fn now_unix() -> anyhow::Result<i64> {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    Ok(i64::try_from(since.as_secs())?)
+}

@@ -1,0 +1,453 @@
+//! The CA directory: a self-signed Ed25519 root that issues certificates and CRLs.
+//!
+//! **Invariant:** `ca.key.pem` and every issued `key.pem` are created with mode 0600;
+//! they are never world-readable, not even between create and chmod.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SerialNumber, PKCS_ED25519,
+};
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::cert::{parse_certificate, PeerCert, Role};
+use crate::error::{truncate_for_display, PkiError};
+use crate::files;
+use crate::identity::check_key_permissions;
+use crate::ids::Name;
+
+/// Seconds in a day.
+const DAY_S: i64 = 24 * 60 * 60;
+/// Lifetime of the root certificate.
+pub const CA_VALIDITY_S: i64 = 10 * 365 * DAY_S;
+/// Default lifetime of node, department and auditor certificates.
+pub const CERT_VALIDITY_S: i64 = 365 * DAY_S;
+/// Default lifetime of resident certificates.
+pub const RESIDENT_CERT_VALIDITY_S: i64 = 5 * 365 * DAY_S;
+/// How far back `not_before` is set, to tolerate clock skew between machines.
+pub const CLOCK_SKEW_S: i64 = 60;
+/// How long a CRL is good for (its nextUpdate).
+pub const CRL_VALIDITY_S: i64 = 30 * DAY_S;
+/// Length of a random certificate serial number, in bytes.
+pub const SERIAL_LEN: usize = 16;
+/// Longest district name, in bytes.
+pub const DISTRICT_LEN_MAX: usize = 128;
+/// Version of the `revoked.json` format.
+pub const REVOKED_STORE_VERSION: u32 = 1;
+
+const CA_CERT_FILE: &str = "ca.pem";
+const CA_KEY_FILE: &str = "ca.key.pem";
+const ISSUED_DIR: &str = "issued";
+const CRL_FILE: &str = "crl.pem";
+const REVOKED_FILE: &str = "revoked.json";
+
+/// The district CA, backed by its directory (see [`CertificateAuthority::init`]).
+pub struct CertificateAuthority {
+    dir: PathBuf,
+    district: String,
+    ca_pem: String,
+    ca_der: Vec<u8>,
+    key: KeyPair,
+}
+
+impl fmt::Debug for CertificateAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateAuthority")
+            .field("dir", &self.dir)
+            .field("district", &self.district)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to put in a certificate issued by [`CertificateAuthority::issue`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueParams {
+    /// The holder's role (subject OU).
+    pub role: Role,
+    /// The holder's name (subject CN).
+    pub name: Name,
+    /// DNS names or IP literals for the subjectAltName; used for node certificates.
+    pub sans: Vec<String>,
+    /// Start of validity, unix seconds.
+    pub not_before: i64,
+    /// End of validity, unix seconds.
+    pub not_after: i64,
+}
+
+impl IssueParams {
+    /// Validity from `now - 60 s` to `now + 365 days` (residents: 5 years), no SANs.
+    pub fn new(role: Role, name: Name, now_unix: i64) -> Self {
+        let lifetime = match role {
+            Role::Resident => RESIDENT_CERT_VALIDITY_S,
+            _ => CERT_VALIDITY_S,
+        };
+        Self {
+            role,
+            name,
+            sans: Vec::new(),
+            not_before: now_unix.saturating_sub(CLOCK_SKEW_S),
+            not_after: now_unix.saturating_add(lifetime),
+        }
+    }
+}
+
+/// One revoked certificate, as recorded in `revoked.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedEntry {
+    /// Lowercase hex serial.
+    pub serial_hex: String,
+    /// When the CA revoked it, unix seconds.
+    pub revoked_at: i64,
+}
+
+/// The contents of `revoked.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RevokedStore {
+    version: u32,
+    crl_number: u64,
+    revoked: Vec<RevokedEntry>,
+}
+
+impl CertificateAuthority {
+    /// Creates `dir` with `ca.pem` (self-signed Ed25519 root, CN "<district> Root CA",
+    /// O district, 10 years), `ca.key.pem` (0600), `issued/`, `crl.pem` (empty signed CRL)
+    /// and `revoked.json`. Refuses with `pki.exists` if `ca.pem` already exists.
+    pub fn init(dir: &Path, district: &str, now_unix: i64) -> Result<Self, PkiError> {
+        check_district(district)?;
+        let ca_path = dir.join(CA_CERT_FILE);
+        if ca_path.exists() {
+            return Err(PkiError::Exists { path: ca_path });
+        }
+        files::create_dir(dir, 0o700)?;
+        let key =
+            KeyPair::generate_for(&PKCS_ED25519).map_err(|e| PkiError::generate("CA key", e))?;
+        let params = root_params(district, now_unix)?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| PkiError::generate("CA certificate", e))?;
+        files::write_new(
+            &dir.join(CA_KEY_FILE),
+            key.serialize_pem().as_bytes(),
+            0o600,
+        )?;
+        files::create_dir(&dir.join(ISSUED_DIR), 0o700)?;
+        let ca = Self {
+            dir: dir.to_path_buf(),
+            district: district.to_owned(),
+            ca_pem: cert.pem(),
+            ca_der: cert.der().to_vec(),
+            key,
+        };
+        let store = RevokedStore {
+            version: REVOKED_STORE_VERSION,
+            crl_number: 1,
+            revoked: Vec::new(),
+        };
+        ca.write_crl(&store, now_unix)?;
+        ca.write_store(&store)?;
+        // ca.pem last: its presence marks a complete CA directory.
+        files::write_new(&ca_path, ca.ca_pem.as_bytes(), 0o644)?;
+        Ok(ca)
+    }
+
+    /// Opens an existing CA directory made by [`CertificateAuthority::init`].
+    pub fn open(dir: &Path) -> Result<Self, PkiError> {
+        let ca_path = dir.join(CA_CERT_FILE);
+        let ca_der = files::read_cert_pem(&ca_path)?;
+        let ca_pem = String::from_utf8(files::read(&ca_path)?).map_err(|_| PkiError::BadPem {
+            path: ca_path.clone(),
+            reason: "not UTF-8".to_owned(),
+        })?;
+        let key_path = dir.join(CA_KEY_FILE);
+        check_key_permissions(&key_path)?;
+        let key_der = files::read_key_pem(&key_path)?;
+        let key = KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(key_der),
+            &PKCS_ED25519,
+        )
+        .map_err(|e| PkiError::BadKey {
+            reason: e.to_string(),
+        })?;
+        let district = district_of(&ca_der)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            district,
+            ca_pem,
+            ca_der,
+            key,
+        })
+    }
+
+    /// The CA directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The district name (the root's subject O).
+    pub fn district(&self) -> &str {
+        &self.district
+    }
+
+    /// The root certificate as PEM.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    /// The root certificate as DER.
+    pub fn ca_der(&self) -> Vec<u8> {
+        self.ca_der.clone()
+    }
+
+    /// Path of the current CRL, `dir/crl.pem`.
+    pub fn crl_path(&self) -> PathBuf {
+        self.dir.join(CRL_FILE)
+    }
+
+    /// Issues a certificate and writes `out_dir/{cert.pem, key.pem (0600), ca.pem}`; also
+    /// copies the certificate to `issued/<serial>.pem`. Refuses with `pki.exists` if
+    /// `out_dir/key.pem` exists.
+    pub fn issue(&self, params: &IssueParams, out_dir: &Path) -> Result<PeerCert, PkiError> {
+        let key_path = out_dir.join("key.pem");
+        if key_path.exists() {
+            return Err(PkiError::Exists { path: key_path });
+        }
+        if params.not_after <= params.not_before {
+            return Err(PkiError::bad_cert(
+                "not_after must be later than not_before",
+            ));
+        }
+        let key = KeyPair::generate_for(&PKCS_ED25519).map_err(|e| PkiError::generate("key", e))?;
+        let cert_params = self.leaf_params(params)?;
+        let cert = cert_params
+            .signed_by(&key, &self.issuer()?)
+            .map_err(|e| PkiError::generate("certificate", e))?;
+        let peer = parse_certificate(cert.der())?;
+        files::create_dir(out_dir, 0o700)?;
+        files::write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+        files::replace(&out_dir.join("cert.pem"), cert.pem().as_bytes(), 0o644)?;
+        files::replace(&out_dir.join("ca.pem"), self.ca_pem.as_bytes(), 0o644)?;
+        let issued = self.issued_path(&peer.serial_hex);
+        files::write_new(&issued, cert.pem().as_bytes(), 0o644)?;
+        Ok(peer)
+    }
+
+    /// Adds the serial to `revoked.json` and rewrites `crl.pem` (a signed v2 CRL with an
+    /// increasing CRL number, thisUpdate now, nextUpdate now + 30 days). Unknown serial ->
+    /// `pki.unknown_serial`. Revoking twice is idempotent.
+    pub fn revoke(&self, serial_hex: &str, now_unix: i64) -> Result<(), PkiError> {
+        let serial = normalize_serial(serial_hex)?;
+        if !self.issued_path(&serial).is_file() {
+            return Err(PkiError::UnknownSerial { serial });
+        }
+        let mut store = self.read_store()?;
+        if store.revoked.iter().any(|entry| entry.serial_hex == serial) {
+            return Ok(());
+        }
+        store.revoked.push(RevokedEntry {
+            serial_hex: serial,
+            revoked_at: now_unix,
+        });
+        store.crl_number = store.crl_number.saturating_add(1);
+        // CRL first: if we stop between the two writes, a retry revokes again.
+        self.write_crl(&store, now_unix)?;
+        self.write_store(&store)
+    }
+
+    /// The revoked certificates recorded in `revoked.json`, oldest first.
+    pub fn revoked(&self) -> Result<Vec<RevokedEntry>, PkiError> {
+        Ok(self.read_store()?.revoked)
+    }
+
+    /// Issued certificates whose CN is `name`, newest (latest not_before) first.
+    pub fn find_issued(&self, name: &Name) -> Result<Vec<PeerCert>, PkiError> {
+        let mut found = self
+            .issued()?
+            .into_iter()
+            .filter(|cert| &cert.name == name)
+            .collect::<Vec<_>>();
+        found.sort_by(|a, b| (b.not_before, &b.serial_hex).cmp(&(a.not_before, &a.serial_hex)));
+        Ok(found)
+    }
+
+    /// Every certificate in `issued/`, in no particular order.
+    pub fn issued(&self) -> Result<Vec<PeerCert>, PkiError> {
+        let dir = self.dir.join(ISSUED_DIR);
+        let entries = std::fs::read_dir(&dir).map_err(|e| PkiError::io("list", &dir, e))?;
+        let mut certs = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| PkiError::io("list", &dir, e))?.path();
+            if path.extension().is_some_and(|ext| ext == "pem") {
+                certs.push(parse_certificate(&files::read_cert_pem(&path)?)?);
+            }
+        }
+        Ok(certs)
+    }
+
+    fn issued_path(&self, serial_hex: &str) -> PathBuf {
+        self.dir.join(ISSUED_DIR).join(format!("{serial_hex}.pem"))
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, PkiError> {
+        Issuer::from_ca_cert_der(&CertificateDer::from(self.ca_der.as_slice()), &self.key)
+            .map_err(|e| PkiError::generate("issuer from ca.pem", e))
+    }
+
+    fn leaf_params(&self, params: &IssueParams) -> Result<CertificateParams, PkiError> {
+        let mut cert = CertificateParams::new(params.sans.clone())
+            .map_err(|e| PkiError::generate("subject alternative names", e))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, self.district.as_str());
+        dn.push(DnType::OrganizationalUnitName, params.role.as_str());
+        dn.push(DnType::CommonName, params.name.as_str());
+        cert.distinguished_name = dn;
+        cert.is_ca = IsCa::ExplicitNoCa;
+        cert.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        cert.extended_key_usages = match params.role {
+            Role::Node => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            _ => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        };
+        cert.use_authority_key_identifier_extension = true;
+        cert.serial_number = Some(random_serial()?);
+        cert.not_before = datetime(params.not_before)?;
+        cert.not_after = datetime(params.not_after)?;
+        Ok(cert)
+    }
+
+    fn read_store(&self) -> Result<RevokedStore, PkiError> {
+        let path = self.dir.join(REVOKED_FILE);
+        let bytes = files::read(&path)?;
+        let store: RevokedStore =
+            serde_json::from_slice(&bytes).map_err(|e| PkiError::CorruptStore {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if store.version != REVOKED_STORE_VERSION {
+            return Err(PkiError::CorruptStore {
+                path,
+                reason: format!("unsupported version {}", store.version),
+            });
+        }
+        Ok(store)
+    }
+
+    fn write_store(&self, store: &RevokedStore) -> Result<(), PkiError> {
+        let path = self.dir.join(REVOKED_FILE);
+        let mut json = serde_json::to_vec_pretty(store).map_err(|e| PkiError::CorruptStore {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        json.push(b'\n');
+        files::replace(&path, &json, 0o644)
+    }
+
+    fn write_crl(&self, store: &RevokedStore, now_unix: i64) -> Result<(), PkiError> {
+        let revoked_certs = store
+            .revoked
+            .iter()
+            .map(|entry| {
+                Ok(RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&decode_serial(&entry.serial_hex)?),
+                    revocation_time: datetime(entry.revoked_at)?,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+            })
+            .collect::<Result<Vec<_>, PkiError>>()?;
+        let params = CertificateRevocationListParams {
+            this_update: datetime(now_unix)?,
+            next_update: datetime(now_unix.saturating_add(CRL_VALIDITY_S))?,
+            crl_number: SerialNumber::from(store.crl_number),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.issuer()?)
+            .map_err(|e| PkiError::generate("CRL", e))?;
+        let pem = crl.pem().map_err(|e| PkiError::generate("CRL PEM", e))?;
+        files::replace(&self.crl_path(), pem.as_bytes(), 0o644)
+    }
+}
+
+fn root_params(district: &str, now_unix: i64) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, district);
+    dn.push(DnType::CommonName, format!("{district} Root CA"));
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.serial_number = Some(random_serial()?);
+    params.not_before = datetime(now_unix.saturating_sub(CLOCK_SKEW_S))?;
+    params.not_after = datetime(now_unix.saturating_add(CA_VALIDITY_S))?;
+    Ok(params)
+}
+
+fn check_district(district: &str) -> Result<(), PkiError> {
+    let ok = !district.trim().is_empty()
+        && district.len() <= DISTRICT_LEN_MAX
+        && !district.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(PkiError::InvalidName {
+            what: "district",
+            value: truncate_for_display(district),
+            rule: "use 1 to 128 bytes of printable text",
+        })
+    }
+}
+
+/// The district of a root certificate: its subject O.
+fn district_of(ca_der: &[u8]) -> Result<String, PkiError> {
+    let (_, x509) = x509_parser::parse_x509_certificate(ca_der).map_err(PkiError::bad_cert)?;
+    let org = x509
+        .subject()
+        .iter_organization()
+        .next()
+        .and_then(|attr| attr.as_str().ok())
+        .ok_or_else(|| PkiError::bad_cert("CA certificate has no subject O (district)"))?;
+    Ok(org.to_owned())
+}
+
+/// A random positive 16-byte serial whose first byte is non-zero (so DER keeps all 16 bytes).
+fn random_serial() -> Result<SerialNumber, PkiError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; SERIAL_LEN];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| PkiError::Generate {
+            what: "serial number",
+            reason: "the system random number generator failed".to_owned(),
+        })?;
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn normalize_serial(serial_hex: &str) -> Result<String, PkiError> {
+    let serial = serial_hex.trim().to_ascii_lowercase();
+    decode_serial(&serial)?;
+    Ok(serial)
+}
+
+fn decode_serial(serial_hex: &str) -> Result<Vec<u8>, PkiError> {
+    match hex::decode(serial_hex) {
+        Ok(bytes) if !bytes.is_empty() && bytes.len() <= 20 => Ok(bytes),
+        _ => Err(PkiError::UnknownSerial {
+            serial: truncate_for_display(serial_hex),
+        }),
+    }
+}
+
+fn datetime(unix: i64) -> Result<OffsetDateTime, PkiError> {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .map_err(|_| PkiError::bad_cert(format!("time {unix} is out of range")))
+}

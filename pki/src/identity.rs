@@ -1,0 +1,168 @@
+//! An identity directory (cert.pem, key.pem, ca.pem), Ed25519 signatures and their check.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use ring::signature::{Ed25519KeyPair, KeyPair as _, UnparsedPublicKey, ED25519};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::cert::{parse_certificate, PeerCert};
+use crate::error::PkiError;
+use crate::files;
+
+/// Length of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// A certificate, its private key and the CA certificate, loaded from an identity directory.
+#[derive(Clone)]
+pub struct Identity {
+    /// What the certificate says.
+    pub cert: PeerCert,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+    ca_der: Vec<u8>,
+    key_pair: Arc<Ed25519KeyPair>,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("cert", &self.cert)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Loads `dir/cert.pem`, `dir/key.pem` and `dir/ca.pem`. Refuses a `key.pem` readable by
+    /// group or others with `pki.key_permissions`, and a key that does not match the certificate.
+    pub fn load(dir: &Path) -> Result<Self, PkiError> {
+        let key_path = dir.join("key.pem");
+        check_key_permissions(&key_path)?;
+        let key_der = files::read_key_pem(&key_path)?;
+        let cert_der = files::read_cert_pem(&dir.join("cert.pem"))?;
+        let ca_der = files::read_cert_pem(&dir.join("ca.pem"))?;
+        let cert = parse_certificate(&cert_der)?;
+        let key_pair = Ed25519KeyPair::from_pkcs8(&key_der)
+            .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key_der))
+            .map_err(|e| PkiError::BadKey {
+                reason: e.to_string(),
+            })?;
+        if key_pair.public_key().as_ref() != cert.public_key.as_slice() {
+            return Err(PkiError::BadKey {
+                reason: format!(
+                    "{} does not belong to the certificate in cert.pem",
+                    key_path.display()
+                ),
+            });
+        }
+        Ok(Self {
+            cert,
+            cert_der,
+            key_der,
+            ca_der,
+            key_pair: Arc::new(key_pair),
+        })
+    }
+
+    /// The certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The CA certificate, DER.
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_der
+    }
+
+    /// The private key, PKCS#8 DER.
+    pub fn key_pkcs8_der(&self) -> &[u8] {
+        &self.key_der
+    }
+
+    /// Ed25519 signature over `message` with the identity's key.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        let sig = self.key_pair.sign(message);
+        let mut bytes = [0u8; SIGNATURE_LEN];
+        bytes.copy_from_slice(sig.as_ref());
+        Signature(bytes)
+    }
+}
+
+/// Refuses a private key file readable by group or others (unix only).
+pub(crate) fn check_key_permissions(path: &Path) -> Result<(), PkiError> {
+    match files::mode_of(path)? {
+        Some(mode) if mode & 0o077 != 0 => Err(PkiError::KeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An Ed25519 signature; serde as a lowercase hex string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; SIGNATURE_LEN]);
+
+impl Signature {
+    /// Parses 128 hexadecimal characters.
+    pub fn from_hex(s: &str) -> Result<Self, PkiError> {
+        let mut bytes = [0u8; SIGNATURE_LEN];
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| PkiError::InvalidSignatureEncoding)?;
+        Ok(Self(bytes))
+    }
+
+    /// The signature as 128 lowercase hexadecimal characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The raw 64 bytes.
+    pub fn as_bytes(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.0
+    }
+}
+
+impl FromStr for Signature {
+    type Err = PkiError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_hex(s)
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({})", self.to_hex())
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Verifies an Ed25519 signature with a raw 32-byte public key. Error code `pki.bad_signature`.
+pub fn verify_signature(
+    public_key: &[u8],
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), PkiError> {
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(message, &signature.0)
+        .map_err(|_| PkiError::BadSignature)
+}

@@ -1,0 +1,38 @@
+//! The district PKI: the trust layer of the document vault.
+//!
+//! This crate **is**: the district certificate authority (an Ed25519 root kept in a CA
+//! directory, issuing certificates with rcgen and revoking them with signed CRLs), reading
+//! certificates back (x509-parser) and verifying them offline (webpki), the role and name a
+//! certificate carries, identity directories, Ed25519 signatures, the canonical bytes of
+//! signed statements, identifier newtypes, and building rustls configurations for mutual TLS.
+//!
+//! This crate is **not**: a network component. **Invariant:** it performs no network I/O:
+//! it opens no sockets and fetches no CRLs; its only I/O is reading and writing the CA and
+//! identity directories it is pointed at. Storage, QUIC and the wire protocol live in
+//! `vault-client` and `vault-node`.
+//!
+//! **Invariant:** a certificate's role comes from its subject OU and its name from its
+//! subject CN, and from nothing else. Every key is Ed25519.
+
+mod ca;
+mod cert;
+mod error;
+mod files;
+mod identity;
+mod ids;
+mod statements;
+mod tls;
+
+pub use ca::{
+    CertificateAuthority, IssueParams, RevokedEntry, CA_VALIDITY_S, CERT_VALIDITY_S, CLOCK_SKEW_S,
+    CRL_VALIDITY_S, DISTRICT_LEN_MAX, RESIDENT_CERT_VALIDITY_S, REVOKED_STORE_VERSION, SERIAL_LEN,
+};
+pub use cert::{
+    load_crls, parse_certificate, revoked_serials, verify_certificate, PeerCert, Role,
+    ED25519_PUBLIC_KEY_LEN,
+};
+pub use error::PkiError;
+pub use identity::{verify_signature, Identity, Signature, SIGNATURE_LEN};
+pub use ids::{ContentHash, DocumentKind, Name, ResidentId, NAME_LEN_MAX};
+pub use statements::{IssueRecord, ISSUE_RECORD_TAG_V1};
+pub use tls::{client_tls_config, crypto_provider, server_tls_config, ALPN};

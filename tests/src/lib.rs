@@ -1,0 +1,269 @@
+//! Test and benchmark harness: a district PKI made by the same code
+//! operators use, nodes started in-process or as real `vault-node`
+//! processes on loopback, and a runner for the `vault` command line.
+//!
+//! Nothing here is a mock: every node is a real QUIC endpoint with real
+//! certificates and a real RocksDB on disk.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{anyhow, bail, Context};
+use pki::{CertificateAuthority, Identity, IssueParams, Name, Role};
+use vault_node::server::{self, NodeConfig, RunningNode};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    vault_client::client::now_unix()
+}
+
+/// A district PKI in a temporary directory.
+pub struct TestPki {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The CA.
+    pub ca: CertificateAuthority,
+}
+
+impl TestPki {
+    /// A new CA with a node identity `node-1` (valid for localhost and
+    /// 127.0.0.1) and the usual departments and residents.
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let ca = CertificateAuthority::init(&dir.path().join("ca"), "Test District", now())?;
+        let pki = TestPki { dir, ca };
+        pki.issue_node("node-1")?;
+        for (name, role) in [
+            ("civil-affairs", Role::Department),
+            ("housing-bureau", Role::Department),
+            ("tax-office", Role::Department),
+            ("auditor", Role::Auditor),
+            ("resident-1", Role::Resident),
+            ("resident-2", Role::Resident),
+        ] {
+            pki.issue(name, role)?;
+        }
+        Ok(pki)
+    }
+
+    /// Issues an identity with default validity.
+    pub fn issue(&self, name: &str, role: Role) -> anyhow::Result<PathBuf> {
+        let params = IssueParams::new(role, Name::parse(name)?, now());
+        self.issue_with(name, params)
+    }
+
+    /// Issues a node identity valid for localhost and 127.0.0.1.
+    pub fn issue_node(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let mut params = IssueParams::new(Role::Node, Name::parse(name)?, now());
+        params.sans = vec!["localhost".into(), "127.0.0.1".into()];
+        self.issue_with(name, params)
+    }
+
+    /// Issues an identity with explicit parameters.
+    pub fn issue_with(&self, dir_name: &str, params: IssueParams) -> anyhow::Result<PathBuf> {
+        let dir = self.identity_dir(dir_name);
+        self.ca.issue(&params, &dir)?;
+        Ok(dir)
+    }
+
+    /// Where identity `name` lives.
+    pub fn identity_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join("identities").join(name)
+    }
+
+    /// Loads identity `name`.
+    pub fn identity(&self, name: &str) -> anyhow::Result<Identity> {
+        Ok(Identity::load(&self.identity_dir(name))?)
+    }
+
+    /// The CRL path nodes enforce.
+    pub fn crl_path(&self) -> PathBuf {
+        self.ca.crl_path()
+    }
+
+    /// A fresh data directory for a node.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join("data").join(name)
+    }
+}
+
+/// Starts a node in this process on an ephemeral loopback port.
+pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
+    let config = NodeConfig {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: pki.data_dir("node-1"),
+        identity_dir: pki.identity_dir("node-1"),
+        crl_path: Some(pki.crl_path()),
+    };
+    Ok(server::start(config).await?)
+}
+
+/// Connects as identity `name`.
+pub async fn connect(
+    pki: &TestPki,
+    name: &str,
+    addr: SocketAddr,
+) -> Result<vault_client::VaultClient, vault_client::ClientError> {
+    let identity = pki.identity(name).map_err(|e| {
+        vault_client::ClientError::local(vault_client::ErrorCode::LocalIo, e.to_string())
+    })?;
+    vault_client::VaultClient::connect(identity, &addr.to_string()).await
+}
+
+/// Deterministic pseudo-random bytes (xorshift), fast enough for GiBs.
+pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The directory holding the workspace's built binaries
+/// (`cargo build --workspace --bins`, which `scripts/test` runs first).
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/debug/deps/test-xxxx -> target/debug
+    let mut dir = exe.parent().context("no parent")?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+/// Path of a workspace binary, failing clearly if it was not built.
+pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin_dir()?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A `vault-node` process, killed when dropped.
+pub struct NodeProcess {
+    /// The child process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The JSON line it printed on start.
+    pub started: serde_json::Value,
+}
+
+impl NodeProcess {
+    /// Spawns `vault-node` with `args`, waiting for its start line.
+    pub fn spawn(args: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(bin("vault-node")?)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if line.is_empty() {
+            let status = child.wait()?;
+            bail!("vault-node exited before starting: {status}");
+        }
+        let started: serde_json::Value = serde_json::from_str(&line)?;
+        let addr = started["addr"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no addr in {line}"))?
+            .parse()?;
+        Ok(NodeProcess {
+            child,
+            addr,
+            started,
+        })
+    }
+
+    /// Spawns `vault-node run` for identity `node-1` of `pki`.
+    pub fn run(pki: &TestPki) -> anyhow::Result<Self> {
+        let identity = pki.identity_dir("node-1");
+        let data = pki.data_dir("node-1");
+        let crl = pki.crl_path();
+        Self::spawn(&[
+            "run",
+            "--identity",
+            path_str(&identity)?,
+            "--data",
+            path_str(&data)?,
+            "--listen",
+            "127.0.0.1:0",
+            "--crl",
+            path_str(&crl)?,
+        ])
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one `vault` invocation did.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// Exit status was success.
+    pub success: bool,
+    /// The JSON object printed on stdout (`--json` runs).
+    pub json: serde_json::Value,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the `vault` CLI with `--json` as identity `identity` against `node`.
+pub fn vault_cli(identity: &Path, node: SocketAddr, args: &[&str]) -> anyhow::Result<CliOutput> {
+    let output = Command::new(bin("vault")?)
+        .arg("--identity")
+        .arg(identity)
+        .arg("--node")
+        .arg(node.to_string())
+        .arg("--json")
+        .args(args)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json = serde_json::from_str(stdout.trim())
+        .with_context(|| format!("vault printed non-JSON: {stdout:?}"))?;
+    Ok(CliOutput {
+        success: output.status.success(),
+        json,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+/// A path as UTF-8.
+pub fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .ok_or_else(|| anyhow!("non-UTF-8 path {}", path.display()))
+}
+
+/// Files (recursively) under `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

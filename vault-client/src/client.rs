@@ -1,0 +1,621 @@
+//! The async client library over quinn: connect with an identity, put,
+//! get (verified, resumable, ranged) and list documents.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pki::{ContentHash, DocumentKind, Identity, IssueRecord, PeerCert, ResidentId, Role};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::error::{ClientError, ErrorCode};
+use crate::framing::{read_frame, write_frame, FrameError};
+use crate::sink::{FileSink, PartState};
+use crate::transport;
+use crate::tree::{RangeDecoder, GROUP_SIZE};
+use crate::wire::{ByteRange, DocumentId, DocumentView, Request, Response, DOCUMENT_SIZE_MAX};
+
+/// Bytes read from a local file per upload chunk.
+const UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
+/// How long to wait for a node to complete the handshake, in milliseconds.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Upload chunks queued between the file reader thread and the network.
+const UPLOAD_QUEUE_DEPTH: usize = 4;
+
+/// A connection to one vault node, authenticated by the caller's identity.
+pub struct VaultClient {
+    identity: Arc<Identity>,
+    connection: quinn::Connection,
+    node_cert: PeerCert,
+    _endpoint: quinn::Endpoint,
+}
+
+/// The result of a put.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PutOutcome {
+    /// The new (or, for a retried identical record, existing) document.
+    pub document_id: DocumentId,
+    /// Lowercase hex BLAKE3 of the file.
+    pub content_hash: ContentHash,
+    /// Size in bytes.
+    pub size: u64,
+    /// The node already held these bytes; none were sent.
+    pub deduplicated: bool,
+}
+
+/// The result of a get.
+#[derive(Debug, Clone)]
+pub struct GetOutcome {
+    /// The document's metadata, provenance verified.
+    pub document: DocumentView,
+    /// The verified issuer certificate.
+    pub issuer: PeerCert,
+    /// Bytes in the output.
+    pub bytes: u64,
+    /// Offset the download resumed from (0 for a fresh download).
+    pub resumed_from: u64,
+}
+
+/// Options for a get.
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    /// Fetch only this byte range (the output holds exactly those bytes).
+    pub range: Option<ByteRange>,
+    /// Resume from a `.part` file left by an interrupted download.
+    pub resume: bool,
+    /// Show a progress bar on standard error for large transfers.
+    pub progress: bool,
+}
+
+impl VaultClient {
+    /// Connects to `node` (`HOST:PORT`) with mutual TLS; refuses a server
+    /// whose certificate is not a district `node` certificate.
+    pub async fn connect(identity: Identity, node: &str) -> Result<Self, ClientError> {
+        let (host, addr) = resolve(node).await?;
+        let tls = pki::client_tls_config(&identity)?;
+        let config = transport::client_config(tls)
+            .map_err(|e| ClientError::local(ErrorCode::BadCertificate, e))?;
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0".parse().map_err(|_| local_io("bad bind address"))?
+        } else {
+            "0.0.0.0:0"
+                .parse()
+                .map_err(|_| local_io("bad bind address"))?
+        };
+        let socket = transport::bind_udp(bind).map_err(|e| local_io(e.to_string()))?;
+        let mut endpoint =
+            transport::endpoint(socket, None).map_err(|e| local_io(e.to_string()))?;
+        endpoint.set_default_client_config(config);
+        let connecting = endpoint
+            .connect(addr, &host)
+            .map_err(|e| ClientError::Connection(e.to_string()))?;
+        let connection = tokio::time::timeout(
+            std::time::Duration::from_millis(CONNECT_TIMEOUT_MS),
+            connecting,
+        )
+        .await
+        .map_err(|_| {
+            ClientError::Connection(format!(
+                "no answer from {node} within {CONNECT_TIMEOUT_MS} ms; is the node running?"
+            ))
+        })??;
+        let node_cert = peer_cert(&connection)?;
+        if node_cert.role != Role::Node {
+            connection.close(0u32.into(), b"not a node");
+            return Err(ClientError::local(
+                ErrorCode::BadCertificate,
+                format!(
+                    "{node} presented a {} certificate, not a node certificate",
+                    node_cert.role.as_str()
+                ),
+            ));
+        }
+        Ok(VaultClient {
+            identity: Arc::new(identity),
+            connection,
+            node_cert,
+            _endpoint: endpoint,
+        })
+    }
+
+    /// The caller's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The node's certificate, as read after the handshake.
+    pub fn node(&self) -> &PeerCert {
+        &self.node_cert
+    }
+
+    /// Puts a local file for `resident` as a document of `kind`, signed by
+    /// the caller (who must be a department).
+    pub async fn put_file(
+        &self,
+        path: &Path,
+        resident: &ResidentId,
+        kind: &DocumentKind,
+        progress: bool,
+    ) -> Result<PutOutcome, ClientError> {
+        let owned = path.to_path_buf();
+        let (content_hash, size) = tokio::task::spawn_blocking(move || hash_file(&owned))
+            .await
+            .map_err(|e| local_io(e.to_string()))??;
+        let record = self.record(resident, kind, content_hash, size)?;
+        let body = Body::File(path.to_path_buf());
+        self.put_record(record, body, progress_bar(progress, size))
+            .await
+    }
+
+    /// Puts bytes held in memory (for programs and tests).
+    pub async fn put_bytes(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        resident: &ResidentId,
+        kind: &DocumentKind,
+    ) -> Result<PutOutcome, ClientError> {
+        let content_hash = ContentHash(*blake3::hash(&bytes).as_bytes());
+        let record = self.record(resident, kind, content_hash, bytes.len() as u64)?;
+        self.put_record(record, Body::Memory(bytes), None).await
+    }
+
+    fn record(
+        &self,
+        resident: &ResidentId,
+        kind: &DocumentKind,
+        content_hash: ContentHash,
+        size: u64,
+    ) -> Result<IssueRecord, ClientError> {
+        if size > DOCUMENT_SIZE_MAX {
+            return Err(ClientError::local(
+                ErrorCode::TooLarge,
+                format!("the file has {size} bytes; the vault takes at most {DOCUMENT_SIZE_MAX}"),
+            ));
+        }
+        Ok(IssueRecord {
+            resident: resident.clone(),
+            kind: kind.clone(),
+            content_hash,
+            size,
+            issued_at: now_unix(),
+            issuer: self.identity.cert.name.clone(),
+        })
+    }
+
+    async fn put_record(
+        &self,
+        record: IssueRecord,
+        body: Body,
+        progress: Option<indicatif::ProgressBar>,
+    ) -> Result<PutOutcome, ClientError> {
+        let signature = record.sign(&self.identity);
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        let request = Request::Put {
+            record: record.clone(),
+            signature,
+        };
+        write_frame(&mut send, &request)
+            .await
+            .map_err(frame_error)?;
+        let send_body = match read_response(&mut recv).await? {
+            Response::SendBody { send } => send,
+            other => return Err(unexpected(&other)),
+        };
+        if send_body {
+            send_body_bytes(&mut send, body, record.size, progress).await?;
+        }
+        send.finish()
+            .map_err(|e| ClientError::Connection(e.to_string()))?;
+        match read_response(&mut recv).await? {
+            Response::Stored {
+                document,
+                deduplicated,
+            } => Ok(PutOutcome {
+                document_id: document.document_id,
+                content_hash: record.content_hash,
+                size: record.size,
+                deduplicated,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Lists the documents of `resident` the caller may see.
+    pub async fn list(&self, resident: &ResidentId) -> Result<Vec<DocumentView>, ClientError> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        let request = Request::List {
+            resident: resident.clone(),
+        };
+        write_frame(&mut send, &request)
+            .await
+            .map_err(frame_error)?;
+        send.finish()
+            .map_err(|e| ClientError::Connection(e.to_string()))?;
+        match read_response(&mut recv).await? {
+            Response::Documents { documents } => Ok(documents),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Fetches a document (or a range) into memory, verified piece by piece.
+    pub async fn get_bytes(
+        &self,
+        document_id: DocumentId,
+        range: Option<ByteRange>,
+    ) -> Result<(GetOutcome, Vec<u8>), ClientError> {
+        let (mut recv, document, issuer, range, _) = self.open_get(document_id, range).await?;
+        let mut decoder = RangeDecoder::new(
+            &blake3::Hash::from_bytes(document.record.content_hash.0),
+            document.record.size,
+            range.start..range.end,
+        )?;
+        let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+        let mut buf = vec![0u8; GROUP_SIZE as usize];
+        while let Some(piece) = decoder.next_piece() {
+            let len = piece_len(piece.wire_len())?;
+            recv.read_exact(&mut buf[..len]).await?;
+            if let Some(verified) = decoder.verify_next(&buf[..len])? {
+                out.extend_from_slice(verified.bytes);
+            }
+        }
+        let outcome = GetOutcome {
+            document,
+            issuer,
+            bytes: out.len() as u64,
+            resumed_from: 0,
+        };
+        Ok((outcome, out))
+    }
+
+    /// Fetches a document into `path`: bytes are verified as they arrive,
+    /// written to `path.part`, and renamed into place only when complete.
+    /// A refused or corrupt download leaves no file; an interrupted one
+    /// leaves `path.part` to resume from.
+    pub async fn get_to_file(
+        &self,
+        document_id: DocumentId,
+        path: &Path,
+        options: GetOptions,
+    ) -> Result<GetOutcome, ClientError> {
+        let part = PartState::new(path);
+        let resume_from = match (options.resume, options.range) {
+            (true, None) => part.resumable_offset(document_id),
+            _ => {
+                part.discard();
+                0
+            }
+        };
+        let request_range = match options.range {
+            Some(range) => Some(range),
+            None if resume_from > 0 => Some(ByteRange {
+                start: resume_from,
+                end: u64::MAX,
+            }),
+            None => None,
+        };
+        let opened = self.open_get(document_id, request_range).await;
+        let (recv, document, issuer, range, _) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if !e.is_transient() {
+                    part.discard();
+                }
+                return Err(e);
+            }
+        };
+        let result = self
+            .receive_into(recv, &document, range, &part, resume_from, options.progress)
+            .await;
+        match result {
+            Ok(bytes) => Ok(GetOutcome {
+                document,
+                issuer,
+                bytes,
+                resumed_from: resume_from,
+            }),
+            Err(e) => {
+                if !e.is_transient() {
+                    part.discard();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn receive_into(
+        &self,
+        mut recv: quinn::RecvStream,
+        document: &DocumentView,
+        range: ByteRange,
+        part: &PartState,
+        resume_from: u64,
+        progress: bool,
+    ) -> Result<u64, ClientError> {
+        let root = blake3::Hash::from_bytes(document.record.content_hash.0);
+        let mut decoder = RangeDecoder::new(&root, document.record.size, range.start..range.end)?;
+        // Offsets in the output file: a plain range starts at 0.
+        let base = if resume_from > 0 { 0 } else { range.start };
+        let sink = FileSink::open(part, document, resume_from)?;
+        let progress = progress_bar(progress, range.end - range.start);
+        if let Some(bar) = &progress {
+            bar.set_length(range.end - base);
+            bar.set_position(range.start - base);
+        }
+        let mut buf = vec![0u8; GROUP_SIZE as usize];
+        while let Some(piece) = decoder.next_piece() {
+            let len = piece_len(piece.wire_len())?;
+            recv.read_exact(&mut buf[..len]).await?;
+            if let Some(verified) = decoder.verify_next(&buf[..len])? {
+                sink.write(verified.offset - base, verified.bytes.to_vec())
+                    .await?;
+                if let Some(bar) = &progress {
+                    bar.set_position(verified.offset + verified.bytes.len() as u64 - base);
+                }
+            }
+        }
+        let whole = range.start == 0 && range.end == document.record.size;
+        let check = if resume_from > 0 && whole {
+            Some(document.record.content_hash)
+        } else {
+            None
+        };
+        sink.finish(check).await?;
+        part.commit()?;
+        if let Some(bar) = &progress {
+            bar.finish_and_clear();
+        }
+        Ok(range.end - base)
+    }
+
+    async fn open_get(
+        &self,
+        document_id: DocumentId,
+        range: Option<ByteRange>,
+    ) -> Result<(quinn::RecvStream, DocumentView, PeerCert, ByteRange, u64), ClientError> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        write_frame(&mut send, &Request::Get { document_id, range })
+            .await
+            .map_err(frame_error)?;
+        send.finish()
+            .map_err(|e| ClientError::Connection(e.to_string()))?;
+        let (document, range, encoded_len) = match read_response(&mut recv).await? {
+            Response::Document {
+                document,
+                range,
+                encoded_len,
+            } => (document, range, encoded_len),
+            other => return Err(unexpected(&other)),
+        };
+        if document.document_id != document_id {
+            return Err(ClientError::local(
+                ErrorCode::Protocol,
+                "the node answered with a different document",
+            ));
+        }
+        let issuer = verify_provenance(&self.identity, &document)?;
+        Ok((recv, document, issuer, range, encoded_len))
+    }
+}
+
+/// Checks that the document's record was signed by the department named in
+/// it, with a certificate from the district CA, and that the id matches.
+pub fn verify_provenance(
+    identity: &Identity,
+    document: &DocumentView,
+) -> Result<PeerCert, ClientError> {
+    if DocumentId::derive(&document.record, &document.signature) != document.document_id {
+        return Err(ClientError::local(
+            ErrorCode::BadSignature,
+            "the document id does not match its signed record",
+        ));
+    }
+    let issuer = pki::verify_certificate(
+        &document.issuer_cert,
+        identity.ca_der(),
+        &[],
+        document.record.issued_at,
+    )?;
+    document.record.verify(&document.signature, &issuer)?;
+    Ok(issuer)
+}
+
+/// Where upload bytes come from.
+enum Body {
+    File(PathBuf),
+    Memory(Arc<Vec<u8>>),
+}
+
+async fn send_body_bytes(
+    send: &mut quinn::SendStream,
+    body: Body,
+    size: u64,
+    progress: Option<indicatif::ProgressBar>,
+) -> Result<(), ClientError> {
+    match body {
+        Body::Memory(bytes) => {
+            send.write_all(&bytes).await?;
+        }
+        Body::File(path) => {
+            let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(UPLOAD_QUEUE_DEPTH);
+            let reader = tokio::task::spawn_blocking(move || read_file_chunks(&path, tx));
+            if let Some(bar) = &progress {
+                bar.set_length(size);
+            }
+            let mut sent = 0u64;
+            while let Some(chunk) = rx.recv().await {
+                let chunk = chunk.map_err(|e| local_io(e.to_string()))?;
+                send.write_all(&chunk).await?;
+                sent += chunk.len() as u64;
+                if let Some(bar) = &progress {
+                    bar.set_position(sent);
+                }
+            }
+            reader.await.map_err(|e| local_io(e.to_string()))?;
+            if sent != size {
+                return Err(ClientError::local(
+                    ErrorCode::LocalIo,
+                    "the file changed while it was being uploaded; nothing was stored",
+                ));
+            }
+            if let Some(bar) = &progress {
+                bar.finish_and_clear();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_file_chunks(path: &Path, tx: mpsc::Sender<std::io::Result<Vec<u8>>>) {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let mut chunk = vec![0u8; UPLOAD_CHUNK_BYTES];
+        match read_full(&mut file, &mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                chunk.truncate(n);
+                if tx.blocking_send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// BLAKE3 of a file and its length, reading it once.
+pub fn hash_file(path: &Path) -> Result<(ContentHash, u64), ClientError> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| local_io(format!("cannot open {}: {e}", path.display())))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; UPLOAD_CHUNK_BYTES];
+    let mut size = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf)
+            .map_err(|e| local_io(format!("cannot read {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((ContentHash(*hasher.finalize().as_bytes()), size))
+}
+
+async fn read_response(recv: &mut quinn::RecvStream) -> Result<Response, ClientError> {
+    match read_frame::<Response>(recv).await {
+        Ok(Response::Error(body)) => Err(body.into()),
+        Ok(response) => Ok(response),
+        Err(e) => Err(frame_error(e)),
+    }
+}
+
+fn frame_error(e: FrameError) -> ClientError {
+    match e {
+        FrameError::Wire(e) => e.into(),
+        FrameError::Stream(e) => ClientError::Connection(e),
+    }
+}
+
+fn unexpected(response: &Response) -> ClientError {
+    ClientError::local(
+        ErrorCode::Protocol,
+        format!("the node sent an unexpected response: {response:?}"),
+    )
+}
+
+fn piece_len(len: u64) -> Result<usize, ClientError> {
+    if len > GROUP_SIZE {
+        return Err(ClientError::local(ErrorCode::Protocol, "piece too large"));
+    }
+    Ok(len as usize)
+}
+
+fn peer_cert(connection: &quinn::Connection) -> Result<PeerCert, ClientError> {
+    let certs = connection
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .ok_or_else(|| {
+            ClientError::local(ErrorCode::BadCertificate, "the node sent no certificate")
+        })?;
+    let leaf = certs.first().ok_or_else(|| {
+        ClientError::local(ErrorCode::BadCertificate, "the node sent no certificate")
+    })?;
+    Ok(pki::parse_certificate(leaf)?)
+}
+
+async fn resolve(node: &str) -> Result<(String, SocketAddr), ClientError> {
+    let host = match node.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => {
+            return Err(ClientError::local(
+                ErrorCode::InvalidArgument,
+                format!("--node {node}: expected HOST:PORT"),
+            ))
+        }
+    };
+    let addr = tokio::net::lookup_host(node)
+        .await
+        .map_err(|e| ClientError::Connection(format!("cannot resolve {node}: {e}")))?
+        .next()
+        .ok_or_else(|| ClientError::Connection(format!("{node} resolves to no address")))?;
+    Ok((host.to_string(), addr))
+}
+
+/// Transfers smaller than this show no progress bar.
+pub const PROGRESS_MIN_BYTES: u64 = 4 * 1024 * 1024;
+
+fn progress_bar(show: bool, len: u64) -> Option<indicatif::ProgressBar> {
+    if !show || len < PROGRESS_MIN_BYTES {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn local_io(message: impl Into<String>) -> ClientError {
+    ClientError::local(ErrorCode::LocalIo, message)
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,259 @@
+//! Stable error codes shared by the node and the client, and the client's
+//! error type.
+//!
+//! A code never changes meaning once released: department systems script
+//! against them. `docs/PROTOCOL.md` lists every code.
+
+use std::fmt;
+
+use crate::tree::TreeError;
+use crate::wire::{ErrorBody, WireError};
+
+/// Every stable error code the vault emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The caller's certificate does not allow this request.
+    Forbidden,
+    /// No document with that id.
+    NotFound,
+    /// A frame could not be parsed.
+    FrameMalformed,
+    /// A frame exceeded its size limit.
+    FrameTooLarge,
+    /// A document id was not 32 hex characters.
+    BadDocumentId,
+    /// An argument was invalid (range, size, name...).
+    InvalidArgument,
+    /// The uploaded bytes do not hash to the announced content hash.
+    HashMismatch,
+    /// The upload ended before the announced size.
+    Truncated,
+    /// The upload carried more bytes than announced.
+    Oversized,
+    /// A document larger than the vault accepts.
+    TooLarge,
+    /// A signature did not verify.
+    BadSignature,
+    /// The record names an issuer other than the certificate that sent it.
+    IssuerMismatch,
+    /// The record's issue time is too far from the node's clock.
+    ClockSkew,
+    /// Stored bytes failed their integrity check; they were not served.
+    Integrity,
+    /// A certificate was not acceptable (chain, role, validity).
+    BadCertificate,
+    /// The caller's certificate has been revoked.
+    CertificateRevoked,
+    /// The node's disk is full; nothing was stored.
+    DiskFull,
+    /// Storage failed; nothing was stored.
+    Storage,
+    /// The connection failed or was refused.
+    Connection,
+    /// A local file could not be read or written.
+    LocalIo,
+    /// The node broke the protocol.
+    Protocol,
+    /// An unexpected failure inside the node.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable dotted string form, as printed in JSON errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Forbidden => "auth.forbidden",
+            ErrorCode::NotFound => "document.not_found",
+            ErrorCode::FrameMalformed => "frame.malformed",
+            ErrorCode::FrameTooLarge => "frame.too_large",
+            ErrorCode::BadDocumentId => "document.bad_id",
+            ErrorCode::InvalidArgument => "request.invalid",
+            ErrorCode::HashMismatch => "upload.hash_mismatch",
+            ErrorCode::Truncated => "upload.truncated",
+            ErrorCode::Oversized => "upload.oversized",
+            ErrorCode::TooLarge => "upload.too_large",
+            ErrorCode::BadSignature => "record.bad_signature",
+            ErrorCode::IssuerMismatch => "record.issuer_mismatch",
+            ErrorCode::ClockSkew => "record.clock_skew",
+            ErrorCode::Integrity => "integrity.corrupt",
+            ErrorCode::BadCertificate => "tls.bad_certificate",
+            ErrorCode::CertificateRevoked => "auth.certificate_revoked",
+            ErrorCode::DiskFull => "storage.disk_full",
+            ErrorCode::Storage => "storage.failed",
+            ErrorCode::Connection => "connection.failed",
+            ErrorCode::LocalIo => "local.io",
+            ErrorCode::Protocol => "protocol.violation",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Every code, for documentation and tests.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::FrameMalformed,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::BadDocumentId,
+        ErrorCode::InvalidArgument,
+        ErrorCode::HashMismatch,
+        ErrorCode::Truncated,
+        ErrorCode::Oversized,
+        ErrorCode::TooLarge,
+        ErrorCode::BadSignature,
+        ErrorCode::IssuerMismatch,
+        ErrorCode::ClockSkew,
+        ErrorCode::Integrity,
+        ErrorCode::BadCertificate,
+        ErrorCode::CertificateRevoked,
+        ErrorCode::DiskFull,
+        ErrorCode::Storage,
+        ErrorCode::Connection,
+        ErrorCode::LocalIo,
+        ErrorCode::Protocol,
+        ErrorCode::Internal,
+    ];
+
+    /// Parses the dotted string form.
+    pub fn parse(text: &str) -> Option<ErrorCode> {
+        Self::ALL.iter().copied().find(|code| code.as_str() == text)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure seen by the client library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node refused or failed the request.
+    #[error("{message}")]
+    Refused {
+        /// The node's stable code (kept as text: a newer node may send codes
+        /// this client does not know).
+        code: String,
+        /// The node's explanation.
+        message: String,
+    },
+    /// A local precondition or check failed.
+    #[error("{message}")]
+    Local {
+        /// Stable code.
+        code: ErrorCode,
+        /// Explanation.
+        message: String,
+    },
+    /// The connection to the node failed; a retry may succeed (a download
+    /// keeps its `.part` file and resumes).
+    #[error("connection to the node failed: {0}")]
+    Connection(String),
+}
+
+impl ClientError {
+    /// The stable code as a string.
+    pub fn code(&self) -> &str {
+        match self {
+            ClientError::Refused { code, .. } => code,
+            ClientError::Local { code, .. } => code.as_str(),
+            ClientError::Connection(_) => ErrorCode::Connection.as_str(),
+        }
+    }
+
+    /// Builds a local error.
+    pub fn local(code: ErrorCode, message: impl Into<String>) -> Self {
+        ClientError::Local {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Whether retrying (and resuming) may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Connection(_))
+    }
+}
+
+impl From<ErrorBody> for ClientError {
+    fn from(body: ErrorBody) -> Self {
+        ClientError::Refused {
+            code: body.code,
+            message: body.message,
+        }
+    }
+}
+
+impl From<WireError> for ClientError {
+    fn from(e: WireError) -> Self {
+        ClientError::local(
+            ErrorCode::Protocol,
+            format!("the node sent a bad frame: {e}"),
+        )
+    }
+}
+
+impl From<TreeError> for ClientError {
+    fn from(e: TreeError) -> Self {
+        ClientError::local(
+            ErrorCode::Integrity,
+            format!("verification failed, the bytes were discarded: {e}"),
+        )
+    }
+}
+
+impl From<pki::PkiError> for ClientError {
+    fn from(e: pki::PkiError) -> Self {
+        ClientError::Refused {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<quinn::ConnectionError> for ClientError {
+    fn from(e: quinn::ConnectionError) -> Self {
+        ClientError::Connection(e.to_string())
+    }
+}
+
+impl From<quinn::WriteError> for ClientError {
+    fn from(e: quinn::WriteError) -> Self {
+        ClientError::Connection(e.to_string())
+    }
+}
+
+impl From<quinn::ReadExactError> for ClientError {
+    fn from(e: quinn::ReadExactError) -> Self {
+        match e {
+            quinn::ReadExactError::FinishedEarly(_) => ClientError::Connection(
+                "the node ended the stream early; retry to resume".to_string(),
+            ),
+            quinn::ReadExactError::ReadError(quinn::ReadError::Reset(code))
+                if code.into_inner() == u64::from(crate::wire::RESET_INTEGRITY) =>
+            {
+                ClientError::local(
+                    ErrorCode::Integrity,
+                    "the node found the stored document corrupt and stopped; nothing was kept",
+                )
+            }
+            quinn::ReadExactError::ReadError(e) => ClientError::Connection(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {code}");
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+        }
+    }
+}

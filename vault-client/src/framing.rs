@@ -1,0 +1,45 @@
+//! Reading and writing `vault/1` frames on quinn streams: the thin async
+//! layer over [`crate::wire`], shared by the client and the node.
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{self, WireError, FRAME_PREFIX_LEN};
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The bytes were not a valid frame.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The stream ended or failed before a whole frame arrived.
+    #[error("the stream ended before a whole frame arrived: {0}")]
+    Stream(String),
+}
+
+/// Reads one frame and decodes its message.
+pub async fn read_frame<T: for<'de> Deserialize<'de>>(
+    recv: &mut quinn::RecvStream,
+) -> Result<T, FrameError> {
+    let mut prefix = [0u8; FRAME_PREFIX_LEN];
+    recv.read_exact(&mut prefix)
+        .await
+        .map_err(|e| FrameError::Stream(e.to_string()))?;
+    let len = wire::decode_frame_len(prefix)?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| FrameError::Stream(e.to_string()))?;
+    Ok(wire::decode_frame_body(&body)?)
+}
+
+/// Encodes and writes one frame.
+pub async fn write_frame<T: Serialize>(
+    send: &mut quinn::SendStream,
+    message: &T,
+) -> Result<(), FrameError> {
+    let frame = wire::encode_frame(message)?;
+    send.write_all(&frame)
+        .await
+        .map_err(|e| FrameError::Stream(e.to_string()))
+}

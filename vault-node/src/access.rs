@@ -1,0 +1,219 @@
+//! Who may do what: plain functions from (caller certificate, request,
+//! stored record, now) to a decision. No I/O.
+//!
+//! Until grants exist, a document may be read only by the department that
+//! issued it and by the resident it belongs to; a resident lists their own
+//! documents, a department only the ones it issued.
+
+use pki::{IssueRecord, PeerCert, ResidentId, Role, Signature};
+use vault_client::wire::DOCUMENT_SIZE_MAX;
+use vault_client::ErrorCode;
+
+use crate::state::DocumentEntry;
+use crate::Refusal;
+
+/// How far a record's issue time may be from the node's clock, in seconds.
+pub const ISSUE_SKEW_S_MAX: i64 = 300;
+
+/// Checks a put: the caller is a department, names itself as issuer, signed
+/// the record with the key of the certificate it connected with, at a
+/// plausible time, for a size the vault accepts.
+pub fn check_put(
+    caller: &PeerCert,
+    record: &IssueRecord,
+    signature: &Signature,
+    now: i64,
+) -> Result<(), Refusal> {
+    if caller.role != Role::Department {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "only departments put documents; your certificate is a {} certificate",
+                caller.role.as_str()
+            ),
+        ));
+    }
+    if record.issuer != caller.name {
+        return Err(Refusal::new(
+            ErrorCode::IssuerMismatch,
+            format!(
+                "the record names issuer {} but you connected as {}",
+                record.issuer, caller.name
+            ),
+        ));
+    }
+    record.verify(signature, caller).map_err(|e| {
+        Refusal::new(
+            ErrorCode::BadSignature,
+            format!("the record's signature does not verify with your certificate: {e}"),
+        )
+    })?;
+    if (record.issued_at - now).abs() > ISSUE_SKEW_S_MAX {
+        return Err(Refusal::new(
+            ErrorCode::ClockSkew,
+            format!(
+                "the record's issue time is {}s from the node's clock (limit {ISSUE_SKEW_S_MAX}s); check the clock",
+                record.issued_at - now
+            ),
+        ));
+    }
+    if record.size > DOCUMENT_SIZE_MAX {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!("documents are limited to {DOCUMENT_SIZE_MAX} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a read of a stored document.
+pub fn check_read(caller: &PeerCert, entry: &DocumentEntry) -> Result<(), Refusal> {
+    let record = &entry.record;
+    let allowed = match caller.role {
+        Role::Department => caller.name == record.issuer,
+        Role::Resident => caller.name.as_str() == record.resident.as_str(),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} {} may not read document {}: only its issuer and its resident may",
+                caller.role.as_str(),
+                caller.name,
+                entry.document_id
+            ),
+        ))
+    }
+}
+
+/// What a caller may list for a resident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListScope {
+    /// Every document of the resident (the resident themself).
+    All,
+    /// Only documents issued by this department.
+    IssuedBy(pki::Name),
+}
+
+/// Checks a listing and returns its scope.
+pub fn check_list(caller: &PeerCert, resident: &ResidentId) -> Result<ListScope, Refusal> {
+    match caller.role {
+        Role::Resident if caller.name.as_str() == resident.as_str() => Ok(ListScope::All),
+        Role::Department => Ok(ListScope::IssuedBy(caller.name.clone())),
+        _ => Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} {} may not list the documents of {resident}",
+                caller.role.as_str(),
+                caller.name
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use pki::{ContentHash, DocumentKind, Name};
+    use vault_client::DocumentId;
+
+    fn cert(role: Role, name: &str) -> PeerCert {
+        PeerCert {
+            role,
+            name: Name::parse(name).unwrap(),
+            serial_hex: "01".into(),
+            not_before: 0,
+            not_after: i64::MAX,
+            public_key: vec![0; 32],
+            key_id: [0; 32],
+            issuer_cn: "ca".into(),
+        }
+    }
+
+    fn entry() -> DocumentEntry {
+        let record = IssueRecord {
+            resident: ResidentId::parse("resident-1").unwrap(),
+            kind: DocumentKind::parse("id-card").unwrap(),
+            content_hash: ContentHash([1; 32]),
+            size: 1,
+            issued_at: 0,
+            issuer: Name::parse("civil-affairs").unwrap(),
+        };
+        let signature = Signature([0; 64]);
+        DocumentEntry {
+            document_id: DocumentId::derive(&record, &signature),
+            record,
+            signature,
+            issuer_cert: vec![],
+            registered_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_issuer_and_resident_read() {
+        let e = entry();
+        assert!(check_read(&cert(Role::Department, "civil-affairs"), &e).is_ok());
+        assert!(check_read(&cert(Role::Resident, "resident-1"), &e).is_ok());
+        for (role, name) in [
+            (Role::Department, "housing-bureau"),
+            (Role::Resident, "resident-2"),
+            (Role::Auditor, "auditor"),
+            (Role::Node, "node-1"),
+            // A resident certificate named like the issuing department.
+            (Role::Resident, "civil-affairs"),
+            // A department certificate named like the resident.
+            (Role::Department, "resident-1"),
+        ] {
+            let err = check_read(&cert(role, name), &e).unwrap_err();
+            assert_eq!(err.code, ErrorCode::Forbidden, "{name}");
+        }
+    }
+
+    #[test]
+    fn list_scopes() {
+        let r1 = ResidentId::parse("resident-1").unwrap();
+        assert_eq!(
+            check_list(&cert(Role::Resident, "resident-1"), &r1).unwrap(),
+            ListScope::All
+        );
+        assert!(check_list(&cert(Role::Resident, "resident-2"), &r1).is_err());
+        assert!(check_list(&cert(Role::Auditor, "auditor"), &r1).is_err());
+        assert_eq!(
+            check_list(&cert(Role::Department, "tax-office"), &r1).unwrap(),
+            ListScope::IssuedBy(Name::parse("tax-office").unwrap())
+        );
+    }
+
+    #[test]
+    fn put_requires_a_department_naming_itself() {
+        let e = entry();
+        let err = check_put(
+            &cert(Role::Resident, "resident-1"),
+            &e.record,
+            &e.signature,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Forbidden);
+        let err = check_put(
+            &cert(Role::Department, "tax-office"),
+            &e.record,
+            &e.signature,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::IssuerMismatch);
+        let err = check_put(
+            &cert(Role::Department, "civil-affairs"),
+            &e.record,
+            &e.signature,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadSignature);
+    }
+}

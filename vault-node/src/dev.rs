@@ -1,0 +1,90 @@
+//! The embedded default: a development PKI and a single local node, created
+//! once under a data directory and reused on every later start.
+//!
+//! Layout: `DATA/ca/` (a CA directory usable with `vault-pki --dir`),
+//! `DATA/identities/NAME/` (cert.pem, key.pem, ca.pem; usable as
+//! `vault --identity`), `DATA/node-1/` (the node's storage).
+
+use std::path::{Path, PathBuf};
+
+use pki::{CertificateAuthority, IssueParams, Name, Role};
+use vault_client::ErrorCode;
+
+use crate::Refusal;
+
+/// The development identities: name and role.
+pub const DEV_IDENTITIES: &[(&str, Role)] = &[
+    ("civil-affairs", Role::Department),
+    ("housing-bureau", Role::Department),
+    ("tax-office", Role::Department),
+    ("auditor", Role::Auditor),
+    ("resident-1", Role::Resident),
+    ("resident-2", Role::Resident),
+];
+
+/// Name of the development node's identity.
+pub const DEV_NODE: &str = "node-1";
+/// Names a development node certificate is valid for.
+pub const DEV_NODE_SANS: &[&str] = &["localhost", "127.0.0.1"];
+
+/// Paths of a development setup.
+#[derive(Debug, Clone)]
+pub struct DevLayout {
+    /// The CA directory.
+    pub ca_dir: PathBuf,
+    /// Where identities live.
+    pub identities_dir: PathBuf,
+    /// The node's identity.
+    pub node_identity: PathBuf,
+    /// The node's data directory.
+    pub node_data: PathBuf,
+}
+
+impl DevLayout {
+    /// The layout under `data`.
+    pub fn new(data: &Path) -> Self {
+        DevLayout {
+            ca_dir: data.join("ca"),
+            identities_dir: data.join("identities"),
+            node_identity: data.join("identities").join(DEV_NODE),
+            node_data: data.join(DEV_NODE),
+        }
+    }
+
+    /// The CRL nodes enforce.
+    pub fn crl_path(&self) -> PathBuf {
+        self.ca_dir.join("crl.pem")
+    }
+}
+
+/// Creates whatever of the development PKI is missing; never replaces
+/// anything that exists.
+pub fn ensure_dev_pki(data: &Path, now: i64) -> Result<DevLayout, Refusal> {
+    let layout = DevLayout::new(data);
+    std::fs::create_dir_all(&layout.identities_dir)
+        .map_err(|e| Refusal::new(ErrorCode::LocalIo, format!("{}: {e}", data.display())))?;
+    let ca = if layout.ca_dir.join("ca.pem").exists() {
+        CertificateAuthority::open(&layout.ca_dir)?
+    } else {
+        tracing::info!(dir = %layout.ca_dir.display(), "creating the development CA");
+        CertificateAuthority::init(&layout.ca_dir, "Dev District", now)?
+    };
+    let node = std::iter::once((DEV_NODE, Role::Node));
+    for (name, role) in node.chain(DEV_IDENTITIES.iter().copied()) {
+        let dir = layout.identities_dir.join(name);
+        if dir.join("cert.pem").exists() {
+            continue;
+        }
+        let mut params = IssueParams::new(role, Name::parse(name)?, now);
+        if role == Role::Node {
+            params.sans = DEV_NODE_SANS.iter().map(|s| s.to_string()).collect();
+        }
+        ca.issue(&params, &dir)?;
+        tracing::info!(
+            identity = name,
+            role = role.as_str(),
+            "issued a development identity"
+        );
+    }
+    Ok(layout)
+}

@@ -1,0 +1,525 @@
+//! The QUIC server: accepts mutually authenticated connections (rustls
+//! verifies the client chain and the CRL during the handshake), reads one
+//! request per stream and drives the vault.
+//!
+//! **Invariant:** nothing a peer sends can panic the node or change state
+//! when refused; every refusal is logged with its code and answered with
+//! a stable code and a sentence.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pki::{Identity, PeerCert};
+use tokio::sync::mpsc;
+use vault_client::framing::{read_frame, write_frame, FrameError};
+use vault_client::transport;
+use vault_client::tree::{self, RangeDecoder, GROUP_SIZE};
+use vault_client::wire::{
+    ByteRange, DocumentView, Request, Response, RESET_INTEGRITY, RESET_INTERNAL,
+};
+use vault_client::{DocumentId, ErrorCode};
+
+use crate::access;
+use crate::blobs::{BlobReader, TAG_LEN};
+use crate::state::{Applied, Command, DocumentEntry};
+use crate::vault::Vault;
+use crate::Refusal;
+
+/// How often the CRL file is checked for changes, in milliseconds.
+pub const CRL_POLL_MS: u64 = 1_000;
+/// Upload chunks queued between the network and the blob writer.
+const UPLOAD_QUEUE_DEPTH: usize = 16;
+/// Largest chunk read from an upload stream at once, in bytes.
+const UPLOAD_READ_BYTES: usize = 256 * 1024;
+/// Bytes of pieces batched per network write on downloads.
+const DOWNLOAD_BATCH_BYTES: usize = 256 * 1024;
+/// Download batches queued between the blob reader and the network.
+const DOWNLOAD_QUEUE_DEPTH: usize = 4;
+
+/// What a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// The node's data directory.
+    pub data_dir: PathBuf,
+    /// The node's identity directory (cert.pem, key.pem, ca.pem).
+    pub identity_dir: PathBuf,
+    /// The district CRL (PEM), re-read when it changes.
+    pub crl_path: Option<PathBuf>,
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The node's certificate.
+    pub cert: PeerCert,
+    endpoint: quinn::Endpoint,
+    vault: Arc<Vault>,
+}
+
+impl RunningNode {
+    /// The node's storage.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
+    }
+
+    /// Waits until the endpoint is closed.
+    pub async fn wait(&self) {
+        self.endpoint.wait_idle().await;
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"node shutting down");
+    }
+}
+
+/// Opens storage, binds the endpoint and starts serving in the background.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
+    let identity = Identity::load(&config.identity_dir)?;
+    if identity.cert.role != pki::Role::Node {
+        return Err(Refusal::new(
+            ErrorCode::BadCertificate,
+            format!(
+                "{} does not hold a node certificate",
+                config.identity_dir.display()
+            ),
+        ));
+    }
+    let vault = Arc::new(Vault::open(&config.data_dir)?);
+    let crls = load_crl_state(config.crl_path.as_deref(), &vault)?;
+    let server = server_config(&identity, &crls)?;
+    let socket = transport::bind_udp(config.listen).map_err(|e| {
+        Refusal::new(
+            ErrorCode::Connection,
+            format!("cannot bind {}: {e}", config.listen),
+        )
+    })?;
+    let (recv_buf, send_buf) = transport::socket_buffer_sizes(&socket);
+    let endpoint = transport::endpoint(socket, Some(server))
+        .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
+    let addr = endpoint
+        .local_addr()
+        .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
+    tracing::info!(%addr, recv_buf, send_buf, node = %identity.cert.name, "node listening");
+    let cert = identity.cert.clone();
+    let identity = Arc::new(identity);
+    tokio::spawn(accept_loop(endpoint.clone(), vault.clone()));
+    if let Some(path) = config.crl_path.clone() {
+        tokio::spawn(watch_crl(endpoint.clone(), identity, vault.clone(), path));
+    }
+    Ok(RunningNode {
+        addr,
+        cert,
+        endpoint,
+        vault,
+    })
+}
+
+fn server_config(identity: &Identity, crls: &[Vec<u8>]) -> Result<quinn::ServerConfig, Refusal> {
+    let tls = pki::server_tls_config(identity, crls)?;
+    transport::server_config(tls).map_err(|e| Refusal::new(ErrorCode::BadCertificate, e))
+}
+
+/// Loads the CRL (if any), updates the vault's revoked set, returns DER CRLs.
+fn load_crl_state(path: Option<&Path>, vault: &Vault) -> Result<Vec<Vec<u8>>, Refusal> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let crls = pki::load_crls(path)?;
+    let mut serials = HashSet::new();
+    for crl in &crls {
+        serials.extend(pki::revoked_serials(crl)?);
+    }
+    vault.set_revoked(serials);
+    Ok(crls)
+}
+
+async fn watch_crl(
+    endpoint: quinn::Endpoint,
+    identity: Arc<Identity>,
+    vault: Arc<Vault>,
+    path: PathBuf,
+) {
+    let stamp = |p: &Path| -> Option<(SystemTime, u64)> {
+        let meta = std::fs::metadata(p).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    };
+    let mut last = stamp(&path);
+    loop {
+        tokio::time::sleep(Duration::from_millis(CRL_POLL_MS)).await;
+        let now = stamp(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match load_crl_state(Some(&path), &vault).and_then(|crls| server_config(&identity, &crls)) {
+            Ok(config) => {
+                endpoint.set_server_config(Some(config));
+                tracing::info!(path = %path.display(), "reloaded the CRL");
+            }
+            Err(e) => {
+                tracing::error!(code = %e.code, error = %e.message, "cannot reload the CRL; keeping the previous one")
+            }
+        }
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, vault: Arc<Vault>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let vault = vault.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(connection) => serve_connection(connection, vault).await,
+                Err(e) => {
+                    tracing::warn!(%remote, code = "tls.handshake_refused", error = %e, "handshake refused")
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection(connection: quinn::Connection, vault: Arc<Vault>) {
+    let remote = connection.remote_address();
+    let caller = match peer_cert(&connection) {
+        Ok(caller) => Arc::new(caller),
+        Err(e) => {
+            tracing::warn!(%remote, code = %e.code, error = %e.message, "refused connection");
+            connection.close(1u32.into(), b"bad certificate");
+            return;
+        }
+    };
+    tracing::debug!(%remote, role = caller.cert.role.as_str(), name = %caller.cert.name, "connected");
+    loop {
+        match connection.accept_bi().await {
+            Ok((send, recv)) => {
+                let vault = vault.clone();
+                let caller = caller.clone();
+                tokio::spawn(async move { serve_stream(vault, caller, send, recv).await });
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+async fn serve_stream(
+    vault: Arc<Vault>,
+    caller: Arc<Caller>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let result = match read_frame::<Request>(&mut recv).await {
+        Err(FrameError::Wire(e)) => Err(Refusal::new(e.code(), format!("{e}"))),
+        Err(FrameError::Stream(_)) => return,
+        Ok(request) => match vault.check_not_revoked(&caller.cert) {
+            Err(refusal) => Err(refusal),
+            Ok(()) => handle(&vault, &caller, request, &mut send, &mut recv).await,
+        },
+    };
+    if let Err(refusal) = result {
+        tracing::warn!(
+            role = caller.cert.role.as_str(),
+            name = %caller.cert.name,
+            code = %refusal.code,
+            error = %refusal.message,
+            "request refused"
+        );
+        let _ = write_frame(&mut send, &Response::Error(refusal.body())).await;
+        let _ = recv.stop(0u32.into());
+    }
+    let _ = send.finish();
+    let _ = send.stopped().await;
+}
+
+async fn handle(
+    vault: &Arc<Vault>,
+    caller: &Caller,
+    request: Request,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<(), Refusal> {
+    match request {
+        Request::Put { record, signature } => {
+            handle_put(vault, caller, record, signature, send, recv).await
+        }
+        Request::Get { document_id, range } => {
+            handle_get(vault, &caller.cert, document_id, range, send).await
+        }
+        Request::List { resident } => {
+            let scope = access::check_list(&caller.cert, &resident)?;
+            let entries = vault.list(&resident, &scope)?;
+            let documents = entries.iter().map(view).collect();
+            write(send, &Response::Documents { documents }).await
+        }
+    }
+}
+
+async fn handle_put(
+    vault: &Arc<Vault>,
+    caller: &Caller,
+    record: pki::IssueRecord,
+    signature: pki::Signature,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<(), Refusal> {
+    let now = vault_client::client::now_unix();
+    access::check_put(&caller.cert, &record, &signature, now)?;
+    let hash = record.content_hash;
+    let have_blob = vault.has_blob(&hash)?;
+    write(send, &Response::SendBody { send: !have_blob }).await?;
+    let mut fresh_blob = false;
+    if !have_blob {
+        fresh_blob = receive_blob(vault, hash, record.size, recv).await?;
+    }
+    let entry = DocumentEntry {
+        document_id: DocumentId::derive(&record, &signature),
+        record,
+        signature,
+        issuer_cert: caller.der.clone(),
+        registered_at: now,
+    };
+    let command = Command::RegisterDocument(entry.clone());
+    let vault2 = vault.clone();
+    let applied = tokio::task::spawn_blocking(move || vault2.submit(&command))
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
+    let Applied::DocumentRegistered { blob_existed, .. } = applied;
+    tracing::info!(
+        document = %entry.document_id,
+        issuer = %entry.record.issuer,
+        size = entry.record.size,
+        deduplicated = !fresh_blob || blob_existed,
+        "document stored"
+    );
+    let response = Response::Stored {
+        document: view(&entry),
+        deduplicated: !fresh_blob || blob_existed,
+    };
+    write(send, &response).await
+}
+
+/// Streams exactly `size` bytes from `recv` into the blob store on a
+/// blocking thread; returns whether the blob is new on this node.
+async fn receive_blob(
+    vault: &Arc<Vault>,
+    hash: pki::ContentHash,
+    size: u64,
+    recv: &mut quinn::RecvStream,
+) -> Result<bool, Refusal> {
+    let writer = vault.blobs().writer(hash, size)?;
+    let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(UPLOAD_QUEUE_DEPTH);
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        while let Some(chunk) = rx.blocking_recv() {
+            writer.write(&chunk)?;
+        }
+        writer.finish()
+    });
+    let mut received = 0u64;
+    let outcome = loop {
+        match recv.read_chunk(UPLOAD_READ_BYTES, true).await {
+            Ok(Some(chunk)) => {
+                received += chunk.bytes.len() as u64;
+                if received > size {
+                    break Err(Refusal::new(
+                        ErrorCode::Oversized,
+                        format!("the upload carried more than the announced {size} bytes; nothing was stored"),
+                    ));
+                }
+                if tx.send(chunk.bytes).await.is_err() {
+                    break Ok(());
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(Refusal::new(
+                ErrorCode::Truncated,
+                format!(
+                    "the upload stopped after {received} of {size} bytes ({e}); nothing was stored"
+                ),
+            )),
+        }
+    };
+    drop(tx);
+    let finished = worker
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    // A network failure wins over what the writer says about a short body.
+    outcome?;
+    Ok(finished?)
+}
+
+async fn handle_get(
+    vault: &Arc<Vault>,
+    caller: &PeerCert,
+    document_id: DocumentId,
+    range: Option<ByteRange>,
+    send: &mut quinn::SendStream,
+) -> Result<(), Refusal> {
+    let entry = vault.document(document_id)?;
+    access::check_read(caller, &entry)?;
+    let size = entry.record.size;
+    let range = match range {
+        None => ByteRange {
+            start: 0,
+            end: size,
+        },
+        Some(r) => ByteRange {
+            start: r.start,
+            end: r.end.min(size),
+        },
+    };
+    if range.start > range.end {
+        return Err(Refusal::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "range {}..{} is outside the document's {size} bytes",
+                range.start, range.end
+            ),
+        ));
+    }
+    let encoded_len = tree::Plan::encoded_len(size, range.start..range.end)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidArgument, e.to_string()))?;
+    let reader = vault.blobs().reader(&entry.record.content_hash)?;
+    let outboard = reader.outboard()?;
+    let response = Response::Document {
+        document: view(&entry),
+        range,
+        encoded_len,
+    };
+    write(send, &response).await?;
+    stream_pieces(entry, reader, outboard, range, send).await;
+    Ok(())
+}
+
+/// Reads, authenticates and re-verifies pieces on a blocking thread and
+/// writes them; on a corrupt group, resets the stream with
+/// [`RESET_INTEGRITY`] instead of sending it.
+async fn stream_pieces(
+    entry: DocumentEntry,
+    reader: BlobReader,
+    outboard: tree::Outboard,
+    range: ByteRange,
+    send: &mut quinn::SendStream,
+) {
+    let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, Refusal>>(DOWNLOAD_QUEUE_DEPTH);
+    let hash = entry.record.content_hash;
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = produce_pieces(&reader, &outboard, hash, range, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    while let Some(batch) = rx.recv().await {
+        match batch {
+            Ok(bytes) => {
+                if send.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            Err(refusal) => {
+                tracing::error!(document = %entry.document_id, code = %refusal.code, error = %refusal.message, "stopped a transfer");
+                let code = if refusal.code == ErrorCode::Integrity {
+                    RESET_INTEGRITY
+                } else {
+                    RESET_INTERNAL
+                };
+                let _ = send.reset(code.into());
+                return;
+            }
+        }
+    }
+}
+
+fn produce_pieces(
+    reader: &BlobReader,
+    outboard: &tree::Outboard,
+    hash: pki::ContentHash,
+    range: ByteRange,
+    tx: &mpsc::Sender<Result<Vec<u8>, Refusal>>,
+) -> Result<(), Refusal> {
+    let root = blake3::Hash::from_bytes(hash.0);
+    let span = range.start..range.end;
+    let plan = tree::plan(reader.size(), span.clone()).map_err(tree_refusal)?;
+    let mut check = RangeDecoder::new(&root, reader.size(), span).map_err(tree_refusal)?;
+    let mut buf = vec![0u8; GROUP_SIZE as usize + TAG_LEN];
+    let mut batch = Vec::with_capacity(DOWNLOAD_BATCH_BYTES + GROUP_SIZE as usize);
+    for piece in plan {
+        let bytes: &[u8] = match piece {
+            tree::Piece::Pair { index } => outboard
+                .pair(index)
+                .ok_or_else(|| Refusal::new(ErrorCode::Integrity, "outboard too short".into()))?,
+            tree::Piece::Group { index, .. } => reader.read_group(index, &mut buf)?,
+        };
+        // Assert in pairs: the bytes we send verify against the signed hash.
+        check.verify_next(bytes).map_err(tree_refusal)?;
+        batch.extend_from_slice(bytes);
+        if batch.len() >= DOWNLOAD_BATCH_BYTES {
+            let full = std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(DOWNLOAD_BATCH_BYTES + GROUP_SIZE as usize),
+            );
+            if tx.blocking_send(Ok(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+    Ok(())
+}
+
+fn tree_refusal(e: tree::TreeError) -> Refusal {
+    let code = if e.code().starts_with("integrity") {
+        ErrorCode::Integrity
+    } else {
+        ErrorCode::InvalidArgument
+    };
+    Refusal::new(code, e.to_string())
+}
+
+async fn write(send: &mut quinn::SendStream, response: &Response) -> Result<(), Refusal> {
+    write_frame(send, response)
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))
+}
+
+fn view(entry: &DocumentEntry) -> DocumentView {
+    DocumentView {
+        document_id: entry.document_id,
+        record: entry.record.clone(),
+        signature: entry.signature,
+        issuer_cert: entry.issuer_cert.clone(),
+    }
+}
+
+/// The authenticated caller of a connection.
+struct Caller {
+    cert: PeerCert,
+    der: Vec<u8>,
+}
+
+fn peer_cert(connection: &quinn::Connection) -> Result<Caller, Refusal> {
+    let certs = connection
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate".into()))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate".into()))?;
+    Ok(Caller {
+        cert: pki::parse_certificate(leaf)?,
+        der: leaf.to_vec(),
+    })
+}

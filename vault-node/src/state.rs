@@ -1,0 +1,432 @@
+//! The deterministic state machine: every metadata change is a [`Command`];
+//! [`apply`] reads the current state through [`MetaStore`] reads and returns
+//! the writes to make, with no I/O, no clock and no randomness inside, so a
+//! single node and (later) an openraft cluster apply the same commands to
+//! the same result. [`Ledger`] is the single-node driver: it appends each
+//! command to the RocksDB command log and applies it in one synced batch.
+//!
+//! **Invariant:** the state a node holds is a pure function of its command
+//! log. **Invariant:** a command whose writes fail to commit leaves no trace.
+
+use std::sync::Mutex;
+
+use pki::{ContentHash, IssueRecord, ResidentId, Signature};
+use serde::{Deserialize, Serialize};
+use vault_client::DocumentId;
+
+use crate::store::{Cf, MetaStore, StoreError, Write};
+
+/// Key of the last applied command index in [`Cf::Meta`].
+const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
+/// Most documents returned by one listing.
+pub const LIST_LEN_MAX: usize = vault_client::wire::LIST_LEN_MAX;
+
+/// A metadata change. Serialized (JSON) into the command log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Command {
+    /// Register a document whose blob is already durable on this node.
+    RegisterDocument(DocumentEntry),
+}
+
+/// A stored document record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentEntry {
+    /// The document id, derived from the signed record.
+    pub document_id: DocumentId,
+    /// What the issuer signed.
+    pub record: IssueRecord,
+    /// The issuer's signature.
+    pub signature: Signature,
+    /// The issuer's certificate (DER, hex in JSON).
+    #[serde(with = "hex_bytes")]
+    pub issuer_cert: Vec<u8>,
+    /// When the node registered it (unix seconds, chosen by the proposer).
+    pub registered_at: i64,
+}
+
+/// A blob the state machine knows about (its bytes live in the blob store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobEntry {
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was first registered (unix seconds).
+    pub first_registered_at: i64,
+}
+
+/// What applying a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A document was registered (or already was: an idempotent retry).
+    DocumentRegistered {
+        /// Its id.
+        document_id: DocumentId,
+        /// The blob was already known before this command.
+        blob_existed: bool,
+        /// The same document was already registered; nothing changed.
+        document_existed: bool,
+    },
+}
+
+/// A command that cannot be applied (the state is unchanged).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Reading or writing state failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value could not be decoded: the database is damaged.
+    #[error("stored state is corrupt: {0}")]
+    Corrupt(String),
+    /// The command contradicts the state.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Applies `command` as log entry `index` on top of `state`: returns what it
+/// did and the writes that make it so (including the log entry itself).
+pub fn apply(
+    state: &dyn MetaStore,
+    index: u64,
+    command: &Command,
+) -> Result<(Applied, Vec<Write>), StateError> {
+    let mut writes = vec![
+        Write::Put {
+            cf: Cf::Commands,
+            key: index.to_be_bytes().to_vec(),
+            value: encode(command)?,
+        },
+        Write::Put {
+            cf: Cf::Meta,
+            key: APPLIED_INDEX_KEY.to_vec(),
+            value: index.to_be_bytes().to_vec(),
+        },
+    ];
+    let applied = match command {
+        Command::RegisterDocument(entry) => register_document(state, entry, &mut writes)?,
+    };
+    Ok((applied, writes))
+}
+
+fn register_document(
+    state: &dyn MetaStore,
+    entry: &DocumentEntry,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let hash = entry.record.content_hash;
+    let existing_blob: Option<BlobEntry> = read(state, Cf::Blobs, hash.as_bytes())?;
+    if let Some(blob) = &existing_blob {
+        if blob.size != entry.record.size {
+            return Err(StateError::Conflict(format!(
+                "blob {hash} is registered with {} bytes, not {}",
+                blob.size, entry.record.size
+            )));
+        }
+    }
+    let document_existed = state
+        .get(Cf::Documents, entry.document_id.as_bytes())?
+        .is_some();
+    if !document_existed {
+        writes.push(Write::Put {
+            cf: Cf::Documents,
+            key: entry.document_id.as_bytes().to_vec(),
+            value: encode(entry)?,
+        });
+        writes.push(Write::Put {
+            cf: Cf::ByResident,
+            key: resident_key(
+                &entry.record.resident,
+                entry.registered_at,
+                entry.document_id,
+            ),
+            value: Vec::new(),
+        });
+    }
+    if existing_blob.is_none() {
+        let blob = BlobEntry {
+            size: entry.record.size,
+            first_registered_at: entry.registered_at,
+        };
+        writes.push(Write::Put {
+            cf: Cf::Blobs,
+            key: hash.as_bytes().to_vec(),
+            value: encode(&blob)?,
+        });
+    }
+    Ok(Applied::DocumentRegistered {
+        document_id: entry.document_id,
+        blob_existed: existing_blob.is_some(),
+        document_existed,
+    })
+}
+
+/// Reads a document.
+pub fn document(
+    state: &dyn MetaStore,
+    id: DocumentId,
+) -> Result<Option<DocumentEntry>, StateError> {
+    read(state, Cf::Documents, id.as_bytes())
+}
+
+/// Reads a blob entry.
+pub fn blob(state: &dyn MetaStore, hash: &ContentHash) -> Result<Option<BlobEntry>, StateError> {
+    read(state, Cf::Blobs, hash.as_bytes())
+}
+
+/// The documents of `resident`, newest first, at most [`LIST_LEN_MAX`].
+pub fn documents_of(
+    state: &dyn MetaStore,
+    resident: &ResidentId,
+) -> Result<Vec<DocumentEntry>, StateError> {
+    let prefix = resident_prefix(resident);
+    let mut out = Vec::new();
+    for (key, _) in state.scan_prefix(Cf::ByResident, &prefix, LIST_LEN_MAX)? {
+        let id_bytes: [u8; 16] = key[key.len().saturating_sub(16)..]
+            .try_into()
+            .map_err(|_| StateError::Corrupt("short resident index key".into()))?;
+        let id = DocumentId::from_bytes(id_bytes);
+        let entry = document(state, id)?
+            .ok_or_else(|| StateError::Corrupt(format!("index names missing document {id}")))?;
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// The index of the last applied command (0 when none).
+pub fn applied_index(state: &dyn MetaStore) -> Result<u64, StateError> {
+    match state.get(Cf::Meta, APPLIED_INDEX_KEY)? {
+        None => Ok(0),
+        Some(bytes) => {
+            let bytes: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StateError::Corrupt("applied index".into()))?;
+            Ok(u64::from_be_bytes(bytes))
+        }
+    }
+}
+
+/// `len(resident) u8 | resident | !registered_at u64 BE | document id`:
+/// sorted by resident, then newest first.
+fn resident_key(resident: &ResidentId, registered_at: i64, id: DocumentId) -> Vec<u8> {
+    let mut key = resident_prefix(resident);
+    key.extend_from_slice(&(u64::MAX - registered_at.max(0) as u64).to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn resident_prefix(resident: &ResidentId) -> Vec<u8> {
+    let name = resident.as_str().as_bytes();
+    let mut key = Vec::with_capacity(1 + name.len() + 24);
+    key.push(name.len() as u8);
+    key.extend_from_slice(name);
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(value).map_err(|e| StateError::Corrupt(e.to_string()))
+}
+
+fn read<T: for<'de> Deserialize<'de>>(
+    state: &dyn MetaStore,
+    cf: Cf,
+    key: &[u8],
+) -> Result<Option<T>, StateError> {
+    match state.get(cf, key)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt(format!("{}: {e}", cf.name()))),
+    }
+}
+
+/// The single-node driver: appends commands to the log and applies them,
+/// one at a time, each in one synced atomic batch.
+pub struct Ledger<S> {
+    store: S,
+    next_index: Mutex<u64>,
+}
+
+impl<S: MetaStore> Ledger<S> {
+    /// Opens the ledger over `store`, continuing after its last command.
+    pub fn open(store: S) -> Result<Self, StateError> {
+        let next = applied_index(&store)? + 1;
+        Ok(Ledger {
+            store,
+            next_index: Mutex::new(next),
+        })
+    }
+
+    /// The underlying store (for reads).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Appends and applies `command`. On error the state is unchanged.
+    pub fn submit(&self, command: &Command) -> Result<Applied, StateError> {
+        let mut next = self
+            .next_index
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (applied, writes) = apply(&self.store, *next, command)?;
+        self.store.write(&writes)?;
+        *next += 1;
+        Ok(applied)
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::{FaultyStore, MemStore};
+    use pki::{DocumentKind, Name};
+
+    fn entry(resident: &str, seed: u8, at: i64) -> DocumentEntry {
+        let record = IssueRecord {
+            resident: ResidentId::parse(resident).unwrap(),
+            kind: DocumentKind::parse("marriage-certificate").unwrap(),
+            content_hash: ContentHash([seed; 32]),
+            size: 10,
+            issued_at: at,
+            issuer: Name::parse("civil-affairs").unwrap(),
+        };
+        let signature = Signature([seed; 64]);
+        DocumentEntry {
+            document_id: DocumentId::derive(&record, &signature),
+            record,
+            signature,
+            issuer_cert: vec![1, 2, 3],
+            registered_at: at,
+        }
+    }
+
+    #[test]
+    fn register_emits_document_index_blob_and_log_writes() {
+        let store = MemStore::new();
+        let e = entry("resident-1", 1, 100);
+        let (applied, writes) = apply(&store, 1, &Command::RegisterDocument(e.clone())).unwrap();
+        assert_eq!(
+            applied,
+            Applied::DocumentRegistered {
+                document_id: e.document_id,
+                blob_existed: false,
+                document_existed: false
+            }
+        );
+        let cfs: Vec<Cf> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put { cf, .. } | Write::Delete { cf, .. } => *cf,
+            })
+            .collect();
+        assert_eq!(
+            cfs,
+            vec![
+                Cf::Commands,
+                Cf::Meta,
+                Cf::Documents,
+                Cf::ByResident,
+                Cf::Blobs
+            ]
+        );
+        // apply itself changed nothing.
+        assert_eq!(document(&store, e.document_id).unwrap(), None);
+    }
+
+    #[test]
+    fn same_blob_twice_is_stored_once_and_retries_are_idempotent() {
+        let ledger = Ledger::open(MemStore::new()).unwrap();
+        let first = entry("resident-1", 7, 100);
+        let mut second = entry("resident-2", 7, 101);
+        second.record.issuer = Name::parse("tax-office").unwrap();
+        second.document_id = DocumentId::derive(&second.record, &second.signature);
+        ledger
+            .submit(&Command::RegisterDocument(first.clone()))
+            .unwrap();
+        let applied = ledger.submit(&Command::RegisterDocument(second)).unwrap();
+        assert!(matches!(
+            applied,
+            Applied::DocumentRegistered {
+                blob_existed: true,
+                document_existed: false,
+                ..
+            }
+        ));
+        let again = ledger.submit(&Command::RegisterDocument(first)).unwrap();
+        assert!(matches!(
+            again,
+            Applied::DocumentRegistered {
+                document_existed: true,
+                ..
+            }
+        ));
+        assert_eq!(applied_index(ledger.store()).unwrap(), 3);
+    }
+
+    #[test]
+    fn listing_is_per_resident_and_newest_first() {
+        let ledger = Ledger::open(MemStore::new()).unwrap();
+        for (seed, at) in [(1u8, 100i64), (2, 300), (3, 200)] {
+            ledger
+                .submit(&Command::RegisterDocument(entry("resident-1", seed, at)))
+                .unwrap();
+        }
+        ledger
+            .submit(&Command::RegisterDocument(entry("resident-10", 9, 50)))
+            .unwrap();
+        let times: Vec<i64> =
+            documents_of(ledger.store(), &ResidentId::parse("resident-1").unwrap())
+                .unwrap()
+                .iter()
+                .map(|e| e.registered_at)
+                .collect();
+        assert_eq!(times, vec![300, 200, 100]);
+    }
+
+    #[test]
+    fn size_conflict_is_refused_without_writes() {
+        let ledger = Ledger::open(MemStore::new()).unwrap();
+        ledger
+            .submit(&Command::RegisterDocument(entry("resident-1", 4, 1)))
+            .unwrap();
+        let mut bad = entry("resident-2", 4, 2);
+        bad.record.size = 11;
+        bad.document_id = DocumentId::derive(&bad.record, &bad.signature);
+        let err = ledger
+            .submit(&Command::RegisterDocument(bad.clone()))
+            .unwrap_err();
+        assert!(matches!(err, StateError::Conflict(_)));
+        assert_eq!(document(ledger.store(), bad.document_id).unwrap(), None);
+        assert_eq!(applied_index(ledger.store()).unwrap(), 1);
+    }
+
+    #[test]
+    fn failed_write_leaves_no_trace_and_the_index_is_reused() {
+        let ledger =
+            Ledger::open(FaultyStore::new(MemStore::new(), 1, StoreError::DiskFull)).unwrap();
+        ledger
+            .submit(&Command::RegisterDocument(entry("resident-1", 1, 1)))
+            .unwrap();
+        let e = entry("resident-1", 2, 2);
+        let err = ledger
+            .submit(&Command::RegisterDocument(e.clone()))
+            .unwrap_err();
+        assert_eq!(err, StateError::Store(StoreError::DiskFull));
+        assert_eq!(document(ledger.store(), e.document_id).unwrap(), None);
+        assert_eq!(applied_index(ledger.store()).unwrap(), 1);
+    }
+}

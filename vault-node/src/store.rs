@@ -1,0 +1,383 @@
+//! Metadata storage behind a narrow trait: [`RocksStore`] (the real one, on
+//! disk), [`MemStore`] (unit tests only) and [`FaultyStore`] (fails writes
+//! after N operations), all run through one conformance suite.
+//!
+//! **Invariant:** a [`MetaStore::write`] is atomic and durable (synced) when
+//! it returns `Ok`; when it returns `Err`, nothing of it is visible.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A column family: one per kind of record. Keys are big-endian so they sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Cf {
+    /// Node-local bookkeeping (`applied_index`, format version).
+    Meta,
+    /// The command log: u64 BE index -> command JSON.
+    Commands,
+    /// Documents: 16-byte document id -> document entry JSON.
+    Documents,
+    /// Index: resident, newest first, document id -> empty.
+    ByResident,
+    /// Blobs known to the state machine: 32-byte content hash -> blob entry JSON.
+    Blobs,
+}
+
+impl Cf {
+    /// Every column family, in creation order.
+    pub const ALL: [Cf; 5] = [
+        Cf::Meta,
+        Cf::Commands,
+        Cf::Documents,
+        Cf::ByResident,
+        Cf::Blobs,
+    ];
+
+    /// The RocksDB column family name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Meta => "meta",
+            Cf::Commands => "commands",
+            Cf::Documents => "documents",
+            Cf::ByResident => "by_resident",
+            Cf::Blobs => "blobs",
+        }
+    }
+}
+
+/// One change in an atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Set `key` to `value`.
+    Put {
+        /// Column family.
+        cf: Cf,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Remove `key`.
+    Delete {
+        /// Column family.
+        cf: Cf,
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The disk is full; the write was not applied.
+    #[error("the disk is full; free space on the node's data volume")]
+    DiskFull,
+    /// Another storage failure; the write was not applied.
+    #[error("storage failure: {0}")]
+    Io(String),
+    /// A fault injected by [`FaultyStore`].
+    #[error("injected fault")]
+    Injected,
+}
+
+/// The narrow storage interface the state machine and the node use.
+pub trait MetaStore: Send + Sync + 'static {
+    /// Reads one value.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` entries whose key starts with `prefix`, in key order.
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// Applies `writes` atomically and durably.
+    fn write(&self, writes: &[Write]) -> Result<(), StoreError>;
+}
+
+/// The RocksDB store: one column family per [`Cf`], synced writes.
+pub struct RocksStore {
+    db: rocksdb::DB,
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        options.set_keep_log_file_num(4);
+        let families = Cf::ALL.iter().map(|cf| {
+            let mut cf_options = rocksdb::Options::default();
+            cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if *cf == Cf::Commands {
+                // Commands carry certificates (~1 KiB): keep them out of the LSM.
+                cf_options.set_enable_blob_files(true);
+                cf_options.set_min_blob_size(1024);
+            }
+            rocksdb::ColumnFamilyDescriptor::new(cf.name(), cf_options)
+        });
+        let db = rocksdb::DB::open_cf_descriptors(&options, path, families).map_err(rocks_error)?;
+        Ok(RocksStore { db })
+    }
+
+    fn handle(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(cf.name())
+            .ok_or_else(|| StoreError::Io(format!("column family {} missing", cf.name())))
+    }
+}
+
+impl MetaStore for RocksStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.handle(cf)?, key).map_err(rocks_error)
+    }
+
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.handle(cf)?, mode) {
+            let (key, value) = item.map_err(rocks_error)?;
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for write in writes {
+            match write {
+                Write::Put { cf, key, value } => batch.put_cf(self.handle(*cf)?, key, value),
+                Write::Delete { cf, key } => batch.delete_cf(self.handle(*cf)?, key),
+            }
+        }
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options).map_err(rocks_error)
+    }
+}
+
+fn rocks_error(e: rocksdb::Error) -> StoreError {
+    let text = e.to_string();
+    if text.contains("No space left") || text.contains("ENOSPC") {
+        StoreError::DiskFull
+    } else {
+        StoreError::Io(text)
+    }
+}
+
+/// An in-memory store, for unit tests only.
+#[derive(Default)]
+pub struct MemStore {
+    map: Mutex<BTreeMap<(Cf, Vec<u8>), Vec<u8>>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Cf, Vec<u8>), Vec<u8>>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl MetaStore for MemStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().get(&(cf, key.to_vec())).cloned())
+    }
+
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let map = self.lock();
+        Ok(map
+            .range((cf, prefix.to_vec())..)
+            .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut map = self.lock();
+        for write in writes {
+            match write {
+                Write::Put { cf, key, value } => {
+                    map.insert((*cf, key.clone()), value.clone());
+                }
+                Write::Delete { cf, key } => {
+                    map.remove(&(*cf, key.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a store and fails every write after the first `writes_ok`,
+/// applying nothing of a failed write (what a full disk looks like).
+pub struct FaultyStore<S> {
+    inner: S,
+    writes_left: AtomicU64,
+    fault: StoreError,
+}
+
+impl<S: MetaStore> FaultyStore<S> {
+    /// Lets `writes_ok` writes through, then fails with `fault`.
+    pub fn new(inner: S, writes_ok: u64, fault: StoreError) -> Self {
+        FaultyStore {
+            inner,
+            writes_left: AtomicU64::new(writes_ok),
+            fault,
+        }
+    }
+}
+
+impl<S: MetaStore> MetaStore for FaultyStore<S> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(cf, key)
+    }
+
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.inner.scan_prefix(cf, prefix, limit)
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let allowed = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !allowed {
+            return Err(self.fault.clone());
+        }
+        self.inner.write(writes)
+    }
+}
+
+impl<S: MetaStore + ?Sized> MetaStore for Arc<S> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(cf, key)
+    }
+
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        (**self).scan_prefix(cf, prefix, limit)
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
+        (**self).write(writes)
+    }
+}
+
+/// The conformance suite every [`MetaStore`] must pass.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod conformance {
+    use super::*;
+
+    fn put(cf: Cf, key: &[u8], value: &[u8]) -> Write {
+        Write::Put {
+            cf,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }
+    }
+
+    pub fn run(store: &dyn MetaStore) {
+        assert_eq!(store.get(Cf::Documents, b"a").unwrap(), None);
+        store
+            .write(&[put(Cf::Documents, b"a", b"1"), put(Cf::Blobs, b"a", b"2")])
+            .unwrap();
+        assert_eq!(store.get(Cf::Documents, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.get(Cf::Blobs, b"a").unwrap(), Some(b"2".to_vec()));
+        // Column families are separate namespaces.
+        assert_eq!(store.get(Cf::Meta, b"a").unwrap(), None);
+        // Prefix scans are ordered, bounded and stop at the prefix.
+        store
+            .write(&[
+                put(Cf::ByResident, b"p\x02", b""),
+                put(Cf::ByResident, b"p\x01", b""),
+                put(Cf::ByResident, b"q\x00", b""),
+                put(Cf::ByResident, b"p\x03", b""),
+            ])
+            .unwrap();
+        let keys: Vec<_> = store
+            .scan_prefix(Cf::ByResident, b"p", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            vec![b"p\x01".to_vec(), b"p\x02".to_vec(), b"p\x03".to_vec()]
+        );
+        assert_eq!(store.scan_prefix(Cf::ByResident, b"p", 2).unwrap().len(), 2);
+        // Deletes and overwrites.
+        store
+            .write(&[
+                Write::Delete {
+                    cf: Cf::Documents,
+                    key: b"a".to_vec(),
+                },
+                put(Cf::Blobs, b"a", b"3"),
+            ])
+            .unwrap();
+        assert_eq!(store.get(Cf::Documents, b"a").unwrap(), None);
+        assert_eq!(store.get(Cf::Blobs, b"a").unwrap(), Some(b"3".to_vec()));
+    }
+
+    #[test]
+    fn mem_store_conforms() {
+        run(&MemStore::new());
+    }
+
+    #[test]
+    fn rocks_store_conforms_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RocksStore::open(dir.path()).unwrap();
+            run(&store);
+        }
+        let store = RocksStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(Cf::Blobs, b"a").unwrap(), Some(b"3".to_vec()));
+    }
+
+    #[test]
+    fn faulty_store_applies_nothing_after_its_budget() {
+        let store = FaultyStore::new(MemStore::new(), 1, StoreError::DiskFull);
+        store.write(&[put(Cf::Meta, b"k", b"v")]).unwrap();
+        let err = store.write(&[put(Cf::Meta, b"k2", b"v")]).unwrap_err();
+        assert_eq!(err, StoreError::DiskFull);
+        assert_eq!(store.get(Cf::Meta, b"k2").unwrap(), None);
+        assert_eq!(store.get(Cf::Meta, b"k").unwrap(), Some(b"v".to_vec()));
+    }
+}

@@ -1,0 +1,223 @@
+//! One node's storage: the metadata ledger (RocksDB) and the encrypted blob
+//! store, opened from a data directory.
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use pki::{ContentHash, PeerCert, ResidentId};
+use vault_client::{DocumentId, ErrorCode};
+
+use crate::access::ListScope;
+use crate::blobs::{BlobError, BlobStore, MASTER_KEY_LEN};
+use crate::state::{self, Applied, Command, DocumentEntry, Ledger, StateError};
+use crate::store::{MetaStore, RocksStore, StoreError};
+use crate::Refusal;
+
+/// A data directory's layout version, written to `DATA/FORMAT`.
+pub const DATA_FORMAT_VERSION: u32 = 1;
+
+/// A node's storage.
+pub struct Vault {
+    ledger: Ledger<Arc<dyn MetaStore>>,
+    blobs: BlobStore,
+    revoked: RwLock<HashSet<String>>,
+    data_dir: PathBuf,
+}
+
+impl Vault {
+    /// Opens (creating if needed) the node's data directory: `db/` (RocksDB),
+    /// `blobs/` and `tmp/` (blob store), `master.key` (0600).
+    pub fn open(data_dir: &Path) -> Result<Self, Refusal> {
+        fs::create_dir_all(data_dir)
+            .map_err(|e| storage(format!("{}: {e}", data_dir.display())))?;
+        check_format(data_dir)?;
+        let master = master_key(&data_dir.join("master.key"))?;
+        let store = RocksStore::open(&data_dir.join("db")).map_err(|e| storage(e.to_string()))?;
+        let store: Arc<dyn MetaStore> = Arc::new(store);
+        let blobs = BlobStore::open(data_dir, &master).map_err(Refusal::from)?;
+        Ok(Self::from_parts(store, blobs, data_dir)?)
+    }
+
+    /// Builds a vault over any store (unit tests use [`crate::store::MemStore`]).
+    pub fn from_parts(
+        store: Arc<dyn MetaStore>,
+        blobs: BlobStore,
+        data_dir: &Path,
+    ) -> Result<Self, Refusal> {
+        let ledger = Ledger::open(store).map_err(Refusal::from)?;
+        Ok(Vault {
+            ledger,
+            blobs,
+            revoked: RwLock::new(HashSet::new()),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// The metadata store (reads).
+    pub fn store(&self) -> &dyn MetaStore {
+        self.ledger.store().as_ref()
+    }
+
+    /// Appends and applies a command (blocking: a synced write).
+    pub fn submit(&self, command: &Command) -> Result<Applied, Refusal> {
+        self.ledger.submit(command).map_err(Refusal::from)
+    }
+
+    /// Whether this node holds a verified blob for `hash` that the state
+    /// machine knows about.
+    pub fn has_blob(&self, hash: &ContentHash) -> Result<bool, Refusal> {
+        let known = state::blob(self.store(), hash)
+            .map_err(Refusal::from)?
+            .is_some();
+        Ok(known && self.blobs.contains(hash))
+    }
+
+    /// A document by id.
+    pub fn document(&self, id: DocumentId) -> Result<DocumentEntry, Refusal> {
+        state::document(self.store(), id)
+            .map_err(Refusal::from)?
+            .ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::NotFound,
+                    format!("no document {id}; check the id printed by `vault put`"),
+                )
+            })
+    }
+
+    /// The documents of `resident` within `scope`, newest first.
+    pub fn list(
+        &self,
+        resident: &ResidentId,
+        scope: &ListScope,
+    ) -> Result<Vec<DocumentEntry>, Refusal> {
+        let all = state::documents_of(self.store(), resident).map_err(Refusal::from)?;
+        Ok(all
+            .into_iter()
+            .filter(|entry| match scope {
+                ListScope::All => true,
+                ListScope::IssuedBy(name) => &entry.record.issuer == name,
+            })
+            .collect())
+    }
+
+    /// Replaces the set of revoked certificate serials (from the CRL).
+    pub fn set_revoked(&self, serials: HashSet<String>) {
+        let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+        *revoked = serials;
+    }
+
+    /// Refuses a caller whose certificate was revoked after it connected.
+    pub fn check_not_revoked(&self, caller: &PeerCert) -> Result<(), Refusal> {
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        if revoked.contains(&caller.serial_hex) {
+            return Err(Refusal::new(
+                ErrorCode::CertificateRevoked,
+                format!(
+                    "certificate {} of {} has been revoked by the district CA",
+                    caller.serial_hex, caller.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_format(data_dir: &Path) -> Result<(), Refusal> {
+    let path = data_dir.join("FORMAT");
+    match fs::read_to_string(&path) {
+        Ok(text) if text.trim() == DATA_FORMAT_VERSION.to_string() => Ok(()),
+        Ok(text) => Err(storage(format!(
+            "{} holds data format {}, this node reads format {DATA_FORMAT_VERSION}",
+            data_dir.display(),
+            text.trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::write(&path, format!("{DATA_FORMAT_VERSION}\n"))
+                .map_err(|e| storage(format!("{}: {e}", path.display())))
+        }
+        Err(e) => Err(storage(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Reads the node's master key, creating it (0600, random) on first start.
+fn master_key(path: &Path) -> Result<[u8; MASTER_KEY_LEN], Refusal> {
+    if path.exists() {
+        let mode = fs::metadata(path)
+            .map_err(|e| storage(e.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(storage(format!(
+                "{} is readable by others (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            )));
+        }
+        let bytes = fs::read(path).map_err(|e| storage(e.to_string()))?;
+        return bytes.as_slice().try_into().map_err(|_| {
+            storage(format!(
+                "{} is not a {MASTER_KEY_LEN}-byte key",
+                path.display()
+            ))
+        });
+    }
+    let mut key = [0u8; MASTER_KEY_LEN];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| storage("no randomness for the master key".into()))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| storage(format!("{}: {e}", path.display())))?;
+    file.write_all(&key)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| storage(format!("{}: {e}", path.display())))?;
+    Ok(key)
+}
+
+fn storage(message: String) -> Refusal {
+    Refusal::new(ErrorCode::Storage, message)
+}
+
+impl From<StateError> for Refusal {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Store(StoreError::DiskFull) => Refusal::new(
+                ErrorCode::DiskFull,
+                "the node's disk is full; nothing was stored".to_string(),
+            ),
+            StateError::Conflict(message) => Refusal::new(ErrorCode::InvalidArgument, message),
+            other => Refusal::new(ErrorCode::Storage, format!("{other}; nothing was stored")),
+        }
+    }
+}
+
+impl From<BlobError> for Refusal {
+    fn from(e: BlobError) -> Self {
+        let code = match &e {
+            BlobError::HashMismatch { .. } => ErrorCode::HashMismatch,
+            BlobError::Truncated { .. } => ErrorCode::Truncated,
+            BlobError::Oversized { .. } => ErrorCode::Oversized,
+            BlobError::Integrity { .. } => ErrorCode::Integrity,
+            BlobError::Missing(_) => ErrorCode::Integrity,
+            BlobError::DiskFull => ErrorCode::DiskFull,
+            _ => ErrorCode::Storage,
+        };
+        Refusal::new(code, format!("{e}; nothing was stored"))
+    }
+}
