@@ -261,3 +261,8 @@ pub fn revoked_serials(crl_der: &[u8]) -> Result<Vec<String>, PkiError> {
         .map(|revoked| hex::encode(revoked.raw_serial()))
         .collect())
 }
+
+/// Reads the first certificate of a PEM file (e.g. a CA's `ca.pem`) as DER.
+pub fn read_certificate_pem(path: &Path) -> Result<Vec<u8>, PkiError> {
+    crate::files::read_cert_pem(path)
+}

@@ -94,6 +94,12 @@ pub enum PkiError {
         /// What was wrong.
         reason: String,
     },
+    /// A signed statement (request, grant) is malformed or out of bounds.
+    #[error("malformed statement: {reason}")]
+    MalformedStatement {
+        /// What was wrong.
+        reason: String,
+    },
     /// A CRL could not be parsed.
     #[error("bad certificate revocation list: {reason}; fetch a fresh crl.pem from the CA")]
     BadCrl {
@@ -162,6 +168,7 @@ impl PkiError {
             Self::Untrusted { .. } => "pki.untrusted",
             Self::BadCertificate { .. } => "pki.bad_certificate",
             Self::BadCrl { .. } => "pki.bad_crl",
+            Self::MalformedStatement { .. } => "pki.malformed_statement",
             Self::BadKey { .. } => "pki.bad_key",
             Self::KeyPermissions { .. } => "pki.key_permissions",
             Self::BadSignature => "pki.bad_signature",

@@ -177,6 +177,119 @@ name_type!(
     mixed_case_char
 );
 
+name_type!(
+    /// Purpose code from the district's purpose registry, e.g. "housing-subsidy": same rule as
+    /// [`DocumentKind`].
+    Purpose,
+    "purpose code",
+    "use 1 to 64 characters from a-z 0-9 . _ -, starting with a lowercase letter or digit",
+    lower_case_char
+);
+
+/// Length of the 16-byte identifiers ([`DocumentId`], [`RequestId`], [`GrantId`]).
+pub const ID_LEN: usize = 16;
+
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $tag:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $ty([u8; ID_LEN]);
+
+        impl $ty {
+            /// Parses 32 hexadecimal characters.
+            pub fn parse(s: &str) -> Result<Self, PkiError> {
+                let mut id = [0u8; ID_LEN];
+                hex::decode_to_slice(s, &mut id).map_err(|_| PkiError::InvalidName {
+                    what: $what,
+                    value: truncate_for_display(s),
+                    rule: "use 32 hexadecimal characters",
+                })?;
+                Ok(Self(id))
+            }
+
+            /// Derives the id from canonical statement bytes: the first 16 bytes of BLAKE3 in
+            /// derive-key mode with the context string given in the type's docs.
+            pub fn derive(parts: &[&[u8]]) -> Self {
+                let mut hasher = blake3::Hasher::new_derive_key($tag);
+                for part in parts {
+                    hasher.update(part);
+                }
+                let mut id = [0u8; ID_LEN];
+                id.copy_from_slice(&hasher.finalize().as_bytes()[..ID_LEN]);
+                Self(id)
+            }
+
+            /// Builds the id from raw bytes (a storage key).
+            pub fn from_bytes(bytes: [u8; ID_LEN]) -> Self {
+                Self(bytes)
+            }
+
+            /// The raw bytes.
+            pub fn as_bytes(&self) -> &[u8; ID_LEN] {
+                &self.0
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = PkiError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = PkiError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(id: $ty) -> String {
+                id.to_string()
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($ty), self)
+            }
+        }
+    };
+}
+
+hex_id!(
+    /// A document's id (context `vault/document-id/v1`, over the issue record's canonical
+    /// bytes and the issuer's signature): a retried put of the same signed record names the
+    /// same document.
+    DocumentId,
+    "document id",
+    "vault/document-id/v1"
+);
+
+hex_id!(
+    /// An access request's id (context `vault/request-id/v1`, over the request's canonical
+    /// bytes and the department's signature).
+    RequestId,
+    "request id",
+    "vault/request-id/v1"
+);
+
+hex_id!(
+    /// A grant's id (context `vault/grant-id/v1`, over the grant body's canonical bytes, which
+    /// the resident signs).
+    GrantId,
+    "grant id",
+    "vault/grant-id/v1"
+);
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -18,6 +18,7 @@ mod ca;
 mod cert;
 mod error;
 mod files;
+mod grants;
 mod identity;
 mod ids;
 mod statements;
@@ -28,11 +29,19 @@ pub use ca::{
     CRL_VALIDITY_S, DISTRICT_LEN_MAX, RESIDENT_CERT_VALIDITY_S, REVOKED_STORE_VERSION, SERIAL_LEN,
 };
 pub use cert::{
-    load_crls, parse_certificate, revoked_serials, verify_certificate, PeerCert, Role,
-    ED25519_PUBLIC_KEY_LEN,
+    load_crls, parse_certificate, read_certificate_pem, revoked_serials, verify_certificate,
+    PeerCert, Role, ED25519_PUBLIC_KEY_LEN,
 };
 pub use error::PkiError;
+pub use grants::{
+    AccessRequest, Grant, GrantBody, GrantedDocument, RequestScope, VerifiedGrant,
+    ACCESS_REQUEST_TAG_V1, GRANT_BODY_TAG_V1, GRANT_DOCUMENTS_MAX, GRANT_JSON_LEN_MAX,
+    GRANT_SEAL_TAG_V1, GRANT_TTL_S_MAX, GRANT_USES_MAX, GRANT_VERSION,
+};
 pub use identity::{verify_signature, Identity, Signature, SIGNATURE_LEN};
-pub use ids::{ContentHash, DocumentKind, Name, ResidentId, NAME_LEN_MAX};
+pub use ids::{
+    ContentHash, DocumentId, DocumentKind, GrantId, Name, Purpose, RequestId, ResidentId, ID_LEN,
+    NAME_LEN_MAX,
+};
 pub use statements::{IssueRecord, ISSUE_RECORD_TAG_V1};
 pub use tls::{client_tls_config, crypto_provider, server_tls_config, ALPN};

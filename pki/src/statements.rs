@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::cert::{PeerCert, Role};
 use crate::error::PkiError;
 use crate::identity::{verify_signature, Identity, Signature};
-use crate::ids::{ContentHash, DocumentKind, Name, ResidentId};
+use crate::ids::{ContentHash, DocumentId, DocumentKind, Name, ResidentId};
 
 /// Domain tag that starts the canonical bytes of an [`IssueRecord`], version 1.
 pub const ISSUE_RECORD_TAG_V1: &[u8] = b"vault/issue-record/v1\n";
@@ -47,6 +47,11 @@ impl IssueRecord {
         identity.sign(&self.canonical_bytes())
     }
 
+    /// The id of the document this signed record registers.
+    pub fn document_id(&self, signature: &Signature) -> DocumentId {
+        DocumentId::derive(&[&self.canonical_bytes(), signature.as_bytes()])
+    }
+
     /// Checks that `issuer` is a department named `self.issuer` (`pki.issuer_mismatch`) and that
     /// `signature` verifies with its public key (`pki.bad_signature`).
     ///
@@ -74,7 +79,7 @@ impl IssueRecord {
 
 /// Appends a u16 big-endian length and the UTF-8 bytes. Every string here is a parsed id of at
 /// most [`crate::NAME_LEN_MAX`] bytes, so the length always fits.
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);

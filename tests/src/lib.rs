@@ -83,6 +83,13 @@ impl TestPki {
         self.ca.crl_path()
     }
 
+    /// The purpose registry (the development one), written on first use.
+    pub fn purposes_path(&self) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join("purposes.json");
+        vault_node::dev::ensure_purposes(&path)?;
+        Ok(path)
+    }
+
     /// A fresh data directory for a node.
     pub fn data_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join("data").join(name)
@@ -96,6 +103,7 @@ pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
         data_dir: pki.data_dir("node-1"),
         identity_dir: pki.identity_dir("node-1"),
         crl_path: Some(pki.crl_path()),
+        purposes_path: Some(pki.purposes_path()?),
     };
     Ok(server::start(config).await?)
 }
@@ -193,6 +201,7 @@ impl NodeProcess {
         let identity = pki.identity_dir("node-1");
         let data = pki.data_dir("node-1");
         let crl = pki.crl_path();
+        let purposes = pki.purposes_path()?;
         Self::spawn(&[
             "run",
             "--identity",
@@ -203,6 +212,8 @@ impl NodeProcess {
             "127.0.0.1:0",
             "--crl",
             path_str(&crl)?,
+            "--purposes",
+            path_str(&purposes)?,
         ])
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use pki::{ContentHash, DocumentKind, IssueParams, IssueRecord, Name, ResidentId, Role};
 use tests::{connect, files_under, pseudo_random_bytes, start_node, TestPki};
 use vault_client::framing::{read_frame, write_frame};
-use vault_client::wire::{Request, Response};
+use vault_client::wire::{Request, Response, RESPONSE_FRAME_LEN_MAX};
 use vault_client::{transport, DocumentId, ErrorCode};
 
 fn resident(name: &str) -> ResidentId {
@@ -48,7 +48,7 @@ async fn raw_connect(
     .await
     .map_err(|e| e.to_string())?;
     send.finish().map_err(|e| e.to_string())?;
-    read_frame::<Response>(&mut recv)
+    read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
         .await
         .map_err(|e| e.to_string())?;
     Ok(connection)
@@ -124,7 +124,10 @@ async fn handshake_refuses_foreign_expired_revoked_and_missing_certificates() {
     .await
     .unwrap();
     send.finish().unwrap();
-    match read_frame::<Response>(&mut recv).await.unwrap() {
+    match read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
+        .await
+        .unwrap()
+    {
         Response::Error(body) => assert_eq!(body.code, ErrorCode::CertificateRevoked.as_str()),
         other => panic!("revoked caller served: {other:?}"),
     }
@@ -139,7 +142,9 @@ async fn raw_request(connection: &quinn::Connection, bytes: &[u8]) -> Response {
     let (mut send, mut recv) = connection.open_bi().await.unwrap();
     send.write_all(bytes).await.unwrap();
     send.finish().unwrap();
-    read_frame::<Response>(&mut recv).await.unwrap()
+    read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
+        .await
+        .unwrap()
 }
 
 fn error_code(response: Response) -> String {
@@ -179,6 +184,7 @@ async fn malformed_and_oversized_frames_get_codes_and_the_connection_keeps_servi
     let unknown_doc = vault_client::wire::encode_frame(&Request::Get {
         document_id: DocumentId::from_bytes([0xab; 16]),
         range: None,
+        grant: None,
     })
     .unwrap();
     assert_eq!(
@@ -218,7 +224,10 @@ async fn start_put(
     write_frame(&mut send, &Request::Put { record, signature })
         .await
         .unwrap();
-    match read_frame::<Response>(&mut recv).await.unwrap() {
+    match read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
+        .await
+        .unwrap()
+    {
         Response::SendBody { send: true } => {}
         other => panic!("unexpected {other:?}"),
     }
@@ -262,7 +271,7 @@ async fn interrupted_mismatched_and_oversized_uploads_store_nothing() {
     send.write_all(&data[..1000]).await.unwrap();
     send.finish().unwrap();
     assert_eq!(
-        error_code(read_frame(&mut recv).await.unwrap()),
+        error_code(read_frame(&mut recv, RESPONSE_FRAME_LEN_MAX).await.unwrap()),
         "upload.truncated"
     );
 
@@ -273,7 +282,7 @@ async fn interrupted_mismatched_and_oversized_uploads_store_nothing() {
     send.write_all(&forged).await.unwrap();
     send.finish().unwrap();
     assert_eq!(
-        error_code(read_frame(&mut recv).await.unwrap()),
+        error_code(read_frame(&mut recv, RESPONSE_FRAME_LEN_MAX).await.unwrap()),
         "upload.hash_mismatch"
     );
 
@@ -283,7 +292,7 @@ async fn interrupted_mismatched_and_oversized_uploads_store_nothing() {
     send.write_all(b"extra").await.unwrap();
     send.finish().unwrap();
     assert_eq!(
-        error_code(read_frame(&mut recv).await.unwrap()),
+        error_code(read_frame(&mut recv, RESPONSE_FRAME_LEN_MAX).await.unwrap()),
         "upload.oversized"
     );
 
@@ -403,6 +412,6 @@ async fn a_corrupt_blob_on_disk_is_never_served() {
         )
         .await
         .unwrap();
-    let (_, bytes) = dept.get_bytes(other.document_id, None).await.unwrap();
+    let (_, bytes) = dept.get_bytes(other.document_id, None, None).await.unwrap();
     assert_eq!(bytes, b"fine");
 }

@@ -289,3 +289,94 @@ fn cli_errors_are_json_with_stable_codes() {
     assert!(!dead.success);
     assert_eq!(dead.json["error"]["code"], "connection.failed");
 }
+
+/// Peak resident set (VmHWM) of a running process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs the `vault` CLI, sampling its peak RSS until it exits.
+fn vault_cli_with_peak_rss(
+    identity: &Path,
+    node: std::net::SocketAddr,
+    args: &[&str],
+) -> (bool, u64) {
+    let mut child = std::process::Command::new(tests::bin("vault").unwrap())
+        .arg("--identity")
+        .arg(identity)
+        .arg("--node")
+        .arg(node.to_string())
+        .arg("--json")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    loop {
+        if let Some(kib) = peak_rss_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.success(), peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_1_gib_document_moves_with_node_and_client_under_128_mib() {
+    const LIMIT_KIB: u64 = 128 * 1024;
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("archive.bin");
+    {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
+        for seed in 0..64u64 {
+            file.write_all(&pseudo_random_bytes(16 * 1024 * 1024, seed + 1))
+                .unwrap();
+        }
+    }
+    let (ok, put_peak) = vault_cli_with_peak_rss(
+        &pki.identity_dir("civil-affairs"),
+        node.addr,
+        &[
+            "put",
+            source.to_str().unwrap(),
+            "--resident",
+            "resident-1",
+            "--kind",
+            "archive",
+        ],
+    );
+    assert!(ok, "put failed");
+    let listed = vault_cli(
+        &pki.identity_dir("resident-1"),
+        node.addr,
+        &["list", "--resident", "resident-1"],
+    )
+    .unwrap();
+    let doc = listed.json["documents"][0]["document_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = work.path().join("copy.bin");
+    let (ok, get_peak) = vault_cli_with_peak_rss(
+        &pki.identity_dir("resident-1"),
+        node.addr,
+        &["get", &doc, "-o", out.to_str().unwrap()],
+    );
+    assert!(ok, "get failed");
+    let node_peak = peak_rss_kib(node.child.id()).unwrap();
+    eprintln!("peak RSS KiB: node {node_peak}, put client {put_peak}, get client {get_peak}");
+    assert!(node_peak < LIMIT_KIB, "node peak RSS {node_peak} KiB");
+    assert!(put_peak < LIMIT_KIB, "put client peak RSS {put_peak} KiB");
+    assert!(get_peak < LIMIT_KIB, "get client peak RSS {get_peak} KiB");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 30);
+    let (src_hash, _) = vault_client::client::hash_file(&source).unwrap();
+    let (out_hash, _) = vault_client::client::hash_file(&out).unwrap();
+    assert_eq!(src_hash, out_hash);
+}

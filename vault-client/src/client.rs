@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pki::{ContentHash, DocumentKind, Identity, IssueRecord, PeerCert, ResidentId, Role};
+use pki::{
+    AccessRequest, ContentHash, DocumentKind, Grant, GrantBody, GrantId, GrantedDocument, Identity,
+    IssueRecord, PeerCert, RequestId, RequestScope, ResidentId, Role,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -14,7 +17,10 @@ use crate::framing::{read_frame, write_frame, FrameError};
 use crate::sink::{FileSink, PartState};
 use crate::transport;
 use crate::tree::{RangeDecoder, GROUP_SIZE};
-use crate::wire::{ByteRange, DocumentId, DocumentView, Request, Response, DOCUMENT_SIZE_MAX};
+use crate::wire::{
+    ByteRange, DocumentId, DocumentView, GrantView, Request, RequestView, Response,
+    DOCUMENT_SIZE_MAX, RESPONSE_FRAME_LEN_MAX,
+};
 
 /// Bytes read from a local file per upload chunk.
 const UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
@@ -66,6 +72,8 @@ pub struct GetOptions {
     pub resume: bool,
     /// Show a progress bar on standard error for large transfers.
     pub progress: bool,
+    /// Fetch under this grant (departments other than the issuer).
+    pub grant: Option<GrantId>,
 }
 
 impl VaultClient {
@@ -221,6 +229,137 @@ impl VaultClient {
         }
     }
 
+    /// Sends one request and reads one response (no body either way).
+    pub async fn call(&self, request: &Request) -> Result<Response, ClientError> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        write_frame(&mut send, request).await.map_err(frame_error)?;
+        send.finish()
+            .map_err(|e| ClientError::Connection(e.to_string()))?;
+        read_response(&mut recv).await
+    }
+
+    /// A department asks for a resident's documents for a purpose.
+    pub async fn request_access(
+        &self,
+        resident: &ResidentId,
+        scope: RequestScope,
+        purpose: &pki::Purpose,
+        ttl_s: u64,
+    ) -> Result<(RequestId, Vec<GrantedDocument>), ClientError> {
+        let request = AccessRequest {
+            resident: resident.clone(),
+            department: self.identity.cert.name.clone(),
+            scope,
+            purpose: purpose.clone(),
+            ttl_s,
+            created_at: now_unix(),
+        };
+        let signature = request.sign(&self.identity);
+        match self
+            .call(&Request::CreateRequest { request, signature })
+            .await?
+        {
+            Response::RequestCreated {
+                request_id,
+                documents,
+            } => Ok((request_id, documents)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A resident's pending requests.
+    pub async fn pending_requests(&self) -> Result<Vec<RequestView>, ClientError> {
+        match self.call(&Request::PendingRequests).await? {
+            Response::Requests { requests } => Ok(requests),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The grant body approving `request` as asked, narrowed by `max_uses`
+    /// and `ttl_s` (never widened: the ttl is capped at the request's).
+    pub fn approval_body(
+        &self,
+        request: &RequestView,
+        max_uses: u32,
+        ttl_s: Option<u64>,
+    ) -> Result<GrantBody, ClientError> {
+        let mut key_id = [0u8; 32];
+        hex::decode_to_slice(&request.department_key_id, &mut key_id).map_err(|_| {
+            ClientError::local(ErrorCode::Protocol, "the node sent a bad department key id")
+        })?;
+        let mut documents: Vec<GrantedDocument> = request
+            .documents
+            .iter()
+            .map(|d| GrantedDocument {
+                document_id: d.document_id,
+                content_hash: d.content_hash,
+            })
+            .collect();
+        documents.sort();
+        let ttl = ttl_s.unwrap_or(request.ttl_s).min(request.ttl_s);
+        let now = now_unix();
+        Ok(GrantBody {
+            request_id: request.request_id,
+            resident: ResidentId::parse(self.identity.cert.name.as_str())?,
+            grantee: request.department.clone(),
+            grantee_key_id: key_id,
+            documents,
+            purpose: request.purpose.clone(),
+            not_before: now,
+            not_after: now + ttl as i64,
+            max_uses,
+        })
+    }
+
+    /// A resident consents to `body` (signing it) and gets the sealed grant.
+    pub async fn approve(&self, body: GrantBody) -> Result<Grant, ClientError> {
+        let consent = body.consent(&self.identity);
+        let request_id = body.request_id;
+        match self
+            .call(&Request::Approve {
+                request_id,
+                body,
+                consent,
+            })
+            .await?
+        {
+            Response::GrantIssued { grant } => Ok(grant),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A resident denies a request.
+    pub async fn deny(&self, request_id: RequestId) -> Result<(), ClientError> {
+        match self.call(&Request::Deny { request_id }).await? {
+            Response::Denied { .. } => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Grants the caller gave (resident) or holds (department).
+    pub async fn grants(&self) -> Result<Vec<GrantView>, ClientError> {
+        match self.call(&Request::Grants).await? {
+            Response::GrantList { grants } => Ok(grants),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One grant, with the sealed grant for offline verification.
+    pub async fn show_grant(&self, grant_id: GrantId) -> Result<(GrantView, Grant), ClientError> {
+        match self.call(&Request::ShowGrant { grant_id }).await? {
+            Response::GrantDetail { grant, sealed } => Ok((grant, sealed)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Revokes a grant (resident) or gives it up (holder).
+    pub async fn revoke_grant(&self, grant_id: GrantId) -> Result<(), ClientError> {
+        match self.call(&Request::RevokeGrant { grant_id }).await? {
+            Response::GrantRevoked { .. } => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Lists the documents of `resident` the caller may see.
     pub async fn list(&self, resident: &ResidentId) -> Result<Vec<DocumentView>, ClientError> {
         let (mut send, mut recv) = self.connection.open_bi().await?;
@@ -243,8 +382,10 @@ impl VaultClient {
         &self,
         document_id: DocumentId,
         range: Option<ByteRange>,
+        grant: Option<GrantId>,
     ) -> Result<(GetOutcome, Vec<u8>), ClientError> {
-        let (mut recv, document, issuer, range, _) = self.open_get(document_id, range).await?;
+        let (mut recv, document, issuer, range, _) =
+            self.open_get(document_id, range, grant).await?;
         let mut decoder = RangeDecoder::new(
             &blake3::Hash::from_bytes(document.record.content_hash.0),
             document.record.size,
@@ -294,7 +435,9 @@ impl VaultClient {
             }),
             None => None,
         };
-        let opened = self.open_get(document_id, request_range).await;
+        let opened = self
+            .open_get(document_id, request_range, options.grant)
+            .await;
         let (recv, document, issuer, range, _) = match opened {
             Ok(opened) => opened,
             Err(e) => {
@@ -354,8 +497,8 @@ impl VaultClient {
                 }
             }
         }
-        let whole = range.start == 0 && range.end == document.record.size;
-        let check = if resume_from > 0 && whole {
+        // A resumed download's prefix came from local disk: re-hash it all.
+        let check = if resume_from > 0 && range.end == document.record.size {
             Some(document.record.content_hash)
         } else {
             None
@@ -372,14 +515,22 @@ impl VaultClient {
         &self,
         document_id: DocumentId,
         range: Option<ByteRange>,
+        grant: Option<GrantId>,
     ) -> Result<(quinn::RecvStream, DocumentView, PeerCert, ByteRange, u64), ClientError> {
         let (mut send, mut recv) = self.connection.open_bi().await?;
-        write_frame(&mut send, &Request::Get { document_id, range })
-            .await
-            .map_err(frame_error)?;
+        write_frame(
+            &mut send,
+            &Request::Get {
+                document_id,
+                range,
+                grant,
+            },
+        )
+        .await
+        .map_err(frame_error)?;
         send.finish()
             .map_err(|e| ClientError::Connection(e.to_string()))?;
-        let (document, range, encoded_len) = match read_response(&mut recv).await? {
+        let (document, served, encoded_len) = match read_response(&mut recv).await? {
             Response::Document {
                 document,
                 range,
@@ -393,6 +544,25 @@ impl VaultClient {
                 "the node answered with a different document",
             ));
         }
+        let size = document.record.size;
+        let asked = range.unwrap_or(ByteRange {
+            start: 0,
+            end: size,
+        });
+        let expected = ByteRange {
+            start: asked.start,
+            end: asked.end.min(size),
+        };
+        if served != expected {
+            return Err(ClientError::local(
+                ErrorCode::Protocol,
+                format!(
+                    "asked for bytes {}..{} but the node sent {}..{}",
+                    expected.start, expected.end, served.start, served.end
+                ),
+            ));
+        }
+        let range = served;
         let issuer = verify_provenance(&self.identity, &document)?;
         Ok((recv, document, issuer, range, encoded_len))
     }
@@ -404,7 +574,7 @@ pub fn verify_provenance(
     identity: &Identity,
     document: &DocumentView,
 ) -> Result<PeerCert, ClientError> {
-    if DocumentId::derive(&document.record, &document.signature) != document.document_id {
+    if document.record.document_id(&document.signature) != document.document_id {
         return Err(ClientError::local(
             ErrorCode::BadSignature,
             "the document id does not match its signed record",
@@ -527,7 +697,7 @@ pub fn hash_file(path: &Path) -> Result<(ContentHash, u64), ClientError> {
 }
 
 async fn read_response(recv: &mut quinn::RecvStream) -> Result<Response, ClientError> {
-    match read_frame::<Response>(recv).await {
+    match read_frame::<Response>(recv, RESPONSE_FRAME_LEN_MAX).await {
         Ok(Response::Error(body)) => Err(body.into()),
         Ok(response) => Ok(response),
         Err(e) => Err(frame_error(e)),

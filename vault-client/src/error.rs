@@ -57,6 +57,40 @@ pub enum ErrorCode {
     Protocol,
     /// An unexpected failure inside the node.
     Internal,
+    /// No access request with that id.
+    RequestNotFound,
+    /// The request was already approved or denied.
+    RequestAlreadyDecided,
+    /// Only the resident a request names may decide it.
+    RequestNotAddressee,
+    /// An approval asked for more than the request (documents, time, purpose, holder).
+    RequestWidened,
+    /// The purpose code is not in the node's purpose registry.
+    UnknownPurpose,
+    /// The requested validity exceeds what the purpose allows.
+    TtlTooLong,
+    /// No grant with that id.
+    GrantNotFound,
+    /// A grant's consent or seal does not verify: forged or altered.
+    GrantBadSignature,
+    /// A grant is signed by a key the district CA did not certify.
+    GrantUntrusted,
+    /// The grant is bound to another department's key.
+    GrantHolderMismatch,
+    /// The grant's validity window has ended.
+    GrantExpired,
+    /// The grant's validity window has not begun.
+    GrantNotYetValid,
+    /// The grant's uses are all spent.
+    GrantExhausted,
+    /// The grant was revoked or given up.
+    GrantRevoked,
+    /// The document is not covered by the grant.
+    GrantOutOfScope,
+    /// Grant bytes that do not parse or exceed their limits.
+    GrantMalformed,
+    /// The certificate the grant is bound to has been revoked.
+    GrantCertificateRevoked,
 }
 
 impl ErrorCode {
@@ -85,6 +119,23 @@ impl ErrorCode {
             ErrorCode::LocalIo => "local.io",
             ErrorCode::Protocol => "protocol.violation",
             ErrorCode::Internal => "internal",
+            ErrorCode::RequestNotFound => "request.not_found",
+            ErrorCode::RequestAlreadyDecided => "request.already_decided",
+            ErrorCode::RequestNotAddressee => "request.not_addressee",
+            ErrorCode::RequestWidened => "request.widened",
+            ErrorCode::UnknownPurpose => "request.unknown_purpose",
+            ErrorCode::TtlTooLong => "request.ttl_too_long",
+            ErrorCode::GrantNotFound => "grant.not_found",
+            ErrorCode::GrantBadSignature => "grant.bad_signature",
+            ErrorCode::GrantUntrusted => "grant.untrusted_signer",
+            ErrorCode::GrantHolderMismatch => "grant.holder_mismatch",
+            ErrorCode::GrantExpired => "grant.expired",
+            ErrorCode::GrantNotYetValid => "grant.not_yet_valid",
+            ErrorCode::GrantExhausted => "grant.exhausted",
+            ErrorCode::GrantRevoked => "grant.revoked",
+            ErrorCode::GrantOutOfScope => "grant.out_of_scope",
+            ErrorCode::GrantMalformed => "grant.malformed",
+            ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
         }
     }
 
@@ -112,6 +163,23 @@ impl ErrorCode {
         ErrorCode::LocalIo,
         ErrorCode::Protocol,
         ErrorCode::Internal,
+        ErrorCode::RequestNotFound,
+        ErrorCode::RequestAlreadyDecided,
+        ErrorCode::RequestNotAddressee,
+        ErrorCode::RequestWidened,
+        ErrorCode::UnknownPurpose,
+        ErrorCode::TtlTooLong,
+        ErrorCode::GrantNotFound,
+        ErrorCode::GrantBadSignature,
+        ErrorCode::GrantUntrusted,
+        ErrorCode::GrantHolderMismatch,
+        ErrorCode::GrantExpired,
+        ErrorCode::GrantNotYetValid,
+        ErrorCode::GrantExhausted,
+        ErrorCode::GrantRevoked,
+        ErrorCode::GrantOutOfScope,
+        ErrorCode::GrantMalformed,
+        ErrorCode::GrantCertificateRevoked,
     ];
 
     /// Parses the dotted string form.

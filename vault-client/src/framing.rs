@@ -17,15 +17,16 @@ pub enum FrameError {
     Stream(String),
 }
 
-/// Reads one frame and decodes its message.
+/// Reads one frame of at most `max` bytes and decodes its message.
 pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     recv: &mut quinn::RecvStream,
+    max: usize,
 ) -> Result<T, FrameError> {
     let mut prefix = [0u8; FRAME_PREFIX_LEN];
     recv.read_exact(&mut prefix)
         .await
         .map_err(|e| FrameError::Stream(e.to_string()))?;
-    let len = wire::decode_frame_len(prefix)?;
+    let len = wire::decode_frame_len(prefix, max)?;
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body)
         .await

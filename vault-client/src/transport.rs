@@ -1,5 +1,9 @@
 //! QUIC endpoints tuned for bulk transfer, shared by the client and the node.
 //!
+//! Windows are sized far above a district network's bandwidth-delay
+//! product (1 Gbit/s x 10 ms = 1.25 MB) yet keep a 1 GiB transfer's buffers
+//! well under the 128 MiB memory budget.
+//!
 //! Both sides use the same transport settings so that benchmarks compare like
 //! with like: UDP socket buffers of [`SOCKET_BUFFER_BYTES`], large stream and
 //! connection windows, GSO (quinn's default where the kernel supports it).
@@ -14,11 +18,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// `net.core.{r,w}mem_max`; the node logs what it got).
 pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Flow-control window of one stream, in bytes.
-pub const STREAM_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+pub const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 /// Flow-control window of a whole connection, in bytes.
-pub const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
+pub const CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
 /// Bytes a sender may have in flight on one connection.
-pub const SEND_WINDOW_BYTES: u64 = 64 * 1024 * 1024;
+pub const SEND_WINDOW_BYTES: u64 = 16 * 1024 * 1024;
 /// Most concurrent request streams a peer may open on one connection.
 pub const STREAMS_PER_CONNECTION_MAX: u32 = 256;
 /// A connection idle for this long is closed.

@@ -4,21 +4,27 @@
 //! This module does no I/O: it turns messages into bytes and bytes into
 //! messages. The async layer (`client`, and the node's server) drives it.
 //!
-//! One request per bidirectional QUIC stream. Both directions start with one
-//! *frame*: a 4-byte big-endian length, then that many bytes of UTF-8 JSON
-//! holding a [`Request`] or a [`Response`]. What follows a frame is raw data
-//! whose length the frame announced (an upload body, or the pieces of a
-//! verified transfer, see [`crate::tree`]). `docs/PROTOCOL.md` draws it.
+//! One request per bidirectional QUIC stream. Messages are *frames*: a
+//! 4-byte big-endian length, then that many bytes of UTF-8 JSON holding a
+//! [`Request`] or a [`Response`]. A put exchanges two node frames
+//! (`SendBody`, then `Stored`) around the upload body; a get's `Document`
+//! frame is followed by the pieces of a verified transfer (see
+//! [`crate::tree`]). `docs/PROTOCOL.md` draws it.
 
-use std::fmt;
-
-use pki::{ContentHash, DocumentKind, IssueRecord, Name, ResidentId, Signature};
+pub use pki::DocumentId;
+use pki::{
+    AccessRequest, ContentHash, DocumentKind, Grant, GrantBody, GrantId, GrantedDocument,
+    IssueRecord, Name, Purpose, RequestId, ResidentId, Signature,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 
-/// Largest frame (JSON header) a peer may send, in bytes.
+/// Largest request frame a node accepts, in bytes.
 pub const FRAME_LEN_MAX: usize = 64 * 1024;
+/// Largest response frame a client accepts, in bytes (listings are bigger
+/// than requests).
+pub const RESPONSE_FRAME_LEN_MAX: usize = 1024 * 1024;
 /// Length of the frame length prefix, in bytes.
 pub const FRAME_PREFIX_LEN: usize = 4;
 /// Largest document the vault accepts, in bytes (4 GiB).
@@ -32,76 +38,6 @@ pub const RESET_INTEGRITY: u32 = 1;
 pub const RESET_INTERNAL: u32 = 2;
 /// Largest DER certificate carried in a response, in bytes.
 pub const CERT_LEN_MAX: usize = 8 * 1024;
-
-/// A document's identifier: 16 bytes, shown as 32 lowercase hex characters.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DocumentId([u8; 16]);
-
-impl DocumentId {
-    /// Length of the identifier in bytes.
-    pub const LEN: usize = 16;
-
-    /// Derives the id from the signed issue record, so a retried `put` of the
-    /// same signed record names the same document (idempotent).
-    pub fn derive(record: &IssueRecord, signature: &Signature) -> Self {
-        let mut hasher = blake3::Hasher::new_derive_key("vault/document-id/v1");
-        hasher.update(&record.canonical_bytes());
-        hasher.update(&signature.0);
-        let mut id = [0u8; Self::LEN];
-        id.copy_from_slice(&hasher.finalize().as_bytes()[..Self::LEN]);
-        DocumentId(id)
-    }
-
-    /// Parses 32 lowercase or uppercase hex characters.
-    pub fn parse(text: &str) -> Result<Self, WireError> {
-        let mut id = [0u8; Self::LEN];
-        hex::decode_to_slice(text, &mut id).map_err(|_| WireError::BadDocumentId)?;
-        Ok(DocumentId(id))
-    }
-
-    /// The raw bytes (used as a storage key).
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
-    }
-
-    /// Builds an id from raw storage bytes.
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        DocumentId(bytes)
-    }
-}
-
-impl fmt::Display for DocumentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for DocumentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DocumentId({self})")
-    }
-}
-
-impl std::str::FromStr for DocumentId {
-    type Err = WireError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for DocumentId {
-    type Error = WireError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<DocumentId> for String {
-    fn from(id: DocumentId) -> String {
-        id.to_string()
-    }
-}
 
 /// A request, the first frame a client writes on a new stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +58,44 @@ pub enum Request {
         document_id: DocumentId,
         /// Byte range `[start, end)`; the whole document when absent.
         range: Option<ByteRange>,
+        /// The grant to fetch under (needed by anyone but the issuer and the resident).
+        #[serde(default)]
+        grant: Option<GrantId>,
+    },
+    /// A department asks for a resident's documents (signed).
+    CreateRequest {
+        /// The request.
+        request: AccessRequest,
+        /// The department's signature over `request.canonical_bytes()`.
+        signature: Signature,
+    },
+    /// A resident lists the pending requests addressed to them.
+    PendingRequests,
+    /// A resident approves a request with their consent signature.
+    Approve {
+        /// The request.
+        request_id: RequestId,
+        /// What the resident consents to (may narrow the request).
+        body: GrantBody,
+        /// The resident's signature over `body.canonical_bytes()`.
+        consent: Signature,
+    },
+    /// A resident denies a request.
+    Deny {
+        /// The request.
+        request_id: RequestId,
+    },
+    /// List grants the caller gave (resident) or holds (department).
+    Grants,
+    /// Show one grant the caller is party to.
+    ShowGrant {
+        /// Which grant.
+        grant_id: GrantId,
+    },
+    /// Revoke a grant (its resident) or give it up (its holder).
+    RevokeGrant {
+        /// Which grant.
+        grant_id: GrantId,
     },
     /// List the documents of a resident that the caller may see.
     List {
@@ -171,8 +145,110 @@ pub enum Response {
         /// The documents, newest first, at most [`LIST_LEN_MAX`].
         documents: Vec<DocumentView>,
     },
+    /// Answer to `CreateRequest`.
+    RequestCreated {
+        /// The request's id.
+        request_id: RequestId,
+        /// The documents it resolved to.
+        documents: Vec<GrantedDocument>,
+    },
+    /// Answer to `PendingRequests`.
+    Requests {
+        /// Pending requests, at most [`LIST_LEN_MAX`].
+        requests: Vec<RequestView>,
+    },
+    /// Answer to `Approve`: the sealed grant.
+    GrantIssued {
+        /// The grant.
+        grant: Grant,
+    },
+    /// Answer to `Deny`.
+    Denied {
+        /// The request.
+        request_id: RequestId,
+    },
+    /// Answer to `Grants`.
+    GrantList {
+        /// The grants, at most [`LIST_LEN_MAX`].
+        grants: Vec<GrantView>,
+    },
+    /// Answer to `ShowGrant`.
+    GrantDetail {
+        /// The grant and its state.
+        grant: GrantView,
+        /// The sealed grant itself (for offline verification).
+        sealed: Grant,
+    },
+    /// Answer to `RevokeGrant`.
+    GrantRevoked {
+        /// The grant.
+        grant_id: GrantId,
+    },
     /// The request was refused or failed.
     Error(ErrorBody),
+}
+
+/// A pending access request, as shown to the resident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestView {
+    /// Its id.
+    pub request_id: RequestId,
+    /// The requesting department.
+    pub department: Name,
+    /// SHA-256 of the department's certificate key (the grant's holder).
+    pub department_key_id: String,
+    /// The purpose code.
+    pub purpose: Purpose,
+    /// What the purpose is for.
+    pub purpose_description: String,
+    /// The law that allows it.
+    pub legal_basis: String,
+    /// The documents asked for.
+    pub documents: Vec<RequestedDocument>,
+    /// How long the department asks to hold access, in seconds.
+    pub ttl_s: u64,
+    /// When the request was made.
+    pub created_at: i64,
+}
+
+/// One document in a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestedDocument {
+    /// The document.
+    pub document_id: DocumentId,
+    /// Its content hash.
+    pub content_hash: ContentHash,
+    /// Its kind.
+    pub kind: DocumentKind,
+    /// Who issued it.
+    pub issuer: Name,
+}
+
+/// A grant and its current state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantView {
+    /// Its id.
+    pub grant_id: GrantId,
+    /// The request it answers.
+    pub request_id: RequestId,
+    /// The consenting resident.
+    pub resident: ResidentId,
+    /// The department holding it.
+    pub grantee: Name,
+    /// Why.
+    pub purpose: Purpose,
+    /// The documents it covers.
+    pub documents: Vec<GrantedDocument>,
+    /// Valid from.
+    pub not_before: i64,
+    /// Valid until.
+    pub not_after: i64,
+    /// Uses allowed.
+    pub max_uses: u32,
+    /// Uses spent.
+    pub uses: u32,
+    /// Revoked or given up.
+    pub revoked: bool,
 }
 
 /// A refusal or failure with a stable code and a sentence a person can act on.
@@ -231,9 +307,6 @@ pub enum WireError {
     /// The frame is not a valid message.
     #[error("malformed frame: {0}")]
     Malformed(String),
-    /// A document id that is not 32 hex characters.
-    #[error("a document id is 32 hexadecimal characters")]
-    BadDocumentId,
 }
 
 impl WireError {
@@ -242,18 +315,19 @@ impl WireError {
         match self {
             WireError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
             WireError::Malformed(_) => ErrorCode::FrameMalformed,
-            WireError::BadDocumentId => ErrorCode::BadDocumentId,
         }
     }
 }
 
-/// Encodes a message as one frame: length prefix and JSON.
+/// Encodes a message as one frame: length prefix and JSON (at most
+/// [`RESPONSE_FRAME_LEN_MAX`]; requests are checked against
+/// [`FRAME_LEN_MAX`] by the node).
 pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
     let body = serde_json::to_vec(message).map_err(|e| WireError::Malformed(e.to_string()))?;
-    if body.len() > FRAME_LEN_MAX {
+    if body.len() > RESPONSE_FRAME_LEN_MAX {
         return Err(WireError::FrameTooLarge {
             len: body.len(),
-            max: FRAME_LEN_MAX,
+            max: RESPONSE_FRAME_LEN_MAX,
         });
     }
     let len = u32::try_from(body.len()).map_err(|_| WireError::FrameTooLarge {
@@ -266,14 +340,12 @@ pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
     Ok(frame)
 }
 
-/// Reads a frame's length prefix and checks it against [`FRAME_LEN_MAX`].
-pub fn decode_frame_len(prefix: [u8; FRAME_PREFIX_LEN]) -> Result<usize, WireError> {
+/// Reads a frame's length prefix and checks it against `max`
+/// ([`FRAME_LEN_MAX`] for requests, [`RESPONSE_FRAME_LEN_MAX`] for responses).
+pub fn decode_frame_len(prefix: [u8; FRAME_PREFIX_LEN], max: usize) -> Result<usize, WireError> {
     let len = u32::from_be_bytes(prefix) as usize;
-    if len > FRAME_LEN_MAX {
-        return Err(WireError::FrameTooLarge {
-            len,
-            max: FRAME_LEN_MAX,
-        });
+    if len > max {
+        return Err(WireError::FrameTooLarge { len, max });
     }
     Ok(len)
 }
@@ -310,9 +382,10 @@ mod tests {
         let request = Request::Get {
             document_id: DocumentId::from_bytes([7; 16]),
             range: Some(ByteRange { start: 1, end: 9 }),
+            grant: None,
         };
         let frame = encode_frame(&request).unwrap();
-        let len = decode_frame_len(frame[..4].try_into().unwrap()).unwrap();
+        let len = decode_frame_len(frame[..4].try_into().unwrap(), FRAME_LEN_MAX).unwrap();
         assert_eq!(len, frame.len() - 4);
         let back: Request = decode_frame_body(&frame[4..]).unwrap();
         assert_eq!(back, request);
@@ -322,7 +395,7 @@ mod tests {
     fn oversized_prefix_is_refused() {
         let prefix = ((FRAME_LEN_MAX + 1) as u32).to_be_bytes();
         assert_eq!(
-            decode_frame_len(prefix).unwrap_err().code(),
+            decode_frame_len(prefix, FRAME_LEN_MAX).unwrap_err().code(),
             ErrorCode::FrameTooLarge
         );
     }

@@ -145,7 +145,7 @@ mod tests {
         };
         let signature = Signature([0; 64]);
         DocumentEntry {
-            document_id: DocumentId::derive(&record, &signature),
+            document_id: record.document_id(&signature),
             record,
             signature,
             issuer_cert: vec![],

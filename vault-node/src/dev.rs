@@ -55,6 +55,26 @@ impl DevLayout {
     pub fn crl_path(&self) -> PathBuf {
         self.ca_dir.join("crl.pem")
     }
+
+    /// The purpose registry.
+    pub fn purposes_path(&self) -> PathBuf {
+        self.identities_dir
+            .parent()
+            .map(|data| data.join("purposes.json"))
+            .unwrap_or_else(|| PathBuf::from("purposes.json"))
+    }
+}
+
+/// Writes the development purpose registry to `path` unless it exists.
+pub fn ensure_purposes(path: &Path) -> Result<(), Refusal> {
+    if path.exists() {
+        return Ok(());
+    }
+    let list = crate::grants::PurposeRegistry::development();
+    let text = serde_json::to_string_pretty(&list)
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    std::fs::write(path, text)
+        .map_err(|e| Refusal::new(ErrorCode::LocalIo, format!("{}: {e}", path.display())))
 }
 
 /// Creates whatever of the development PKI is missing; never replaces

@@ -13,7 +13,9 @@
 
 pub mod access;
 pub mod blobs;
+pub mod consent;
 pub mod dev;
+pub mod grants;
 pub mod server;
 pub mod state;
 pub mod store;

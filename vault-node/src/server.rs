@@ -18,12 +18,14 @@ use vault_client::framing::{read_frame, write_frame, FrameError};
 use vault_client::transport;
 use vault_client::tree::{self, RangeDecoder, GROUP_SIZE};
 use vault_client::wire::{
-    ByteRange, DocumentView, Request, Response, RESET_INTEGRITY, RESET_INTERNAL,
+    ByteRange, DocumentView, Request, Response, FRAME_LEN_MAX, RESET_INTEGRITY, RESET_INTERNAL,
 };
 use vault_client::{DocumentId, ErrorCode};
 
 use crate::access;
 use crate::blobs::{BlobReader, TAG_LEN};
+use crate::consent;
+use crate::grants::{GrantCache, PurposeRegistry};
 use crate::state::{Applied, Command, DocumentEntry};
 use crate::vault::Vault;
 use crate::Refusal;
@@ -50,6 +52,23 @@ pub struct NodeConfig {
     pub identity_dir: PathBuf,
     /// The district CRL (PEM), re-read when it changes.
     pub crl_path: Option<PathBuf>,
+    /// The purpose registry (JSON); none means no access requests are accepted.
+    pub purposes_path: Option<PathBuf>,
+}
+
+/// What every request handler shares.
+pub(crate) struct Ctx {
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) purposes: PurposeRegistry,
+    pub(crate) grant_cache: GrantCache,
+    pub(crate) crls: std::sync::RwLock<Vec<Vec<u8>>>,
+}
+
+impl Ctx {
+    pub(crate) fn crls(&self) -> Vec<Vec<u8>> {
+        self.crls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// A running node.
@@ -92,6 +111,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         ));
     }
     let vault = Arc::new(Vault::open(&config.data_dir)?);
+    let purposes = match &config.purposes_path {
+        Some(path) => PurposeRegistry::load(path)?,
+        None => PurposeRegistry::default(),
+    };
     let crls = load_crl_state(config.crl_path.as_deref(), &vault)?;
     let server = server_config(&identity, &crls)?;
     let socket = transport::bind_udp(config.listen).map_err(|e| {
@@ -108,10 +131,16 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
     tracing::info!(%addr, recv_buf, send_buf, node = %identity.cert.name, "node listening");
     let cert = identity.cert.clone();
-    let identity = Arc::new(identity);
-    tokio::spawn(accept_loop(endpoint.clone(), vault.clone()));
+    let ctx = Arc::new(Ctx {
+        vault: vault.clone(),
+        identity: Arc::new(identity),
+        purposes,
+        grant_cache: GrantCache::default(),
+        crls: std::sync::RwLock::new(crls),
+    });
+    tokio::spawn(accept_loop(endpoint.clone(), ctx.clone()));
     if let Some(path) = config.crl_path.clone() {
-        tokio::spawn(watch_crl(endpoint.clone(), identity, vault.clone(), path));
+        tokio::spawn(watch_crl(endpoint.clone(), ctx, path));
     }
     Ok(RunningNode {
         addr,
@@ -131,9 +160,8 @@ fn load_crl_state(path: Option<&Path>, vault: &Vault) -> Result<Vec<Vec<u8>>, Re
     let Some(path) = path else {
         return Ok(Vec::new());
     };
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
+    // A configured CRL that is missing or unreadable fails closed: the node
+    // refuses to start, and a running node keeps its previous CRL.
     let crls = pki::load_crls(path)?;
     let mut serials = HashSet::new();
     for crl in &crls {
@@ -143,12 +171,7 @@ fn load_crl_state(path: Option<&Path>, vault: &Vault) -> Result<Vec<Vec<u8>>, Re
     Ok(crls)
 }
 
-async fn watch_crl(
-    endpoint: quinn::Endpoint,
-    identity: Arc<Identity>,
-    vault: Arc<Vault>,
-    path: PathBuf,
-) {
+async fn watch_crl(endpoint: quinn::Endpoint, ctx: Arc<Ctx>, path: PathBuf) {
     let stamp = |p: &Path| -> Option<(SystemTime, u64)> {
         let meta = std::fs::metadata(p).ok()?;
         Some((meta.modified().ok()?, meta.len()))
@@ -161,9 +184,13 @@ async fn watch_crl(
             continue;
         }
         last = now;
-        match load_crl_state(Some(&path), &vault).and_then(|crls| server_config(&identity, &crls)) {
-            Ok(config) => {
+        let loaded = load_crl_state(Some(&path), &ctx.vault)
+            .and_then(|crls| Ok((server_config(&ctx.identity, &crls)?, crls)));
+        match loaded {
+            Ok((config, crls)) => {
                 endpoint.set_server_config(Some(config));
+                *ctx.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
+                ctx.grant_cache.clear();
                 tracing::info!(path = %path.display(), "reloaded the CRL");
             }
             Err(e) => {
@@ -173,13 +200,13 @@ async fn watch_crl(
     }
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, vault: Arc<Vault>) {
+async fn accept_loop(endpoint: quinn::Endpoint, ctx: Arc<Ctx>) {
     while let Some(incoming) = endpoint.accept().await {
-        let vault = vault.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
-                Ok(connection) => serve_connection(connection, vault).await,
+                Ok(connection) => serve_connection(connection, ctx).await,
                 Err(e) => {
                     tracing::warn!(%remote, code = "tls.handshake_refused", error = %e, "handshake refused")
                 }
@@ -188,7 +215,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, vault: Arc<Vault>) {
     }
 }
 
-async fn serve_connection(connection: quinn::Connection, vault: Arc<Vault>) {
+async fn serve_connection(connection: quinn::Connection, ctx: Arc<Ctx>) {
     let remote = connection.remote_address();
     let caller = match peer_cert(&connection) {
         Ok(caller) => Arc::new(caller),
@@ -202,9 +229,9 @@ async fn serve_connection(connection: quinn::Connection, vault: Arc<Vault>) {
     loop {
         match connection.accept_bi().await {
             Ok((send, recv)) => {
-                let vault = vault.clone();
+                let ctx = ctx.clone();
                 let caller = caller.clone();
-                tokio::spawn(async move { serve_stream(vault, caller, send, recv).await });
+                tokio::spawn(async move { serve_stream(ctx, caller, send, recv).await });
             }
             Err(_) => return,
         }
@@ -212,17 +239,17 @@ async fn serve_connection(connection: quinn::Connection, vault: Arc<Vault>) {
 }
 
 async fn serve_stream(
-    vault: Arc<Vault>,
+    ctx: Arc<Ctx>,
     caller: Arc<Caller>,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let result = match read_frame::<Request>(&mut recv).await {
+    let result = match read_frame::<Request>(&mut recv, FRAME_LEN_MAX).await {
         Err(FrameError::Wire(e)) => Err(Refusal::new(e.code(), format!("{e}"))),
-        Err(FrameError::Stream(_)) => return,
-        Ok(request) => match vault.check_not_revoked(&caller.cert) {
+        Err(_) => return,
+        Ok(request) => match ctx.vault.check_not_revoked(&caller.cert) {
             Err(refusal) => Err(refusal),
-            Ok(()) => handle(&vault, &caller, request, &mut send, &mut recv).await,
+            Ok(()) => handle(&ctx, &caller, request, &mut send, &mut recv).await,
         },
     };
     if let Err(refusal) = result {
@@ -241,26 +268,31 @@ async fn serve_stream(
 }
 
 async fn handle(
-    vault: &Arc<Vault>,
+    ctx: &Arc<Ctx>,
     caller: &Caller,
     request: Request,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) -> Result<(), Refusal> {
-    match request {
+    let vault = &ctx.vault;
+    let response = match request {
         Request::Put { record, signature } => {
-            handle_put(vault, caller, record, signature, send, recv).await
+            return handle_put(vault, caller, record, signature, send, recv).await
         }
-        Request::Get { document_id, range } => {
-            handle_get(vault, &caller.cert, document_id, range, send).await
-        }
+        Request::Get {
+            document_id,
+            range,
+            grant,
+        } => return handle_get(ctx, &caller.cert, document_id, range, grant, send).await,
         Request::List { resident } => {
             let scope = access::check_list(&caller.cert, &resident)?;
             let entries = vault.list(&resident, &scope)?;
             let documents = entries.iter().map(view).collect();
-            write(send, &Response::Documents { documents }).await
+            Response::Documents { documents }
         }
-    }
+        other => consent::handle(ctx, &caller.cert, &caller.der, other).await?,
+    };
+    write(send, &response).await
 }
 
 async fn handle_put(
@@ -274,14 +306,13 @@ async fn handle_put(
     let now = vault_client::client::now_unix();
     access::check_put(&caller.cert, &record, &signature, now)?;
     let hash = record.content_hash;
-    let have_blob = vault.has_blob(&hash)?;
-    write(send, &Response::SendBody { send: !have_blob }).await?;
-    let mut fresh_blob = false;
-    if !have_blob {
-        fresh_blob = receive_blob(vault, hash, record.size, recv).await?;
-    }
+    let had_blob = vault.has_blob(&hash)?;
+    // The body is always sent, even when the blob is stored already: knowing
+    // a hash must not be enough to register (and then read) a document.
+    write(send, &Response::SendBody { send: true }).await?;
+    let fresh_blob = receive_blob(vault, hash, record.size, recv).await? && !had_blob;
     let entry = DocumentEntry {
-        document_id: DocumentId::derive(&record, &signature),
+        document_id: record.document_id(&signature),
         record,
         signature,
         issuer_cert: caller.der.clone(),
@@ -292,7 +323,9 @@ async fn handle_put(
     let applied = tokio::task::spawn_blocking(move || vault2.submit(&command))
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
-    let Applied::DocumentRegistered { blob_existed, .. } = applied;
+    let Applied::DocumentRegistered { blob_existed, .. } = applied else {
+        return Err(Refusal::new(ErrorCode::Internal, "unexpected apply result"));
+    };
     tracing::info!(
         document = %entry.document_id,
         issuer = %entry.record.issuer,
@@ -340,12 +373,14 @@ async fn receive_blob(
                 }
             }
             Ok(None) => break Ok(()),
-            Err(e) => break Err(Refusal::new(
-                ErrorCode::Truncated,
-                format!(
+            Err(e) => {
+                break Err(Refusal::new(
+                    ErrorCode::Truncated,
+                    format!(
                     "the upload stopped after {received} of {size} bytes ({e}); nothing was stored"
                 ),
-            )),
+                ))
+            }
         }
     };
     drop(tx);
@@ -358,14 +393,19 @@ async fn receive_blob(
 }
 
 async fn handle_get(
-    vault: &Arc<Vault>,
+    ctx: &Arc<Ctx>,
     caller: &PeerCert,
     document_id: DocumentId,
     range: Option<ByteRange>,
+    grant: Option<pki::GrantId>,
     send: &mut quinn::SendStream,
 ) -> Result<(), Refusal> {
+    let vault = &ctx.vault;
     let entry = vault.document(document_id)?;
-    access::check_read(caller, &entry)?;
+    match grant {
+        Some(grant_id) => consent::authorize_use(ctx, caller, &entry, grant_id).await?,
+        None => access::check_read(caller, &entry)?,
+    }
     let size = entry.record.size;
     let range = match range {
         None => ByteRange {
@@ -455,7 +495,7 @@ fn produce_pieces(
         let bytes: &[u8] = match piece {
             tree::Piece::Pair { index } => outboard
                 .pair(index)
-                .ok_or_else(|| Refusal::new(ErrorCode::Integrity, "outboard too short".into()))?,
+                .ok_or_else(|| Refusal::new(ErrorCode::Integrity, "outboard too short"))?,
             tree::Piece::Group { index, .. } => reader.read_group(index, &mut buf)?,
         };
         // Assert in pairs: the bytes we send verify against the signed hash.
@@ -492,7 +532,7 @@ async fn write(send: &mut quinn::SendStream, response: &Response) -> Result<(), 
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))
 }
 
-fn view(entry: &DocumentEntry) -> DocumentView {
+pub(crate) fn view(entry: &DocumentEntry) -> DocumentView {
     DocumentView {
         document_id: entry.document_id,
         record: entry.record.clone(),
@@ -514,10 +554,10 @@ fn peer_cert(connection: &quinn::Connection) -> Result<Caller, Refusal> {
             any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
                 .ok()
         })
-        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate".into()))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate"))?;
     let leaf = certs
         .first()
-        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate".into()))?;
+        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate"))?;
     Ok(Caller {
         cert: pki::parse_certificate(leaf)?,
         der: leaf.to_vec(),

@@ -10,11 +10,15 @@
 
 use std::sync::Mutex;
 
-use pki::{ContentHash, IssueRecord, ResidentId, Signature};
+use pki::{
+    AccessRequest, ContentHash, Grant, GrantId, GrantedDocument, IssueRecord, Name, RequestId,
+    ResidentId, Role, Signature,
+};
 use serde::{Deserialize, Serialize};
-use vault_client::DocumentId;
+use vault_client::{DocumentId, ErrorCode};
 
 use crate::store::{Cf, MetaStore, StoreError, Write};
+use crate::Refusal;
 
 /// Key of the last applied command index in [`Cf::Meta`].
 const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
@@ -28,6 +32,103 @@ pub const LIST_LEN_MAX: usize = vault_client::wire::LIST_LEN_MAX;
 pub enum Command {
     /// Register a document whose blob is already durable on this node.
     RegisterDocument(DocumentEntry),
+    /// Record a department's signed access request (pending).
+    RecordRequest(RequestEntry),
+    /// Approve a pending request with a sealed grant.
+    IssueGrant(GrantEntry),
+    /// Deny a pending request.
+    DenyRequest {
+        /// Which request.
+        request_id: RequestId,
+        /// When (unix seconds, chosen by the proposer).
+        at: i64,
+    },
+    /// Count one use of a grant (refused when exhausted or revoked).
+    UseGrant {
+        /// Which grant.
+        grant_id: GrantId,
+        /// The document fetched.
+        document_id: DocumentId,
+        /// When (unix seconds, chosen by the proposer).
+        at: i64,
+    },
+    /// Revoke a grant (by its resident) or give it up (by its grantee).
+    RevokeGrant {
+        /// Which grant.
+        grant_id: GrantId,
+        /// Who.
+        by: Name,
+        /// In which role.
+        role: Role,
+        /// When (unix seconds, chosen by the proposer).
+        at: i64,
+    },
+}
+
+/// A recorded access request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestEntry {
+    /// Its id.
+    pub request_id: RequestId,
+    /// What the department signed.
+    pub request: AccessRequest,
+    /// The department's signature.
+    pub signature: Signature,
+    /// SHA-256 of the department certificate's public key: the future grant's holder.
+    #[serde(with = "hex32")]
+    pub department_key_id: [u8; 32],
+    /// The department certificate's serial (revoking it kills the grant).
+    pub department_serial: String,
+    /// The documents the request resolved to, sorted by id.
+    pub documents: Vec<GrantedDocument>,
+    /// Pending, approved or denied.
+    pub status: RequestStatus,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Waiting for the resident.
+    Pending,
+    /// Approved with a grant.
+    Approved {
+        /// The grant.
+        grant_id: GrantId,
+        /// When.
+        at: i64,
+    },
+    /// Denied by the resident.
+    Denied {
+        /// When.
+        at: i64,
+    },
+}
+
+/// A stored grant with its use count and revocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantEntry {
+    /// The sealed grant.
+    pub grant: Grant,
+    /// Serial of the grantee's certificate.
+    pub grantee_serial: String,
+    /// When it was issued.
+    pub issued_at: i64,
+    /// Uses so far.
+    pub uses: u32,
+    /// Revocation, if any.
+    pub revoked: Option<GrantRevocation>,
+}
+
+/// Who revoked a grant, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRevocation {
+    /// Who.
+    pub by: Name,
+    /// In which role.
+    pub role: Role,
+    /// When.
+    pub at: i64,
 }
 
 /// A stored document record.
@@ -67,6 +168,25 @@ pub enum Applied {
         /// The same document was already registered; nothing changed.
         document_existed: bool,
     },
+    /// A request was recorded (or already was).
+    RequestRecorded {
+        /// Its id.
+        request_id: RequestId,
+    },
+    /// A grant was issued.
+    GrantIssued {
+        /// Its id.
+        grant_id: GrantId,
+    },
+    /// A request was denied.
+    RequestDenied,
+    /// A grant use was counted.
+    GrantUsed {
+        /// This use's number, from 1.
+        use_number: u32,
+    },
+    /// A grant was revoked (or already was).
+    GrantRevoked,
 }
 
 /// A command that cannot be applied (the state is unchanged).
@@ -82,6 +202,9 @@ pub enum StateError {
     /// The command contradicts the state.
     #[error("{0}")]
     Conflict(String),
+    /// The command is refused by a rule (exhausted, revoked, already decided...).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 /// Applies `command` as log entry `index` on top of `state`: returns what it
@@ -105,6 +228,25 @@ pub fn apply(
     ];
     let applied = match command {
         Command::RegisterDocument(entry) => register_document(state, entry, &mut writes)?,
+        Command::RecordRequest(entry) => record_request(state, entry, &mut writes)?,
+        Command::IssueGrant(entry) => issue_grant(state, entry, &mut writes)?,
+        Command::DenyRequest { request_id, at } => {
+            deny_request(state, *request_id, *at, &mut writes)?
+        }
+        Command::UseGrant { grant_id, at, .. } => use_grant(state, *grant_id, *at, &mut writes)?,
+        Command::RevokeGrant {
+            grant_id,
+            by,
+            role,
+            at,
+        } => {
+            let revocation = GrantRevocation {
+                by: by.clone(),
+                role: *role,
+                at: *at,
+            };
+            revoke_grant(state, *grant_id, revocation, &mut writes)?
+        }
     };
     Ok((applied, writes))
 }
@@ -161,6 +303,209 @@ fn register_document(
     })
 }
 
+fn record_request(
+    state: &dyn MetaStore,
+    entry: &RequestEntry,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let key = entry.request_id.as_bytes();
+    if state.get(Cf::Requests, key)?.is_none() {
+        writes.push(put(Cf::Requests, key.to_vec(), encode(entry)?));
+        writes.push(put(
+            Cf::PendingRequests,
+            index_key(entry.request.resident.as_str(), key),
+            Vec::new(),
+        ));
+    }
+    Ok(Applied::RequestRecorded {
+        request_id: entry.request_id,
+    })
+}
+
+fn pending(state: &dyn MetaStore, id: RequestId) -> Result<RequestEntry, StateError> {
+    let entry = request(state, id)?.ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::RequestNotFound,
+            format!("no access request {id}"),
+        )
+    })?;
+    if entry.status != RequestStatus::Pending {
+        return Err(Refusal::new(
+            ErrorCode::RequestAlreadyDecided,
+            format!("request {id} was already decided; ask the department for a new request"),
+        )
+        .into());
+    }
+    Ok(entry)
+}
+
+fn decide(
+    mut entry: RequestEntry,
+    status: RequestStatus,
+    writes: &mut Vec<Write>,
+) -> Result<(), StateError> {
+    let key = entry.request_id.as_bytes().to_vec();
+    writes.push(Write::Delete {
+        cf: Cf::PendingRequests,
+        key: index_key(entry.request.resident.as_str(), &key),
+    });
+    entry.status = status;
+    writes.push(put(Cf::Requests, key, encode(&entry)?));
+    Ok(())
+}
+
+fn issue_grant(
+    state: &dyn MetaStore,
+    entry: &GrantEntry,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let body = &entry.grant.body;
+    let request = pending(state, body.request_id)?;
+    let grant_id = entry.grant.id();
+    if state.get(Cf::Grants, grant_id.as_bytes())?.is_some() {
+        return Err(StateError::Conflict(format!(
+            "grant {grant_id} already exists"
+        )));
+    }
+    let at = entry.issued_at;
+    decide(request, RequestStatus::Approved { grant_id, at }, writes)?;
+    let id = grant_id.as_bytes();
+    writes.push(put(Cf::Grants, id.to_vec(), encode(entry)?));
+    let by_resident = grant_index_key(GrantSide::Resident, body.resident.as_str(), id);
+    writes.push(put(Cf::GrantIndex, by_resident, Vec::new()));
+    let by_grantee = grant_index_key(GrantSide::Grantee, body.grantee.as_str(), id);
+    writes.push(put(Cf::GrantIndex, by_grantee, Vec::new()));
+    Ok(Applied::GrantIssued { grant_id })
+}
+
+fn deny_request(
+    state: &dyn MetaStore,
+    request_id: RequestId,
+    at: i64,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let request = pending(state, request_id)?;
+    decide(request, RequestStatus::Denied { at }, writes)?;
+    Ok(Applied::RequestDenied)
+}
+
+fn use_grant(
+    state: &dyn MetaStore,
+    grant_id: GrantId,
+    at: i64,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let mut entry = grant(state, grant_id)?
+        .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
+    crate::grants::check_state(&entry, at)?;
+    entry.uses += 1;
+    let use_number = entry.uses;
+    writes.push(put(
+        Cf::Grants,
+        grant_id.as_bytes().to_vec(),
+        encode(&entry)?,
+    ));
+    Ok(Applied::GrantUsed { use_number })
+}
+
+fn revoke_grant(
+    state: &dyn MetaStore,
+    grant_id: GrantId,
+    revocation: GrantRevocation,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let mut entry = grant(state, grant_id)?
+        .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
+    if entry.revoked.is_none() {
+        entry.revoked = Some(revocation);
+        writes.push(put(
+            Cf::Grants,
+            grant_id.as_bytes().to_vec(),
+            encode(&entry)?,
+        ));
+    }
+    Ok(Applied::GrantRevoked)
+}
+
+/// Reads a request.
+pub fn request(state: &dyn MetaStore, id: RequestId) -> Result<Option<RequestEntry>, StateError> {
+    read(state, Cf::Requests, id.as_bytes())
+}
+
+/// Reads a grant.
+pub fn grant(state: &dyn MetaStore, id: GrantId) -> Result<Option<GrantEntry>, StateError> {
+    read(state, Cf::Grants, id.as_bytes())
+}
+
+/// Pending requests addressed to `resident`, at most [`LIST_LEN_MAX`].
+pub fn pending_requests(
+    state: &dyn MetaStore,
+    resident: &ResidentId,
+) -> Result<Vec<RequestEntry>, StateError> {
+    let prefix = index_prefix(resident.as_str());
+    let mut out = Vec::new();
+    for (key, _) in state.scan_prefix(Cf::PendingRequests, &prefix, LIST_LEN_MAX)? {
+        let id = RequestId::from_bytes(tail_id(&key)?);
+        out.extend(request(state, id)?);
+    }
+    Ok(out)
+}
+
+/// Which side of a grant a name is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantSide {
+    /// The consenting resident.
+    Resident = 1,
+    /// The department granted access.
+    Grantee = 2,
+}
+
+/// `side u8 | len u8 | name | grant id`.
+fn grant_index_key(side: GrantSide, name: &str, id: &[u8]) -> Vec<u8> {
+    let mut key = vec![side as u8];
+    key.extend_from_slice(&index_key(name, id));
+    key
+}
+
+/// Grants naming `name` on `side`, at most [`LIST_LEN_MAX`].
+pub fn grants_of(
+    state: &dyn MetaStore,
+    side: GrantSide,
+    name: &str,
+) -> Result<Vec<GrantEntry>, StateError> {
+    let prefix = grant_index_key(side, name, &[]);
+    let mut out = Vec::new();
+    for (key, _) in state.scan_prefix(Cf::GrantIndex, &prefix, LIST_LEN_MAX)? {
+        let id = GrantId::from_bytes(tail_id(&key)?);
+        out.extend(grant(state, id)?);
+    }
+    Ok(out)
+}
+
+fn tail_id(key: &[u8]) -> Result<[u8; 16], StateError> {
+    key[key.len().saturating_sub(16)..]
+        .try_into()
+        .map_err(|_| StateError::Corrupt("short index key".into()))
+}
+
+/// `len u8 | name | id`.
+fn index_key(name: &str, id: &[u8]) -> Vec<u8> {
+    let mut key = index_prefix(name);
+    key.extend_from_slice(id);
+    key
+}
+
+fn index_prefix(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.len() + 16);
+    key.push(name.len() as u8);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+fn put(cf: Cf, key: Vec<u8>, value: Vec<u8>) -> Write {
+    Write::Put { cf, key, value }
+}
+
 /// Reads a document.
 pub fn document(
     state: &dyn MetaStore,
@@ -174,14 +519,18 @@ pub fn blob(state: &dyn MetaStore, hash: &ContentHash) -> Result<Option<BlobEntr
     read(state, Cf::Blobs, hash.as_bytes())
 }
 
-/// The documents of `resident`, newest first, at most [`LIST_LEN_MAX`].
+/// Most index entries one listing scans before filtering.
+pub const LIST_SCAN_MAX: usize = 10_000;
+
+/// The documents of `resident`, newest first, at most `limit`.
 pub fn documents_of(
     state: &dyn MetaStore,
     resident: &ResidentId,
+    limit: usize,
 ) -> Result<Vec<DocumentEntry>, StateError> {
     let prefix = resident_prefix(resident);
     let mut out = Vec::new();
-    for (key, _) in state.scan_prefix(Cf::ByResident, &prefix, LIST_LEN_MAX)? {
+    for (key, _) in state.scan_prefix(Cf::ByResident, &prefix, limit)? {
         let id_bytes: [u8; 16] = key[key.len().saturating_sub(16)..]
             .try_into()
             .map_err(|_| StateError::Corrupt("short resident index key".into()))?;
@@ -276,6 +625,21 @@ impl<S: MetaStore> Ledger<S> {
     }
 }
 
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(String::deserialize(d)?, &mut out)
+            .map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -306,7 +670,7 @@ mod tests {
         };
         let signature = Signature([seed; 64]);
         DocumentEntry {
-            document_id: DocumentId::derive(&record, &signature),
+            document_id: record.document_id(&signature),
             record,
             signature,
             issuer_cert: vec![1, 2, 3],
@@ -353,7 +717,7 @@ mod tests {
         let first = entry("resident-1", 7, 100);
         let mut second = entry("resident-2", 7, 101);
         second.record.issuer = Name::parse("tax-office").unwrap();
-        second.document_id = DocumentId::derive(&second.record, &second.signature);
+        second.document_id = second.record.document_id(&second.signature);
         ledger
             .submit(&Command::RegisterDocument(first.clone()))
             .unwrap();
@@ -388,12 +752,15 @@ mod tests {
         ledger
             .submit(&Command::RegisterDocument(entry("resident-10", 9, 50)))
             .unwrap();
-        let times: Vec<i64> =
-            documents_of(ledger.store(), &ResidentId::parse("resident-1").unwrap())
-                .unwrap()
-                .iter()
-                .map(|e| e.registered_at)
-                .collect();
+        let times: Vec<i64> = documents_of(
+            ledger.store(),
+            &ResidentId::parse("resident-1").unwrap(),
+            LIST_LEN_MAX,
+        )
+        .unwrap()
+        .iter()
+        .map(|e| e.registered_at)
+        .collect();
         assert_eq!(times, vec![300, 200, 100]);
     }
 
@@ -405,7 +772,7 @@ mod tests {
             .unwrap();
         let mut bad = entry("resident-2", 4, 2);
         bad.record.size = 11;
-        bad.document_id = DocumentId::derive(&bad.record, &bad.signature);
+        bad.document_id = bad.record.document_id(&bad.signature);
         let err = ledger
             .submit(&Command::RegisterDocument(bad.clone()))
             .unwrap_err();

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Cf {
-    /// Node-local bookkeeping (`applied_index`, format version).
+    /// Node-local bookkeeping (`applied_index`).
     Meta,
     /// The command log: u64 BE index -> command JSON.
     Commands,
@@ -24,6 +24,14 @@ pub enum Cf {
     ByResident,
     /// Blobs known to the state machine: 32-byte content hash -> blob entry JSON.
     Blobs,
+    /// Access requests: 16-byte request id -> request entry JSON.
+    Requests,
+    /// Index: resident, pending request id -> empty.
+    PendingRequests,
+    /// Grants: 16-byte grant id -> grant entry JSON (with uses and revocation).
+    Grants,
+    /// Index: holder (resident or grantee) name, grant id -> empty.
+    GrantIndex,
 }
 
 impl Cf {
@@ -44,6 +52,10 @@ impl Cf {
             Cf::Documents => "documents",
             Cf::ByResident => "by_resident",
             Cf::Blobs => "blobs",
+            Cf::Requests => "requests",
+            Cf::PendingRequests => "pending_requests",
+            Cf::Grants => "grants",
+            Cf::GrantIndex => "grant_index",
         }
     }
 }

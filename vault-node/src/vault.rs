@@ -104,14 +104,24 @@ impl Vault {
         resident: &ResidentId,
         scope: &ListScope,
     ) -> Result<Vec<DocumentEntry>, Refusal> {
-        let all = state::documents_of(self.store(), resident).map_err(Refusal::from)?;
+        let all = state::documents_of(self.store(), resident, state::LIST_SCAN_MAX)
+            .map_err(Refusal::from)?;
         Ok(all
             .into_iter()
             .filter(|entry| match scope {
                 ListScope::All => true,
                 ListScope::IssuedBy(name) => &entry.record.issuer == name,
             })
+            .take(state::LIST_LEN_MAX)
             .collect())
+    }
+
+    /// The revoked certificate serials (from the CRL).
+    pub fn revoked_serials(&self) -> HashSet<String> {
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the set of revoked certificate serials (from the CRL).
@@ -218,6 +228,10 @@ impl From<BlobError> for Refusal {
             BlobError::DiskFull => ErrorCode::DiskFull,
             _ => ErrorCode::Storage,
         };
-        Refusal::new(code, format!("{e}; nothing was stored"))
+        let message = match code {
+            ErrorCode::Integrity => e.to_string(),
+            _ => format!("{e}; nothing was stored"),
+        };
+        Refusal::new(code, message)
     }
 }

@@ -124,7 +124,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let id = last.get().context("no document")?;
         rows.push(
             measure("vault verified get", size, min, || async {
-                let (_, bytes) = dept.get_bytes(id, None).await?;
+                let (_, bytes) = dept.get_bytes(id, None, None).await?;
                 anyhow::ensure!(bytes.len() as u64 == size);
                 Ok(())
             })

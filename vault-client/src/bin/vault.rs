@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pki::{DocumentKind, Identity, ResidentId};
+use pki::{DocumentKind, GrantId, Identity, Purpose, RequestId, RequestScope, ResidentId};
 use serde_json::{json, Value};
 use vault_client::{ByteRange, ClientError, DocumentId, ErrorCode, GetOptions, VaultClient};
 
@@ -61,6 +61,9 @@ enum Command {
         /// Start over instead of resuming an interrupted download.
         #[arg(long)]
         no_resume: bool,
+        /// Fetch under this grant (a department other than the issuer).
+        #[arg(long)]
+        grant: Option<pki::GrantId>,
     },
     /// List a resident's documents you may see.
     List {
@@ -68,10 +71,92 @@ enum Command {
         #[arg(long)]
         resident: ResidentId,
     },
+    /// (Department) Ask a resident for documents, for a purpose.
+    Request {
+        /// Whose documents.
+        #[arg(long)]
+        resident: ResidentId,
+        /// Exact documents, comma separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            conflicts_with = "kinds",
+            required_unless_present = "kinds"
+        )]
+        documents: Vec<DocumentId>,
+        /// Kinds of document (the resident's current one of each), comma separated.
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<DocumentKind>,
+        /// Purpose code from the district's registry, e.g. housing-subsidy.
+        #[arg(long)]
+        purpose: Purpose,
+        /// How long access is asked for: 3600, 90m, 12h, 30d.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: u64,
+    },
+    /// (Resident) List pending requests addressed to you.
+    Requests,
+    /// (Resident) Approve a request: sign a grant, possibly narrowed.
+    Approve {
+        /// The request id shown by `vault requests`.
+        request_id: RequestId,
+        /// Fetches the grant allows.
+        #[arg(long, default_value_t = 1)]
+        max_uses: u32,
+        /// Shorter validity than asked: 3600, 90m, 12h, 30d.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<u64>,
+    },
+    /// (Resident) Deny a request.
+    Deny {
+        /// The request id.
+        request_id: RequestId,
+    },
+    /// Grants you gave (resident) or hold (department).
+    Grants,
+    /// Show, verify or give up one grant.
+    Grant {
+        #[command(subcommand)]
+        command: GrantCommand,
+    },
+    /// (Resident) Revoke a grant; effective for the next fetch.
+    Revoke {
+        /// The grant id.
+        grant_id: GrantId,
+    },
+}
+
+#[derive(Subcommand)]
+enum GrantCommand {
+    /// Show a grant; with -o, save the sealed grant for offline checks.
+    Show {
+        /// The grant id.
+        grant_id: GrantId,
+        /// Write the sealed grant (JSON) here.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Verify a saved grant offline: chains to the district CA, consent and
+    /// seal signatures, validity window. No network.
+    Verify {
+        /// The sealed grant (JSON, from `grant show -o`).
+        file: PathBuf,
+        /// The district CA certificate (defaults to the identity's ca.pem).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// (Department) Give up a grant you hold.
+    Release {
+        /// The grant id.
+        grant_id: GrantId,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -87,6 +172,22 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(run(cli));
     report(json, result)
+}
+
+/// Usage errors: JSON under `--json` (code `cli.usage`, exit 2), else clap's text.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args().any(|a| a == "--json");
+    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let message = e.to_string();
+    let first = message.lines().next().unwrap_or("bad command line");
+    println!(
+        "{}",
+        json!({"error": {"code": "cli.usage", "message": first.trim_start_matches("error: ")}})
+    );
+    ExitCode::from(2)
 }
 
 fn report(json: bool, result: Result<(Value, String), ClientError>) -> ExitCode {
@@ -121,6 +222,12 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
         )
     })?;
     let identity = Identity::load(&identity_dir)?;
+    if let Command::Grant {
+        command: GrantCommand::Verify { file, ca },
+    } = &cli.command
+    {
+        return verify_grant_offline(&identity, file, ca.as_deref());
+    }
     let progress = !cli.json && std::io::stderr().is_terminal();
     let client = VaultClient::connect(identity, &cli.node).await?;
     match cli.command {
@@ -154,11 +261,13 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
             output,
             range,
             no_resume,
+            grant,
         } => {
             let options = GetOptions {
                 range,
                 resume: !no_resume,
                 progress,
+                grant,
             };
             let out = client.get_to_file(document_id, &output, options).await?;
             let record = &out.document.record;
@@ -217,7 +326,227 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
             let value = json!({"resident": resident.as_str(), "documents": items});
             Ok((value, text.trim_end().to_string()))
         }
+        other => consent_command(&client, other).await,
     }
+}
+
+async fn consent_command(
+    client: &VaultClient,
+    command: Command,
+) -> Result<(Value, String), ClientError> {
+    match command {
+        Command::Request {
+            resident,
+            documents,
+            kinds,
+            purpose,
+            ttl,
+        } => {
+            let scope = if documents.is_empty() {
+                RequestScope::Kinds(kinds)
+            } else {
+                RequestScope::Documents(documents)
+            };
+            let (request_id, docs) = client
+                .request_access(&resident, scope, &purpose, ttl)
+                .await?;
+            let text = format!(
+                "request {request_id} sent to {resident} for {} document(s)",
+                docs.len()
+            );
+            Ok((json!({"request_id": request_id, "documents": docs}), text))
+        }
+        Command::Requests => {
+            let requests = client.pending_requests().await?;
+            let mut text = String::new();
+            for r in &requests {
+                text.push_str(&format!(
+                    "{}  {} asks for {} document(s) for {} ({}; {}), {} s\n",
+                    r.request_id,
+                    r.department,
+                    r.documents.len(),
+                    r.purpose,
+                    r.purpose_description,
+                    r.legal_basis,
+                    r.ttl_s
+                ));
+                for d in &r.documents {
+                    text.push_str(&format!(
+                        "    {} {} issued by {}\n",
+                        d.document_id, d.kind, d.issuer
+                    ));
+                }
+            }
+            if requests.is_empty() {
+                text.push_str("no pending requests");
+            }
+            Ok((json!({"requests": requests}), text.trim_end().to_string()))
+        }
+        Command::Approve {
+            request_id,
+            max_uses,
+            ttl,
+        } => {
+            let request = client
+                .pending_requests()
+                .await?
+                .into_iter()
+                .find(|r| r.request_id == request_id)
+                .ok_or_else(|| ClientError::Refused {
+                    code: ErrorCode::RequestNotFound.as_str().to_string(),
+                    message: format!("no pending request {request_id} addressed to you"),
+                })?;
+            let body = client.approval_body(&request, max_uses, ttl)?;
+            let grant = client.approve(body).await?;
+            let id = grant.id();
+            let text = format!(
+                "grant {id}: {} may fetch {} document(s) {} time(s) until {}",
+                grant.body.grantee,
+                grant.body.documents.len(),
+                grant.body.max_uses,
+                grant.body.not_after
+            );
+            Ok((
+                json!({"grant_id": id, "request_id": request_id, "not_after": grant.body.not_after, "max_uses": grant.body.max_uses}),
+                text,
+            ))
+        }
+        Command::Deny { request_id } => {
+            client.deny(request_id).await?;
+            Ok((
+                json!({"request_id": request_id, "denied": true}),
+                format!("request {request_id} denied"),
+            ))
+        }
+        Command::Grants => {
+            let grants = client.grants().await?;
+            let mut text = String::new();
+            for g in &grants {
+                text.push_str(&format!(
+                    "{}  {} -> {} for {}, {}/{} uses, until {}{}\n",
+                    g.grant_id,
+                    g.resident,
+                    g.grantee,
+                    g.purpose,
+                    g.uses,
+                    g.max_uses,
+                    g.not_after,
+                    if g.revoked { ", revoked" } else { "" }
+                ));
+            }
+            if grants.is_empty() {
+                text.push_str("no grants");
+            }
+            Ok((json!({"grants": grants}), text.trim_end().to_string()))
+        }
+        Command::Grant {
+            command: GrantCommand::Show { grant_id, output },
+        } => {
+            let (view, sealed) = client.show_grant(grant_id).await?;
+            if let Some(path) = &output {
+                let text = sealed.to_json()?;
+                std::fs::write(path, text).map_err(|e| {
+                    ClientError::local(ErrorCode::LocalIo, format!("{}: {e}", path.display()))
+                })?;
+            }
+            let text = serde_json::to_string_pretty(&view).unwrap_or_default();
+            Ok((json!({"grant": view, "sealed": sealed}), text))
+        }
+        Command::Grant {
+            command: GrantCommand::Release { grant_id },
+        }
+        | Command::Revoke { grant_id } => {
+            client.revoke_grant(grant_id).await?;
+            Ok((
+                json!({"grant_id": grant_id, "revoked": true}),
+                format!("grant {grant_id} revoked"),
+            ))
+        }
+        _ => Err(ClientError::local(
+            ErrorCode::InvalidArgument,
+            "unsupported command",
+        )),
+    }
+}
+
+/// `vault grant verify FILE`: no network, only the CA certificate.
+fn verify_grant_offline(
+    identity: &Identity,
+    file: &std::path::Path,
+    ca: Option<&std::path::Path>,
+) -> Result<(Value, String), ClientError> {
+    let local = |e: std::io::Error, p: &std::path::Path| {
+        ClientError::local(ErrorCode::LocalIo, format!("{}: {e}", p.display()))
+    };
+    let bytes = std::fs::read(file).map_err(|e| local(e, file))?;
+    let grant = pki::Grant::from_json(&bytes).map_err(|e| ClientError::Refused {
+        code: ErrorCode::GrantMalformed.as_str().to_string(),
+        message: e.to_string(),
+    })?;
+    let ca_der = match ca {
+        Some(path) => pki::read_certificate_pem(path)?,
+        None => identity.ca_der().to_vec(),
+    };
+    let verified = grant.verify(&ca_der, &[]).map_err(|e| {
+        let code = match e.code() {
+            "pki.bad_signature" | "pki.issuer_mismatch" => ErrorCode::GrantBadSignature,
+            "pki.untrusted" | "pki.bad_certificate" => ErrorCode::GrantUntrusted,
+            _ => ErrorCode::GrantMalformed,
+        };
+        ClientError::Refused {
+            code: code.as_str().to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    let now = vault_client::client::now_unix();
+    let body = &grant.body;
+    let window = if now < body.not_before {
+        "not_yet_valid"
+    } else if now > body.not_after {
+        "expired"
+    } else {
+        "valid"
+    };
+    let value = json!({
+        "grant_id": verified.id,
+        "valid_signatures": true,
+        "resident": verified.resident.name.as_str(),
+        "sealed_by": verified.node.name.as_str(),
+        "grantee": body.grantee.as_str(),
+        "purpose": body.purpose.as_str(),
+        "documents": body.documents,
+        "not_before": body.not_before,
+        "not_after": body.not_after,
+        "max_uses": body.max_uses,
+        "window": window,
+    });
+    let text = format!(
+        "grant {}: signatures valid (consent by {}, sealed by {}); {} for {}, window {}",
+        verified.id, verified.resident.name, verified.node.name, body.grantee, body.purpose, window
+    );
+    Ok((value, text))
+}
+
+/// Durations: plain seconds, or a number with s, m, h or d.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}: use e.g. 3600, 90m, 12h, 30d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("bad duration unit {unit:?}: use s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("bad duration {text:?}"))
 }
 
 fn parse_range(text: &str) -> Result<ByteRange, String> {

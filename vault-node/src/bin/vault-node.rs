@@ -42,6 +42,10 @@ enum Command {
         /// The district CRL (PEM); re-read when it changes.
         #[arg(long)]
         crl: Option<PathBuf>,
+        /// The purpose registry (JSON array of {code, description,
+        /// legal_basis, ttl_s_max}); without it no access requests are taken.
+        #[arg(long)]
+        purposes: Option<PathBuf>,
     },
 }
 
@@ -66,6 +70,7 @@ fn main() -> anyhow::Result<()> {
                 NodeConfig {
                     listen,
                     crl_path: Some(layout.crl_path()),
+                    purposes_path: Some(layout.purposes_path()),
                     data_dir: layout.node_data,
                     identity_dir: layout.node_identity,
                 }
@@ -75,11 +80,13 @@ fn main() -> anyhow::Result<()> {
                 data,
                 listen,
                 crl,
+                purposes,
             } => NodeConfig {
                 listen,
                 data_dir: data,
                 identity_dir: identity,
                 crl_path: crl,
+                purposes_path: purposes,
             },
         };
         run(config).await

@@ -1,0 +1,405 @@
+//! Consent handlers: departments request access, residents approve, deny
+//! and revoke, departments fetch under grants. Each decision is made by the
+//! pure rules in [`crate::access`] and [`crate::grants`]; each change goes
+//! through the state machine as a [`Command`], so a refusal changes no state.
+
+use std::sync::Arc;
+
+use pki::{
+    AccessRequest, DocumentId, GrantBody, GrantId, GrantedDocument, PeerCert, RequestId,
+    RequestScope, Role, Signature,
+};
+use vault_client::wire::{GrantView, Request, RequestView, RequestedDocument, Response};
+use vault_client::ErrorCode;
+
+use crate::grants;
+use crate::server::Ctx;
+use crate::state::{
+    self, Applied, Command, DocumentEntry, GrantEntry, GrantSide, RequestEntry, RequestStatus,
+};
+use crate::Refusal;
+
+/// Handles every consent-related request.
+pub(crate) async fn handle(
+    ctx: &Arc<Ctx>,
+    caller: &PeerCert,
+    caller_der: &[u8],
+    request: Request,
+) -> Result<Response, Refusal> {
+    match request {
+        Request::CreateRequest { request, signature } => {
+            create_request(ctx, caller, request, signature).await
+        }
+        Request::PendingRequests => pending(ctx, caller),
+        Request::Approve {
+            request_id,
+            body,
+            consent,
+        } => approve(ctx, caller, caller_der, request_id, body, consent).await,
+        Request::Deny { request_id } => deny(ctx, caller, request_id).await,
+        Request::Grants => list_grants(ctx, caller),
+        Request::ShowGrant { grant_id } => show_grant(ctx, caller, grant_id),
+        Request::RevokeGrant { grant_id } => revoke(ctx, caller, grant_id).await,
+        other => Err(Refusal::new(
+            ErrorCode::Internal,
+            format!("unrouted request {other:?}"),
+        )),
+    }
+}
+
+/// Applies a command on a blocking thread (a synced write).
+async fn submit(ctx: &Arc<Ctx>, command: Command) -> Result<Applied, Refusal> {
+    let vault = ctx.vault.clone();
+    tokio::task::spawn_blocking(move || vault.submit(&command))
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?
+}
+
+fn now() -> i64 {
+    vault_client::client::now_unix()
+}
+
+async fn create_request(
+    ctx: &Arc<Ctx>,
+    caller: &PeerCert,
+    request: AccessRequest,
+    signature: Signature,
+) -> Result<Response, Refusal> {
+    if caller.role != Role::Department {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            "only departments make access requests",
+        ));
+    }
+    request.verify(&signature, caller).map_err(|e| {
+        let code = if e.code() == "pki.malformed_statement" {
+            ErrorCode::InvalidArgument
+        } else {
+            ErrorCode::BadSignature
+        };
+        Refusal::new(code, e.to_string())
+    })?;
+    let purpose = ctx.purposes.get(&request.purpose)?;
+    if request.ttl_s > purpose.ttl_s_max {
+        return Err(Refusal::new(
+            ErrorCode::TtlTooLong,
+            format!(
+                "purpose {} allows at most {} s of access; ask for less",
+                purpose.code, purpose.ttl_s_max
+            ),
+        ));
+    }
+    let documents = resolve(ctx, &request)?;
+    let request_id = request.id(&signature);
+    let entry = RequestEntry {
+        request_id,
+        department_key_id: caller.key_id,
+        department_serial: caller.serial_hex.clone(),
+        documents: documents.clone(),
+        status: RequestStatus::Pending,
+        request,
+        signature,
+    };
+    submit(ctx, Command::RecordRequest(entry)).await?;
+    tracing::info!(request = %request_id, department = %caller.name, "access request recorded");
+    Ok(Response::RequestCreated {
+        request_id,
+        documents,
+    })
+}
+
+/// Turns a request's scope into exact documents of that resident.
+fn resolve(ctx: &Ctx, request: &AccessRequest) -> Result<Vec<GrantedDocument>, Refusal> {
+    let mut out = Vec::new();
+    match &request.scope {
+        RequestScope::Documents(ids) => {
+            for id in ids {
+                let entry = ctx.vault.document(*id)?;
+                if entry.record.resident != request.resident {
+                    return Err(Refusal::new(
+                        ErrorCode::NotFound,
+                        format!("document {id} is not a document of {}", request.resident),
+                    ));
+                }
+                out.push(granted(&entry));
+            }
+        }
+        RequestScope::Kinds(kinds) => {
+            let all =
+                state::documents_of(ctx.vault.store(), &request.resident, state::LIST_SCAN_MAX)
+                    .map_err(Refusal::from)?;
+            for kind in kinds {
+                // Newest first: the first match is the current document.
+                let entry = all.iter().find(|e| &e.record.kind == kind).ok_or_else(|| {
+                    Refusal::new(
+                        ErrorCode::NotFound,
+                        format!("{} has no {kind} in the vault", request.resident),
+                    )
+                })?;
+                out.push(granted(entry));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn granted(entry: &DocumentEntry) -> GrantedDocument {
+    GrantedDocument {
+        document_id: entry.document_id,
+        content_hash: entry.record.content_hash,
+    }
+}
+
+fn pending(ctx: &Ctx, caller: &PeerCert) -> Result<Response, Refusal> {
+    let resident = resident_of(caller)?;
+    let entries = state::pending_requests(ctx.vault.store(), &resident).map_err(Refusal::from)?;
+    let mut requests = Vec::new();
+    for entry in entries {
+        requests.push(request_view(ctx, &entry)?);
+    }
+    Ok(Response::Requests { requests })
+}
+
+fn request_view(ctx: &Ctx, entry: &RequestEntry) -> Result<RequestView, Refusal> {
+    let (description, legal_basis) = match ctx.purposes.get(&entry.request.purpose) {
+        Ok(p) => (p.description.clone(), p.legal_basis.clone()),
+        Err(_) => ("(no longer in the registry)".into(), String::new()),
+    };
+    let mut documents = Vec::new();
+    for doc in &entry.documents {
+        let stored = ctx.vault.document(doc.document_id)?;
+        documents.push(RequestedDocument {
+            document_id: doc.document_id,
+            content_hash: doc.content_hash,
+            kind: stored.record.kind.clone(),
+            issuer: stored.record.issuer.clone(),
+        });
+    }
+    Ok(RequestView {
+        request_id: entry.request_id,
+        department: entry.request.department.clone(),
+        department_key_id: hex::encode(entry.department_key_id),
+        purpose: entry.request.purpose.clone(),
+        purpose_description: description,
+        legal_basis,
+        documents,
+        ttl_s: entry.request.ttl_s,
+        created_at: entry.request.created_at,
+    })
+}
+
+fn resident_of(caller: &PeerCert) -> Result<pki::ResidentId, Refusal> {
+    if caller.role != Role::Resident {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "only residents do this; you are {} {}",
+                caller.role.as_str(),
+                caller.name
+            ),
+        ));
+    }
+    Ok(pki::ResidentId::parse(caller.name.as_str())?)
+}
+
+/// Loads a request and checks the caller is the resident it names.
+fn addressed(ctx: &Ctx, caller: &PeerCert, id: RequestId) -> Result<RequestEntry, Refusal> {
+    let entry = state::request(ctx.vault.store(), id)
+        .map_err(Refusal::from)?
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::RequestNotFound,
+                format!("no access request {id}"),
+            )
+        })?;
+    if caller.role != Role::Resident || caller.name.as_str() != entry.request.resident.as_str() {
+        return Err(Refusal::new(
+            ErrorCode::RequestNotAddressee,
+            format!(
+                "request {id} is addressed to {}; {} {} cannot decide it",
+                entry.request.resident,
+                caller.role.as_str(),
+                caller.name
+            ),
+        ));
+    }
+    if entry.status != RequestStatus::Pending {
+        return Err(Refusal::new(
+            ErrorCode::RequestAlreadyDecided,
+            format!("request {id} was already decided"),
+        ));
+    }
+    Ok(entry)
+}
+
+async fn approve(
+    ctx: &Arc<Ctx>,
+    caller: &PeerCert,
+    caller_der: &[u8],
+    request_id: RequestId,
+    body: GrantBody,
+    consent: Signature,
+) -> Result<Response, Refusal> {
+    let entry = addressed(ctx, caller, request_id)?;
+    let now = now();
+    grants::check_approval(&entry, &body, now)?;
+    body.verify_consent(&consent, caller)
+        .map_err(grants::grant_refusal)?;
+    let grant = pki::Grant::seal(body, consent, caller_der.to_vec(), &ctx.identity);
+    let grant_id = grant.id();
+    let stored = GrantEntry {
+        grant: grant.clone(),
+        grantee_serial: entry.department_serial.clone(),
+        issued_at: now,
+        uses: 0,
+        revoked: None,
+    };
+    submit(ctx, Command::IssueGrant(stored)).await?;
+    tracing::info!(grant = %grant_id, request = %request_id, resident = %caller.name, "grant issued");
+    Ok(Response::GrantIssued { grant })
+}
+
+async fn deny(
+    ctx: &Arc<Ctx>,
+    caller: &PeerCert,
+    request_id: RequestId,
+) -> Result<Response, Refusal> {
+    addressed(ctx, caller, request_id)?;
+    submit(
+        ctx,
+        Command::DenyRequest {
+            request_id,
+            at: now(),
+        },
+    )
+    .await?;
+    tracing::info!(request = %request_id, resident = %caller.name, "request denied");
+    Ok(Response::Denied { request_id })
+}
+
+fn grant_view(entry: &GrantEntry) -> GrantView {
+    let body = &entry.grant.body;
+    GrantView {
+        grant_id: entry.grant.id(),
+        request_id: body.request_id,
+        resident: body.resident.clone(),
+        grantee: body.grantee.clone(),
+        purpose: body.purpose.clone(),
+        documents: body.documents.clone(),
+        not_before: body.not_before,
+        not_after: body.not_after,
+        max_uses: body.max_uses,
+        uses: entry.uses,
+        revoked: entry.revoked.is_some(),
+    }
+}
+
+fn side_of(caller: &PeerCert) -> Result<GrantSide, Refusal> {
+    match caller.role {
+        Role::Resident => Ok(GrantSide::Resident),
+        Role::Department => Ok(GrantSide::Grantee),
+        _ => Err(Refusal::new(
+            ErrorCode::Forbidden,
+            "only residents and departments are party to grants",
+        )),
+    }
+}
+
+fn list_grants(ctx: &Ctx, caller: &PeerCert) -> Result<Response, Refusal> {
+    let side = side_of(caller)?;
+    let entries =
+        state::grants_of(ctx.vault.store(), side, caller.name.as_str()).map_err(Refusal::from)?;
+    let grants = entries
+        .iter()
+        .filter(|e| is_party(caller, e))
+        .map(grant_view)
+        .collect();
+    Ok(Response::GrantList { grants })
+}
+
+/// Whether the caller is the grant's resident or its holder (by key).
+fn is_party(caller: &PeerCert, entry: &GrantEntry) -> bool {
+    let body = &entry.grant.body;
+    match caller.role {
+        Role::Resident => caller.name.as_str() == body.resident.as_str(),
+        Role::Department => caller.name == body.grantee,
+        _ => false,
+    }
+}
+
+fn party_grant(ctx: &Ctx, caller: &PeerCert, grant_id: GrantId) -> Result<GrantEntry, Refusal> {
+    let entry = state::grant(ctx.vault.store(), grant_id)
+        .map_err(Refusal::from)?
+        .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
+    if !is_party(caller, &entry) {
+        // Same answer as a missing grant: do not confirm it exists.
+        return Err(Refusal::new(
+            ErrorCode::GrantNotFound,
+            format!("no grant {grant_id}"),
+        ));
+    }
+    Ok(entry)
+}
+
+fn show_grant(ctx: &Ctx, caller: &PeerCert, grant_id: GrantId) -> Result<Response, Refusal> {
+    let entry = party_grant(ctx, caller, grant_id)?;
+    Ok(Response::GrantDetail {
+        grant: grant_view(&entry),
+        sealed: entry.grant,
+    })
+}
+
+async fn revoke(ctx: &Arc<Ctx>, caller: &PeerCert, grant_id: GrantId) -> Result<Response, Refusal> {
+    let entry = party_grant(ctx, caller, grant_id)?;
+    let command = Command::RevokeGrant {
+        grant_id,
+        by: caller.name.clone(),
+        role: caller.role,
+        at: now(),
+    };
+    submit(ctx, command).await?;
+    ctx.grant_cache.forget(&entry.grant);
+    tracing::info!(grant = %grant_id, by = %caller.name, role = caller.role.as_str(), "grant revoked");
+    Ok(Response::GrantRevoked { grant_id })
+}
+
+/// Authorizes a fetch under a grant and counts the use (atomically, through
+/// the state machine) before any byte is sent.
+pub(crate) async fn authorize_use(
+    ctx: &Arc<Ctx>,
+    caller: &PeerCert,
+    document: &DocumentEntry,
+    grant_id: GrantId,
+) -> Result<(), Refusal> {
+    let entry = state::grant(ctx.vault.store(), grant_id)
+        .map_err(Refusal::from)?
+        .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
+    ctx.grant_cache
+        .verify(&entry.grant, ctx.identity.ca_der(), &ctx.crls())?;
+    let revoked = ctx.vault.revoked_serials();
+    let at = now();
+    grants::check_use(
+        &entry,
+        caller,
+        &document.document_id,
+        &document.record.content_hash,
+        &revoked,
+        at,
+    )?;
+    let command = Command::UseGrant {
+        grant_id,
+        document_id: document.document_id,
+        at,
+    };
+    let applied = submit(ctx, command).await?;
+    if let Applied::GrantUsed { use_number } = applied {
+        tracing::info!(grant = %grant_id, document = %document.document_id, use_number, holder = %caller.name, "fetch under grant");
+    }
+    Ok(())
+}
+
+/// Unused-document guard for ids in tests.
+#[allow(dead_code)]
+fn _assert_id(_: DocumentId) {}

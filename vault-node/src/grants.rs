@@ -1,0 +1,322 @@
+//! Grant rules as plain functions (no I/O): the purpose registry, what an
+//! approval may contain (narrow, never widen), and every check a fetch under
+//! a grant must pass. Plus the cache of verified grant signatures.
+//!
+//! **Invariant:** the cache holds only the fact "these exact grant bytes
+//! carry valid signatures"; revocation, use counts and time are read from
+//! state on every use, so a cached entry can never outlive a revocation.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use pki::{DocumentId, Grant, GrantBody, PeerCert, Purpose, Role};
+use serde::{Deserialize, Serialize};
+use vault_client::ErrorCode;
+
+use crate::state::{GrantEntry, RequestEntry};
+use crate::Refusal;
+
+/// How far ahead of the node's clock a grant's `not_before` may be (the
+/// resident's clock may run fast). `not_after` gets no allowance: fail closed.
+pub const GRANT_SKEW_S: i64 = 30;
+/// Verified grants remembered; the cache is cleared when it fills.
+pub const GRANT_CACHE_MAX: usize = 100_000;
+/// Most purposes a registry may hold.
+pub const PURPOSES_MAX: usize = 10_000;
+
+/// One registered purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurposeInfo {
+    /// The code departments use.
+    pub code: Purpose,
+    /// What it is for, shown to residents.
+    pub description: String,
+    /// The law or regulation that allows it.
+    pub legal_basis: String,
+    /// Longest validity a request for it may ask, in seconds.
+    pub ttl_s_max: u64,
+}
+
+/// The purposes this node accepts, loaded from a JSON file.
+#[derive(Debug, Clone, Default)]
+pub struct PurposeRegistry {
+    purposes: HashMap<Purpose, PurposeInfo>,
+}
+
+impl PurposeRegistry {
+    /// Loads a JSON array of [`PurposeInfo`].
+    pub fn load(path: &Path) -> Result<Self, Refusal> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            Refusal::new(
+                ErrorCode::LocalIo,
+                format!("cannot read the purpose registry {}: {e}", path.display()),
+            )
+        })?;
+        let list: Vec<PurposeInfo> = serde_json::from_slice(&bytes).map_err(|e| {
+            Refusal::new(
+                ErrorCode::InvalidArgument,
+                format!("{} is not a purpose registry: {e}", path.display()),
+            )
+        })?;
+        Self::from_list(list)
+    }
+
+    /// Builds a registry from a list.
+    pub fn from_list(list: Vec<PurposeInfo>) -> Result<Self, Refusal> {
+        if list.len() > PURPOSES_MAX {
+            return Err(Refusal::new(
+                ErrorCode::InvalidArgument,
+                "too many purposes",
+            ));
+        }
+        Ok(PurposeRegistry {
+            purposes: list.into_iter().map(|p| (p.code.clone(), p)).collect(),
+        })
+    }
+
+    /// Looks a purpose up.
+    pub fn get(&self, code: &Purpose) -> Result<&PurposeInfo, Refusal> {
+        self.purposes.get(code).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::UnknownPurpose,
+                format!("purpose {code} is not in this district's purpose registry"),
+            )
+        })
+    }
+
+    /// The development registry: a few real-looking purposes.
+    pub fn development() -> Vec<PurposeInfo> {
+        let day = 24 * 3600;
+        [
+            (
+                "housing-subsidy",
+                "Assess an application for a housing subsidy",
+                "Housing Subsidy Regulation, art. 12",
+                90 * day,
+            ),
+            (
+                "marriage-registration",
+                "Register a marriage",
+                "Civil Status Act, art. 31",
+                30 * day,
+            ),
+            (
+                "residence-permit",
+                "Decide on a residence permit",
+                "Residence Act, art. 8",
+                60 * day,
+            ),
+            (
+                "vehicle-registration",
+                "Register or transfer a vehicle",
+                "Road Traffic Act, art. 19",
+                14 * day,
+            ),
+            (
+                "tax-assessment",
+                "Assess income tax",
+                "Tax Administration Act, art. 47",
+                180 * day,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(code, description, legal_basis, ttl_s_max)| {
+            Some(PurposeInfo {
+                code: Purpose::parse(code).ok()?,
+                description: description.to_string(),
+                legal_basis: legal_basis.to_string(),
+                ttl_s_max,
+            })
+        })
+        .collect()
+    }
+}
+
+/// Checks that an approval's body stays within its request: same request,
+/// resident, holder and purpose; documents a subset; window within the
+/// requested ttl; a sane shape.
+pub fn check_approval(request: &RequestEntry, body: &GrantBody, now: i64) -> Result<(), Refusal> {
+    body.check_shape()
+        .map_err(|e| Refusal::new(ErrorCode::GrantMalformed, e.to_string()))?;
+    let widened = |what: &str| {
+        Refusal::new(
+            ErrorCode::RequestWidened,
+            format!("the approval {what}; an approval may narrow a request but never widen it"),
+        )
+    };
+    let r = &request.request;
+    if body.request_id != request.request_id {
+        return Err(widened("answers a different request"));
+    }
+    if body.resident != r.resident || body.grantee != r.department {
+        return Err(widened("names a different resident or department"));
+    }
+    if body.grantee_key_id != request.department_key_id {
+        return Err(widened("binds a different department key"));
+    }
+    if body.purpose != r.purpose {
+        return Err(widened("changes the purpose"));
+    }
+    if !body.documents.iter().all(|d| request.documents.contains(d)) {
+        return Err(widened("covers documents the department did not ask for"));
+    }
+    let window = body.not_after - body.not_before;
+    if window < 0 || window as u64 > r.ttl_s {
+        return Err(widened("lasts longer than the department asked"));
+    }
+    if body.not_before < now - GRANT_SKEW_S - r.ttl_s as i64 || body.not_after <= now {
+        return Err(widened("has a validity window already over"));
+    }
+    Ok(())
+}
+
+/// State checks that the state machine repeats when it counts a use
+/// (deterministic: `at` comes from the command).
+pub fn check_state(entry: &GrantEntry, at: i64) -> Result<(), Refusal> {
+    let body = &entry.grant.body;
+    let id = entry.grant.id();
+    if let Some(revoked) = &entry.revoked {
+        return Err(Refusal::new(
+            ErrorCode::GrantRevoked,
+            format!(
+                "grant {id} was revoked by {} {} at {}",
+                revoked.role.as_str(),
+                revoked.by,
+                revoked.at
+            ),
+        ));
+    }
+    if at + GRANT_SKEW_S < body.not_before {
+        return Err(Refusal::new(
+            ErrorCode::GrantNotYetValid,
+            format!(
+                "grant {id} is valid from {}; it is now {at}",
+                body.not_before
+            ),
+        ));
+    }
+    if at > body.not_after {
+        return Err(Refusal::new(
+            ErrorCode::GrantExpired,
+            format!(
+                "grant {id} expired at {}; ask the resident for a new one",
+                body.not_after
+            ),
+        ));
+    }
+    if entry.uses >= body.max_uses {
+        return Err(Refusal::new(
+            ErrorCode::GrantExhausted,
+            format!(
+                "grant {id} allowed {} uses and all are spent",
+                body.max_uses
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every check for fetching `document_id` under a grant, except signature
+/// verification (see [`GrantCache`]).
+pub fn check_use(
+    entry: &GrantEntry,
+    caller: &PeerCert,
+    document_id: &DocumentId,
+    content_hash: &pki::ContentHash,
+    revoked_serials: &HashSet<String>,
+    now: i64,
+) -> Result<(), Refusal> {
+    let body = &entry.grant.body;
+    let id = entry.grant.id();
+    if caller.role != Role::Department || !same_key(&caller.key_id, &body.grantee_key_id) {
+        return Err(Refusal::new(
+            ErrorCode::GrantHolderMismatch,
+            format!(
+                "grant {id} is bound to {}'s certificate key; {} {} cannot use it",
+                body.grantee,
+                caller.role.as_str(),
+                caller.name
+            ),
+        ));
+    }
+    if revoked_serials.contains(&entry.grantee_serial) {
+        return Err(Refusal::new(
+            ErrorCode::GrantCertificateRevoked,
+            format!("grant {id} is bound to a certificate that has been revoked"),
+        ));
+    }
+    match body.covers(document_id) {
+        Some(doc) if &doc.content_hash == content_hash => {}
+        _ => {
+            return Err(Refusal::new(
+                ErrorCode::GrantOutOfScope,
+                format!("document {document_id} is not covered by grant {id}"),
+            ))
+        }
+    }
+    check_state(entry, now)
+}
+
+/// Compares key ids without an early exit.
+fn same_key(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Remembers grants whose signatures verified, keyed by a hash of their bytes.
+#[derive(Default)]
+pub struct GrantCache {
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl GrantCache {
+    /// Verifies a grant's chains and signatures, or finds it already verified.
+    pub fn verify(&self, grant: &Grant, ca_der: &[u8], crls: &[Vec<u8>]) -> Result<(), Refusal> {
+        let key = grant_hash(grant)?;
+        if self.lock().contains(&key) {
+            return Ok(());
+        }
+        grant.verify(ca_der, crls).map_err(grant_refusal)?;
+        let mut verified = self.lock();
+        if verified.len() >= GRANT_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(key);
+        Ok(())
+    }
+
+    /// Forgets a grant (on revocation, for good measure).
+    pub fn forget(&self, grant: &Grant) {
+        if let Ok(key) = grant_hash(grant) {
+            self.lock().remove(&key);
+        }
+    }
+
+    /// Forgets everything (on a CRL change).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn grant_hash(grant: &Grant) -> Result<[u8; 32], Refusal> {
+    let bytes =
+        serde_json::to_vec(grant).map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    Ok(*blake3::hash(&bytes).as_bytes())
+}
+
+/// Maps a PKI verification failure to a grant refusal.
+pub fn grant_refusal(e: pki::PkiError) -> Refusal {
+    let code = match e.code() {
+        "pki.bad_signature" | "pki.issuer_mismatch" => ErrorCode::GrantBadSignature,
+        "pki.untrusted" | "pki.bad_certificate" | "pki.expired" | "pki.not_yet_valid" => {
+            ErrorCode::GrantUntrusted
+        }
+        "pki.revoked" => ErrorCode::GrantCertificateRevoked,
+        _ => ErrorCode::GrantMalformed,
+    };
+    Refusal::new(code, e.to_string())
+}
