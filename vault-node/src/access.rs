@@ -119,7 +119,6 @@ pub fn check_list(caller: &PeerCert, resident: &ResidentId) -> Result<ListScope,
 mod tests {
     use super::*;
     use pki::{ContentHash, DocumentKind, Name};
-    use vault_client::DocumentId;
 
     fn cert(role: Role, name: &str) -> PeerCert {
         PeerCert {

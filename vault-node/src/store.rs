@@ -96,17 +96,17 @@ pub enum StoreError {
     Injected,
 }
 
+/// Key/value pairs returned by a scan.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+type MemMap = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
+
 /// The narrow storage interface the state machine and the node use.
 pub trait MetaStore: Send + Sync + 'static {
     /// Reads one value.
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` entries whose key starts with `prefix`, in key order.
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
     /// Applies `writes` atomically and durably.
     fn write(&self, writes: &[Write]) -> Result<(), StoreError>;
 }
@@ -150,12 +150,7 @@ impl MetaStore for RocksStore {
         self.db.get_cf(self.handle(cf)?, key).map_err(rocks_error)
     }
 
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
         let mut out = Vec::new();
         for item in self.db.iterator_cf(self.handle(cf)?, mode) {
@@ -194,7 +189,7 @@ fn rocks_error(e: rocksdb::Error) -> StoreError {
 /// An in-memory store, for unit tests only.
 #[derive(Default)]
 pub struct MemStore {
-    map: Mutex<BTreeMap<(Cf, Vec<u8>), Vec<u8>>>,
+    map: Mutex<MemMap>,
 }
 
 impl MemStore {
@@ -203,7 +198,7 @@ impl MemStore {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Cf, Vec<u8>), Vec<u8>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemMap> {
         self.map
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -215,12 +210,7 @@ impl MetaStore for MemStore {
         Ok(self.lock().get(&(cf, key.to_vec())).cloned())
     }
 
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         let map = self.lock();
         Ok(map
             .range((cf, prefix.to_vec())..)
@@ -270,12 +260,7 @@ impl<S: MetaStore> MetaStore for FaultyStore<S> {
         self.inner.get(cf, key)
     }
 
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         self.inner.scan_prefix(cf, prefix, limit)
     }
 
@@ -296,12 +281,7 @@ impl<S: MetaStore + ?Sized> MetaStore for Arc<S> {
         (**self).get(cf, key)
     }
 
-    fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
         (**self).scan_prefix(cf, prefix, limit)
     }
 

@@ -39,7 +39,7 @@ impl Vault {
         let store = RocksStore::open(&data_dir.join("db")).map_err(|e| storage(e.to_string()))?;
         let store: Arc<dyn MetaStore> = Arc::new(store);
         let blobs = BlobStore::open(data_dir, &master).map_err(Refusal::from)?;
-        Ok(Self::from_parts(store, blobs, data_dir)?)
+        Self::from_parts(store, blobs, data_dir)
     }
 
     /// Builds a vault over any store (unit tests use [`crate::store::MemStore`]).
