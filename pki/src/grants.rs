@@ -61,12 +61,16 @@ pub struct AccessRequest {
     pub ttl_s: u64,
     /// When the request was made, unix seconds.
     pub created_at: i64,
+    /// Random bytes chosen by the department: two requests alike in every
+    /// other field are still distinct, while a retried request keeps its id.
+    #[serde(with = "hex16")]
+    pub nonce: [u8; 16],
 }
 
 impl AccessRequest {
     /// Canonical bytes: tag, resident, department, scope (u8 1 = documents then u16 BE count
     /// and 16-byte ids; 2 = kinds then u16 BE count and strings), purpose, ttl_s (u64 BE),
-    /// created_at (i64 BE). Strings are u16 BE length + UTF-8.
+    /// created_at (i64 BE), nonce (16 bytes). Strings are u16 BE length + UTF-8.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(ACCESS_REQUEST_TAG_V1);
@@ -91,7 +95,20 @@ impl AccessRequest {
         put_str(&mut out, self.purpose.as_str());
         out.extend_from_slice(&self.ttl_s.to_be_bytes());
         out.extend_from_slice(&self.created_at.to_be_bytes());
+        out.extend_from_slice(&self.nonce);
         out
+    }
+
+    /// A fresh random nonce for a new request.
+    pub fn new_nonce() -> Result<[u8; 16], PkiError> {
+        let mut nonce = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).map_err(
+            |_| PkiError::Generate {
+                what: "request nonce",
+                reason: "the system has no randomness".to_owned(),
+            },
+        )?;
+        Ok(nonce)
     }
 
     /// Signs the request with the department's key.
@@ -390,6 +407,21 @@ mod hex32 {
         let text = String::deserialize(d)?;
         let mut out = [0u8; 32];
         hex::decode_to_slice(text, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
+mod hex16 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(String::deserialize(d)?, &mut out)
+            .map_err(serde::de::Error::custom)?;
         Ok(out)
     }
 }

@@ -253,6 +253,7 @@ impl VaultClient {
             purpose: purpose.clone(),
             ttl_s,
             created_at: now_unix(),
+            nonce: AccessRequest::new_nonce()?,
         };
         let signature = request.sign(&self.identity);
         match self

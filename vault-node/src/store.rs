@@ -36,12 +36,16 @@ pub enum Cf {
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 5] = [
+    pub const ALL: [Cf; 9] = [
         Cf::Meta,
         Cf::Commands,
         Cf::Documents,
         Cf::ByResident,
         Cf::Blobs,
+        Cf::Requests,
+        Cf::PendingRequests,
+        Cf::Grants,
+        Cf::GrantIndex,
     ];
 
     /// The RocksDB column family name.
@@ -345,6 +349,22 @@ pub(crate) mod conformance {
             .unwrap();
         assert_eq!(store.get(Cf::Documents, b"a").unwrap(), None);
         assert_eq!(store.get(Cf::Blobs, b"a").unwrap(), Some(b"3".to_vec()));
+        // Every column family the state machine names exists.
+        let named = [
+            Cf::Requests,
+            Cf::PendingRequests,
+            Cf::Grants,
+            Cf::GrantIndex,
+        ];
+        for cf in Cf::ALL.iter().chain(named.iter()) {
+            store
+                .write(&[put(*cf, b"every", cf.name().as_bytes())])
+                .unwrap();
+            assert_eq!(
+                store.get(*cf, b"every").unwrap(),
+                Some(cf.name().as_bytes().to_vec())
+            );
+        }
     }
 
     #[test]

@@ -212,6 +212,7 @@ impl From<StateError> for Refusal {
                 "the node's disk is full; nothing was stored".to_string(),
             ),
             StateError::Conflict(message) => Refusal::new(ErrorCode::InvalidArgument, message),
+            StateError::Refused(refusal) => refusal,
             other => Refusal::new(ErrorCode::Storage, format!("{other}; nothing was stored")),
         }
     }
