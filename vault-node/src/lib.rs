@@ -16,6 +16,7 @@ pub mod blobs;
 pub mod consent;
 pub mod dev;
 pub mod grants;
+pub mod ledger;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -8,8 +8,6 @@
 //! **Invariant:** the state a node holds is a pure function of its command
 //! log. **Invariant:** a command whose writes fail to commit leaves no trace.
 
-use std::sync::Mutex;
-
 use pki::{
     AccessRequest, ContentHash, Grant, GrantId, GrantedDocument, IssueRecord, Name, RequestId,
     ResidentId, Role, Signature,
@@ -590,40 +588,7 @@ fn read<T: for<'de> Deserialize<'de>>(
     }
 }
 
-/// The single-node driver: appends commands to the log and applies them,
-/// one at a time, each in one synced atomic batch.
-pub struct Ledger<S> {
-    store: S,
-    next_index: Mutex<u64>,
-}
-
-impl<S: MetaStore> Ledger<S> {
-    /// Opens the ledger over `store`, continuing after its last command.
-    pub fn open(store: S) -> Result<Self, StateError> {
-        let next = applied_index(&store)? + 1;
-        Ok(Ledger {
-            store,
-            next_index: Mutex::new(next),
-        })
-    }
-
-    /// The underlying store (for reads).
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// Appends and applies `command`. On error the state is unchanged.
-    pub fn submit(&self, command: &Command) -> Result<Applied, StateError> {
-        let mut next = self
-            .next_index
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (applied, writes) = apply(&self.store, *next, command)?;
-        self.store.write(&writes)?;
-        *next += 1;
-        Ok(applied)
-    }
-}
+pub use crate::ledger::Ledger;
 
 mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer};

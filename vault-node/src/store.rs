@@ -106,7 +106,7 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 type MemMap = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
 
 /// The narrow storage interface the state machine and the node use.
-pub trait MetaStore: Send + Sync + 'static {
+pub trait MetaStore: Send + Sync {
     /// Reads one value.
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` entries whose key starts with `prefix`, in key order.
