@@ -351,6 +351,12 @@ impl Grant {
         })
     }
 
+    /// Checks only the node's seal, with an already verified node certificate.
+    pub fn verify_seal(&self, node: &PeerCert) -> Result<(), PkiError> {
+        check_signer(node, Role::Node, node.name.as_str())?;
+        verify_signature(&node.public_key, &seal_bytes(&self.body, &self.consent), &self.seal)
+    }
+
     /// Serializes to JSON.
     pub fn to_json(&self) -> Result<String, PkiError> {
         serde_json::to_string_pretty(self).map_err(|e| malformed(e.to_string()))

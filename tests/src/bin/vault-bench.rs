@@ -27,6 +27,12 @@ struct Args {
     /// Minimum measuring time per workload, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     min_ms: u64,
+    /// Which suites to run: transfer, grants.
+    #[arg(long, default_value = "transfer,grants", value_delimiter = ',')]
+    suites: Vec<String>,
+    /// Concurrent clients for the grant-checked fetch workloads.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
 }
 
 /// One measured workload.
@@ -35,6 +41,11 @@ struct Row {
     size: u64,
     ops: u64,
     elapsed: Duration,
+    /// Latency percentiles (p50, p99) when measured.
+    latency: Option<(Duration, Duration)>,
+    /// The workload this one is compared with, and how many of its
+    /// operations one of ours is worth (e.g. signatures per grant).
+    ceiling: Option<(&'static str, f64)>,
 }
 
 impl Row {
@@ -78,6 +89,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let raw_client = raw_connection(&pki, raw).await?;
     let min = Duration::from_millis(args.min_ms);
     let mut rows = Vec::new();
+    if args.suites.iter().any(|s| s == "grants") {
+        rows.extend(grant_suite(&pki, &node, raw, &args).await?);
+    }
+    if !args.suites.iter().any(|s| s == "transfer") {
+        report(&args, &rows);
+        return Ok(());
+    }
     for size_text in &args.sizes {
         let size = parse_size(size_text)?;
         let data = pseudo_random_bytes(size as usize, 1);
@@ -153,7 +171,26 @@ where
         size,
         ops,
         elapsed: start.elapsed(),
+        latency: None,
+        ceiling: None,
     })
+}
+
+/// This row's throughput over its ceiling's (bytes/s for transfers, ops/s
+/// scaled by the ceiling's weight otherwise).
+fn ratio(r: &Row, rows: &[Row]) -> Option<f64> {
+    let implied = match r.workload.as_str() {
+        "vault put" => Some(("raw quinn upload", 0.0)),
+        "vault verified get" => Some(("raw quinn download", 0.0)),
+        _ => None,
+    };
+    let (name, weight) = r.ceiling.or(implied)?;
+    let ceiling = rows.iter().find(|c| c.workload == name && (weight != 0.0 || c.size == r.size))?;
+    if weight == 0.0 {
+        Some(r.mib_per_s() / ceiling.mib_per_s())
+    } else {
+        Some(r.ops_per_s() * weight / ceiling.ops_per_s())
+    }
 }
 
 fn report(args: &Args, rows: &[Row]) {
@@ -161,7 +198,10 @@ fn report(args: &Args, rows: &[Row]) {
         let items: Vec<_> = rows
             .iter()
             .map(|r| json!({"workload": r.workload, "size": r.size, "ops": r.ops,
-                "seconds": r.elapsed.as_secs_f64(), "ops_per_s": r.ops_per_s(), "mib_per_s": r.mib_per_s()}))
+                "seconds": r.elapsed.as_secs_f64(), "ops_per_s": r.ops_per_s(), "mib_per_s": r.mib_per_s(),
+                "p50_ms": r.latency.map(|l| l.0.as_secs_f64() * 1e3),
+                "p99_ms": r.latency.map(|l| l.1.as_secs_f64() * 1e3),
+                "ratio_to_ceiling": ratio(r, rows)}))
             .collect();
         println!("{}", json!({"results": items}));
         return;
@@ -272,4 +312,162 @@ async fn raw_download(connection: &quinn::Connection, size: u64) -> anyhow::Resu
     }
     anyhow::ensure!(got == size, "short raw download");
     Ok(())
+}
+
+/// Grant verification beside raw ring, cached checks, and grant-checked
+/// fetches by many concurrent clients beside raw quinn downloads.
+async fn grant_suite(
+    pki: &TestPki,
+    node: &vault_node::server::RunningNode,
+    raw: SocketAddr,
+    args: &Args,
+) -> anyhow::Result<Vec<Row>> {
+    let min = Duration::from_millis(args.min_ms);
+    let civil = connect(pki, "civil-affairs", node.addr).await?;
+    let resident_client = connect(pki, "resident-1", node.addr).await?;
+    let resident = ResidentId::parse("resident-1")?;
+    let mut rows = Vec::new();
+    let mut docs = Vec::new();
+    for (kind, size) in [("form", 4 * 1024usize), ("scan", 1024 * 1024)] {
+        let put = civil.put_bytes(Arc::new(pseudo_random_bytes(size, size as u64)), &resident, &DocumentKind::parse(kind)?).await?;
+        docs.push((kind, size as u64, put.document_id));
+    }
+    // One grant per client, all documents, the most uses a grant allows.
+    let mut clients = Vec::new();
+    for _ in 0..args.clients {
+        let client = connect(pki, "housing-bureau", node.addr).await?;
+        let kinds = docs.iter().map(|(k, _, _)| DocumentKind::parse(k)).collect::<Result<Vec<_>, _>>()?;
+        let (request_id, _) = client
+            .request_access(&resident, pki::RequestScope::Kinds(kinds), &pki::Purpose::parse("housing-subsidy")?, 3600)
+            .await?;
+        let view = resident_client
+            .pending_requests()
+            .await?
+            .into_iter()
+            .find(|r| r.request_id == request_id)
+            .context("request not pending")?;
+        let grant = resident_client.approve(resident_client.approval_body(&view, pki::GRANT_USES_MAX, None)?).await?;
+        clients.push((Arc::new(client), grant));
+    }
+    rows.extend(signature_rows(pki, &clients[0].1, min)?);
+    for (_, size, doc) in &docs {
+        let fetch_clients: Vec<_> = clients.iter().map(|(c, g)| (c.clone(), g.id())).collect();
+        let doc = *doc;
+        let row = measure_concurrent("grant-checked fetch", *size, min, fetch_clients, move |client, grant| async move {
+            let (_, bytes) = client.get_bytes(doc, None, Some(grant)).await?;
+            anyhow::ensure!(!bytes.is_empty());
+            Ok(())
+        })
+        .await?;
+        rows.push(row);
+        let raw_clients = {
+            let mut v = Vec::new();
+            for _ in 0..args.clients {
+                v.push((Arc::new(raw_connection(pki, raw).await?), ()));
+            }
+            v
+        };
+        let size = *size;
+        let mut row = measure_concurrent("raw quinn download (concurrent)", size, min, raw_clients, move |c, ()| async move {
+            raw_download(&c, size).await
+        })
+        .await?;
+        row.latency = None;
+        rows.push(row);
+        let last = rows.len() - 2;
+        rows[last].ceiling = Some(("raw quinn download (concurrent)", 0.0));
+    }
+    Ok(rows)
+}
+
+/// Raw Ed25519 verification, uncached and cached grant verification.
+fn signature_rows(pki: &TestPki, grant: &pki::Grant, min: Duration) -> anyhow::Result<Vec<Row>> {
+    let ca = pki.ca.ca_der();
+    let node_cert = pki::verify_certificate(&grant.node_cert, &ca, &[], grant.body.not_before)?;
+    let message = grant.body.canonical_bytes();
+    let resident = pki.identity("resident-1")?;
+    let signature = resident.sign(&message);
+    let public_key = resident.cert.public_key.clone();
+    let mut rows = vec![
+        measure_sync("raw ring ed25519 verify", min, || {
+            pki::verify_signature(&public_key, &message, &signature).map_err(anyhow::Error::from)
+        })?,
+        measure_sync("grant verify (chains + signatures)", min, || {
+            grant.verify(&ca, &[]).map(|_| ()).map_err(anyhow::Error::from)
+        })?,
+    ];
+    // Full verification is 4 signature checks: 2 certificate chains, consent, seal.
+    rows[1].ceiling = Some(("raw ring ed25519 verify", 4.0));
+    let resident_cert = pki::parse_certificate(&grant.resident_cert)?;
+    let mut sigs = measure_sync("grant signatures (certs known)", min, || {
+        grant.body.verify_consent(&grant.consent, &resident_cert)?;
+        grant.verify_seal(&node_cert).map_err(anyhow::Error::from)
+    })?;
+    sigs.ceiling = Some(("raw ring ed25519 verify", 2.0));
+    rows.push(sigs);
+    let cache = vault_node::grants::GrantCache::default();
+    cache.verify(grant, &ca, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    rows.push(measure_sync("grant check (cached)", min, || {
+        cache.verify(grant, &ca, &[]).map_err(|e| anyhow::anyhow!("{e}"))
+    })?);
+    Ok(rows)
+}
+
+fn measure_sync(workload: &str, min: Duration, mut op: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Row> {
+    op()?;
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < min {
+        for _ in 0..64 {
+            op()?;
+        }
+        ops += 64;
+    }
+    Ok(Row { workload: workload.to_string(), size: 0, ops, elapsed: start.elapsed(), latency: None, ceiling: None })
+}
+
+/// Runs `op` in a loop on every client concurrently for `min`; records
+/// every operation's latency.
+async fn measure_concurrent<C, G, F, Fut>(
+    workload: &str,
+    size: u64,
+    min: Duration,
+    clients: Vec<(Arc<C>, G)>,
+    op: F,
+) -> anyhow::Result<Row>
+where
+    C: Send + Sync + 'static,
+    G: Clone + Send + 'static,
+    F: Fn(Arc<C>, G) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (client, extra) in clients {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while start.elapsed() < min {
+                let t = Instant::now();
+                op(client.clone(), extra.clone()).await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    let pick = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    Ok(Row {
+        workload: workload.to_string(),
+        size,
+        ops: latencies.len() as u64,
+        elapsed,
+        latency: Some((pick(0.5), pick(0.99))),
+        ceiling: None,
+    })
 }
