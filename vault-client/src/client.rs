@@ -35,7 +35,12 @@ pub struct VaultClient {
     connection: quinn::Connection,
     node_cert: PeerCert,
     _endpoint: quinn::Endpoint,
+    /// Provenance already verified, keyed by a hash of exactly what was checked.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], PeerCert>>,
 }
+
+/// Verified provenance entries remembered per client; cleared when full.
+pub const PROVENANCE_CACHE_MAX: usize = 4096;
 
 /// The result of a put.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +129,7 @@ impl VaultClient {
             connection,
             node_cert,
             _endpoint: endpoint,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -564,8 +570,29 @@ impl VaultClient {
             ));
         }
         let range = served;
-        let issuer = verify_provenance(&self.identity, &document)?;
+        let issuer = self.provenance(&document)?;
         Ok((recv, document, issuer, range, encoded_len))
+    }
+
+    /// [`verify_provenance`], remembering what already verified.
+    fn provenance(&self, document: &DocumentView) -> Result<PeerCert, ClientError> {
+        let mut hasher = blake3::Hasher::new_derive_key("vault/provenance-cache/v1");
+        hasher.update(document.document_id.as_bytes());
+        hasher.update(&document.record.canonical_bytes());
+        hasher.update(document.signature.as_bytes());
+        hasher.update(&document.issuer_cert);
+        let key = *hasher.finalize().as_bytes();
+        let lock = || self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(issuer) = lock().get(&key) {
+            return Ok(issuer.clone());
+        }
+        let issuer = verify_provenance(&self.identity, document)?;
+        let mut cache = lock();
+        if cache.len() >= PROVENANCE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, issuer.clone());
+        Ok(issuer)
     }
 }
 

@@ -35,6 +35,9 @@ pub const MASTER_KEY_LEN: usize = 32;
 const NONCE_KIND_GROUP: u32 = 0;
 const NONCE_KIND_OUTBOARD: u32 = 1;
 const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// Bytes written between background flushes, so a large blob's final sync
+/// does not wait for the whole file to reach the disk.
+pub const SYNC_INTERVAL_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A blob store failure.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +139,11 @@ impl BlobStore {
             .create_new(true)
             .open(&tmp_path)?;
         let header = header(hash, size);
+        let syncer = if size >= SYNC_INTERVAL_BYTES {
+            Some(Syncer::start(file.try_clone()?))
+        } else {
+            None
+        };
         let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
         out.write_all(&header)?;
         Ok(BlobWriter {
@@ -150,6 +158,8 @@ impl BlobStore {
             group_index: 0,
             received: 0,
             builder: OutboardBuilder::new(),
+            syncer,
+            unsynced: 0,
         })
     }
 
@@ -243,6 +253,45 @@ pub struct BlobWriter {
     group_index: u64,
     received: u64,
     builder: OutboardBuilder,
+    syncer: Option<Syncer>,
+    unsynced: u64,
+}
+
+/// Flushes a file's dirty pages on a background thread while writing goes on.
+struct Syncer {
+    tx: std::sync::mpsc::SyncSender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(file: File) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                // Best effort: the final sync_all in finish() is the durable one.
+                let _ = file.sync_data();
+            }
+        });
+        Syncer {
+            tx,
+            thread: Some(thread),
+        }
+    }
+
+    /// Asks for a flush unless one is already pending.
+    fn poke(&self) {
+        let _ = self.tx.try_send(());
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let (tx, _) = std::sync::mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl BlobWriter {
@@ -277,6 +326,14 @@ impl BlobWriter {
             .as_mut()
             .ok_or_else(|| BlobError::Io("writer closed".into()))?;
         out.write_all(&self.group)?;
+        self.unsynced += self.group.len() as u64;
+        if self.unsynced >= SYNC_INTERVAL_BYTES {
+            if let Some(syncer) = &self.syncer {
+                out.flush()?;
+                syncer.poke();
+            }
+            self.unsynced = 0;
+        }
         self.group.clear();
         self.group_index += 1;
         Ok(())

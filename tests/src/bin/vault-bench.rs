@@ -207,30 +207,23 @@ fn report(args: &Args, rows: &[Row]) {
         return;
     }
     println!(
-        "{:<22} {:>10} {:>8} {:>12} {:>12} {:>10}",
-        "workload", "size", "ops", "ops/s", "MiB/s", "vs raw"
+        "{:<34} {:>10} {:>8} {:>11} {:>9} {:>8} {:>8} {:>8}",
+        "workload", "size", "ops", "ops/s", "MiB/s", "p50 ms", "p99 ms", "vs ceil"
     );
     for r in rows {
-        let ceiling = match r.workload.as_str() {
-            "vault put" => rows
-                .iter()
-                .find(|c| c.size == r.size && c.workload == "raw quinn upload"),
-            "vault verified get" => rows
-                .iter()
-                .find(|c| c.size == r.size && c.workload == "raw quinn download"),
-            _ => None,
-        };
-        let ratio = ceiling
-            .map(|c| format!("{:.2}x", r.mib_per_s() / c.mib_per_s()))
-            .unwrap_or_default();
+        let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
+        let (p50, p99) = r.latency.map(|(a, b)| (ms(a), ms(b))).unwrap_or_default();
+        let vs = ratio(r, rows).map(|x| format!("{x:.2}x")).unwrap_or_default();
         println!(
-            "{:<22} {:>10} {:>8} {:>12.1} {:>12.1} {:>10}",
+            "{:<34} {:>10} {:>8} {:>11.1} {:>9.1} {:>8} {:>8} {:>8}",
             r.workload,
             r.size,
             r.ops,
             r.ops_per_s(),
             r.mib_per_s(),
-            ratio
+            p50,
+            p99,
+            vs
         );
     }
 }
