@@ -399,7 +399,7 @@ impl VaultClient {
             range.start..range.end,
         )?;
         let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
-        let mut buf = vec![0u8; GROUP_SIZE as usize];
+        let mut buf = vec![0u8; document.record.size.clamp(1, GROUP_SIZE) as usize];
         while let Some(piece) = decoder.next_piece() {
             let len = piece_len(piece.wire_len())?;
             recv.read_exact(&mut buf[..len]).await?;

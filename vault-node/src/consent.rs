@@ -373,7 +373,8 @@ pub(crate) async fn authorize_use(
     document: &DocumentEntry,
     grant_id: GrantId,
 ) -> Result<(), Refusal> {
-    let entry = state::grant(ctx.vault.store(), grant_id)
+    let entry = ctx.vault.stored_grant(grant_id)?;
+    let counter = state::grant_counter(ctx.vault.store(), grant_id)
         .map_err(Refusal::from)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
     ctx.grant_cache
@@ -382,6 +383,7 @@ pub(crate) async fn authorize_use(
     let at = now();
     grants::check_use(
         &entry,
+        &counter,
         caller,
         &document.document_id,
         &document.record.content_hash,

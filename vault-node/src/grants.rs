@@ -10,11 +10,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use pki::{DocumentId, Grant, GrantBody, PeerCert, Purpose, Role};
+use pki::{DocumentId, Grant, GrantBody, GrantId, PeerCert, Purpose, Role};
 use serde::{Deserialize, Serialize};
 use vault_client::ErrorCode;
 
-use crate::state::{GrantEntry, RequestEntry};
+use crate::state::{GrantCounter, RequestEntry, StoredGrant};
 use crate::Refusal;
 
 /// How far ahead of the node's clock a grant's `not_before` may be (the
@@ -173,10 +173,9 @@ pub fn check_approval(request: &RequestEntry, body: &GrantBody, now: i64) -> Res
 
 /// State checks that the state machine repeats when it counts a use
 /// (deterministic: `at` comes from the command).
-pub fn check_state(entry: &GrantEntry, at: i64) -> Result<(), Refusal> {
-    let body = &entry.grant.body;
-    let id = entry.grant.id();
-    if let Some(revoked) = &entry.revoked {
+pub fn check_state(id: GrantId, counter: &GrantCounter, at: i64) -> Result<(), Refusal> {
+    let body = counter;
+    if let Some(revoked) = &counter.revoked {
         return Err(Refusal::new(
             ErrorCode::GrantRevoked,
             format!(
@@ -205,7 +204,7 @@ pub fn check_state(entry: &GrantEntry, at: i64) -> Result<(), Refusal> {
             ),
         ));
     }
-    if entry.uses >= body.max_uses {
+    if counter.uses >= body.max_uses {
         return Err(Refusal::new(
             ErrorCode::GrantExhausted,
             format!(
@@ -220,7 +219,8 @@ pub fn check_state(entry: &GrantEntry, at: i64) -> Result<(), Refusal> {
 /// Every check for fetching `document_id` under a grant, except signature
 /// verification (see [`GrantCache`]).
 pub fn check_use(
-    entry: &GrantEntry,
+    entry: &StoredGrant,
+    counter: &GrantCounter,
     caller: &PeerCert,
     document_id: &DocumentId,
     content_hash: &pki::ContentHash,
@@ -255,7 +255,7 @@ pub fn check_use(
             ))
         }
     }
-    check_state(entry, now)
+    check_state(id, counter, now)
 }
 
 /// Compares key ids without an early exit.

@@ -38,6 +38,8 @@ const UPLOAD_QUEUE_DEPTH: usize = 16;
 const UPLOAD_READ_BYTES: usize = 256 * 1024;
 /// Bytes of pieces batched per network write on downloads.
 const DOWNLOAD_BATCH_BYTES: usize = 256 * 1024;
+/// Transfers up to this many bytes are read inline, without a thread hop.
+const INLINE_TRANSFER_BYTES_MAX: u64 = 256 * 1024;
 /// Download batches queued between the blob reader and the network.
 const DOWNLOAD_QUEUE_DEPTH: usize = 4;
 
@@ -436,24 +438,41 @@ async fn handle_get(
         encoded_len,
     };
     write(send, &response).await?;
-    stream_pieces(entry, reader, outboard, range, send).await;
+    stream_pieces(entry, reader, outboard, range, encoded_len, send).await;
     Ok(())
 }
 
-/// Reads, authenticates and re-verifies pieces on a blocking thread and
-/// writes them; on a corrupt group, resets the stream with
-/// [`RESET_INTEGRITY`] instead of sending it.
+/// Reads and authenticates pieces and writes them; on a corrupt group,
+/// resets the stream with [`RESET_INTEGRITY`] instead of sending it. Small
+/// transfers are read inline; large ones on a blocking thread, in batches.
 async fn stream_pieces(
-    entry: DocumentEntry,
+    entry: Arc<DocumentEntry>,
     reader: BlobReader,
     outboard: tree::Outboard,
     range: ByteRange,
+    encoded_len: u64,
     send: &mut quinn::SendStream,
 ) {
+    if encoded_len <= INLINE_TRANSFER_BYTES_MAX {
+        let mut out = Vec::with_capacity(encoded_len as usize);
+        let produced = produce_pieces(&reader, &outboard, range, &mut |batch| {
+            out.extend_from_slice(&batch);
+            true
+        });
+        match produced {
+            Ok(()) => {
+                let _ = send.write_all(&out).await;
+            }
+            Err(refusal) => stop_transfer(&entry, &refusal, send),
+        }
+        return;
+    }
     let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, Refusal>>(DOWNLOAD_QUEUE_DEPTH);
-    let hash = entry.record.content_hash;
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = produce_pieces(&reader, &outboard, hash, range, &tx) {
+        let produced = produce_pieces(&reader, &outboard, range, &mut |batch| {
+            tx.blocking_send(Ok(batch)).is_ok()
+        });
+        if let Err(e) = produced {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -464,35 +483,37 @@ async fn stream_pieces(
                     return;
                 }
             }
-            Err(refusal) => {
-                tracing::error!(document = %entry.document_id, code = %refusal.code, error = %refusal.message, "stopped a transfer");
-                let code = if refusal.code == ErrorCode::Integrity {
-                    RESET_INTEGRITY
-                } else {
-                    RESET_INTERNAL
-                };
-                let _ = send.reset(code.into());
-                return;
-            }
+            Err(refusal) => return stop_transfer(&entry, &refusal, send),
         }
     }
 }
 
+fn stop_transfer(entry: &DocumentEntry, refusal: &Refusal, send: &mut quinn::SendStream) {
+    tracing::error!(document = %entry.document_id, code = %refusal.code, error = %refusal.message, "stopped a transfer");
+    let code = if refusal.code == ErrorCode::Integrity {
+        RESET_INTEGRITY
+    } else {
+        RESET_INTERNAL
+    };
+    let _ = send.reset(code.into());
+}
+
+/// Produces the pieces for `range` in batches of about
+/// [`DOWNLOAD_BATCH_BYTES`]; `emit` returns false to stop early.
 fn produce_pieces(
     reader: &BlobReader,
     outboard: &tree::Outboard,
-    hash: pki::ContentHash,
     range: ByteRange,
-    tx: &mpsc::Sender<Result<Vec<u8>, Refusal>>,
+    emit: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> Result<(), Refusal> {
-    let _ = hash;
-    let span = range.start..range.end;
-    // Every group and the outboard were authenticated by AES-GCM under a key
+    // Every group and the outboard are authenticated by AES-GCM under a key
     // only this node holds (the read-back check); the client verifies the
     // BLAKE3 tree against the issuer's signed hash.
-    let plan = tree::plan(reader.size(), span).map_err(tree_refusal)?;
-    let mut buf = vec![0u8; GROUP_SIZE as usize + TAG_LEN];
-    let mut batch = Vec::with_capacity(DOWNLOAD_BATCH_BYTES + GROUP_SIZE as usize);
+    let plan = tree::plan(reader.size(), range.start..range.end).map_err(tree_refusal)?;
+    let group_len = reader.size().min(GROUP_SIZE) as usize;
+    let mut buf = vec![0u8; group_len + TAG_LEN];
+    let batch_len = DOWNLOAD_BATCH_BYTES + GROUP_SIZE as usize;
+    let mut batch = Vec::new();
     for piece in plan {
         let bytes: &[u8] = match piece {
             tree::Piece::Pair { index } => outboard
@@ -502,17 +523,14 @@ fn produce_pieces(
         };
         batch.extend_from_slice(bytes);
         if batch.len() >= DOWNLOAD_BATCH_BYTES {
-            let full = std::mem::replace(
-                &mut batch,
-                Vec::with_capacity(DOWNLOAD_BATCH_BYTES + GROUP_SIZE as usize),
-            );
-            if tx.blocking_send(Ok(full)).is_err() {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_len));
+            if !emit(full) {
                 return Ok(());
             }
         }
     }
     if !batch.is_empty() {
-        let _ = tx.blocking_send(Ok(batch));
+        emit(batch);
     }
     Ok(())
 }

@@ -103,7 +103,9 @@ pub enum RequestStatus {
     },
 }
 
-/// A stored grant with its use count and revocation.
+/// A grant with its use count and revocation. Stored split: the large,
+/// immutable part in [`Cf::Grants`], the small [`GrantCounter`] that every
+/// use rewrites in [`Cf::GrantCounters`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrantEntry {
     /// The sealed grant.
@@ -114,6 +116,32 @@ pub struct GrantEntry {
     pub issued_at: i64,
     /// Uses so far.
     pub uses: u32,
+    /// Revocation, if any.
+    pub revoked: Option<GrantRevocation>,
+}
+
+/// The immutable part of a stored grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredGrant {
+    /// The sealed grant.
+    pub grant: Grant,
+    /// Serial of the grantee's certificate.
+    pub grantee_serial: String,
+    /// When it was issued.
+    pub issued_at: i64,
+}
+
+/// The mutable part of a grant, with the bounds its checks need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantCounter {
+    /// Uses so far.
+    pub uses: u32,
+    /// Uses allowed.
+    pub max_uses: u32,
+    /// Valid from.
+    pub not_before: i64,
+    /// Valid until.
+    pub not_after: i64,
     /// Revocation, if any.
     pub revoked: Option<GrantRevocation>,
 }
@@ -368,7 +396,20 @@ fn issue_grant(
     let at = entry.issued_at;
     decide(request, RequestStatus::Approved { grant_id, at }, writes)?;
     let id = grant_id.as_bytes();
-    writes.push(put(Cf::Grants, id.to_vec(), encode(entry)?));
+    let stored = StoredGrant {
+        grant: entry.grant.clone(),
+        grantee_serial: entry.grantee_serial.clone(),
+        issued_at: entry.issued_at,
+    };
+    let counter = GrantCounter {
+        uses: entry.uses,
+        max_uses: body.max_uses,
+        not_before: body.not_before,
+        not_after: body.not_after,
+        revoked: entry.revoked.clone(),
+    };
+    writes.push(put(Cf::Grants, id.to_vec(), encode(&stored)?));
+    writes.push(put(Cf::GrantCounters, id.to_vec(), encode(&counter)?));
     let by_resident = grant_index_key(GrantSide::Resident, body.resident.as_str(), id);
     writes.push(put(Cf::GrantIndex, by_resident, Vec::new()));
     let by_grantee = grant_index_key(GrantSide::Grantee, body.grantee.as_str(), id);
@@ -393,15 +434,15 @@ fn use_grant(
     at: i64,
     writes: &mut Vec<Write>,
 ) -> Result<Applied, StateError> {
-    let mut entry = grant(state, grant_id)?
+    let mut counter = grant_counter(state, grant_id)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
-    crate::grants::check_state(&entry, at)?;
-    entry.uses += 1;
-    let use_number = entry.uses;
+    crate::grants::check_state(grant_id, &counter, at)?;
+    counter.uses += 1;
+    let use_number = counter.uses;
     writes.push(put(
-        Cf::Grants,
+        Cf::GrantCounters,
         grant_id.as_bytes().to_vec(),
-        encode(&entry)?,
+        encode(&counter)?,
     ));
     Ok(Applied::GrantUsed { use_number })
 }
@@ -412,14 +453,14 @@ fn revoke_grant(
     revocation: GrantRevocation,
     writes: &mut Vec<Write>,
 ) -> Result<Applied, StateError> {
-    let mut entry = grant(state, grant_id)?
+    let mut counter = grant_counter(state, grant_id)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
-    if entry.revoked.is_none() {
-        entry.revoked = Some(revocation);
+    if counter.revoked.is_none() {
+        counter.revoked = Some(revocation);
         writes.push(put(
-            Cf::Grants,
+            Cf::GrantCounters,
             grant_id.as_bytes().to_vec(),
-            encode(&entry)?,
+            encode(&counter)?,
         ));
     }
     Ok(Applied::GrantRevoked)
@@ -430,9 +471,30 @@ pub fn request(state: &dyn MetaStore, id: RequestId) -> Result<Option<RequestEnt
     read(state, Cf::Requests, id.as_bytes())
 }
 
-/// Reads a grant.
+/// Reads a grant, both parts.
 pub fn grant(state: &dyn MetaStore, id: GrantId) -> Result<Option<GrantEntry>, StateError> {
+    let Some(stored) = stored_grant(state, id)? else {
+        return Ok(None);
+    };
+    let counter = grant_counter(state, id)?
+        .ok_or_else(|| StateError::Corrupt(format!("grant {id} has no counter")))?;
+    Ok(Some(GrantEntry {
+        grant: stored.grant,
+        grantee_serial: stored.grantee_serial,
+        issued_at: stored.issued_at,
+        uses: counter.uses,
+        revoked: counter.revoked,
+    }))
+}
+
+/// Reads a grant's immutable part.
+pub fn stored_grant(state: &dyn MetaStore, id: GrantId) -> Result<Option<StoredGrant>, StateError> {
     read(state, Cf::Grants, id.as_bytes())
+}
+
+/// Reads a grant's use counter.
+pub fn grant_counter(state: &dyn MetaStore, id: GrantId) -> Result<Option<GrantCounter>, StateError> {
+    read(state, Cf::GrantCounters, id.as_bytes())
 }
 
 /// Pending requests addressed to `resident`, at most [`LIST_LEN_MAX`].

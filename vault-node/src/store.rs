@@ -28,15 +28,17 @@ pub enum Cf {
     Requests,
     /// Index: resident, pending request id -> empty.
     PendingRequests,
-    /// Grants: 16-byte grant id -> grant entry JSON (with uses and revocation).
+    /// Grants: 16-byte grant id -> immutable stored grant JSON.
     Grants,
+    /// Grant counters: 16-byte grant id -> uses, bounds, revocation (JSON).
+    GrantCounters,
     /// Index: holder (resident or grantee) name, grant id -> empty.
     GrantIndex,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 9] = [
+    pub const ALL: [Cf; 10] = [
         Cf::Meta,
         Cf::Commands,
         Cf::Documents,
@@ -45,6 +47,7 @@ impl Cf {
         Cf::Requests,
         Cf::PendingRequests,
         Cf::Grants,
+        Cf::GrantCounters,
         Cf::GrantIndex,
     ];
 
@@ -59,6 +62,7 @@ impl Cf {
             Cf::Requests => "requests",
             Cf::PendingRequests => "pending_requests",
             Cf::Grants => "grants",
+            Cf::GrantCounters => "grant_counters",
             Cf::GrantIndex => "grant_index",
         }
     }

@@ -13,7 +13,7 @@ use vault_client::{DocumentId, ErrorCode};
 
 use crate::access::ListScope;
 use crate::blobs::{BlobError, BlobStore, MASTER_KEY_LEN};
-use crate::state::{self, Applied, Command, DocumentEntry, Ledger, StateError};
+use crate::state::{self, Applied, Command, DocumentEntry, Ledger, StateError, StoredGrant};
 use crate::store::{MetaStore, RocksStore, StoreError};
 use crate::Refusal;
 
@@ -26,6 +26,39 @@ pub struct Vault {
     blobs: BlobStore,
     revoked: RwLock<HashSet<String>>,
     data_dir: PathBuf,
+    /// Immutable records, parsed once: documents and grants never change.
+    documents: Memo<DocumentId, DocumentEntry>,
+    grants: Memo<pki::GrantId, StoredGrant>,
+}
+
+/// Parsed immutable records remembered per node; cleared when full.
+pub const MEMO_ENTRIES_MAX: usize = 65_536;
+
+/// A bounded map of immutable parsed records.
+struct Memo<K, V> {
+    map: std::sync::Mutex<std::collections::HashMap<K, Arc<V>>>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy, V> Memo<K, V> {
+    fn new() -> Self {
+        Memo {
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn get_or(&self, key: K, load: impl FnOnce() -> Result<V, Refusal>) -> Result<Arc<V>, Refusal> {
+        let lock = || self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(value) = lock().get(&key) {
+            return Ok(value.clone());
+        }
+        let value = Arc::new(load()?);
+        let mut map = lock();
+        if map.len() >= MEMO_ENTRIES_MAX {
+            map.clear();
+        }
+        map.insert(key, value.clone());
+        Ok(value)
+    }
 }
 
 impl Vault {
@@ -54,6 +87,8 @@ impl Vault {
             blobs,
             revoked: RwLock::new(HashSet::new()),
             data_dir: data_dir.to_path_buf(),
+            documents: Memo::new(),
+            grants: Memo::new(),
         })
     }
 
@@ -86,16 +121,27 @@ impl Vault {
         Ok(known && self.blobs.contains(hash))
     }
 
-    /// A document by id.
-    pub fn document(&self, id: DocumentId) -> Result<DocumentEntry, Refusal> {
-        state::document(self.store(), id)
-            .map_err(Refusal::from)?
-            .ok_or_else(|| {
-                Refusal::new(
-                    ErrorCode::NotFound,
-                    format!("no document {id}; check the id printed by `vault put`"),
-                )
-            })
+    /// A document by id (records are immutable, so parsed ones are remembered).
+    pub fn document(&self, id: DocumentId) -> Result<Arc<DocumentEntry>, Refusal> {
+        self.documents.get_or(id, || {
+            state::document(self.store(), id)
+                .map_err(Refusal::from)?
+                .ok_or_else(|| {
+                    Refusal::new(
+                        ErrorCode::NotFound,
+                        format!("no document {id}; check the id printed by `vault put`"),
+                    )
+                })
+        })
+    }
+
+    /// A grant's immutable part by id (remembered once parsed).
+    pub fn stored_grant(&self, id: pki::GrantId) -> Result<Arc<StoredGrant>, Refusal> {
+        self.grants.get_or(id, || {
+            state::stored_grant(self.store(), id)
+                .map_err(Refusal::from)?
+                .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {id}")))
+        })
     }
 
     /// The documents of `resident` within `scope`, newest first.

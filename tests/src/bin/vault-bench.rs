@@ -30,6 +30,12 @@ struct Args {
     /// Which suites to run: transfer, grants.
     #[arg(long, default_value = "transfer,grants", value_delimiter = ',')]
     suites: Vec<String>,
+    /// Document sizes for the grant-checked fetch workloads.
+    #[arg(long, default_value = "4k,1m", value_delimiter = ',')]
+    grant_sizes: Vec<String>,
+    /// Skip the signature micro-benchmarks of the grant suite.
+    #[arg(long)]
+    no_signatures: bool,
     /// Concurrent clients for the grant-checked fetch workloads.
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -321,7 +327,9 @@ async fn grant_suite(
     let resident = ResidentId::parse("resident-1")?;
     let mut rows = Vec::new();
     let mut docs = Vec::new();
-    for (kind, size) in [("form", 4 * 1024usize), ("scan", 1024 * 1024)] {
+    for (i, size_text) in args.grant_sizes.iter().enumerate() {
+        let size = parse_size(size_text)? as usize;
+        let kind = ["form", "scan", "archive", "other"][i.min(3)];
         let put = civil.put_bytes(Arc::new(pseudo_random_bytes(size, size as u64)), &resident, &DocumentKind::parse(kind)?).await?;
         docs.push((kind, size as u64, put.document_id));
     }
@@ -342,7 +350,9 @@ async fn grant_suite(
         let grant = resident_client.approve(resident_client.approval_body(&view, pki::GRANT_USES_MAX, None)?).await?;
         clients.push((Arc::new(client), grant));
     }
-    rows.extend(signature_rows(pki, &clients[0].1, min)?);
+    if !args.no_signatures {
+        rows.extend(signature_rows(pki, &clients[0].1, min)?);
+    }
     for (_, size, doc) in &docs {
         let fetch_clients: Vec<_> = clients.iter().map(|(c, g)| (c.clone(), g.id())).collect();
         let doc = *doc;
