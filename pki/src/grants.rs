@@ -354,7 +354,11 @@ impl Grant {
     /// Checks only the node's seal, with an already verified node certificate.
     pub fn verify_seal(&self, node: &PeerCert) -> Result<(), PkiError> {
         check_signer(node, Role::Node, node.name.as_str())?;
-        verify_signature(&node.public_key, &seal_bytes(&self.body, &self.consent), &self.seal)
+        verify_signature(
+            &node.public_key,
+            &seal_bytes(&self.body, &self.consent),
+            &self.seal,
+        )
     }
 
     /// Serializes to JSON.

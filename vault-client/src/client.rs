@@ -735,8 +735,19 @@ async fn read_response(recv: &mut quinn::RecvStream) -> Result<Response, ClientE
 fn frame_error(e: FrameError) -> ClientError {
     match e {
         FrameError::Wire(e) => e.into(),
-        FrameError::Stream(e) => ClientError::Connection(e),
+        FrameError::Reset(code) if code == u64::from(crate::wire::RESET_INTEGRITY) => {
+            integrity_reset()
+        }
+        other => ClientError::Connection(other.to_string()),
     }
+}
+
+/// The node found stored bytes corrupt and stopped the transfer.
+pub(crate) fn integrity_reset() -> ClientError {
+    ClientError::local(
+        ErrorCode::Integrity,
+        "the node found the stored document corrupt and stopped; nothing was kept",
+    )
 }
 
 fn unexpected(response: &Response) -> ClientError {

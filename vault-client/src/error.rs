@@ -302,10 +302,7 @@ impl From<quinn::ReadExactError> for ClientError {
             quinn::ReadExactError::ReadError(quinn::ReadError::Reset(code))
                 if code.into_inner() == u64::from(crate::wire::RESET_INTEGRITY) =>
             {
-                ClientError::local(
-                    ErrorCode::Integrity,
-                    "the node found the stored document corrupt and stopped; nothing was kept",
-                )
+                crate::client::integrity_reset()
             }
             quinn::ReadExactError::ReadError(e) => ClientError::Connection(e.to_string()),
         }

@@ -15,6 +15,18 @@ pub enum FrameError {
     /// The stream ended or failed before a whole frame arrived.
     #[error("the stream ended before a whole frame arrived: {0}")]
     Stream(String),
+    /// The peer reset the stream with this application code.
+    #[error("the peer reset the stream with code {0}")]
+    Reset(u64),
+}
+
+fn read_error(e: quinn::ReadExactError) -> FrameError {
+    match e {
+        quinn::ReadExactError::ReadError(quinn::ReadError::Reset(code)) => {
+            FrameError::Reset(code.into_inner())
+        }
+        other => FrameError::Stream(other.to_string()),
+    }
 }
 
 /// Reads one frame of at most `max` bytes and decodes its message.
@@ -23,14 +35,10 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     max: usize,
 ) -> Result<T, FrameError> {
     let mut prefix = [0u8; FRAME_PREFIX_LEN];
-    recv.read_exact(&mut prefix)
-        .await
-        .map_err(|e| FrameError::Stream(e.to_string()))?;
+    recv.read_exact(&mut prefix).await.map_err(read_error)?;
     let len = wire::decode_frame_len(prefix, max)?;
     let mut body = vec![0u8; len];
-    recv.read_exact(&mut body)
-        .await
-        .map_err(|e| FrameError::Stream(e.to_string()))?;
+    recv.read_exact(&mut body).await.map_err(read_error)?;
     Ok(wire::decode_frame_body(&body)?)
 }
 

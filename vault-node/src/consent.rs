@@ -378,7 +378,7 @@ pub(crate) async fn authorize_use(
         .map_err(Refusal::from)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
     ctx.grant_cache
-        .verify(&entry.grant, ctx.identity.ca_der(), &ctx.crls())?;
+        .verify(&entry.grant, ctx.identity.ca_der(), || ctx.crls())?;
     let revoked = ctx.vault.revoked_serials();
     let at = now();
     grants::check_use(

@@ -271,12 +271,17 @@ pub struct GrantCache {
 
 impl GrantCache {
     /// Verifies a grant's chains and signatures, or finds it already verified.
-    pub fn verify(&self, grant: &Grant, ca_der: &[u8], crls: &[Vec<u8>]) -> Result<(), Refusal> {
+    pub fn verify(
+        &self,
+        grant: &Grant,
+        ca_der: &[u8],
+        crls: impl FnOnce() -> Vec<Vec<u8>>,
+    ) -> Result<(), Refusal> {
         let key = grant_hash(grant)?;
         if self.lock().contains(&key) {
             return Ok(());
         }
-        grant.verify(ca_der, crls).map_err(grant_refusal)?;
+        grant.verify(ca_der, &crls()).map_err(grant_refusal)?;
         let mut verified = self.lock();
         if verified.len() >= GRANT_CACHE_MAX {
             verified.clear();

@@ -437,8 +437,9 @@ async fn handle_get(
         range,
         encoded_len,
     };
-    write(send, &response).await?;
-    stream_pieces(entry, reader, outboard, range, encoded_len, send).await;
+    let header = vault_client::wire::encode_frame(&response)
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    stream_pieces(entry, reader, outboard, range, encoded_len, header, send).await;
     Ok(())
 }
 
@@ -451,10 +452,14 @@ async fn stream_pieces(
     outboard: tree::Outboard,
     range: ByteRange,
     encoded_len: u64,
+    header: Vec<u8>,
     send: &mut quinn::SendStream,
 ) {
     if encoded_len <= INLINE_TRANSFER_BYTES_MAX {
-        let mut out = Vec::with_capacity(encoded_len as usize);
+        // Header and pieces in one write: fewer packets for small documents.
+        let header_len = header.len();
+        let mut out = header;
+        out.reserve(encoded_len as usize);
         let produced = produce_pieces(&reader, &outboard, range, &mut |batch| {
             out.extend_from_slice(&batch);
             true
@@ -463,8 +468,16 @@ async fn stream_pieces(
             Ok(()) => {
                 let _ = send.write_all(&out).await;
             }
-            Err(refusal) => stop_transfer(&entry, &refusal, send),
+            Err(refusal) => {
+                // The header first, so the client reads an integrity reset,
+                // not a broken stream.
+                let _ = send.write_all(&out[..header_len]).await;
+                stop_transfer(&entry, &refusal, send)
+            }
         }
+        return;
+    }
+    if send.write_all(&header).await.is_err() {
         return;
     }
     let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, Refusal>>(DOWNLOAD_QUEUE_DEPTH);

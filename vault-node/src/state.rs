@@ -493,7 +493,10 @@ pub fn stored_grant(state: &dyn MetaStore, id: GrantId) -> Result<Option<StoredG
 }
 
 /// Reads a grant's use counter.
-pub fn grant_counter(state: &dyn MetaStore, id: GrantId) -> Result<Option<GrantCounter>, StateError> {
+pub fn grant_counter(
+    state: &dyn MetaStore,
+    id: GrantId,
+) -> Result<Option<GrantCounter>, StateError> {
     read(state, Cf::GrantCounters, id.as_bytes())
 }
 

@@ -191,7 +191,9 @@ fn ratio(r: &Row, rows: &[Row]) -> Option<f64> {
         _ => None,
     };
     let (name, weight) = r.ceiling.or(implied)?;
-    let ceiling = rows.iter().find(|c| c.workload == name && (weight != 0.0 || c.size == r.size))?;
+    let ceiling = rows
+        .iter()
+        .find(|c| c.workload == name && (weight != 0.0 || c.size == r.size))?;
     if weight == 0.0 {
         Some(r.mib_per_s() / ceiling.mib_per_s())
     } else {
@@ -219,7 +221,9 @@ fn report(args: &Args, rows: &[Row]) {
     for r in rows {
         let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
         let (p50, p99) = r.latency.map(|(a, b)| (ms(a), ms(b))).unwrap_or_default();
-        let vs = ratio(r, rows).map(|x| format!("{x:.2}x")).unwrap_or_default();
+        let vs = ratio(r, rows)
+            .map(|x| format!("{x:.2}x"))
+            .unwrap_or_default();
         println!(
             "{:<34} {:>10} {:>8} {:>11.1} {:>9.1} {:>8} {:>8} {:>8}",
             r.workload,
@@ -330,16 +334,30 @@ async fn grant_suite(
     for (i, size_text) in args.grant_sizes.iter().enumerate() {
         let size = parse_size(size_text)? as usize;
         let kind = ["form", "scan", "archive", "other"][i.min(3)];
-        let put = civil.put_bytes(Arc::new(pseudo_random_bytes(size, size as u64)), &resident, &DocumentKind::parse(kind)?).await?;
+        let put = civil
+            .put_bytes(
+                Arc::new(pseudo_random_bytes(size, size as u64)),
+                &resident,
+                &DocumentKind::parse(kind)?,
+            )
+            .await?;
         docs.push((kind, size as u64, put.document_id));
     }
     // One grant per client, all documents, the most uses a grant allows.
     let mut clients = Vec::new();
     for _ in 0..args.clients {
         let client = connect(pki, "housing-bureau", node.addr).await?;
-        let kinds = docs.iter().map(|(k, _, _)| DocumentKind::parse(k)).collect::<Result<Vec<_>, _>>()?;
+        let kinds = docs
+            .iter()
+            .map(|(k, _, _)| DocumentKind::parse(k))
+            .collect::<Result<Vec<_>, _>>()?;
         let (request_id, _) = client
-            .request_access(&resident, pki::RequestScope::Kinds(kinds), &pki::Purpose::parse("housing-subsidy")?, 3600)
+            .request_access(
+                &resident,
+                pki::RequestScope::Kinds(kinds),
+                &pki::Purpose::parse("housing-subsidy")?,
+                3600,
+            )
             .await?;
         let view = resident_client
             .pending_requests()
@@ -347,7 +365,9 @@ async fn grant_suite(
             .into_iter()
             .find(|r| r.request_id == request_id)
             .context("request not pending")?;
-        let grant = resident_client.approve(resident_client.approval_body(&view, pki::GRANT_USES_MAX, None)?).await?;
+        let grant = resident_client
+            .approve(resident_client.approval_body(&view, pki::GRANT_USES_MAX, None)?)
+            .await?;
         clients.push((Arc::new(client), grant));
     }
     if !args.no_signatures {
@@ -356,11 +376,17 @@ async fn grant_suite(
     for (_, size, doc) in &docs {
         let fetch_clients: Vec<_> = clients.iter().map(|(c, g)| (c.clone(), g.id())).collect();
         let doc = *doc;
-        let row = measure_concurrent("grant-checked fetch", *size, min, fetch_clients, move |client, grant| async move {
-            let (_, bytes) = client.get_bytes(doc, None, Some(grant)).await?;
-            anyhow::ensure!(!bytes.is_empty());
-            Ok(())
-        })
+        let row = measure_concurrent(
+            "grant-checked fetch",
+            *size,
+            min,
+            fetch_clients,
+            move |client, grant| async move {
+                let (_, bytes) = client.get_bytes(doc, None, Some(grant)).await?;
+                anyhow::ensure!(!bytes.is_empty());
+                Ok(())
+            },
+        )
         .await?;
         rows.push(row);
         let raw_clients = {
@@ -371,9 +397,13 @@ async fn grant_suite(
             v
         };
         let size = *size;
-        let mut row = measure_concurrent("raw quinn download (concurrent)", size, min, raw_clients, move |c, ()| async move {
-            raw_download(&c, size).await
-        })
+        let mut row = measure_concurrent(
+            "raw quinn download (concurrent)",
+            size,
+            min,
+            raw_clients,
+            move |c, ()| async move { raw_download(&c, size).await },
+        )
         .await?;
         row.latency = None;
         rows.push(row);
@@ -396,7 +426,10 @@ fn signature_rows(pki: &TestPki, grant: &pki::Grant, min: Duration) -> anyhow::R
             pki::verify_signature(&public_key, &message, &signature).map_err(anyhow::Error::from)
         })?,
         measure_sync("grant verify (chains + signatures)", min, || {
-            grant.verify(&ca, &[]).map(|_| ()).map_err(anyhow::Error::from)
+            grant
+                .verify(&ca, &[])
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
         })?,
     ];
     // Full verification is 4 signature checks: 2 certificate chains, consent, seal.
@@ -409,14 +442,22 @@ fn signature_rows(pki: &TestPki, grant: &pki::Grant, min: Duration) -> anyhow::R
     sigs.ceiling = Some(("raw ring ed25519 verify", 2.0));
     rows.push(sigs);
     let cache = vault_node::grants::GrantCache::default();
-    cache.verify(grant, &ca, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    cache
+        .verify(grant, &ca, Vec::new)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     rows.push(measure_sync("grant check (cached)", min, || {
-        cache.verify(grant, &ca, &[]).map_err(|e| anyhow::anyhow!("{e}"))
+        cache
+            .verify(grant, &ca, Vec::new)
+            .map_err(|e| anyhow::anyhow!("{e}"))
     })?);
     Ok(rows)
 }
 
-fn measure_sync(workload: &str, min: Duration, mut op: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Row> {
+fn measure_sync(
+    workload: &str,
+    min: Duration,
+    mut op: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Row> {
     op()?;
     let start = Instant::now();
     let mut ops = 0u64;
@@ -426,7 +467,14 @@ fn measure_sync(workload: &str, min: Duration, mut op: impl FnMut() -> anyhow::R
         }
         ops += 64;
     }
-    Ok(Row { workload: workload.to_string(), size: 0, ops, elapsed: start.elapsed(), latency: None, ceiling: None })
+    Ok(Row {
+        workload: workload.to_string(),
+        size: 0,
+        ops,
+        elapsed: start.elapsed(),
+        latency: None,
+        ceiling: None,
+    })
 }
 
 /// Runs `op` in a loop on every client concurrently for `min`; records
@@ -464,7 +512,12 @@ where
     }
     let elapsed = start.elapsed();
     latencies.sort();
-    let pick = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Ok(Row {
         workload: workload.to_string(),
         size,
