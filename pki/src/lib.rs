@@ -21,6 +21,7 @@ mod files;
 mod grants;
 mod identity;
 mod ids;
+mod log;
 mod statements;
 mod tls;
 
@@ -42,6 +43,10 @@ pub use identity::{verify_signature, Identity, Signature, SIGNATURE_LEN};
 pub use ids::{
     ContentHash, DocumentId, DocumentKind, GrantId, Name, Purpose, RequestId, ResidentId, ID_LEN,
     NAME_LEN_MAX,
+};
+pub use log::{
+    resident_tag, Checkpoint, LogDetail, LogEntry, LogEvent, LOG_ENTRY_LEN_MAX, LOG_ENTRY_TAG_V1,
+    NOTE_LEN_MAX,
 };
 pub use statements::{IssueRecord, ISSUE_RECORD_TAG_V1};
 pub use tls::{client_tls_config, crypto_provider, server_tls_config, ALPN};

@@ -1,0 +1,479 @@
+//! The transparency log's statement formats: log entries (canonical,
+//! versioned bytes; leaves carry commitments, not personal data), the
+//! detail records beside them, resident tags, and checkpoints as C2SP
+//! signed notes (Ed25519).
+//!
+//! The Merkle tree math (RFC 6962, SHA-256) lives in `vault-client::merkle`;
+//! storage and sequencing in the node's state machine.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use ring::digest;
+use serde::{Deserialize, Serialize};
+
+use crate::cert::{PeerCert, Role};
+use crate::error::PkiError;
+use crate::identity::{verify_signature, Identity, Signature};
+use crate::ids::{DocumentId, GrantId, RequestId, ResidentId};
+
+/// Domain tag that starts a log entry's canonical bytes, version 1.
+pub const LOG_ENTRY_TAG_V1: &[u8] = b"vault/log-entry/v1\n";
+/// Longest canonical log entry accepted, in bytes.
+pub const LOG_ENTRY_LEN_MAX: usize = 1024;
+/// Longest signed note accepted, in bytes.
+pub const NOTE_LEN_MAX: usize = 4096;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LogEvent {
+    /// A department put a document.
+    DocumentIssued = 1,
+    /// A department asked for a resident's documents.
+    RequestMade = 2,
+    /// The resident approved a request.
+    Approval = 3,
+    /// The resident denied a request.
+    Denial = 4,
+    /// The node sealed a grant.
+    GrantIssued = 5,
+    /// Someone fetched a document (with the grant and use number if any).
+    Fetch = 6,
+    /// A request was refused (with its code).
+    Refusal = 7,
+    /// A grant was revoked or given up.
+    Revoke = 8,
+    /// A certificate was revoked by the district CA.
+    CertificateRevoked = 9,
+}
+
+impl LogEvent {
+    fn from_u8(value: u8) -> Option<Self> {
+        use LogEvent::*;
+        [DocumentIssued, RequestMade, Approval, Denial, GrantIssued, Fetch, Refusal, Revoke, CertificateRevoked]
+            .into_iter()
+            .find(|e| *e as u8 == value)
+    }
+}
+
+/// One leaf of the log. Public: holds ids, times and commitments; the
+/// resident appears only as a salted tag, details only as a commitment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// What happened.
+    pub event: LogEvent,
+    /// When, unix seconds.
+    pub time: i64,
+    /// Who acted: role.
+    pub actor_role: Role,
+    /// Who acted: name (a department, node, auditor, or "resident").
+    pub actor: String,
+    /// The resident's tag ([`resident_tag`]), all zeros when none.
+    #[serde(with = "hex_array")]
+    pub resident_tag: [u8; 32],
+    /// The document concerned, if any.
+    pub document_id: Option<DocumentId>,
+    /// The request concerned, if any.
+    pub request_id: Option<RequestId>,
+    /// The grant concerned, if any.
+    pub grant_id: Option<GrantId>,
+    /// For a fetch under a grant: which use (from 1); else 0.
+    pub use_number: u32,
+    /// For a refusal: the stable code; else empty.
+    pub code: String,
+    /// For a grant: valid from; else 0.
+    pub not_before: i64,
+    /// For a grant: valid until; else 0.
+    pub not_after: i64,
+    /// For a grant: uses allowed; else 0.
+    pub max_uses: u32,
+    /// Commitment to the detail record: SHA-256 of its bytes and nonce.
+    #[serde(with = "hex_array")]
+    pub commitment: [u8; 32],
+}
+
+impl LogEntry {
+    /// Canonical bytes: tag; event u8; time i64 BE; actor role u8 (1 node, 2 department,
+    /// 3 auditor, 4 resident); actor (u16 BE len + UTF-8); resident tag [32]; three optional
+    /// ids (u8 0/1 then 16 bytes); use_number u32 BE; code (u16 len + UTF-8); not_before,
+    /// not_after i64 BE; max_uses u32 BE; commitment [32].
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(LOG_ENTRY_TAG_V1);
+        out.push(self.event as u8);
+        out.extend_from_slice(&self.time.to_be_bytes());
+        out.push(role_byte(self.actor_role));
+        put_str(&mut out, &self.actor);
+        out.extend_from_slice(&self.resident_tag);
+        for id in [
+            self.document_id.map(|i| *i.as_bytes()),
+            self.request_id.map(|i| *i.as_bytes()),
+            self.grant_id.map(|i| *i.as_bytes()),
+        ] {
+            match id {
+                Some(bytes) => {
+                    out.push(1);
+                    out.extend_from_slice(&bytes);
+                }
+                None => out.push(0),
+            }
+        }
+        out.extend_from_slice(&self.use_number.to_be_bytes());
+        put_str(&mut out, &self.code);
+        out.extend_from_slice(&self.not_before.to_be_bytes());
+        out.extend_from_slice(&self.not_after.to_be_bytes());
+        out.extend_from_slice(&self.max_uses.to_be_bytes());
+        out.extend_from_slice(&self.commitment);
+        out
+    }
+
+    /// Parses canonical bytes (the inverse of [`LogEntry::canonical_bytes`]); refuses
+    /// anything else, including trailing bytes.
+    pub fn parse(bytes: &[u8]) -> Result<LogEntry, PkiError> {
+        if bytes.len() > LOG_ENTRY_LEN_MAX {
+            return Err(bad("entry longer than its limit"));
+        }
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(LOG_ENTRY_TAG_V1.len())? != LOG_ENTRY_TAG_V1 {
+            return Err(bad("not a version 1 log entry"));
+        }
+        let event = LogEvent::from_u8(r.u8()?).ok_or_else(|| bad("unknown event"))?;
+        let time = r.i64()?;
+        let actor_role = role_from_byte(r.u8()?)?;
+        let actor = r.string()?;
+        let resident_tag = r.array32()?;
+        let document_id = r.optional_id()?.map(DocumentId::from_bytes);
+        let request_id = r.optional_id()?.map(RequestId::from_bytes);
+        let grant_id = r.optional_id()?.map(GrantId::from_bytes);
+        let use_number = r.u32()?;
+        let code = r.string()?;
+        let not_before = r.i64()?;
+        let not_after = r.i64()?;
+        let max_uses = r.u32()?;
+        let commitment = r.array32()?;
+        if r.pos != bytes.len() {
+            return Err(bad("trailing bytes after the entry"));
+        }
+        Ok(LogEntry {
+            event,
+            time,
+            actor_role,
+            actor,
+            resident_tag,
+            document_id,
+            request_id,
+            grant_id,
+            use_number,
+            code,
+            not_before,
+            not_after,
+            max_uses,
+            commitment,
+        })
+    }
+}
+
+/// The detail behind a log entry's commitment, disclosed only to those
+/// entitled (the resident it concerns).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDetail {
+    /// The resident, if any.
+    pub resident: Option<ResidentId>,
+    /// The document's kind, if any.
+    pub kind: Option<String>,
+    /// The purpose, if any.
+    pub purpose: Option<String>,
+    /// Random bytes that hide the detail inside the commitment.
+    #[serde(with = "hex_array")]
+    pub nonce: [u8; 32],
+}
+
+impl LogDetail {
+    /// The commitment an entry carries: SHA-256 over a domain tag, the
+    /// detail's JSON without the nonce, and the nonce.
+    pub fn commitment(&self) -> [u8; 32] {
+        let visible = (&self.resident, &self.kind, &self.purpose);
+        let json = serde_json::to_vec(&visible).unwrap_or_default();
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(b"vault/log-detail/v1\n");
+        ctx.update(&(json.len() as u64).to_be_bytes());
+        ctx.update(&json);
+        ctx.update(&self.nonce);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+}
+
+/// A resident's tag in the log: SHA-256 keyed by the resident's salt, so
+/// the resident (given the salt) finds their entries and nobody else can
+/// tell whose they are.
+pub fn resident_tag(salt: &[u8; 32], resident: &ResidentId) -> [u8; 32] {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, salt);
+    let tag = ring::hmac::sign(&key, resident.as_str().as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// A checkpoint: the log's origin, size and root hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The log's origin line, e.g. "Dev District/vault-log".
+    pub origin: String,
+    /// Number of entries.
+    pub size: u64,
+    /// RFC 6962 root hash.
+    pub root: [u8; 32],
+}
+
+impl Checkpoint {
+    /// The note body: origin, size and base64 root, each on its own line.
+    pub fn body(&self) -> String {
+        format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root))
+    }
+
+    /// Signs the checkpoint as a C2SP signed note with the node's key; the
+    /// key name is the node's certificate name.
+    pub fn sign(&self, node: &Identity) -> String {
+        let name = node.cert.name.as_str();
+        let signature = node.sign(self.body().as_bytes());
+        let mut blob = key_hash(name, &node.cert.public_key).to_vec();
+        blob.extend_from_slice(signature.as_bytes());
+        format!("{}\n\u{2014} {} {}\n", self.body(), name, BASE64.encode(blob))
+    }
+
+    /// Parses a signed note and checks its signature by `node` (a verified
+    /// node certificate). Refuses notes without a valid signature by it.
+    pub fn verify_note(note: &str, node: &PeerCert) -> Result<Checkpoint, PkiError> {
+        if note.len() > NOTE_LEN_MAX {
+            return Err(bad("note longer than its limit"));
+        }
+        if node.role != Role::Node {
+            return Err(PkiError::IssuerMismatch {
+                reason: format!("checkpoints are signed by nodes, not {}", node.role),
+            });
+        }
+        let (body, signatures) = note
+            .split_once("\n\n")
+            .ok_or_else(|| bad("a signed note has a blank line before its signatures"))?;
+        let body = format!("{body}\n");
+        let mut lines = body.lines();
+        let origin = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| bad("no origin line"))?;
+        let size: u64 = lines
+            .next()
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| bad("bad tree size line"))?;
+        let root_b64 = lines.next().ok_or_else(|| bad("no root hash line"))?;
+        let root: [u8; 32] = BASE64
+            .decode(root_b64)
+            .ok()
+            .and_then(|r| r.try_into().ok())
+            .ok_or_else(|| bad("bad root hash"))?;
+        let name = node.name.as_str();
+        let want = key_hash(name, &node.public_key);
+        for line in signatures.lines() {
+            let Some(rest) = line.strip_prefix("\u{2014} ") else {
+                continue;
+            };
+            let Some((signer, blob)) = rest.split_once(' ') else {
+                continue;
+            };
+            let Ok(blob) = BASE64.decode(blob) else {
+                continue;
+            };
+            if signer != name || blob.len() != 4 + 64 || blob[..4] != want {
+                continue;
+            }
+            let mut sig = [0u8; 64];
+            sig.copy_from_slice(&blob[4..]);
+            verify_signature(&node.public_key, body.as_bytes(), &Signature(sig))?;
+            return Ok(Checkpoint {
+                origin: origin.to_string(),
+                size,
+                root,
+            });
+        }
+        Err(PkiError::BadSignature)
+    }
+}
+
+/// C2SP key hash: the first 4 bytes of SHA-256(name || "\n" || 0x01 || public key).
+fn key_hash(name: &str, public_key: &[u8]) -> [u8; 4] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(name.as_bytes());
+    ctx.update(b"\n\x01");
+    ctx.update(public_key);
+    let mut out = [0u8; 4];
+    out.copy_from_slice(&ctx.finish().as_ref()[..4]);
+    out
+}
+
+fn role_byte(role: Role) -> u8 {
+    match role {
+        Role::Node => 1,
+        Role::Department => 2,
+        Role::Auditor => 3,
+        Role::Resident => 4,
+    }
+}
+
+fn role_from_byte(byte: u8) -> Result<Role, PkiError> {
+    match byte {
+        1 => Ok(Role::Node),
+        2 => Ok(Role::Department),
+        3 => Ok(Role::Auditor),
+        4 => Ok(Role::Resident),
+        _ => Err(bad("unknown role")),
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
+}
+
+fn bad(reason: &str) -> PkiError {
+    PkiError::MalformedStatement {
+        reason: reason.to_string(),
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PkiError> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len());
+        let end = end.ok_or_else(|| bad("entry ends early"))?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, PkiError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, PkiError> {
+        let b: [u8; 4] = self.take(4)?.try_into().map_err(|_| bad("short"))?;
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn i64(&mut self) -> Result<i64, PkiError> {
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| bad("short"))?;
+        Ok(i64::from_be_bytes(b))
+    }
+
+    fn array32(&mut self) -> Result<[u8; 32], PkiError> {
+        self.take(32)?.try_into().map_err(|_| bad("short"))
+    }
+
+    fn string(&mut self) -> Result<String, PkiError> {
+        let len: [u8; 2] = self.take(2)?.try_into().map_err(|_| bad("short"))?;
+        let bytes = self.take(usize::from(u16::from_be_bytes(len)))?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| bad("string is not UTF-8"))
+    }
+
+    fn optional_id(&mut self) -> Result<Option<[u8; 16]>, PkiError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.take(16)?.try_into().map_err(|_| bad("short"))?)),
+            _ => Err(bad("bad optional marker")),
+        }
+    }
+}
+
+mod hex_array {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(String::deserialize(d)?, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry() -> LogEntry {
+        LogEntry {
+            event: LogEvent::Fetch,
+            time: 1_700_000_000,
+            actor_role: Role::Department,
+            actor: "housing-bureau".into(),
+            resident_tag: [7; 32],
+            document_id: Some(DocumentId::from_bytes([1; 16])),
+            request_id: None,
+            grant_id: Some(GrantId::from_bytes([2; 16])),
+            use_number: 2,
+            code: String::new(),
+            not_before: 0,
+            not_after: 0,
+            max_uses: 0,
+            commitment: [9; 32],
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_refuse_trailing_bytes() {
+        let e = entry();
+        let bytes = e.canonical_bytes();
+        assert_eq!(LogEntry::parse(&bytes).unwrap(), e);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(LogEntry::parse(&longer).is_err());
+        assert!(LogEntry::parse(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn commitments_hide_and_bind() {
+        let d = LogDetail {
+            resident: Some(ResidentId::parse("resident-1").unwrap()),
+            kind: Some("marriage-certificate".into()),
+            purpose: None,
+            nonce: [1; 32],
+        };
+        let mut other = d.clone();
+        other.nonce = [2; 32];
+        assert_ne!(d.commitment(), other.commitment());
+        let mut changed = d.clone();
+        changed.kind = Some("birth-certificate".into());
+        assert_ne!(d.commitment(), changed.commitment());
+    }
+
+    #[test]
+    fn tags_differ_by_salt_and_resident() {
+        let r1 = ResidentId::parse("resident-1").unwrap();
+        let r2 = ResidentId::parse("resident-2").unwrap();
+        assert_ne!(resident_tag(&[1; 32], &r1), resident_tag(&[2; 32], &r1));
+        assert_ne!(resident_tag(&[1; 32], &r1), resident_tag(&[1; 32], &r2));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = LogEntry::parse(&bytes);
+        }
+
+        #[test]
+        fn mutated_entries_never_panic(pos in 0usize..200, byte in any::<u8>()) {
+            let mut bytes = entry().canonical_bytes();
+            let i = pos % bytes.len();
+            bytes[i] = byte;
+            let _ = LogEntry::parse(&bytes);
+        }
+    }
+}
