@@ -14,6 +14,7 @@
 pub mod client;
 pub mod error;
 pub mod framing;
+pub mod merkle;
 pub mod sink;
 pub mod transport;
 pub mod tree;
