@@ -89,6 +89,10 @@ pub enum ErrorCode {
     GrantOutOfScope,
     /// Grant bytes that do not parse or exceed their limits.
     GrantMalformed,
+    /// The log's stored entries do not match its tree; no checkpoint is signed.
+    LogCorrupt,
+    /// A log index or size outside the log.
+    LogRange,
     /// The certificate the grant is bound to has been revoked.
     GrantCertificateRevoked,
 }
@@ -135,6 +139,8 @@ impl ErrorCode {
             ErrorCode::GrantRevoked => "grant.revoked",
             ErrorCode::GrantOutOfScope => "grant.out_of_scope",
             ErrorCode::GrantMalformed => "grant.malformed",
+            ErrorCode::LogCorrupt => "log.corrupt",
+            ErrorCode::LogRange => "log.range",
             ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
         }
     }
@@ -179,6 +185,8 @@ impl ErrorCode {
         ErrorCode::GrantRevoked,
         ErrorCode::GrantOutOfScope,
         ErrorCode::GrantMalformed,
+        ErrorCode::LogCorrupt,
+        ErrorCode::LogRange,
         ErrorCode::GrantCertificateRevoked,
     ];
 

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::state::{applied_index, apply, Applied, Command, StateError};
+use crate::state::{applied_index, apply, Applied, Command, Proposal, Seed, StateError};
 use crate::store::{Cf, Entries, MetaStore, StoreError, Write};
 
 /// Most commands applied in one synced batch.
@@ -23,7 +23,7 @@ pub const BATCH_COMMANDS_MAX: usize = 1024;
 type Slot = Arc<(Mutex<Option<Result<Applied, StateError>>>, Condvar)>;
 
 struct Queue {
-    pending: Vec<(Command, Slot)>,
+    pending: Vec<(Proposal, Slot)>,
     flushing: bool,
     next_index: u64,
 }
@@ -58,9 +58,18 @@ impl<S: MetaStore> Ledger<S> {
     /// Appends and applies `command`, returning once it is durable. On
     /// error the state is unchanged. Blocks: call from a blocking thread.
     pub fn submit(&self, command: &Command) -> Result<Applied, StateError> {
+        let seed = Seed::fresh(now_unix());
+        self.propose(Proposal {
+            command: command.clone(),
+            seed,
+        })
+    }
+
+    /// Appends and applies a proposal (a command with its seed).
+    pub fn propose(&self, proposal: Proposal) -> Result<Applied, StateError> {
         let slot: Slot = Arc::new((Mutex::new(None), Condvar::new()));
         let mut queue = self.lock();
-        queue.pending.push((command.clone(), slot.clone()));
+        queue.pending.push((proposal, slot.clone()));
         loop {
             if let Some(result) = take(&slot) {
                 return result;
@@ -85,12 +94,12 @@ impl<S: MetaStore> Ledger<S> {
     }
 
     /// Applies and commits one batch; returns how many indexes it used.
-    fn flush(&self, first: u64, batch: Vec<(Command, Slot)>) -> u64 {
+    fn flush(&self, first: u64, batch: Vec<(Proposal, Slot)>) -> u64 {
         let mut overlay = Overlay::new(&self.store);
         let mut results = Vec::with_capacity(batch.len());
         let mut index = first;
-        for (command, _) in &batch {
-            match apply(&overlay, index, command) {
+        for (proposal, _) in &batch {
+            match apply(&overlay, index, proposal) {
                 Ok((applied, writes)) => {
                     overlay.stage(writes);
                     index += 1;
@@ -122,6 +131,13 @@ impl<S: MetaStore> Ledger<S> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn take(slot: &Slot) -> Option<Result<Applied, StateError>> {
@@ -204,6 +220,27 @@ impl<S: MetaStore + ?Sized> MetaStore for Overlay<'_, S> {
         Err(StoreError::Io(
             "an overlay is read-only; stage writes instead".into(),
         ))
+    }
+
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let staged: Vec<_> = self
+            .staged
+            .range((cf, start.to_vec())..)
+            .take_while(|((c, _), _)| *c == cf)
+            .take(limit)
+            .collect();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .base
+            .scan_from(cf, start, limit.saturating_add(staged.len()))?
+            .into_iter()
+            .collect();
+        for ((_, key), value) in staged {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
     }
 }
 

@@ -12,11 +12,13 @@
 //! that names it is committed.
 
 pub mod access;
+pub mod audit;
 pub mod blobs;
 pub mod consent;
 pub mod dev;
 pub mod grants;
 pub mod ledger;
+pub mod log;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -50,6 +50,35 @@ pub enum Command {
         /// When (unix seconds, chosen by the proposer).
         at: i64,
     },
+    /// Record a fetch without a grant (by the issuer or the resident).
+    RecordAccess {
+        /// The document.
+        document_id: DocumentId,
+        /// Who fetched: role.
+        role: Role,
+        /// Who fetched: name.
+        by: Name,
+    },
+    /// Record a refused request (the only trace a refusal leaves).
+    RecordRefusal {
+        /// Who was refused: role.
+        role: Role,
+        /// Who was refused: name.
+        by: Name,
+        /// The stable code.
+        code: String,
+        /// The document concerned, if known.
+        document_id: Option<DocumentId>,
+        /// The grant concerned, if known.
+        grant_id: Option<GrantId>,
+        /// The request concerned, if known.
+        request_id: Option<RequestId>,
+    },
+    /// Record certificates the district CA revoked (new serials only).
+    RecordCertificateRevocations {
+        /// Lowercase hex serials.
+        serials: Vec<String>,
+    },
     /// Revoke a grant (by its resident) or give it up (by its grantee).
     RevokeGrant {
         /// Which grant.
@@ -144,6 +173,12 @@ pub struct GrantCounter {
     pub not_after: i64,
     /// Revocation, if any.
     pub revoked: Option<GrantRevocation>,
+    /// The consenting resident (for log entries).
+    pub resident: ResidentId,
+    /// The holder (for log entries).
+    pub grantee: Name,
+    /// The purpose (for log details).
+    pub purpose: pki::Purpose,
 }
 
 /// Who revoked a grant, when.
@@ -213,6 +248,59 @@ pub enum Applied {
     },
     /// A grant was revoked (or already was).
     GrantRevoked,
+    /// Only log entries were appended.
+    Recorded,
+}
+
+/// What the proposer adds to a command: the time and the randomness that
+/// log entries need, chosen once so every node applies the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    /// When, unix seconds.
+    pub at: i64,
+    /// Hides log details inside their commitments.
+    #[serde(with = "hex32")]
+    pub nonce: [u8; 32],
+    /// Source of salts for residents seen for the first time.
+    #[serde(with = "hex32")]
+    pub salt: [u8; 32],
+}
+
+impl Seed {
+    /// A fresh seed at `at`.
+    pub fn fresh(at: i64) -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let mut nonce = [0u8; 32];
+        let mut salt = [0u8; 32];
+        // A failing system RNG leaves zeros: entries stay correct, details
+        // merely less hidden; ring's SystemRandom does not fail on Linux.
+        let _ = ring::rand::SecureRandom::fill(&rng, &mut nonce);
+        let _ = ring::rand::SecureRandom::fill(&rng, &mut salt);
+        Seed { at, nonce, salt }
+    }
+
+    /// The nonce for the `n`-th record of a command.
+    pub(crate) fn nonce_for(&self, n: usize) -> [u8; 32] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.nonce);
+        let tag = ring::hmac::sign(&key, &(n as u64).to_be_bytes());
+        tag.as_ref().try_into().unwrap_or(self.nonce)
+    }
+
+    /// The salt a resident seen for the first time gets.
+    pub(crate) fn salt_for(&self, resident: &ResidentId) -> [u8; 32] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.salt);
+        let tag = ring::hmac::sign(&key, resident.as_str().as_bytes());
+        tag.as_ref().try_into().unwrap_or(self.salt)
+    }
+}
+
+/// A command as the log records it: the command and its seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The change.
+    pub command: Command,
+    /// Time and randomness for its log entries.
+    pub seed: Seed,
 }
 
 /// A command that cannot be applied (the state is unchanged).
@@ -238,13 +326,14 @@ pub enum StateError {
 pub fn apply(
     state: &dyn MetaStore,
     index: u64,
-    command: &Command,
+    proposal: &Proposal,
 ) -> Result<(Applied, Vec<Write>), StateError> {
+    let command = &proposal.command;
     let mut writes = vec![
         Write::Put {
             cf: Cf::Commands,
             key: index.to_be_bytes().to_vec(),
-            value: encode(command)?,
+            value: encode(proposal)?,
         },
         Write::Put {
             cf: Cf::Meta,
@@ -273,7 +362,12 @@ pub fn apply(
             };
             revoke_grant(state, *grant_id, revocation, &mut writes)?
         }
+        Command::RecordAccess { .. }
+        | Command::RecordRefusal { .. }
+        | Command::RecordCertificateRevocations { .. } => Applied::Recorded,
     };
+    let records = crate::audit::records(state, proposal, &applied, &mut writes)?;
+    crate::log::append_all(state, records, &mut writes)?;
     Ok((applied, writes))
 }
 
@@ -407,6 +501,9 @@ fn issue_grant(
         not_before: body.not_before,
         not_after: body.not_after,
         revoked: entry.revoked.clone(),
+        resident: body.resident.clone(),
+        grantee: body.grantee.clone(),
+        purpose: body.purpose.clone(),
     };
     writes.push(put(Cf::Grants, id.to_vec(), encode(&stored)?));
     writes.push(put(Cf::GrantCounters, id.to_vec(), encode(&counter)?));
@@ -712,7 +809,11 @@ mod tests {
     fn register_emits_document_index_blob_and_log_writes() {
         let store = MemStore::new();
         let e = entry("resident-1", 1, 100);
-        let (applied, writes) = apply(&store, 1, &Command::RegisterDocument(e.clone())).unwrap();
+        let proposal = Proposal {
+            command: Command::RegisterDocument(e.clone()),
+            seed: Seed::fresh(100),
+        };
+        let (applied, writes) = apply(&store, 1, &proposal).unwrap();
         assert_eq!(
             applied,
             Applied::DocumentRegistered {
@@ -734,7 +835,15 @@ mod tests {
                 Cf::Meta,
                 Cf::Documents,
                 Cf::ByResident,
-                Cf::Blobs
+                Cf::Blobs,
+                // The log: the resident's first salt, the entry, its detail,
+                // the tag index, the leaf, and the new size.
+                Cf::ResidentSalts,
+                Cf::LogEntries,
+                Cf::LogDetails,
+                Cf::LogByTag,
+                Cf::LogNodes,
+                Cf::Meta,
             ]
         );
         // apply itself changed nothing.

@@ -34,11 +34,21 @@ pub enum Cf {
     GrantCounters,
     /// Index: holder (resident or grantee) name, grant id -> empty.
     GrantIndex,
+    /// Log entries: u64 BE index -> canonical entry.
+    LogEntries,
+    /// Log details: u64 BE index -> detail JSON.
+    LogDetails,
+    /// Log tree: level u8 | index u64 BE -> perfect subtree hash.
+    LogNodes,
+    /// Index: resident tag [32] | u64 BE index -> empty.
+    LogByTag,
+    /// Residents' log salts: resident -> 32 bytes.
+    ResidentSalts,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 10] = [
+    pub const ALL: [Cf; 15] = [
         Cf::Meta,
         Cf::Commands,
         Cf::Documents,
@@ -49,6 +59,11 @@ impl Cf {
         Cf::Grants,
         Cf::GrantCounters,
         Cf::GrantIndex,
+        Cf::LogEntries,
+        Cf::LogDetails,
+        Cf::LogNodes,
+        Cf::LogByTag,
+        Cf::ResidentSalts,
     ];
 
     /// The RocksDB column family name.
@@ -64,6 +79,11 @@ impl Cf {
             Cf::Grants => "grants",
             Cf::GrantCounters => "grant_counters",
             Cf::GrantIndex => "grant_index",
+            Cf::LogEntries => "log_entries",
+            Cf::LogDetails => "log_details",
+            Cf::LogNodes => "log_nodes",
+            Cf::LogByTag => "log_by_tag",
+            Cf::ResidentSalts => "resident_salts",
         }
     }
 }
@@ -117,6 +137,8 @@ pub trait MetaStore: Send + Sync {
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
     /// Applies `writes` atomically and durably.
     fn write(&self, writes: &[Write]) -> Result<(), StoreError>;
+    /// Up to `limit` entries whose key is at least `start`, in key order.
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError>;
 }
 
 /// The RocksDB store: one column family per [`Cf`], synced writes.
@@ -166,6 +188,16 @@ impl MetaStore for RocksStore {
             if !key.starts_with(prefix) || out.len() >= limit {
                 break;
             }
+            out.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.handle(cf)?, mode).take(limit) {
+            let (key, value) = item.map_err(rocks_error)?;
             out.push((key.to_vec(), value.to_vec()));
         }
         Ok(out)
@@ -228,6 +260,16 @@ impl MetaStore for MemStore {
             .collect())
     }
 
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let map = self.lock();
+        Ok(map
+            .range((cf, start.to_vec())..)
+            .take_while(|((c, _), _)| *c == cf)
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         let mut map = self.lock();
         for write in writes {
@@ -272,6 +314,10 @@ impl<S: MetaStore> MetaStore for FaultyStore<S> {
         self.inner.scan_prefix(cf, prefix, limit)
     }
 
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        self.inner.scan_from(cf, start, limit)
+    }
+
     fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         let allowed = self
             .writes_left
@@ -295,6 +341,10 @@ impl<S: MetaStore + ?Sized> MetaStore for Arc<S> {
 
     fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         (**self).write(writes)
+    }
+
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        (**self).scan_from(cf, start, limit)
     }
 }
 
@@ -341,6 +391,13 @@ pub(crate) mod conformance {
             vec![b"p\x01".to_vec(), b"p\x02".to_vec(), b"p\x03".to_vec()]
         );
         assert_eq!(store.scan_prefix(Cf::ByResident, b"p", 2).unwrap().len(), 2);
+        let from: Vec<_> = store
+            .scan_from(Cf::ByResident, b"p\x02", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(from, vec![b"p\x02".to_vec(), b"p\x03".to_vec(), b"q\x00".to_vec()]);
         // Deletes and overwrites.
         store
             .write(&[

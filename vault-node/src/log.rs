@@ -1,0 +1,267 @@
+//! The transparency log's storage: entries, details and RFC 6962 tree
+//! nodes in RocksDB, appended by the state machine (so every node that
+//! applies the same commands computes the same tree), and read back for
+//! checkpoints and proofs.
+//!
+//! Layout: `log_entries` (index u64 BE -> canonical entry), `log_details`
+//! (index -> detail JSON), `log_nodes` (level u8 | index u64 BE -> the hash
+//! of the perfect subtree of 2^level leaves starting at index * 2^level),
+//! `log_by_tag` (resident tag [32] | index -> empty), `resident_salts`
+//! (resident -> 32-byte salt), `meta/log_size`.
+//!
+//! **Invariant:** a leaf and every perfect subtree it completes are written
+//! in the same synced batch as the command that caused them; a fetch's entry
+//! is durable before the first byte of the document leaves the node.
+
+use std::collections::HashMap;
+
+use pki::{LogDetail, LogEntry, ResidentId};
+use vault_client::merkle::{self, Hash};
+use vault_client::ErrorCode;
+
+use crate::store::{Cf, MetaStore, StoreError, Write};
+use crate::Refusal;
+
+const LOG_SIZE_KEY: &[u8] = b"log_size";
+/// Most entries one page of a log read returns.
+pub const LOG_PAGE_MAX: u64 = 1000;
+
+/// One entry to append, with its detail.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    /// The public entry.
+    pub entry: LogEntry,
+    /// The detail behind its commitment.
+    pub detail: LogDetail,
+}
+
+/// The number of entries in the log.
+pub fn size(state: &dyn MetaStore) -> Result<u64, StoreError> {
+    Ok(match state.get(Cf::Meta, LOG_SIZE_KEY)? {
+        Some(bytes) => u64::from_be_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])),
+        None => 0,
+    })
+}
+
+fn node_key(level: u8, index: u64) -> Vec<u8> {
+    let mut key = vec![level];
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// Appends records: entry, detail, leaf, every perfect subtree completed,
+/// the tag index, and the new size.
+pub fn append_all(
+    state: &dyn MetaStore,
+    records: Vec<LogRecord>,
+    writes: &mut Vec<Write>,
+) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut next = size(state)?;
+    let mut fresh: HashMap<(u8, u64), Hash> = HashMap::new();
+    for record in records {
+        let bytes = record.entry.canonical_bytes();
+        let leaf = merkle::leaf_hash(&bytes);
+        let index = next;
+        writes.push(put(Cf::LogEntries, index.to_be_bytes().to_vec(), bytes));
+        let detail = serde_json::to_vec(&record.detail).map_err(|e| StoreError::Io(e.to_string()))?;
+        writes.push(put(Cf::LogDetails, index.to_be_bytes().to_vec(), detail));
+        if record.entry.resident_tag != [0; 32] {
+            let mut key = record.entry.resident_tag.to_vec();
+            key.extend_from_slice(&index.to_be_bytes());
+            writes.push(put(Cf::LogByTag, key, Vec::new()));
+        }
+        let (mut level, mut i, mut hash) = (0u8, index, leaf);
+        writes.push(put(Cf::LogNodes, node_key(0, i), hash.to_vec()));
+        fresh.insert((0, i), hash);
+        while i & 1 == 1 {
+            let left = match fresh.get(&(level, i - 1)) {
+                Some(h) => *h,
+                None => stored_node(state, level, i - 1)?,
+            };
+            hash = merkle::node_hash(&left, &hash);
+            level += 1;
+            i >>= 1;
+            writes.push(put(Cf::LogNodes, node_key(level, i), hash.to_vec()));
+            fresh.insert((level, i), hash);
+        }
+        next += 1;
+    }
+    writes.push(put(Cf::Meta, LOG_SIZE_KEY.to_vec(), next.to_be_bytes().to_vec()));
+    Ok(())
+}
+
+fn stored_node(state: &dyn MetaStore, level: u8, index: u64) -> Result<Hash, StoreError> {
+    state
+        .get(Cf::LogNodes, &node_key(level, index))?
+        .and_then(|v| v.as_slice().try_into().ok())
+        .ok_or_else(|| StoreError::Io(format!("log tree node {level}/{index} is missing")))
+}
+
+fn put(cf: Cf, key: Vec<u8>, value: Vec<u8>) -> Write {
+    Write::Put { cf, key, value }
+}
+
+/// The hash of leaves `[start, start + len)` from stored perfect subtrees.
+pub fn subtree(state: &dyn MetaStore, start: u64, len: u64) -> Result<Hash, Refusal> {
+    if len == 0 {
+        return Ok(merkle::empty_root());
+    }
+    if len.is_power_of_two() && start % len == 0 {
+        let level = len.trailing_zeros() as u8;
+        return stored_node(state, level, start / len).map_err(corrupt_store);
+    }
+    let k = 1u64 << (63 - (len - 1).leading_zeros());
+    let left = subtree(state, start, k)?;
+    let right = subtree(state, start + k, len - k)?;
+    Ok(merkle::node_hash(&left, &right))
+}
+
+fn corrupt_store(e: StoreError) -> Refusal {
+    Refusal::new(ErrorCode::LogCorrupt, format!("the log's tree is damaged: {e}"))
+}
+
+/// Recomputes the tree of the first `size` entries from the entries
+/// themselves and checks it against the stored tree; names the first entry
+/// that does not match.
+pub fn verify(state: &dyn MetaStore, size: u64) -> Result<Hash, Refusal> {
+    let mut builder = merkle::RootBuilder::new();
+    let mut expected = 0u64;
+    while expected < size {
+        let want = (size - expected).min(VERIFY_PAGE) as usize;
+        let page = state
+            .scan_from(Cf::LogEntries, &expected.to_be_bytes(), want)
+            .map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
+        if page.is_empty() {
+            break;
+        }
+        for (key, value) in page {
+            verify_one(state, &key, &value, expected, &mut builder)?;
+            expected += 1;
+        }
+    }
+    if expected != size {
+        return Err(corrupt_at(expected, "is missing"));
+    }
+    let root = builder.root();
+    if root != subtree(state, 0, size)? {
+        return Err(Refusal::new(
+            ErrorCode::LogCorrupt,
+            "the log's stored tree does not match its entries".to_string(),
+        ));
+    }
+    Ok(root)
+}
+
+/// Entries read per page while verifying.
+const VERIFY_PAGE: u64 = 10_000;
+
+fn verify_one(
+    state: &dyn MetaStore,
+    key: &[u8],
+    value: &[u8],
+    expected: u64,
+    builder: &mut merkle::RootBuilder,
+) -> Result<(), Refusal> {
+    {
+        let index = u64::from_be_bytes(key.try_into().unwrap_or([0xff; 8]));
+        if index != expected {
+            return Err(corrupt_at(expected, "is missing or out of order"));
+        }
+        if pki::LogEntry::parse(value).is_err() {
+            return Err(corrupt_at(index, "does not parse"));
+        }
+        let leaf = merkle::leaf_hash(value);
+        let stored = stored_node(state, 0, index).map_err(corrupt_store)?;
+        if leaf != stored {
+            return Err(corrupt_at(index, "does not match the tree"));
+        }
+        builder.push(leaf);
+    }
+    Ok(())
+}
+
+fn corrupt_at(index: u64, what: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::LogCorrupt,
+        format!("log entry {index} {what}; the node will not sign a checkpoint over a damaged log"),
+    )
+}
+
+/// Entries `[start, start + count)` (bounded by [`LOG_PAGE_MAX`] and the size).
+pub fn entries(state: &dyn MetaStore, start: u64, count: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+    let count = count.min(LOG_PAGE_MAX);
+    let mut out = Vec::new();
+    for index in start..start.saturating_add(count) {
+        match state.get(Cf::LogEntries, &index.to_be_bytes())? {
+            Some(bytes) => out.push(bytes),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// One entry and its detail.
+pub fn entry_with_detail(
+    state: &dyn MetaStore,
+    index: u64,
+) -> Result<Option<(Vec<u8>, LogDetail)>, StoreError> {
+    let Some(entry) = state.get(Cf::LogEntries, &index.to_be_bytes())? else {
+        return Ok(None);
+    };
+    let detail = state
+        .get(Cf::LogDetails, &index.to_be_bytes())?
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .ok_or_else(|| StoreError::Io(format!("log detail {index} is missing")))?;
+    Ok(Some((entry, detail)))
+}
+
+/// Indexes of the entries tagged `tag`, at most `limit`.
+pub fn indexes_of(state: &dyn MetaStore, tag: &[u8; 32], limit: usize) -> Result<Vec<u64>, StoreError> {
+    Ok(state
+        .scan_prefix(Cf::LogByTag, tag, limit)?
+        .into_iter()
+        .filter_map(|(key, _)| key.get(32..40).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes))
+        .collect())
+}
+
+/// A resident's salt, if one was chosen.
+pub fn salt(state: &dyn MetaStore, resident: &ResidentId) -> Result<Option<[u8; 32]>, StoreError> {
+    Ok(state
+        .get(Cf::ResidentSalts, resident.as_str().as_bytes())?
+        .and_then(|v| v.as_slice().try_into().ok()))
+}
+
+/// Salts chosen while applying one command (so two records for a new
+/// resident in the same command use the same salt).
+#[derive(Default)]
+pub struct Salts {
+    chosen: HashMap<ResidentId, [u8; 32]>,
+}
+
+impl Salts {
+    /// The resident's tag: with the stored salt, or the proposer's fresh
+    /// one (written once).
+    pub fn tag(
+        &mut self,
+        state: &dyn MetaStore,
+        resident: &ResidentId,
+        fresh: [u8; 32],
+        writes: &mut Vec<Write>,
+    ) -> Result<[u8; 32], StoreError> {
+        if let Some(salt) = self.chosen.get(resident) {
+            return Ok(pki::resident_tag(salt, resident));
+        }
+        let salt = match salt(state, resident)? {
+            Some(salt) => salt,
+            None => {
+                writes.push(put(Cf::ResidentSalts, resident.as_str().as_bytes().to_vec(), fresh.to_vec()));
+                fresh
+            }
+        };
+        self.chosen.insert(resident.clone(), salt);
+        Ok(pki::resident_tag(&salt, resident))
+    }
+}
