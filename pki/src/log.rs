@@ -51,9 +51,19 @@ pub enum LogEvent {
 impl LogEvent {
     fn from_u8(value: u8) -> Option<Self> {
         use LogEvent::*;
-        [DocumentIssued, RequestMade, Approval, Denial, GrantIssued, Fetch, Refusal, Revoke, CertificateRevoked]
-            .into_iter()
-            .find(|e| *e as u8 == value)
+        [
+            DocumentIssued,
+            RequestMade,
+            Approval,
+            Denial,
+            GrantIssued,
+            Fetch,
+            Refusal,
+            Revoke,
+            CertificateRevoked,
+        ]
+        .into_iter()
+        .find(|e| *e as u8 == value)
     }
 }
 
@@ -231,7 +241,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note body: origin, size and base64 root, each on its own line.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64.encode(self.root)
+        )
     }
 
     /// Signs the checkpoint as a C2SP signed note with the node's key; the
@@ -241,7 +256,12 @@ impl Checkpoint {
         let signature = node.sign(self.body().as_bytes());
         let mut blob = key_hash(name, &node.cert.public_key).to_vec();
         blob.extend_from_slice(signature.as_bytes());
-        format!("{}\n\u{2014} {} {}\n", self.body(), name, BASE64.encode(blob))
+        format!(
+            "{}\n\u{2014} {} {}\n",
+            self.body(),
+            name,
+            BASE64.encode(blob)
+        )
     }
 
     /// Parses a signed note and checks its signature by `node` (a verified
@@ -260,7 +280,10 @@ impl Checkpoint {
             .ok_or_else(|| bad("a signed note has a blank line before its signatures"))?;
         let body = format!("{body}\n");
         let mut lines = body.lines();
-        let origin = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| bad("no origin line"))?;
+        let origin = lines
+            .next()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| bad("no origin line"))?;
         let size: u64 = lines
             .next()
             .and_then(|l| l.parse().ok())
@@ -397,7 +420,8 @@ mod hex_array {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(String::deserialize(d)?, &mut out).map_err(serde::de::Error::custom)?;
+        hex::decode_to_slice(String::deserialize(d)?, &mut out)
+            .map_err(serde::de::Error::custom)?;
         Ok(out)
     }
 }

@@ -51,7 +51,8 @@ pub struct PutOutcome {
     pub content_hash: ContentHash,
     /// Size in bytes.
     pub size: u64,
-    /// The node already held these bytes; none were sent.
+    /// The node already held these bytes (stored once; the body is still
+    /// uploaded as proof of possession).
     pub deduplicated: bool,
 }
 

@@ -11,6 +11,7 @@
 //! node does. It never trusts the node either: every downloaded byte is
 //! verified against the content hash the issuing department signed.
 
+pub mod audit;
 pub mod client;
 pub mod error;
 pub mod framing;

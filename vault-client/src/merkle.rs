@@ -205,16 +205,24 @@ pub fn verify_inclusion(
     root: &Hash,
 ) -> Result<(), ProofError> {
     if index >= size {
-        return Err(ProofError::Range(format!("leaf {index} is not in a tree of {size}")));
+        return Err(ProofError::Range(format!(
+            "leaf {index} is not in a tree of {size}"
+        )));
     }
     if proof.len() > PROOF_LEN_MAX {
-        return Err(ProofError::Length { got: proof.len(), want: PROOF_LEN_MAX });
+        return Err(ProofError::Length {
+            got: proof.len(),
+            want: PROOF_LEN_MAX,
+        });
     }
     let (mut f_n, mut s_n) = (index, size - 1);
     let mut r = *leaf;
     for p in proof {
         if s_n == 0 {
-            return Err(ProofError::Length { got: proof.len(), want: 0 });
+            return Err(ProofError::Length {
+                got: proof.len(),
+                want: 0,
+            });
         }
         if f_n & 1 == 1 || f_n == s_n {
             r = node_hash(p, &r);
@@ -231,7 +239,10 @@ pub fn verify_inclusion(
         s_n >>= 1;
     }
     if s_n != 0 {
-        return Err(ProofError::Length { got: proof.len(), want: proof.len() + 1 });
+        return Err(ProofError::Length {
+            got: proof.len(),
+            want: proof.len() + 1,
+        });
     }
     if &r != root {
         return Err(ProofError::Mismatch);
@@ -248,19 +259,38 @@ pub fn verify_consistency(
     proof: &[Hash],
 ) -> Result<(), ProofError> {
     if old > new {
-        return Err(ProofError::Range(format!("old size {old} exceeds new size {new}")));
+        return Err(ProofError::Range(format!(
+            "old size {old} exceeds new size {new}"
+        )));
     }
     if old == new {
         if !proof.is_empty() {
-            return Err(ProofError::Length { got: proof.len(), want: 0 });
+            return Err(ProofError::Length {
+                got: proof.len(),
+                want: 0,
+            });
         }
-        return if old_root == new_root { Ok(()) } else { Err(ProofError::Mismatch) };
+        return if old_root == new_root {
+            Ok(())
+        } else {
+            Err(ProofError::Mismatch)
+        };
     }
     if old == 0 {
-        return if proof.is_empty() { Ok(()) } else { Err(ProofError::Length { got: proof.len(), want: 0 }) };
+        return if proof.is_empty() {
+            Ok(())
+        } else {
+            Err(ProofError::Length {
+                got: proof.len(),
+                want: 0,
+            })
+        };
     }
     if proof.is_empty() || proof.len() > PROOF_LEN_MAX {
-        return Err(ProofError::Length { got: proof.len(), want: 1 });
+        return Err(ProofError::Length {
+            got: proof.len(),
+            want: 1,
+        });
     }
     let mut path: Vec<Hash> = proof.to_vec();
     if old.is_power_of_two() {
@@ -274,7 +304,10 @@ pub fn verify_consistency(
     let (mut fr, mut sr) = (path[0], path[0]);
     for c in &path[1..] {
         if s_n == 0 {
-            return Err(ProofError::Length { got: proof.len(), want: proof.len() - 1 });
+            return Err(ProofError::Length {
+                got: proof.len(),
+                want: proof.len() - 1,
+            });
         }
         if f_n & 1 == 1 || f_n == s_n {
             fr = node_hash(c, &fr);
@@ -292,7 +325,10 @@ pub fn verify_consistency(
         s_n >>= 1;
     }
     if s_n != 0 {
-        return Err(ProofError::Length { got: proof.len(), want: proof.len() + 1 });
+        return Err(ProofError::Length {
+            got: proof.len(),
+            want: proof.len() + 1,
+        });
     }
     if &fr != old_root || &sr != new_root {
         return Err(ProofError::Mismatch);

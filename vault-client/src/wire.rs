@@ -97,6 +97,32 @@ pub enum Request {
         /// Which grant.
         grant_id: GrantId,
     },
+    /// The current signed checkpoint of the log.
+    Checkpoint,
+    /// Log entries `[start, start + count)` (auditors).
+    LogEntries {
+        /// First index.
+        start: u64,
+        /// How many (at most 1000 per page).
+        count: u64,
+    },
+    /// An inclusion proof for one entry.
+    InclusionProof {
+        /// The entry's index.
+        index: u64,
+        /// The tree size to prove against (the current size when absent).
+        #[serde(default)]
+        tree_size: Option<u64>,
+    },
+    /// A consistency proof between two tree sizes.
+    ConsistencyProof {
+        /// The older size.
+        from: u64,
+        /// The newer size.
+        to: u64,
+    },
+    /// A resident's own log entries, with details and inclusion proofs.
+    Accesses,
     /// List the documents of a resident that the caller may see.
     List {
         /// Whose documents.
@@ -184,8 +210,68 @@ pub enum Response {
         /// The grant.
         grant_id: GrantId,
     },
+    /// Answer to `Checkpoint`: a C2SP signed note.
+    Checkpoint {
+        /// The signed note.
+        note: String,
+    },
+    /// Answer to `LogEntries`.
+    LogEntries {
+        /// Index of the first entry.
+        start: u64,
+        /// Canonical entries, lowercase hex.
+        entries: Vec<String>,
+    },
+    /// Answer to `InclusionProof` (hashes lowercase hex).
+    InclusionProof {
+        /// The entry.
+        leaf_index: u64,
+        /// The tree size proven against.
+        tree_size: u64,
+        /// The entry's leaf hash.
+        leaf_hash: String,
+        /// The root at `tree_size`.
+        root_hash: String,
+        /// The audit path.
+        inclusion_proof: Vec<String>,
+    },
+    /// Answer to `ConsistencyProof` (hashes lowercase hex).
+    ConsistencyProof {
+        /// The older size.
+        old_size: u64,
+        /// The newer size.
+        new_size: u64,
+        /// Root at the older size.
+        old_root: String,
+        /// Root at the newer size.
+        new_root: String,
+        /// The proof.
+        consistency_proof: Vec<String>,
+    },
+    /// Answer to `Accesses`.
+    Accesses {
+        /// The checkpoint every proof is against.
+        note: String,
+        /// The resident's salt (hex), to check the tags.
+        salt: String,
+        /// The resident's entries.
+        entries: Vec<AccessRecord>,
+    },
     /// The request was refused or failed.
     Error(ErrorBody),
+}
+
+/// One of a resident's log entries, with what proves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// Its index in the log.
+    pub index: u64,
+    /// The canonical entry, lowercase hex.
+    pub entry: String,
+    /// The detail behind its commitment.
+    pub detail: pki::LogDetail,
+    /// Inclusion proof against the checkpoint (hex hashes).
+    pub inclusion_proof: Vec<String>,
 }
 
 /// A pending access request, as shown to the resident.

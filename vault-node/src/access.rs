@@ -1,9 +1,10 @@
 //! Who may do what: plain functions from (caller certificate, request,
 //! stored record, now) to a decision. No I/O.
 //!
-//! Until grants exist, a document may be read only by the department that
-//! issued it and by the resident it belongs to; a resident lists their own
-//! documents, a department only the ones it issued.
+//! Without a grant, a document may be read only by the department that
+//! issued it and by the resident it belongs to (anyone else needs a grant,
+//! see [`crate::grants`]); a resident lists their own documents, a
+//! department only the ones it issued.
 
 use pki::{IssueRecord, PeerCert, ResidentId, Role, Signature};
 use vault_client::wire::DOCUMENT_SIZE_MAX;

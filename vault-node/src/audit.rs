@@ -28,28 +28,70 @@ pub fn records(
         out: Vec::new(),
     };
     match (&proposal.command, applied) {
-        (Command::RegisterDocument(e), Applied::DocumentRegistered { document_existed: false, .. }) => {
-            let mut entry = b.entry(LogEvent::DocumentIssued, Role::Department, e.record.issuer.as_str());
+        (
+            Command::RegisterDocument(e),
+            Applied::DocumentRegistered {
+                document_existed: false,
+                ..
+            },
+        ) => {
+            let mut entry = b.entry(
+                LogEvent::DocumentIssued,
+                Role::Department,
+                e.record.issuer.as_str(),
+            );
             entry.document_id = Some(e.document_id);
-            b.push(entry, Some(&e.record.resident), Some(e.record.kind.as_str()), None, writes)?;
+            b.push(
+                entry,
+                Some(&e.record.resident),
+                Some(e.record.kind.as_str()),
+                None,
+                writes,
+            )?;
         }
         (Command::RecordRequest(r), _) => {
-            let mut entry = b.entry(LogEvent::RequestMade, Role::Department, r.request.department.as_str());
+            let mut entry = b.entry(
+                LogEvent::RequestMade,
+                Role::Department,
+                r.request.department.as_str(),
+            );
             entry.request_id = Some(r.request_id);
-            b.push(entry, Some(&r.request.resident), None, Some(r.request.purpose.as_str()), writes)?;
+            b.push(
+                entry,
+                Some(&r.request.resident),
+                None,
+                Some(r.request.purpose.as_str()),
+                writes,
+            )?;
         }
         (Command::IssueGrant(g), Applied::GrantIssued { grant_id }) => {
             let body = &g.grant.body;
             let mut approval = b.entry(LogEvent::Approval, Role::Resident, RESIDENT_ACTOR);
             approval.request_id = Some(body.request_id);
-            b.push(approval, Some(&body.resident), None, Some(body.purpose.as_str()), writes)?;
-            let mut issued = b.entry(LogEvent::GrantIssued, Role::Department, body.grantee.as_str());
+            b.push(
+                approval,
+                Some(&body.resident),
+                None,
+                Some(body.purpose.as_str()),
+                writes,
+            )?;
+            let mut issued = b.entry(
+                LogEvent::GrantIssued,
+                Role::Department,
+                body.grantee.as_str(),
+            );
             issued.request_id = Some(body.request_id);
             issued.grant_id = Some(*grant_id);
             issued.not_before = body.not_before;
             issued.not_after = body.not_after;
             issued.max_uses = body.max_uses;
-            b.push(issued, Some(&body.resident), None, Some(body.purpose.as_str()), writes)?;
+            b.push(
+                issued,
+                Some(&body.resident),
+                None,
+                Some(body.purpose.as_str()),
+                writes,
+            )?;
         }
         (Command::DenyRequest { request_id, .. }, _) => {
             let resident = state::request(state, *request_id)?.map(|r| r.request.resident);
@@ -57,10 +99,21 @@ pub fn records(
             entry.request_id = Some(*request_id);
             b.push(entry, resident.as_ref(), None, None, writes)?;
         }
-        (Command::UseGrant { grant_id, document_id, .. }, Applied::GrantUsed { use_number }) => {
+        (
+            Command::UseGrant {
+                grant_id,
+                document_id,
+                ..
+            },
+            Applied::GrantUsed { use_number },
+        ) => {
             let counter = state::grant_counter(state, *grant_id)?;
             let (resident, grantee, purpose) = match &counter {
-                Some(c) => (Some(c.resident.clone()), c.grantee.to_string(), Some(c.purpose.to_string())),
+                Some(c) => (
+                    Some(c.resident.clone()),
+                    c.grantee.to_string(),
+                    Some(c.purpose.to_string()),
+                ),
                 None => (None, String::new(), None),
             };
             let kind = state::document(state, *document_id)?.map(|d| d.record.kind.to_string());
@@ -68,22 +121,59 @@ pub fn records(
             entry.document_id = Some(*document_id);
             entry.grant_id = Some(*grant_id);
             entry.use_number = *use_number;
-            b.push(entry, resident.as_ref(), kind.as_deref(), purpose.as_deref(), writes)?;
+            b.push(
+                entry,
+                resident.as_ref(),
+                kind.as_deref(),
+                purpose.as_deref(),
+                writes,
+            )?;
         }
-        (Command::RecordAccess { document_id, role, by }, _) => {
+        (
+            Command::RecordAccess {
+                document_id,
+                role,
+                by,
+            },
+            _,
+        ) => {
             let doc = state::document(state, *document_id)?;
-            let actor = if *role == Role::Resident { RESIDENT_ACTOR } else { by.as_str() };
+            let actor = if *role == Role::Resident {
+                RESIDENT_ACTOR
+            } else {
+                by.as_str()
+            };
             let mut entry = b.entry(LogEvent::Fetch, *role, actor);
             entry.document_id = Some(*document_id);
             let kind = doc.as_ref().map(|d| d.record.kind.to_string());
-            b.push(entry, doc.as_ref().map(|d| &d.record.resident), kind.as_deref(), None, writes)?;
+            b.push(
+                entry,
+                doc.as_ref().map(|d| &d.record.resident),
+                kind.as_deref(),
+                None,
+                writes,
+            )?;
         }
-        (Command::RecordRefusal { role, by, code, document_id, grant_id, request_id }, _) => {
+        (
+            Command::RecordRefusal {
+                role,
+                by,
+                code,
+                document_id,
+                grant_id,
+                request_id,
+            },
+            _,
+        ) => {
             let resident = match document_id {
                 Some(id) => state::document(state, *id)?.map(|d| d.record.resident),
                 None => None,
             };
-            let actor = if *role == Role::Resident { RESIDENT_ACTOR } else { by.as_str() };
+            let actor = if *role == Role::Resident {
+                RESIDENT_ACTOR
+            } else {
+                by.as_str()
+            };
             let mut entry = b.entry(LogEvent::Refusal, *role, actor);
             entry.document_id = *document_id;
             entry.grant_id = *grant_id;
@@ -91,15 +181,39 @@ pub fn records(
             entry.code = code.clone();
             b.push(entry, resident.as_ref(), None, None, writes)?;
         }
-        (Command::RevokeGrant { grant_id, role, by, .. }, _) => {
+        (
+            Command::RevokeGrant {
+                grant_id, role, by, ..
+            },
+            _,
+        ) => {
             let counter = state::grant_counter(state, *grant_id)?;
-            let actor = if *role == Role::Resident { RESIDENT_ACTOR } else { by.as_str() };
+            let actor = if *role == Role::Resident {
+                RESIDENT_ACTOR
+            } else {
+                by.as_str()
+            };
             let mut entry = b.entry(LogEvent::Revoke, *role, actor);
             entry.grant_id = Some(*grant_id);
-            b.push(entry, counter.as_ref().map(|c| &c.resident), None, None, writes)?;
+            b.push(
+                entry,
+                counter.as_ref().map(|c| &c.resident),
+                None,
+                None,
+                writes,
+            )?;
         }
         (Command::RecordCertificateRevocations { serials }, _) => {
             for serial in serials {
+                let marker = format!("revoked_serial/{serial}").into_bytes();
+                if state.get(crate::store::Cf::Meta, &marker)?.is_some() {
+                    continue;
+                }
+                writes.push(Write::Put {
+                    cf: crate::store::Cf::Meta,
+                    key: marker,
+                    value: Vec::new(),
+                });
                 let mut entry = b.entry(LogEvent::CertificateRevoked, Role::Node, "district-ca");
                 entry.code = serial.chars().take(64).collect();
                 b.push(entry, None, None, None, writes)?;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use pki::{
-    AccessRequest, DocumentId, GrantBody, GrantId, GrantedDocument, PeerCert, RequestId,
-    RequestScope, Role, Signature,
+    AccessRequest, GrantBody, GrantId, GrantedDocument, PeerCert, RequestId, RequestScope, Role,
+    Signature,
 };
 use vault_client::wire::{GrantView, Request, RequestView, RequestedDocument, Response};
 use vault_client::ErrorCode;
@@ -324,7 +324,7 @@ fn is_party(caller: &PeerCert, entry: &GrantEntry) -> bool {
     let body = &entry.grant.body;
     match caller.role {
         Role::Resident => caller.name.as_str() == body.resident.as_str(),
-        Role::Department => caller.name == body.grantee,
+        Role::Department => caller.name == body.grantee && caller.key_id == body.grantee_key_id,
         _ => false,
     }
 }
@@ -365,9 +365,10 @@ async fn revoke(ctx: &Arc<Ctx>, caller: &PeerCert, grant_id: GrantId) -> Result<
     Ok(Response::GrantRevoked { grant_id })
 }
 
-/// Authorizes a fetch under a grant and counts the use (atomically, through
-/// the state machine) before any byte is sent.
-pub(crate) async fn authorize_use(
+/// Checks a fetch under a grant (holder, scope, window, uses, revocation,
+/// signatures); the use itself is counted by the caller through the state
+/// machine, which repeats the state checks atomically.
+pub(crate) fn check_use(
     ctx: &Arc<Ctx>,
     caller: &PeerCert,
     document: &DocumentEntry,
@@ -380,7 +381,6 @@ pub(crate) async fn authorize_use(
     ctx.grant_cache
         .verify(&entry.grant, ctx.identity.ca_der(), || ctx.crls())?;
     let revoked = ctx.vault.revoked_serials();
-    let at = now();
     grants::check_use(
         &entry,
         &counter,
@@ -388,20 +388,6 @@ pub(crate) async fn authorize_use(
         &document.document_id,
         &document.record.content_hash,
         &revoked,
-        at,
-    )?;
-    let command = Command::UseGrant {
-        grant_id,
-        document_id: document.document_id,
-        at,
-    };
-    let applied = submit(ctx, command).await?;
-    if let Applied::GrantUsed { use_number } = applied {
-        tracing::info!(grant = %grant_id, document = %document.document_id, use_number, holder = %caller.name, "fetch under grant");
-    }
-    Ok(())
+        now(),
+    )
 }
-
-/// Unused-document guard for ids in tests.
-#[allow(dead_code)]
-fn _assert_id(_: DocumentId) {}

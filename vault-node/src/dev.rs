@@ -106,5 +106,6 @@ pub fn ensure_dev_pki(data: &Path, now: i64) -> Result<DevLayout, Refusal> {
             "issued a development identity"
         );
     }
+    ensure_purposes(&layout.purposes_path())?;
     Ok(layout)
 }

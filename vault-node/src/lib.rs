@@ -22,6 +22,7 @@ pub mod log;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod transparency;
 pub mod vault;
 
 use vault_client::wire::ErrorBody;

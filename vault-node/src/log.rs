@@ -66,7 +66,8 @@ pub fn append_all(
         let leaf = merkle::leaf_hash(&bytes);
         let index = next;
         writes.push(put(Cf::LogEntries, index.to_be_bytes().to_vec(), bytes));
-        let detail = serde_json::to_vec(&record.detail).map_err(|e| StoreError::Io(e.to_string()))?;
+        let detail =
+            serde_json::to_vec(&record.detail).map_err(|e| StoreError::Io(e.to_string()))?;
         writes.push(put(Cf::LogDetails, index.to_be_bytes().to_vec(), detail));
         if record.entry.resident_tag != [0; 32] {
             let mut key = record.entry.resident_tag.to_vec();
@@ -89,7 +90,11 @@ pub fn append_all(
         }
         next += 1;
     }
-    writes.push(put(Cf::Meta, LOG_SIZE_KEY.to_vec(), next.to_be_bytes().to_vec()));
+    writes.push(put(
+        Cf::Meta,
+        LOG_SIZE_KEY.to_vec(),
+        next.to_be_bytes().to_vec(),
+    ));
     Ok(())
 }
 
@@ -120,7 +125,10 @@ pub fn subtree(state: &dyn MetaStore, start: u64, len: u64) -> Result<Hash, Refu
 }
 
 fn corrupt_store(e: StoreError) -> Refusal {
-    Refusal::new(ErrorCode::LogCorrupt, format!("the log's tree is damaged: {e}"))
+    Refusal::new(
+        ErrorCode::LogCorrupt,
+        format!("the log's tree is damaged: {e}"),
+    )
 }
 
 /// Recomputes the tree of the first `size` entries from the entries
@@ -219,11 +227,19 @@ pub fn entry_with_detail(
 }
 
 /// Indexes of the entries tagged `tag`, at most `limit`.
-pub fn indexes_of(state: &dyn MetaStore, tag: &[u8; 32], limit: usize) -> Result<Vec<u64>, StoreError> {
+pub fn indexes_of(
+    state: &dyn MetaStore,
+    tag: &[u8; 32],
+    limit: usize,
+) -> Result<Vec<u64>, StoreError> {
     Ok(state
         .scan_prefix(Cf::LogByTag, tag, limit)?
         .into_iter()
-        .filter_map(|(key, _)| key.get(32..40).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes))
+        .filter_map(|(key, _)| {
+            key.get(32..40)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+        })
         .collect())
 }
 
@@ -257,7 +273,11 @@ impl Salts {
         let salt = match salt(state, resident)? {
             Some(salt) => salt,
             None => {
-                writes.push(put(Cf::ResidentSalts, resident.as_str().as_bytes().to_vec(), fresh.to_vec()));
+                writes.push(put(
+                    Cf::ResidentSalts,
+                    resident.as_str().as_bytes().to_vec(),
+                    fresh.to_vec(),
+                ));
                 fresh
             }
         };

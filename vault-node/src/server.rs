@@ -27,6 +27,7 @@ use crate::blobs::{BlobReader, TAG_LEN};
 use crate::consent;
 use crate::grants::{GrantCache, PurposeRegistry};
 use crate::state::{Applied, Command, DocumentEntry};
+use crate::transparency::{self, CheckpointCache};
 use crate::vault::Vault;
 use crate::Refusal;
 
@@ -65,6 +66,7 @@ pub(crate) struct Ctx {
     pub(crate) purposes: PurposeRegistry,
     pub(crate) grant_cache: GrantCache,
     pub(crate) crls: std::sync::RwLock<Vec<Vec<u8>>>,
+    pub(crate) checkpoints: CheckpointCache,
 }
 
 impl Ctx {
@@ -139,7 +141,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         purposes,
         grant_cache: GrantCache::default(),
         crls: std::sync::RwLock::new(crls),
+        checkpoints: CheckpointCache::default(),
     });
+    record_revocations(&ctx);
     tokio::spawn(accept_loop(endpoint.clone(), ctx.clone()));
     if let Some(path) = config.crl_path.clone() {
         tokio::spawn(watch_crl(endpoint.clone(), ctx, path));
@@ -193,6 +197,7 @@ async fn watch_crl(endpoint: quinn::Endpoint, ctx: Arc<Ctx>, path: PathBuf) {
                 endpoint.set_server_config(Some(config));
                 *ctx.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
                 ctx.grant_cache.clear();
+                record_revocations(&ctx);
                 tracing::info!(path = %path.display(), "reloaded the CRL");
             }
             Err(e) => {
@@ -200,6 +205,21 @@ async fn watch_crl(endpoint: quinn::Endpoint, ctx: Arc<Ctx>, path: PathBuf) {
             }
         }
     }
+}
+
+/// Logs the CRL's serials (the state machine keeps only new ones).
+fn record_revocations(ctx: &Arc<Ctx>) {
+    let mut serials: Vec<String> = ctx.vault.revoked_serials().into_iter().collect();
+    if serials.is_empty() {
+        return;
+    }
+    serials.sort();
+    let vault = ctx.vault.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = vault.submit(&Command::RecordCertificateRevocations { serials }) {
+            tracing::error!(code = %e.code, error = %e.message, "cannot log certificate revocations");
+        }
+    });
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, ctx: Arc<Ctx>) {
@@ -246,15 +266,20 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
+    let mut ids = RefusalIds::default();
     let result = match read_frame::<Request>(&mut recv, FRAME_LEN_MAX).await {
         Err(FrameError::Wire(e)) => Err(Refusal::new(e.code(), format!("{e}"))),
         Err(_) => return,
-        Ok(request) => match ctx.vault.check_not_revoked(&caller.cert) {
-            Err(refusal) => Err(refusal),
-            Ok(()) => handle(&ctx, &caller, request, &mut send, &mut recv).await,
-        },
+        Ok(request) => {
+            ids = RefusalIds::of(&request);
+            match ctx.vault.check_not_revoked(&caller.cert) {
+                Err(refusal) => Err(refusal),
+                Ok(()) => handle(&ctx, &caller, request, &mut send, &mut recv).await,
+            }
+        }
     };
     if let Err(refusal) = result {
+        record_refusal(&ctx, &caller.cert, &refusal, ids);
         tracing::warn!(
             role = caller.cert.role.as_str(),
             name = %caller.cert.name,
@@ -267,6 +292,63 @@ async fn serve_stream(
     }
     let _ = send.finish();
     let _ = send.stopped().await;
+}
+
+/// The ids a refused request concerned, for its log entry.
+#[derive(Default, Clone, Copy)]
+struct RefusalIds {
+    document_id: Option<DocumentId>,
+    grant_id: Option<pki::GrantId>,
+    request_id: Option<pki::RequestId>,
+}
+
+impl RefusalIds {
+    fn of(request: &Request) -> Self {
+        match request {
+            Request::Get {
+                document_id, grant, ..
+            } => RefusalIds {
+                document_id: Some(*document_id),
+                grant_id: *grant,
+                request_id: None,
+            },
+            Request::Approve { request_id, .. } | Request::Deny { request_id } => RefusalIds {
+                request_id: Some(*request_id),
+                ..Default::default()
+            },
+            Request::ShowGrant { grant_id } | Request::RevokeGrant { grant_id } => RefusalIds {
+                grant_id: Some(*grant_id),
+                ..Default::default()
+            },
+            _ => RefusalIds::default(),
+        }
+    }
+}
+
+/// Records a refusal in the log, in the background (the refusal itself
+/// changed no state; this entry is its only trace).
+fn record_refusal(ctx: &Arc<Ctx>, caller: &PeerCert, refusal: &Refusal, ids: RefusalIds) {
+    if matches!(
+        refusal.code,
+        ErrorCode::Connection | ErrorCode::Internal | ErrorCode::Storage | ErrorCode::DiskFull
+    ) {
+        return;
+    }
+    let document_id = ids.document_id.filter(|id| ctx.vault.document(*id).is_ok());
+    let command = Command::RecordRefusal {
+        role: caller.role,
+        by: caller.name.clone(),
+        code: refusal.code.as_str().to_string(),
+        document_id,
+        grant_id: ids.grant_id,
+        request_id: ids.request_id,
+    };
+    let vault = ctx.vault.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = vault.submit(&command) {
+            tracing::error!(code = %e.code, error = %e.message, "cannot record a refusal in the log");
+        }
+    });
 }
 
 async fn handle(
@@ -292,6 +374,11 @@ async fn handle(
             let documents = entries.iter().map(view).collect();
             Response::Documents { documents }
         }
+        Request::Checkpoint
+        | Request::LogEntries { .. }
+        | Request::InclusionProof { .. }
+        | Request::ConsistencyProof { .. }
+        | Request::Accesses => transparency::handle(ctx, &caller.cert, request).await?,
         other => consent::handle(ctx, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response).await
@@ -405,7 +492,7 @@ async fn handle_get(
     let vault = &ctx.vault;
     let entry = vault.document(document_id)?;
     match grant {
-        Some(grant_id) => consent::authorize_use(ctx, caller, &entry, grant_id).await?,
+        Some(grant_id) => consent::check_use(ctx, caller, &entry, grant_id)?,
         None => access::check_read(caller, &entry)?,
     }
     let size = entry.record.size;
@@ -432,6 +519,27 @@ async fn handle_get(
         .map_err(|e| Refusal::new(ErrorCode::InvalidArgument, e.to_string()))?;
     let reader = vault.blobs().reader(&entry.record.content_hash)?;
     let outboard = reader.outboard()?;
+    // Only now, with the request valid and the blob readable, is the access
+    // counted; it is durable in the log before the first byte leaves.
+    let command = match grant {
+        Some(grant_id) => Command::UseGrant {
+            grant_id,
+            document_id,
+            at: vault_client::client::now_unix(),
+        },
+        None => Command::RecordAccess {
+            document_id,
+            role: caller.role,
+            by: caller.name.clone(),
+        },
+    };
+    let vault2 = vault.clone();
+    let applied = tokio::task::spawn_blocking(move || vault2.submit(&command))
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
+    if let Applied::GrantUsed { use_number } = applied {
+        tracing::info!(document = %document_id, use_number, holder = %caller.name, "fetch under grant");
+    }
     let response = Response::Document {
         document: view(&entry),
         range,

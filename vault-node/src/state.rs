@@ -2,8 +2,10 @@
 //! [`apply`] reads the current state through [`MetaStore`] reads and returns
 //! the writes to make, with no I/O, no clock and no randomness inside, so a
 //! single node and (later) an openraft cluster apply the same commands to
-//! the same result. [`Ledger`] is the single-node driver: it appends each
-//! command to the RocksDB command log and applies it in one synced batch.
+//! the same result. [`Ledger`] is the single-node driver: it appends
+//! commands (with their [`Seed`]) to the RocksDB command log and applies
+//! them in synced group commits. Every command also appends its entries to
+//! the transparency log ([`crate::audit`], [`crate::log`]) in the same batch.
 //!
 //! **Invariant:** the state a node holds is a pure function of its command
 //! log. **Invariant:** a command whose writes fail to commit leaves no trace.

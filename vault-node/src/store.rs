@@ -397,7 +397,10 @@ pub(crate) mod conformance {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        assert_eq!(from, vec![b"p\x02".to_vec(), b"p\x03".to_vec(), b"q\x00".to_vec()]);
+        assert_eq!(
+            from,
+            vec![b"p\x02".to_vec(), b"p\x03".to_vec(), b"q\x00".to_vec()]
+        );
         // Deletes and overwrites.
         store
             .write(&[

@@ -67,6 +67,8 @@ impl Vault {
     pub fn open(data_dir: &Path) -> Result<Self, Refusal> {
         fs::create_dir_all(data_dir)
             .map_err(|e| storage(format!("{}: {e}", data_dir.display())))?;
+        fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| storage(format!("{}: {e}", data_dir.display())))?;
         check_format(data_dir)?;
         let master = master_key(&data_dir.join("master.key"))?;
         let store = RocksStore::open(&data_dir.join("db")).map_err(|e| storage(e.to_string()))?;

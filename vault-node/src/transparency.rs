@@ -1,0 +1,203 @@
+//! Serving the transparency log: signed checkpoints (only over a log whose
+//! entries still match its tree), entries for auditors, inclusion and
+//! consistency proofs for anyone, and a resident's own entries with their
+//! details and proofs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pki::{Checkpoint, PeerCert, ResidentId, Role};
+use vault_client::merkle::{self, Hash, ProofError};
+use vault_client::wire::{AccessRecord, Response};
+use vault_client::ErrorCode;
+
+use crate::log;
+use crate::server::Ctx;
+use crate::Refusal;
+
+/// How long a verified checkpoint is reused before the log is re-verified.
+pub const CHECKPOINT_REUSE_MS: u64 = 1_000;
+/// Most entries returned to a resident at once.
+pub const ACCESSES_MAX: usize = 1_000;
+
+/// A cached, verified checkpoint.
+#[derive(Default)]
+pub(crate) struct CheckpointCache {
+    last: std::sync::Mutex<Option<(Instant, u64, Hash, String)>>,
+}
+
+impl From<ProofError> for Refusal {
+    fn from(e: ProofError) -> Self {
+        Refusal::new(ErrorCode::LogRange, e.to_string())
+    }
+}
+
+/// The log's origin line: the district's name and "/vault-log".
+pub(crate) fn origin(ctx: &Ctx) -> String {
+    let district = ctx.identity.cert.issuer_cn.trim_end_matches(" Root CA");
+    format!("{district}/vault-log")
+}
+
+/// A signed checkpoint over the current log, after checking every entry
+/// against the stored tree (reused for [`CHECKPOINT_REUSE_MS`]).
+pub(crate) async fn checkpoint(ctx: &Arc<Ctx>) -> Result<(u64, Hash, String), Refusal> {
+    {
+        let cached = ctx
+            .checkpoints
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((at, size, root, note)) = cached.as_ref() {
+            if at.elapsed() < Duration::from_millis(CHECKPOINT_REUSE_MS) {
+                return Ok((*size, *root, note.clone()));
+            }
+        }
+    }
+    let ctx2 = ctx.clone();
+    let (size, root) = tokio::task::spawn_blocking(move || {
+        let store = ctx2.vault.store();
+        let size = log::size(store).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
+        Ok::<_, Refusal>((size, log::verify(store, size)?))
+    })
+    .await
+    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
+    let note = Checkpoint {
+        origin: origin(ctx),
+        size,
+        root,
+    }
+    .sign(&ctx.identity);
+    *ctx.checkpoints
+        .last
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), size, root, note.clone()));
+    Ok((size, root, note))
+}
+
+/// Handles the log requests.
+pub(crate) async fn handle(
+    ctx: &Arc<Ctx>,
+    caller: &PeerCert,
+    request: vault_client::wire::Request,
+) -> Result<Response, Refusal> {
+    use vault_client::wire::Request;
+    match request {
+        Request::Checkpoint => Ok(Response::Checkpoint {
+            note: checkpoint(ctx).await?.2,
+        }),
+        Request::LogEntries { start, count } => entries(ctx, caller, start, count),
+        Request::InclusionProof { index, tree_size } => {
+            let size = match tree_size {
+                Some(size) => size,
+                None => current_size(ctx)?,
+            };
+            inclusion(ctx, index, size)
+        }
+        Request::ConsistencyProof { from, to } => consistency(ctx, from, to),
+        Request::Accesses => accesses(ctx, caller).await,
+        other => Err(Refusal::new(
+            ErrorCode::Internal,
+            format!("unrouted {other:?}"),
+        )),
+    }
+}
+
+fn current_size(ctx: &Ctx) -> Result<u64, Refusal> {
+    log::size(ctx.vault.store()).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))
+}
+
+fn entries(ctx: &Ctx, caller: &PeerCert, start: u64, count: u64) -> Result<Response, Refusal> {
+    if caller.role != Role::Auditor {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            "only auditors read the log's entries; residents use `vault accesses`",
+        ));
+    }
+    let entries = log::entries(ctx.vault.store(), start, count)
+        .map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
+    Ok(Response::LogEntries {
+        start,
+        entries: entries.iter().map(hex::encode).collect(),
+    })
+}
+
+fn check_size(ctx: &Ctx, size: u64) -> Result<(), Refusal> {
+    let current = current_size(ctx)?;
+    if size > current {
+        return Err(Refusal::new(
+            ErrorCode::LogRange,
+            format!("the log has {current} entries, not {size}"),
+        ));
+    }
+    Ok(())
+}
+
+fn inclusion(ctx: &Ctx, index: u64, size: u64) -> Result<Response, Refusal> {
+    check_size(ctx, size)?;
+    let store = ctx.vault.store();
+    let proof = merkle::inclusion_proof(index, size, &mut |s, l| log::subtree(store, s, l))?;
+    let leaf = log::subtree(store, index, 1)?;
+    let root = log::subtree(store, 0, size)?;
+    Ok(Response::InclusionProof {
+        leaf_index: index,
+        tree_size: size,
+        leaf_hash: hex::encode(leaf),
+        root_hash: hex::encode(root),
+        inclusion_proof: proof.iter().map(hex::encode).collect(),
+    })
+}
+
+fn consistency(ctx: &Ctx, from: u64, to: u64) -> Result<Response, Refusal> {
+    check_size(ctx, to)?;
+    let store = ctx.vault.store();
+    let proof = merkle::consistency_proof(from, to, &mut |s, l| log::subtree(store, s, l))?;
+    Ok(Response::ConsistencyProof {
+        old_size: from,
+        new_size: to,
+        old_root: hex::encode(log::subtree(store, 0, from)?),
+        new_root: hex::encode(log::subtree(store, 0, to)?),
+        consistency_proof: proof.iter().map(hex::encode).collect(),
+    })
+}
+
+async fn accesses(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response, Refusal> {
+    if caller.role != Role::Resident {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            "only residents read their own accesses",
+        ));
+    }
+    let resident = ResidentId::parse(caller.name.as_str())?;
+    let (size, _, note) = checkpoint(ctx).await?;
+    let store = ctx.vault.store();
+    let storage = |e: crate::store::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
+    let Some(salt) = log::salt(store, &resident).map_err(storage)? else {
+        return Ok(Response::Accesses {
+            note,
+            salt: String::new(),
+            entries: Vec::new(),
+        });
+    };
+    let tag = pki::resident_tag(&salt, &resident);
+    let mut entries = Vec::new();
+    for index in log::indexes_of(store, &tag, ACCESSES_MAX).map_err(storage)? {
+        if index >= size {
+            break;
+        }
+        let Some((entry, detail)) = log::entry_with_detail(store, index).map_err(storage)? else {
+            continue;
+        };
+        let proof = merkle::inclusion_proof(index, size, &mut |s, l| log::subtree(store, s, l))?;
+        entries.push(AccessRecord {
+            index,
+            entry: hex::encode(entry),
+            detail,
+            inclusion_proof: proof.iter().map(hex::encode).collect(),
+        });
+    }
+    Ok(Response::Accesses {
+        note,
+        salt: hex::encode(salt),
+        entries,
+    })
+}
