@@ -331,3 +331,202 @@ mod tests {
         assert_eq!(v[0].index, 5);
     }
 }
+
+/// What `vault audit verify` found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Entries in the checkpoint verified (or seen, when none could be).
+    pub tree_size: u64,
+    /// Entries fetched and replayed.
+    pub entries_checked: u64,
+    /// The log is consistent with the last trusted checkpoint and its
+    /// entries hash to the signed root.
+    pub consistent: bool,
+    /// The checkpoint's signature verified.
+    pub checkpoint_verified: bool,
+    /// The size of the previously trusted checkpoint (0 if none).
+    pub previous_size: u64,
+    /// Every problem found.
+    pub violations: Vec<Violation>,
+}
+
+impl AuditReport {
+    /// Whether the audit passed.
+    pub fn passed(&self) -> bool {
+        self.consistent && self.checkpoint_verified && self.violations.is_empty()
+    }
+}
+
+/// Entries fetched per request while auditing.
+pub const AUDIT_PAGE: u64 = 1000;
+
+/// Fetches the checkpoint and every entry, checks consistency with the last
+/// trusted checkpoint, recomputes the tree, replays the rules; on success
+/// with a consistent log, trusts the new checkpoint.
+pub async fn verify(
+    client: &crate::VaultClient,
+    state: &AuditState,
+) -> Result<AuditReport, ClientError> {
+    let trusted = state.trusted()?;
+    let known = state.leaves()?;
+    let mut report = AuditReport {
+        tree_size: 0,
+        entries_checked: 0,
+        consistent: true,
+        checkpoint_verified: false,
+        previous_size: trusted.as_ref().map_or(0, |t| t.size),
+        violations: Vec::new(),
+    };
+    let checkpoint = match client.checkpoint().await {
+        Ok((checkpoint, note)) => {
+            report.checkpoint_verified = true;
+            report.tree_size = checkpoint.size;
+            Some((checkpoint, note))
+        }
+        Err(e) if e.code() == ErrorCode::LogCorrupt.as_str() => {
+            report.consistent = false;
+            report.violations.push(Violation {
+                index: first_number(&e.to_string()).unwrap_or(0),
+                rule: "log.corrupt".into(),
+                detail: e.to_string(),
+            });
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if let (Some(t), Some((cp, _))) = (&trusted, &checkpoint) {
+        check_consistency(client, t, cp, &mut report).await?;
+    }
+    let (leaves, entries) = fetch_all(client, checkpoint.as_ref().map(|c| c.0.size)).await?;
+    report.entries_checked = entries.len() as u64;
+    for (index, (old, new)) in known.iter().zip(&leaves).enumerate() {
+        if old != new {
+            report.consistent = false;
+            report.violations.push(Violation {
+                index: index as u64,
+                rule: "entry.changed".into(),
+                detail: format!("entry {index} differs from the one verified before"),
+            });
+        }
+    }
+    let parsed = parse_entries(&entries, &mut report);
+    if let Some((cp, note)) = &checkpoint {
+        let mut builder = crate::merkle::RootBuilder::new();
+        leaves
+            .iter()
+            .take(cp.size as usize)
+            .for_each(|l| builder.push(*l));
+        if builder.size() != cp.size || builder.root() != cp.root {
+            report.consistent = false;
+            report.violations.push(Violation {
+                index: builder.size(),
+                rule: "log.root_mismatch".into(),
+                detail: "the entries do not hash to the signed root".into(),
+            });
+        }
+        report.violations.extend(replay(0, &parsed));
+        if report.consistent {
+            let trusted = TrustedCheckpoint {
+                size: cp.size,
+                root: hex::encode(cp.root),
+                note: note.clone(),
+            };
+            state.save(&trusted, &leaves[..cp.size as usize])?;
+        }
+    }
+    Ok(report)
+}
+
+async fn check_consistency(
+    client: &crate::VaultClient,
+    trusted: &TrustedCheckpoint,
+    cp: &pki::Checkpoint,
+    report: &mut AuditReport,
+) -> Result<(), ClientError> {
+    let old_root = hex::encode(cp.root) == trusted.root;
+    let mut fail = |rule: &str, detail: String| {
+        report.consistent = false;
+        report.violations.push(Violation {
+            index: trusted.size,
+            rule: rule.into(),
+            detail,
+        });
+    };
+    if trusted.size > cp.size {
+        fail(
+            "log.shrunk",
+            format!(
+                "the log shrank from {} to {} entries",
+                trusted.size, cp.size
+            ),
+        );
+    } else if trusted.size == cp.size && !old_root {
+        fail(
+            "log.fork",
+            format!("two checkpoints of size {} with different roots", cp.size),
+        );
+    } else if trusted.size < cp.size && trusted.size > 0 {
+        match client.consistency_proof(trusted.size, cp.size).await {
+            Ok(crate::wire::Response::ConsistencyProof {
+                old_root, new_root, ..
+            }) if old_root == trusted.root && new_root == hex::encode(cp.root) => {}
+            Ok(_) => fail(
+                "log.fork",
+                "the new checkpoint is not consistent with the trusted one".into(),
+            ),
+            Err(e) => fail("log.inconsistent", e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Every entry (up to `size`, or until the node has no more) and its leaf hash.
+async fn fetch_all(
+    client: &crate::VaultClient,
+    size: Option<u64>,
+) -> Result<(Vec<Hash>, Vec<Vec<u8>>), ClientError> {
+    let mut leaves = Vec::new();
+    let mut entries = Vec::new();
+    loop {
+        let start = entries.len() as u64;
+        let want = match size {
+            Some(size) if start >= size => break,
+            Some(size) => (size - start).min(AUDIT_PAGE),
+            None => AUDIT_PAGE,
+        };
+        let page = client.log_entries(start, want).await?;
+        if page.is_empty() {
+            break;
+        }
+        for entry in page {
+            leaves.push(crate::merkle::leaf_hash(&entry));
+            entries.push(entry);
+        }
+    }
+    Ok((leaves, entries))
+}
+
+fn parse_entries(entries: &[Vec<u8>], report: &mut AuditReport) -> Vec<LogEntry> {
+    let mut parsed = Vec::with_capacity(entries.len());
+    for (index, bytes) in entries.iter().enumerate() {
+        match LogEntry::parse(bytes) {
+            Ok(entry) => parsed.push(entry),
+            Err(e) => {
+                report.violations.push(Violation {
+                    index: index as u64,
+                    rule: "entry.malformed".into(),
+                    detail: e.to_string(),
+                });
+                break;
+            }
+        }
+    }
+    parsed
+}
+
+/// The first number in a message (the index in a node's `log.corrupt`).
+fn first_number(text: &str) -> Option<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|t| !t.is_empty())
+        .and_then(|t| t.parse().ok())
+}

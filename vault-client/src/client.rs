@@ -368,6 +368,136 @@ impl VaultClient {
         }
     }
 
+    /// The log's current checkpoint, its signature checked against the
+    /// node's certificate (verified by the TLS handshake).
+    pub async fn checkpoint(&self) -> Result<(pki::Checkpoint, String), ClientError> {
+        match self.call(&Request::Checkpoint).await? {
+            Response::Checkpoint { note } => {
+                let checkpoint = pki::Checkpoint::verify_note(&note, &self.node_cert)?;
+                Ok((checkpoint, note))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Canonical log entries `[start, start + count)` (auditors only).
+    pub async fn log_entries(&self, start: u64, count: u64) -> Result<Vec<Vec<u8>>, ClientError> {
+        match self.call(&Request::LogEntries { start, count }).await? {
+            Response::LogEntries { entries, .. } => entries
+                .iter()
+                .map(|e| hex::decode(e).map_err(|_| bad_hex()))
+                .collect(),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// An inclusion proof for entry `index`, checked before it is returned.
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        tree_size: Option<u64>,
+    ) -> Result<Response, ClientError> {
+        let response = self
+            .call(&Request::InclusionProof { index, tree_size })
+            .await?;
+        let Response::InclusionProof {
+            leaf_index,
+            tree_size,
+            leaf_hash,
+            root_hash,
+            inclusion_proof,
+        } = &response
+        else {
+            return Err(unexpected(&response));
+        };
+        let proof = hashes(inclusion_proof)?;
+        crate::merkle::verify_inclusion(
+            *leaf_index,
+            *tree_size,
+            &hash(leaf_hash)?,
+            &proof,
+            &hash(root_hash)?,
+        )
+        .map_err(proof_error)?;
+        Ok(response)
+    }
+
+    /// A consistency proof between two sizes, checked before it is returned.
+    pub async fn consistency_proof(&self, from: u64, to: u64) -> Result<Response, ClientError> {
+        let response = self.call(&Request::ConsistencyProof { from, to }).await?;
+        let Response::ConsistencyProof {
+            old_size,
+            new_size,
+            old_root,
+            new_root,
+            consistency_proof,
+        } = &response
+        else {
+            return Err(unexpected(&response));
+        };
+        let proof = hashes(consistency_proof)?;
+        crate::merkle::verify_consistency(
+            *old_size,
+            *new_size,
+            &hash(old_root)?,
+            &hash(new_root)?,
+            &proof,
+        )
+        .map_err(proof_error)?;
+        Ok(response)
+    }
+
+    /// A resident's own log entries, each checked: its tag against the
+    /// salt, its detail against the commitment, its inclusion proof against
+    /// the signed checkpoint.
+    pub async fn accesses(&self) -> Result<(pki::Checkpoint, Vec<VerifiedAccess>), ClientError> {
+        let (note, salt, records) = match self.call(&Request::Accesses).await? {
+            Response::Accesses {
+                note,
+                salt,
+                entries,
+            } => (note, salt, entries),
+            other => return Err(unexpected(&other)),
+        };
+        let checkpoint = pki::Checkpoint::verify_note(&note, &self.node_cert)?;
+        if records.is_empty() {
+            return Ok((checkpoint, Vec::new()));
+        }
+        let salt = hash(&salt)?;
+        let me = ResidentId::parse(self.identity.cert.name.as_str())?;
+        let tag = pki::resident_tag(&salt, &me);
+        let mut out = Vec::new();
+        for record in records {
+            let bytes = hex::decode(&record.entry).map_err(|_| bad_hex())?;
+            let entry = pki::LogEntry::parse(&bytes)?;
+            if entry.resident_tag != tag || record.detail.commitment() != entry.commitment {
+                return Err(ClientError::local(
+                    ErrorCode::Integrity,
+                    format!(
+                        "log entry {} is not yours or its detail does not match",
+                        record.index
+                    ),
+                ));
+            }
+            let proof = hashes(&record.inclusion_proof)?;
+            let leaf = crate::merkle::leaf_hash(&bytes);
+            crate::merkle::verify_inclusion(
+                record.index,
+                checkpoint.size,
+                &leaf,
+                &proof,
+                &checkpoint.root,
+            )
+            .map_err(proof_error)?;
+            out.push(VerifiedAccess {
+                index: record.index,
+                entry,
+                detail: record.detail,
+            });
+        }
+        Ok((checkpoint, out))
+    }
+
     /// Lists the documents of `resident` the caller may see.
     pub async fn list(&self, resident: &ResidentId) -> Result<Vec<DocumentView>, ClientError> {
         let (mut send, mut recv) = self.connection.open_bi().await?;
@@ -595,6 +725,42 @@ impl VaultClient {
         cache.insert(key, issuer.clone());
         Ok(issuer)
     }
+}
+
+/// One of a resident's log entries, verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedAccess {
+    /// Its index.
+    pub index: u64,
+    /// The entry.
+    pub entry: pki::LogEntry,
+    /// Its detail (matches the entry's commitment).
+    pub detail: pki::LogDetail,
+}
+
+fn bad_hex() -> ClientError {
+    ClientError::local(ErrorCode::Protocol, "the node sent malformed hex")
+}
+
+fn hash(text: &str) -> Result<crate::merkle::Hash, ClientError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).map_err(|_| bad_hex())?;
+    Ok(out)
+}
+
+fn hashes(texts: &[String]) -> Result<Vec<crate::merkle::Hash>, ClientError> {
+    if texts.len() > crate::merkle::PROOF_LEN_MAX {
+        return Err(ClientError::local(ErrorCode::Protocol, "proof too long"));
+    }
+    texts.iter().map(|t| hash(t)).collect()
+}
+
+/// A proof that does not verify.
+pub fn proof_error(e: crate::merkle::ProofError) -> ClientError {
+    ClientError::local(
+        ErrorCode::Integrity,
+        format!("the log's proof does not verify: {e}"),
+    )
 }
 
 /// Checks that the document's record was signed by the department named in

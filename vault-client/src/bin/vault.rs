@@ -124,6 +124,49 @@ enum Command {
         /// The grant id.
         grant_id: GrantId,
     },
+    /// The transparency log: checkpoints, proofs, and the auditor's check.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// (Resident) Every access to your documents, each checked against an
+    /// inclusion proof in the signed log.
+    Accesses {
+        /// Every log entry about you, not only fetches.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the current signed checkpoint (C2SP signed note).
+    Checkpoint,
+    /// Inclusion proof of one entry (RFC 6962).
+    Proof {
+        /// The entry's index.
+        #[arg(long)]
+        index: u64,
+        /// Prove against this tree size (default: the current size).
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Consistency proof between two tree sizes (RFC 6962).
+    Consistency {
+        /// The older size.
+        #[arg(long)]
+        from: u64,
+        /// The newer size.
+        #[arg(long)]
+        to: u64,
+    },
+    /// (Auditor) Verify the whole log: signature, consistency with the last
+    /// trusted checkpoint, the tree, and the access rules.
+    Verify {
+        /// Where the trusted checkpoint is kept between runs.
+        #[arg(long, default_value = ".vault-audit")]
+        state: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +233,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Set by a command whose output is complete but whose verdict is a
+/// failure (`audit verify` finding violations): exit status 1.
+static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn report(json: bool, result: Result<(Value, String), ClientError>) -> ExitCode {
     match result {
         Ok((value, text)) => {
@@ -198,7 +245,11 @@ fn report(json: bool, result: Result<(Value, String), ClientError>) -> ExitCode 
             } else {
                 println!("{text}");
             }
-            ExitCode::SUCCESS
+            if FAILED.load(std::sync::atomic::Ordering::SeqCst) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             if json {
@@ -326,8 +377,108 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
             let value = json!({"resident": resident.as_str(), "documents": items});
             Ok((value, text.trim_end().to_string()))
         }
+        Command::Audit { command } => audit_command(&client, command).await,
+        Command::Accesses { all } => accesses(&client, all).await,
         other => consent_command(&client, other).await,
     }
+}
+
+async fn audit_command(
+    client: &VaultClient,
+    command: AuditCommand,
+) -> Result<(Value, String), ClientError> {
+    match command {
+        AuditCommand::Checkpoint => {
+            let (checkpoint, note) = client.checkpoint().await?;
+            let value = json!({"origin": checkpoint.origin, "tree_size": checkpoint.size,
+                "root_hash": hex::encode(checkpoint.root), "note": note});
+            Ok((value, note.trim_end().to_string()))
+        }
+        AuditCommand::Proof { index, size } => {
+            let response = client.inclusion_proof(index, size).await?;
+            let value = serde_json::to_value(&response).unwrap_or_default();
+            let value = strip_type(value);
+            let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+            Ok((value, text))
+        }
+        AuditCommand::Consistency { from, to } => {
+            let response = client.consistency_proof(from, to).await?;
+            let value = strip_type(serde_json::to_value(&response).unwrap_or_default());
+            let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+            Ok((value, text))
+        }
+        AuditCommand::Verify { state } => {
+            let state = vault_client::audit::AuditState::open(&state)?;
+            let report = vault_client::audit::verify(client, &state).await?;
+            let value = serde_json::to_value(&report).unwrap_or_default();
+            let mut text = format!(
+                "tree size {}, {} entries checked, consistent: {}, {} violation(s)",
+                report.tree_size,
+                report.entries_checked,
+                report.consistent,
+                report.violations.len()
+            );
+            for v in &report.violations {
+                text.push_str(&format!("\n  entry {}: {} ({})", v.index, v.rule, v.detail));
+            }
+            if !report.passed() {
+                // The report is still printed in full; the exit status says it failed.
+                FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok((value, text))
+        }
+    }
+}
+
+/// Drops the wire enum's `type` tag, leaving the named fields.
+fn strip_type(mut value: Value) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        map.remove("type");
+    }
+    value
+}
+
+async fn accesses(client: &VaultClient, all: bool) -> Result<(Value, String), ClientError> {
+    let (checkpoint, records) = client.accesses().await?;
+    let mut items = Vec::new();
+    let mut text = String::new();
+    for r in records
+        .iter()
+        .filter(|r| all || r.entry.event == pki::LogEvent::Fetch)
+    {
+        let e = &r.entry;
+        items.push(json!({
+            "log_index": r.index,
+            "event": e.event,
+            "time": e.time,
+            "actor_role": e.actor_role,
+            "department": if e.actor_role == pki::Role::Department { Some(&e.actor) } else { None },
+            "document_id": e.document_id,
+            "kind": r.detail.kind,
+            "purpose": r.detail.purpose,
+            "grant_id": e.grant_id,
+            "use_number": e.use_number,
+            "code": e.code,
+            "verified": true,
+        }));
+        text.push_str(&format!(
+            "#{} {} {:?} by {} {} document {} purpose {} grant {} use {}\n",
+            r.index,
+            e.time,
+            e.event,
+            e.actor_role,
+            e.actor,
+            e.document_id.map(|d| d.to_string()).unwrap_or_default(),
+            r.detail.purpose.clone().unwrap_or_default(),
+            e.grant_id.map(|g| g.to_string()).unwrap_or_default(),
+            e.use_number
+        ));
+    }
+    if items.is_empty() {
+        text.push_str("no accesses");
+    }
+    let value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items});
+    Ok((value, text.trim_end().to_string()))
 }
 
 async fn consent_command(

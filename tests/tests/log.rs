@@ -1,0 +1,345 @@
+//! The tamper-evident access log with real node processes and the `vault`
+//! command line: auditors verify, residents see their accesses, proofs are
+//! checked independently, and tampering, forks and crashes are caught.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::Path;
+
+use pki::{Checkpoint, Identity};
+use tests::{vault_cli, NodeProcess, TestPki};
+use vault_client::merkle;
+use vault_node::store::{Cf, MetaStore, RocksStore, Write};
+
+struct Story {
+    doc: String,
+    grant: String,
+}
+
+/// civil-affairs issues, housing-bureau requests, resident-1 approves with
+/// max 2 uses, housing-bureau fetches twice and is refused the third time.
+fn story(pki: &TestPki, node: &NodeProcess, work: &Path) -> Story {
+    let ids = |n: &str| pki.identity_dir(n);
+    let file = work.join("marriage.pdf");
+    std::fs::write(&file, b"marriage certificate of resident-1").unwrap();
+    let put = vault_cli(
+        &ids("civil-affairs"),
+        node.addr,
+        &[
+            "put",
+            file.to_str().unwrap(),
+            "--resident",
+            "resident-1",
+            "--kind",
+            "marriage-certificate",
+        ],
+    )
+    .unwrap();
+    let doc = put.json["document_id"].as_str().unwrap().to_string();
+    let req = vault_cli(
+        &ids("housing-bureau"),
+        node.addr,
+        &[
+            "request",
+            "--resident",
+            "resident-1",
+            "--kinds",
+            "marriage-certificate",
+            "--purpose",
+            "housing-subsidy",
+            "--ttl",
+            "1d",
+        ],
+    )
+    .unwrap();
+    let request_id = req.json["request_id"].as_str().unwrap().to_string();
+    let approved = vault_cli(
+        &ids("resident-1"),
+        node.addr,
+        &["approve", &request_id, "--max-uses", "2"],
+    )
+    .unwrap();
+    let grant = approved.json["grant_id"].as_str().unwrap().to_string();
+    let out = work.join("copy.pdf");
+    for _ in 0..2 {
+        let got = vault_cli(
+            &ids("housing-bureau"),
+            node.addr,
+            &["get", &doc, "--grant", &grant, "-o", out.to_str().unwrap()],
+        )
+        .unwrap();
+        assert!(got.success, "{got:?}");
+    }
+    let third = vault_cli(
+        &ids("housing-bureau"),
+        node.addr,
+        &["get", &doc, "--grant", &grant, "-o", out.to_str().unwrap()],
+    )
+    .unwrap();
+    assert_eq!(third.json["error"]["code"], "grant.exhausted");
+    Story { doc, grant }
+}
+
+fn audit(pki: &TestPki, node: &NodeProcess, state: &Path) -> tests::CliOutput {
+    vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &["audit", "verify", "--state", state.to_str().unwrap()],
+    )
+    .unwrap()
+}
+
+fn hex32(v: &serde_json::Value) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(v.as_str().unwrap(), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = story(&pki, &node, work.path());
+    // The refusal is logged in the background; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let state = work.path().join("audit-state");
+    let verified = audit(&pki, &node, &state);
+    assert!(verified.success, "{verified:?}");
+    assert_eq!(verified.json["consistent"], true);
+    assert_eq!(verified.json["violations"].as_array().unwrap().len(), 0);
+    let size = verified.json["tree_size"].as_u64().unwrap();
+    assert!(size >= 7, "{verified:?}");
+    assert_eq!(verified.json["entries_checked"].as_u64().unwrap(), size);
+
+    let accesses = vault_cli(&pki.identity_dir("resident-1"), node.addr, &["accesses"]).unwrap();
+    assert!(accesses.success, "{accesses:?}");
+    let list = accesses.json["accesses"].as_array().unwrap();
+    let fetches: Vec<_> = list
+        .iter()
+        .filter(|a| a["department"] == "housing-bureau")
+        .collect();
+    assert_eq!(fetches.len(), 2, "{accesses:?}");
+    for (i, f) in fetches.iter().enumerate() {
+        assert_eq!(f["purpose"], "housing-subsidy");
+        assert_eq!(f["grant_id"], s.grant.as_str());
+        assert_eq!(f["document_id"], s.doc.as_str());
+        assert_eq!(f["use_number"], i as u64 + 1);
+        assert_eq!(f["verified"], true);
+    }
+    // resident-2 sees nothing of resident-1.
+    let other = vault_cli(
+        &pki.identity_dir("resident-2"),
+        node.addr,
+        &["accesses", "--all"],
+    )
+    .unwrap();
+    assert!(other.json["accesses"].as_array().unwrap().is_empty());
+    // The refused third fetch is in the log too.
+    let all = vault_cli(
+        &pki.identity_dir("resident-1"),
+        node.addr,
+        &["accesses", "--all"],
+    )
+    .unwrap();
+    assert!(
+        all.json["accesses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["code"] == "grant.exhausted"),
+        "{all:?}"
+    );
+
+    // Proofs, checked here with the RFC 6962 verifier.
+    let index = fetches[1]["log_index"].as_u64().unwrap();
+    let proof = vault_cli(
+        &pki.identity_dir("resident-1"),
+        node.addr,
+        &["audit", "proof", "--index", &index.to_string()],
+    )
+    .unwrap();
+    assert!(proof.success, "{proof:?}");
+    let path: Vec<[u8; 32]> = proof.json["inclusion_proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hex32)
+        .collect();
+    merkle::verify_inclusion(
+        index,
+        proof.json["tree_size"].as_u64().unwrap(),
+        &hex32(&proof.json["leaf_hash"]),
+        &path,
+        &hex32(&proof.json["root_hash"]),
+    )
+    .unwrap();
+    let consistency = vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &[
+            "audit",
+            "consistency",
+            "--from",
+            "3",
+            "--to",
+            &size.to_string(),
+        ],
+    )
+    .unwrap();
+    assert!(consistency.success, "{consistency:?}");
+    let cpath: Vec<[u8; 32]> = consistency.json["consistency_proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hex32)
+        .collect();
+    merkle::verify_consistency(
+        3,
+        size,
+        &hex32(&consistency.json["old_root"]),
+        &hex32(&consistency.json["new_root"]),
+        &cpath,
+    )
+    .unwrap();
+    let checkpoint = vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &["audit", "checkpoint"],
+    )
+    .unwrap();
+    assert!(checkpoint.json["note"]
+        .as_str()
+        .unwrap()
+        .contains("\n\u{2014} node-1 "));
+
+    // No resident name anywhere in the public entries.
+    drop(node);
+    let store = RocksStore::open(&pki.data_dir("node-1").join("db")).unwrap();
+    let entries = store.scan_from(Cf::LogEntries, &[], 10_000).unwrap();
+    assert_eq!(entries.len() as u64, size);
+    for (_, entry) in entries {
+        assert!(
+            !entry.windows(10).any(|w| w == b"resident-1"),
+            "a resident's name is in a log entry"
+        );
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_entry_fails_the_audit_naming_it() {
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    story(&pki, &node, work.path());
+    let state = work.path().join("audit-state");
+    assert!(audit(&pki, &node, &state).success);
+    drop(node);
+
+    // Flip one byte of entry 4 directly in RocksDB.
+    {
+        let store = RocksStore::open(&pki.data_dir("node-1").join("db")).unwrap();
+        let key = 4u64.to_be_bytes();
+        let mut value = store.get(Cf::LogEntries, &key).unwrap().unwrap();
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        store
+            .write(&[Write::Put {
+                cf: Cf::LogEntries,
+                key: key.to_vec(),
+                value,
+            }])
+            .unwrap();
+    }
+    let node = NodeProcess::run(&pki).unwrap();
+    let checkpoint = vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &["audit", "checkpoint"],
+    )
+    .unwrap();
+    assert_eq!(
+        checkpoint.json["error"]["code"], "log.corrupt",
+        "{checkpoint:?}"
+    );
+    let failed = audit(&pki, &node, &state);
+    assert!(!failed.success, "{failed:?}");
+    assert_eq!(failed.json["consistent"], false);
+    let violations = failed.json["violations"].as_array().unwrap();
+    assert!(
+        violations
+            .iter()
+            .any(|v| v["index"] == 4 && v["rule"] == "entry.changed"),
+        "{failed:?}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|v| v["index"] == 4 && v["rule"] == "log.corrupt"),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn forks_and_inconsistent_checkpoints_are_reported() {
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    story(&pki, &node, work.path());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let node_identity = Identity::load(&pki.identity_dir("node-1")).unwrap();
+    let checkpoint = vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &["audit", "checkpoint"],
+    )
+    .unwrap();
+    let size = checkpoint.json["tree_size"].as_u64().unwrap();
+    let origin = checkpoint.json["origin"].as_str().unwrap().to_string();
+
+    // A second checkpoint of the same size with another root, signed by the
+    // same node key: a fork.
+    for (trusted_size, name) in [(size, "same-size"), (size - 2, "smaller")] {
+        let forged = Checkpoint {
+            origin: origin.clone(),
+            size: trusted_size,
+            root: [0x42; 32],
+        };
+        let note = forged.sign(&node_identity);
+        let state = work.path().join(name);
+        std::fs::create_dir_all(&state).unwrap();
+        let trusted = serde_json::json!({"size": trusted_size, "root": hex::encode([0x42; 32]), "note": note});
+        std::fs::write(state.join("checkpoint.json"), trusted.to_string()).unwrap();
+        let result = audit(&pki, &node, &state);
+        assert!(!result.success, "{name}: {result:?}");
+        assert_eq!(result.json["consistent"], false, "{name}");
+        let rules: Vec<_> = result.json["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["rule"].as_str().unwrap().to_string())
+            .collect();
+        assert!(rules.contains(&"log.fork".to_string()), "{name}: {rules:?}");
+    }
+}
+
+#[test]
+fn a_fetch_is_in_the_log_even_if_the_node_dies_right_after() {
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = story(&pki, &node, work.path());
+    drop(node); // SIGKILL, no shutdown
+    let node = NodeProcess::run(&pki).unwrap();
+    let accesses = vault_cli(&pki.identity_dir("resident-1"), node.addr, &["accesses"]).unwrap();
+    let fetches = accesses.json["accesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["grant_id"] == s.grant.as_str())
+        .count();
+    assert_eq!(fetches, 2, "{accesses:?}");
+    let state = work.path().join("after-crash");
+    assert!(audit(&pki, &node, &state).success);
+}
