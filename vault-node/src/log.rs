@@ -114,7 +114,7 @@ pub fn subtree(state: &dyn MetaStore, start: u64, len: u64) -> Result<Hash, Refu
     if len == 0 {
         return Ok(merkle::empty_root());
     }
-    if len.is_power_of_two() && start % len == 0 {
+    if len.is_power_of_two() && start.is_multiple_of(len) {
         let level = len.trailing_zeros() as u8;
         return stored_node(state, level, start / len).map_err(corrupt_store);
     }
