@@ -27,9 +27,12 @@ struct Args {
     /// Minimum measuring time per workload, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     min_ms: u64,
-    /// Which suites to run: transfer, grants.
-    #[arg(long, default_value = "transfer,grants", value_delimiter = ',')]
+    /// Which suites to run: transfer, grants, log.
+    #[arg(long, default_value = "transfer,grants,log", value_delimiter = ',')]
     suites: Vec<String>,
+    /// Log entries to build before measuring proofs and `audit verify`.
+    #[arg(long, default_value_t = 100_000)]
+    log_entries: u64,
     /// Document sizes for the grant-checked fetch workloads.
     #[arg(long, default_value = "4k,1m", value_delimiter = ',')]
     grant_sizes: Vec<String>,
@@ -97,6 +100,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     if args.suites.iter().any(|s| s == "grants") {
         rows.extend(grant_suite(&pki, &node, raw, &args).await?);
+    }
+    if args.suites.iter().any(|s| s == "log") {
+        rows.extend(log_suite(&pki, &node, &args).await?);
     }
     if !args.suites.iter().any(|s| s == "transfer") {
         report(&args, &rows);
@@ -526,4 +532,132 @@ where
         latency: Some((pick(0.5), pick(0.99))),
         ceiling: None,
     })
+}
+
+/// Durable log appends beside raw synced RocksDB batches; proof generation;
+/// `audit verify` throughput over the whole log.
+async fn log_suite(
+    pki: &TestPki,
+    node: &vault_node::server::RunningNode,
+    args: &Args,
+) -> anyhow::Result<Vec<Row>> {
+    use vault_node::store::{Cf, MetaStore, RocksStore, Write};
+    let min = Duration::from_millis(args.min_ms);
+    let mut rows = Vec::new();
+    // Ceiling: synced RocksDB write batches of 64 small puts, one writer.
+    let dir = tempfile::tempdir()?;
+    let raw = RocksStore::open(dir.path())?;
+    let mut n = 0u64;
+    let row = measure_sync("raw rocksdb synced batch (64 puts)", min, || {
+        let writes: Vec<Write> = (0..64)
+            .map(|i| {
+                n += 1;
+                Write::Put {
+                    cf: Cf::LogEntries,
+                    key: (n * 64 + i).to_be_bytes().to_vec(),
+                    value: vec![7u8; 200],
+                }
+            })
+            .collect();
+        raw.write(&writes).map_err(anyhow::Error::from)
+    })?;
+    row.size = 64 * 200;
+    rows.push(row);
+    rows.push(measure_sync(
+        "raw rocksdb synced write (1 put)",
+        min,
+        || {
+            n += 1;
+            raw.write(&[Write::Put {
+                cf: Cf::LogEntries,
+                key: n.to_be_bytes().to_vec(),
+                value: vec![7u8; 200],
+            }])
+            .map_err(anyhow::Error::from)
+        },
+    )?);
+    // Durable appends: 64 concurrent submitters, one log entry per command.
+    let vault = node.vault().clone();
+    let submitters: Vec<_> = (0..64).map(|_| (vault.clone(), ())).collect();
+    let mut appends = measure_concurrent(
+        "durable log appends (64 writers)",
+        0,
+        min,
+        submitters,
+        |vault, ()| async move {
+            tokio::task::spawn_blocking(move || {
+                vault.submit(&vault_node::state::Command::RecordRefusal {
+                    role: pki::Role::Department,
+                    by: pki::Name::parse("bench")?,
+                    code: "bench.append".into(),
+                    document_id: None,
+                    grant_id: None,
+                    request_id: None,
+                })?;
+                anyhow::Ok(())
+            })
+            .await?
+        },
+    )
+    .await?;
+    appends.ceiling = Some(("raw rocksdb synced batch (64 puts)", 1.0 / 64.0));
+    rows.push(appends);
+    // Fill the log, then proofs and a full audit.
+    let size = fill_log(&vault, args.log_entries).await?;
+    let store = vault.store();
+    let mut i = 0u64;
+    rows.push(measure_sync("inclusion proof generation", min, || {
+        i = (i * 7919 + 13) % size;
+        vault_client::merkle::inclusion_proof(i, size, &mut |s, l| {
+            vault_node::log::subtree(store, s, l)
+        })
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    })?);
+    let auditor = connect(pki, "auditor", node.addr).await?;
+    let state_dir = tempfile::tempdir()?;
+    let state = vault_client::audit::AuditState::open(state_dir.path())?;
+    let start = Instant::now();
+    let report = vault_client::audit::verify(&auditor, &state).await?;
+    anyhow::ensure!(
+        report.consistent,
+        "audit failed: {:?}",
+        report.violations.first()
+    );
+    rows.push(Row {
+        workload: "audit verify (entries)".into(),
+        size: 0,
+        ops: report.entries_checked,
+        elapsed: start.elapsed(),
+        latency: None,
+        ceiling: None,
+    });
+    Ok(rows)
+}
+
+/// Appends refusals until the log holds at least `target` entries.
+async fn fill_log(vault: &Arc<vault_node::vault::Vault>, target: u64) -> anyhow::Result<u64> {
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let vault = vault.clone();
+        tasks.push(tokio::task::spawn_blocking(
+            move || -> anyhow::Result<()> {
+                while vault_node::log::size(vault.store())? < target {
+                    vault.submit(&vault_node::state::Command::RecordRefusal {
+                        role: pki::Role::Auditor,
+                        by: pki::Name::parse("bench")?,
+                        code: "bench.fill".into(),
+                        document_id: None,
+                        grant_id: None,
+                        request_id: None,
+                    })?;
+                }
+                Ok(())
+            },
+        ));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(vault_node::log::size(vault.store())?)
 }
