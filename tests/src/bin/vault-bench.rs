@@ -548,7 +548,7 @@ async fn log_suite(
     let dir = tempfile::tempdir()?;
     let raw = RocksStore::open(dir.path())?;
     let mut n = 0u64;
-    let row = measure_sync("raw rocksdb synced batch (64 puts)", min, || {
+    let mut row = measure_sync("raw rocksdb synced batch (64 puts)", min, || {
         let writes: Vec<Write> = (0..64)
             .map(|i| {
                 n += 1;
