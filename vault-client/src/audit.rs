@@ -248,8 +248,12 @@ impl AuditState {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+    use std::io::Write as _;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
@@ -335,7 +339,7 @@ mod tests {
 /// What `vault audit verify` found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditReport {
-    /// Entries in the checkpoint verified (or seen, when none could be).
+    /// Entries in the verified checkpoint (0 when the node signed none).
     pub tree_size: u64,
     /// Entries fetched and replayed.
     pub entries_checked: u64,

@@ -103,7 +103,7 @@ pub fn records(
             Command::UseGrant {
                 grant_id,
                 document_id,
-                ..
+                at,
             },
             Applied::GrantUsed { use_number },
         ) => {
@@ -118,6 +118,8 @@ pub fn records(
             };
             let kind = state::document(state, *document_id)?.map(|d| d.record.kind.to_string());
             let mut entry = b.entry(LogEvent::Fetch, Role::Department, &grantee);
+            // The time the use was checked against the grant's window.
+            entry.time = *at;
             entry.document_id = Some(*document_id);
             entry.grant_id = Some(*grant_id);
             entry.use_number = *use_number;

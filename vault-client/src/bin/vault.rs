@@ -395,14 +395,32 @@ async fn audit_command(
             Ok((value, note.trim_end().to_string()))
         }
         AuditCommand::Proof { index, size } => {
-            let response = client.inclusion_proof(index, size).await?;
+            // Prove against the signed checkpoint unless another size is asked.
+            let (checkpoint, _) = client.checkpoint().await?;
+            let size = size.unwrap_or(checkpoint.size);
+            let response = client.inclusion_proof(index, Some(size)).await?;
+            if let vault_client::wire::Response::InclusionProof {
+                root_hash,
+                tree_size,
+                ..
+            } = &response
+            {
+                check_signed_root(&checkpoint, *tree_size, root_hash)?;
+            }
             let value = serde_json::to_value(&response).unwrap_or_default();
             let value = strip_type(value);
             let text = serde_json::to_string_pretty(&value).unwrap_or_default();
             Ok((value, text))
         }
         AuditCommand::Consistency { from, to } => {
+            let (checkpoint, _) = client.checkpoint().await?;
             let response = client.consistency_proof(from, to).await?;
+            if let vault_client::wire::Response::ConsistencyProof {
+                new_root, new_size, ..
+            } = &response
+            {
+                check_signed_root(&checkpoint, *new_size, new_root)?;
+            }
             let value = strip_type(serde_json::to_value(&response).unwrap_or_default());
             let text = serde_json::to_string_pretty(&value).unwrap_or_default();
             Ok((value, text))
@@ -428,6 +446,21 @@ async fn audit_command(
             Ok((value, text))
         }
     }
+}
+
+/// When a proof is for the signed checkpoint's size, its root must be the signed root.
+fn check_signed_root(
+    checkpoint: &pki::Checkpoint,
+    size: u64,
+    root_hex: &str,
+) -> Result<(), ClientError> {
+    if size == checkpoint.size && root_hex != hex::encode(checkpoint.root) {
+        return Err(ClientError::Refused {
+            code: "proof.mismatch".to_string(),
+            message: "the proof's root is not the root the node signed".to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Drops the wire enum's `type` tag, leaving the named fields.
