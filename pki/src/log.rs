@@ -501,3 +501,66 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod note_tests {
+    use super::*;
+
+    fn node() -> (tempfile::TempDir, Identity) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::CertificateAuthority::init(&dir.path().join("ca"), "Test", 1_700_000_000)
+            .unwrap();
+        let params = crate::IssueParams::new(
+            Role::Node,
+            crate::Name::parse("node-1").unwrap(),
+            1_700_000_000,
+        );
+        ca.issue(&params, &dir.path().join("node")).unwrap();
+        let identity = Identity::load(&dir.path().join("node")).unwrap();
+        (dir, identity)
+    }
+
+    #[test]
+    fn signed_notes_verify_and_every_alteration_is_refused() {
+        let (_dir, node) = node();
+        let checkpoint = Checkpoint {
+            origin: "Test/vault-log".into(),
+            size: 42,
+            root: [5; 32],
+        };
+        let note = checkpoint.sign(&node);
+        assert_eq!(
+            Checkpoint::verify_note(&note, &node.cert).unwrap(),
+            checkpoint
+        );
+        let altered = note.replacen("\n42\n", "\n43\n", 1);
+        assert_eq!(
+            Checkpoint::verify_note(&altered, &node.cert)
+                .unwrap_err()
+                .code(),
+            "pki.bad_signature"
+        );
+        let unsigned = format!("{}\n", checkpoint.body());
+        assert!(Checkpoint::verify_note(&unsigned, &node.cert).is_err());
+        for malformed in [
+            "",
+            "origin only",
+            "o\nnot-a-number\nAAAA\n\n— node-1 AAAA\n",
+            "o\n1\n!!!\n\n— x y\n",
+        ] {
+            let err = Checkpoint::verify_note(malformed, &node.cert).unwrap_err();
+            assert!(
+                matches!(err.code(), "pki.malformed_statement" | "pki.bad_signature"),
+                "{malformed:?}"
+            );
+        }
+        let huge = "x".repeat(NOTE_LEN_MAX + 1);
+        assert_eq!(
+            Checkpoint::verify_note(&huge, &node.cert)
+                .unwrap_err()
+                .code(),
+            "pki.malformed_statement"
+        );
+    }
+}

@@ -285,3 +285,114 @@ impl Salts {
         Ok(pki::resident_tag(&salt, resident))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+    use pki::{LogEvent, Role};
+
+    fn record(i: u8) -> LogRecord {
+        LogRecord {
+            entry: LogEntry {
+                event: LogEvent::Refusal,
+                time: i64::from(i),
+                actor_role: Role::Department,
+                actor: "tax-office".into(),
+                resident_tag: [i; 32],
+                document_id: None,
+                request_id: None,
+                grant_id: None,
+                use_number: 0,
+                code: "auth.forbidden".into(),
+                not_before: 0,
+                not_after: 0,
+                max_uses: 0,
+                commitment: [i; 32],
+            },
+            detail: LogDetail {
+                resident: None,
+                kind: None,
+                purpose: None,
+                nonce: [i; 32],
+            },
+        }
+    }
+
+    /// A store holding `n` entries appended one command at a time.
+    fn log_of(n: u8) -> MemStore {
+        let store = MemStore::new();
+        for i in 0..n {
+            let mut writes = Vec::new();
+            append_all(&store, vec![record(i)], &mut writes).unwrap();
+            store.write(&writes).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn the_stored_tree_matches_an_independent_root() {
+        for n in [1u8, 2, 3, 5, 8, 13] {
+            let store = log_of(n);
+            let mut builder = merkle::RootBuilder::new();
+            for i in 0..n {
+                builder.push(merkle::leaf_hash(&record(i).entry.canonical_bytes()));
+            }
+            assert_eq!(verify(&store, u64::from(n)).unwrap(), builder.root());
+            assert_eq!(subtree(&store, 0, u64::from(n)).unwrap(), builder.root());
+        }
+    }
+
+    #[test]
+    fn altered_removed_and_reordered_entries_are_named() {
+        let key = |i: u64| i.to_be_bytes().to_vec();
+        let altered = log_of(6);
+        let mut bytes = altered.get(Cf::LogEntries, &key(3)).unwrap().unwrap();
+        bytes[40] ^= 1;
+        altered
+            .write(&[Write::Put {
+                cf: Cf::LogEntries,
+                key: key(3),
+                value: bytes,
+            }])
+            .unwrap();
+        assert!(verify(&altered, 6)
+            .unwrap_err()
+            .message
+            .contains("entry 3 "));
+
+        let removed = log_of(6);
+        removed
+            .write(&[Write::Delete {
+                cf: Cf::LogEntries,
+                key: key(2),
+            }])
+            .unwrap();
+        assert!(verify(&removed, 6)
+            .unwrap_err()
+            .message
+            .contains("entry 2 "));
+
+        let swapped = log_of(6);
+        let a = swapped.get(Cf::LogEntries, &key(1)).unwrap().unwrap();
+        let b = swapped.get(Cf::LogEntries, &key(4)).unwrap().unwrap();
+        swapped
+            .write(&[
+                Write::Put {
+                    cf: Cf::LogEntries,
+                    key: key(1),
+                    value: b,
+                },
+                Write::Put {
+                    cf: Cf::LogEntries,
+                    key: key(4),
+                    value: a,
+                },
+            ])
+            .unwrap();
+        let err = verify(&swapped, 6).unwrap_err();
+        assert_eq!(err.code, ErrorCode::LogCorrupt);
+        assert!(err.message.contains("entry 1 "), "{}", err.message);
+    }
+}

@@ -27,9 +27,12 @@ struct Args {
     /// Minimum measuring time per workload, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     min_ms: u64,
-    /// Which suites to run: transfer, grants, log.
+    /// Which suites to run: transfer, grants, log, growth.
     #[arg(long, default_value = "transfer,grants,log", value_delimiter = ',')]
     suites: Vec<String>,
+    /// Stored-document counts for the growth suite (fetch latency at each).
+    #[arg(long, default_value = "10000,1000000", value_delimiter = ',')]
+    growth: Vec<u64>,
     /// Log entries to build before measuring proofs and `audit verify`.
     #[arg(long, default_value_t = 100_000)]
     log_entries: u64,
@@ -103,6 +106,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.suites.iter().any(|s| s == "log") {
         rows.extend(log_suite(&pki, &node, &args).await?);
+    }
+    if args.suites.iter().any(|s| s == "growth") {
+        rows.extend(growth_suite(&pki, &node, &args).await?);
     }
     if !args.suites.iter().any(|s| s == "transfer") {
         report(&args, &rows);
@@ -660,4 +666,87 @@ async fn fill_log(vault: &Arc<vault_node::vault::Vault>, target: u64) -> anyhow:
         t.await??;
     }
     Ok(vault_node::log::size(vault.store())?)
+}
+
+/// Fetch latency of one 4 KiB document as the store grows to each of
+/// `args.growth` documents (ballast registered through the state machine).
+async fn growth_suite(
+    pki: &TestPki,
+    node: &vault_node::server::RunningNode,
+    args: &Args,
+) -> anyhow::Result<Vec<Row>> {
+    let min = Duration::from_millis(args.min_ms);
+    let civil = connect(pki, "civil-affairs", node.addr).await?;
+    let resident = ResidentId::parse("resident-1")?;
+    let put = civil
+        .put_bytes(
+            Arc::new(pseudo_random_bytes(4096, 77)),
+            &resident,
+            &DocumentKind::parse("form")?,
+        )
+        .await?;
+    let model = node
+        .vault()
+        .document(put.document_id)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut rows = Vec::new();
+    let mut stored = 1u64;
+    for &target in &args.growth {
+        stored = fill_documents(node.vault(), &model, stored, target).await?;
+        let client = Arc::new(connect(pki, "civil-affairs", node.addr).await?);
+        let id = put.document_id;
+        let mut row = measure_concurrent(
+            &format!("fetch latency, {stored} documents"),
+            4096,
+            min,
+            vec![(client, ())],
+            move |c, ()| async move {
+                c.get_bytes(id, None, None).await?;
+                Ok(())
+            },
+        )
+        .await?;
+        if rows.is_empty() {
+            row.ceiling = None;
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Registers copies of `model` (distinct ids, residents and times) until
+/// `target` documents are stored; returns the count.
+async fn fill_documents(
+    vault: &Arc<vault_node::vault::Vault>,
+    model: &vault_node::state::DocumentEntry,
+    from: u64,
+    target: u64,
+) -> anyhow::Result<u64> {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(from));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (vault, next, model) = (vault.clone(), next.clone(), model.clone());
+        tasks.push(tokio::task::spawn_blocking(
+            move || -> anyhow::Result<()> {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= target {
+                        return Ok(());
+                    }
+                    let mut entry = model.clone();
+                    entry.record.resident = ResidentId::parse(&format!("resident-{}", i % 1000))?;
+                    entry.record.issued_at = i as i64;
+                    entry.registered_at = i as i64;
+                    entry.document_id = entry.record.document_id(&entry.signature);
+                    vault
+                        .submit(&vault_node::state::Command::RegisterDocument(entry))
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            },
+        ));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(target.max(from))
 }
