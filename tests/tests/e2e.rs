@@ -230,7 +230,7 @@ fn ranges_and_resumed_downloads_are_verified() {
     let out = work.path().join("resumed.bin");
     let part = work.path().join("resumed.bin.part");
     std::fs::write(&part, &data[..2 * 1024 * 1024 + 5000]).unwrap();
-    let meta = serde_json::json!({"document_id": doc, "content_hash": put.json["content_hash"], "size": data.len()});
+    let meta = serde_json::json!({"document_id": doc, "content_hash": put.json["content_hash"], "size": data.len(), "full": true});
     std::fs::write(work.path().join("resumed.bin.part.json"), meta.to_string()).unwrap();
     let got = vault_cli(
         &identity,

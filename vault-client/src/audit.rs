@@ -67,11 +67,20 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
             }
             LogEvent::GrantIssued => {
                 let Some(grant) = e.grant_id else { continue };
-                if !e.request_id.is_some_and(|r| approved.contains_key(&r)) {
+                if grants.contains_key(&grant) {
+                    violation(
+                        index,
+                        "grant.duplicate",
+                        format!("grant {grant} was already issued"),
+                    );
+                    continue;
+                }
+                // Each approval backs exactly one grant.
+                if e.request_id.is_none_or(|r| approved.remove(&r).is_none()) {
                     violation(
                         index,
                         "grant.without_approval",
-                        format!("grant {grant} has no prior approval"),
+                        format!("grant {grant} has no unused prior approval"),
                     );
                 }
                 grants.insert(
@@ -122,7 +131,7 @@ fn check_grant_fetch(
             "the grant names no approved request".into(),
         );
     }
-    if e.time + AUDIT_SKEW_S < g.not_before || e.time > g.not_after {
+    if e.time.saturating_add(AUDIT_SKEW_S) < g.not_before || e.time > g.not_after {
         violation(
             index,
             "fetch.outside_window",
@@ -325,6 +334,20 @@ mod tests {
         let mut unapproved = story();
         unapproved.remove(1);
         assert_eq!(replay(0, &unapproved)[0].rule, "grant.without_approval");
+
+        // A second grant_issued for the same grant cannot reset its uses.
+        let mut reissued = story();
+        let again = reissued[2].clone();
+        reissued.push(again);
+        let mut third = entry(LogEvent::Fetch, 33);
+        third.use_number = 3;
+        reissued.push(third);
+        let rules: Vec<_> = replay(0, &reissued).into_iter().map(|v| v.rule).collect();
+        assert!(rules.contains(&"grant.duplicate".to_string()), "{rules:?}");
+        assert!(
+            rules.contains(&"fetch.exceeds_uses".to_string()),
+            "{rules:?}"
+        );
 
         let mut stranger = story();
         let mut direct = entry(LogEvent::Fetch, 40);

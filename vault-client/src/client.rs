@@ -252,7 +252,7 @@ impl VaultClient {
         scope: RequestScope,
         purpose: &pki::Purpose,
         ttl_s: u64,
-    ) -> Result<(RequestId, Vec<GrantedDocument>), ClientError> {
+    ) -> Result<RequestId, ClientError> {
         let request = AccessRequest {
             resident: resident.clone(),
             department: self.identity.cert.name.clone(),
@@ -267,10 +267,7 @@ impl VaultClient {
             .call(&Request::CreateRequest { request, signature })
             .await?
         {
-            Response::RequestCreated {
-                request_id,
-                documents,
-            } => Ok((request_id, documents)),
+            Response::RequestCreated { request_id } => Ok(request_id),
             other => Err(unexpected(&other)),
         }
     }
@@ -304,7 +301,10 @@ impl VaultClient {
             })
             .collect();
         documents.sort();
-        let ttl = ttl_s.unwrap_or(request.ttl_s).min(request.ttl_s);
+        let ttl = ttl_s
+            .unwrap_or(request.ttl_s)
+            .min(request.ttl_s)
+            .min(pki::GRANT_TTL_S_MAX);
         let now = now_unix();
         Ok(GrantBody {
             request_id: request.request_id,
@@ -450,18 +450,24 @@ impl VaultClient {
     /// A resident's own log entries, each checked: its tag against the
     /// salt, its detail against the commitment, its inclusion proof against
     /// the signed checkpoint.
-    pub async fn accesses(&self) -> Result<(pki::Checkpoint, Vec<VerifiedAccess>), ClientError> {
-        let (note, salt, records) = match self.call(&Request::Accesses).await? {
+    /// With `all`, every entry about the resident; else fetches only. The
+    /// flag returned says older entries were left out.
+    pub async fn accesses(
+        &self,
+        all: bool,
+    ) -> Result<(pki::Checkpoint, Vec<VerifiedAccess>, bool), ClientError> {
+        let (note, salt, records, truncated) = match self.call(&Request::Accesses { all }).await? {
             Response::Accesses {
                 note,
                 salt,
                 entries,
-            } => (note, salt, entries),
+                truncated,
+            } => (note, salt, entries, truncated),
             other => return Err(unexpected(&other)),
         };
         let checkpoint = pki::Checkpoint::verify_note(&note, &self.node_cert)?;
         if records.is_empty() {
-            return Ok((checkpoint, Vec::new()));
+            return Ok((checkpoint, Vec::new(), truncated));
         }
         let salt = hash(&salt)?;
         let me = ResidentId::parse(self.identity.cert.name.as_str())?;
@@ -495,7 +501,7 @@ impl VaultClient {
                 detail: record.detail,
             });
         }
-        Ok((checkpoint, out))
+        Ok((checkpoint, out, truncated))
     }
 
     /// Lists the documents of `resident` the caller may see.
@@ -617,7 +623,8 @@ impl VaultClient {
         let mut decoder = RangeDecoder::new(&root, document.record.size, range.start..range.end)?;
         // Offsets in the output file: a plain range starts at 0.
         let base = if resume_from > 0 { 0 } else { range.start };
-        let sink = FileSink::open(part, document, resume_from)?;
+        let full = resume_from > 0 || (range.start == 0 && range.end == document.record.size);
+        let sink = FileSink::open(part, document, resume_from, full)?;
         let progress = progress_bar(progress, range.end - range.start);
         if let Some(bar) = &progress {
             bar.set_length(range.end - base);

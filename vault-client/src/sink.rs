@@ -32,6 +32,10 @@ struct PartMeta {
     document_id: DocumentId,
     content_hash: ContentHash,
     size: u64,
+    /// A whole-document download (only those are resumed; a range's part
+    /// file is not a prefix of the document).
+    #[serde(default)]
+    full: bool,
 }
 
 impl PartState {
@@ -56,7 +60,9 @@ impl PartState {
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let len = fs::metadata(&self.part).map(|m| m.len()).ok();
         match (meta, len) {
-            (Some(meta), Some(len)) if meta.document_id == document_id && len <= meta.size => {
+            (Some(meta), Some(len))
+                if meta.full && meta.document_id == document_id && len <= meta.size =>
+            {
                 len / GROUP_SIZE * GROUP_SIZE
             }
             _ => {
@@ -98,11 +104,13 @@ impl FileSink {
         state: &PartState,
         document: &DocumentView,
         resume_from: u64,
+        full: bool,
     ) -> Result<Self, ClientError> {
         let meta = PartMeta {
             document_id: document.document_id,
             content_hash: document.record.content_hash,
             size: document.record.size,
+            full,
         };
         let meta = serde_json::to_vec(&meta).map_err(|e| io_error(&state.meta, e))?;
         fs::write(&state.meta, meta).map_err(|e| io_error(&state.meta, e))?;

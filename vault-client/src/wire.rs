@@ -122,7 +122,11 @@ pub enum Request {
         to: u64,
     },
     /// A resident's own log entries, with details and inclusion proofs.
-    Accesses,
+    Accesses {
+        /// Every entry about the resident, not only fetches.
+        #[serde(default)]
+        all: bool,
+    },
     /// List the documents of a resident that the caller may see.
     List {
         /// Whose documents.
@@ -173,10 +177,9 @@ pub enum Response {
     },
     /// Answer to `CreateRequest`.
     RequestCreated {
-        /// The request's id.
+        /// The request's id. Which documents it resolved to is shown to the
+        /// resident, and to the department only in the grant.
         request_id: RequestId,
-        /// The documents it resolved to.
-        documents: Vec<GrantedDocument>,
     },
     /// Answer to `PendingRequests`.
     Requests {
@@ -254,8 +257,11 @@ pub enum Response {
         note: String,
         /// The resident's salt (hex), to check the tags.
         salt: String,
-        /// The resident's entries.
+        /// The resident's entries, oldest first.
         entries: Vec<AccessRecord>,
+        /// Older entries were left out (the newest 1 000 are returned).
+        #[serde(default)]
+        truncated: bool,
     },
     /// The request was refused or failed.
     Error(ErrorBody),

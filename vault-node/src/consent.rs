@@ -102,26 +102,24 @@ async fn create_request(
     };
     submit(ctx, Command::RecordRequest(entry)).await?;
     tracing::info!(request = %request_id, department = %caller.name, "access request recorded");
-    Ok(Response::RequestCreated {
-        request_id,
-        documents,
-    })
+    let _ = documents;
+    Ok(Response::RequestCreated { request_id })
 }
 
-/// Turns a request's scope into exact documents of that resident.
+/// Turns a request's scope into exact documents of that resident. Ids and
+/// kinds the resident does not hold are dropped silently: the department
+/// learns nothing about a resident's documents before consent (the resident
+/// sees what resolved; the department sees the documents only in the grant).
 fn resolve(ctx: &Ctx, request: &AccessRequest) -> Result<Vec<GrantedDocument>, Refusal> {
     let mut out = Vec::new();
     match &request.scope {
         RequestScope::Documents(ids) => {
             for id in ids {
-                let entry = ctx.vault.document(*id)?;
-                if entry.record.resident != request.resident {
-                    return Err(Refusal::new(
-                        ErrorCode::NotFound,
-                        format!("document {id} is not a document of {}", request.resident),
-                    ));
+                if let Ok(entry) = ctx.vault.document(*id) {
+                    if entry.record.resident == request.resident {
+                        out.push(granted(&entry));
+                    }
                 }
-                out.push(granted(&entry));
             }
         }
         RequestScope::Kinds(kinds) => {
@@ -130,13 +128,9 @@ fn resolve(ctx: &Ctx, request: &AccessRequest) -> Result<Vec<GrantedDocument>, R
                     .map_err(Refusal::from)?;
             for kind in kinds {
                 // Newest first: the first match is the current document.
-                let entry = all.iter().find(|e| &e.record.kind == kind).ok_or_else(|| {
-                    Refusal::new(
-                        ErrorCode::NotFound,
-                        format!("{} has no {kind} in the vault", request.resident),
-                    )
-                })?;
-                out.push(granted(entry));
+                if let Some(entry) = all.iter().find(|e| &e.record.kind == kind) {
+                    out.push(granted(entry));
+                }
             }
         }
     }
@@ -215,14 +209,10 @@ fn addressed(ctx: &Ctx, caller: &PeerCert, id: RequestId) -> Result<RequestEntry
             )
         })?;
     if caller.role != Role::Resident || caller.name.as_str() != entry.request.resident.as_str() {
+        // Name no one: request ids are public in the log.
         return Err(Refusal::new(
             ErrorCode::RequestNotAddressee,
-            format!(
-                "request {id} is addressed to {}; {} {} cannot decide it",
-                entry.request.resident,
-                caller.role.as_str(),
-                caller.name
-            ),
+            format!("request {id} is not addressed to you; only its resident decides it"),
         ));
     }
     if entry.status != RequestStatus::Pending {

@@ -267,6 +267,9 @@ fn same_key(a: &[u8; 32], b: &[u8; 32]) -> bool {
 #[derive(Default)]
 pub struct GrantCache {
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// Bumped by [`GrantCache::clear`]; a verification that started under
+    /// an older generation (older CRLs) is not remembered.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl GrantCache {
@@ -281,8 +284,12 @@ impl GrantCache {
         if self.lock().contains(&key) {
             return Ok(());
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         grant.verify(ca_der, &crls()).map_err(grant_refusal)?;
         let mut verified = self.lock();
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+            return Ok(());
+        }
         if verified.len() >= GRANT_CACHE_MAX {
             verified.clear();
         }
@@ -299,7 +306,10 @@ impl GrantCache {
 
     /// Forgets everything (on a CRL change).
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut verified = self.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        verified.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {

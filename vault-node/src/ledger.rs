@@ -223,11 +223,12 @@ impl<S: MetaStore + ?Sized> MetaStore for Overlay<'_, S> {
     }
 
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        // Every staged key from `start` (a batch's worth at most): deletes
+        // among them may remove base entries, so none may be cut early.
         let staged: Vec<_> = self
             .staged
             .range((cf, start.to_vec())..)
             .take_while(|((c, _), _)| *c == cf)
-            .take(limit)
             .collect();
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
             .base

@@ -37,10 +37,14 @@ pub struct LogRecord {
 
 /// The number of entries in the log.
 pub fn size(state: &dyn MetaStore) -> Result<u64, StoreError> {
-    Ok(match state.get(Cf::Meta, LOG_SIZE_KEY)? {
-        Some(bytes) => u64::from_be_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])),
-        None => 0,
-    })
+    match state.get(Cf::Meta, LOG_SIZE_KEY)? {
+        Some(bytes) => bytes
+            .as_slice()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Io("the log size record is damaged".into())),
+        None => Ok(0),
+    }
 }
 
 fn node_key(level: u8, index: u64) -> Vec<u8> {
@@ -226,14 +230,13 @@ pub fn entry_with_detail(
     Ok(Some((entry, detail)))
 }
 
-/// Indexes of the entries tagged `tag`, at most `limit`.
-pub fn indexes_of(
-    state: &dyn MetaStore,
-    tag: &[u8; 32],
-    limit: usize,
-) -> Result<Vec<u64>, StoreError> {
+/// Most tagged entries scanned for one resident.
+pub const TAG_SCAN_MAX: usize = 1_000_000;
+
+/// Indexes of the entries tagged `tag`, oldest first (at most [`TAG_SCAN_MAX`]).
+pub fn indexes_of(state: &dyn MetaStore, tag: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
     Ok(state
-        .scan_prefix(Cf::LogByTag, tag, limit)?
+        .scan_prefix(Cf::LogByTag, tag, TAG_SCAN_MAX)?
         .into_iter()
         .filter_map(|(key, _)| {
             key.get(32..40)

@@ -330,7 +330,12 @@ impl RefusalIds {
 fn record_refusal(ctx: &Arc<Ctx>, caller: &PeerCert, refusal: &Refusal, ids: RefusalIds) {
     if matches!(
         refusal.code,
-        ErrorCode::Connection | ErrorCode::Internal | ErrorCode::Storage | ErrorCode::DiskFull
+        ErrorCode::Connection
+            | ErrorCode::Internal
+            | ErrorCode::Storage
+            | ErrorCode::DiskFull
+            | ErrorCode::LogCorrupt
+            | ErrorCode::LogRange
     ) {
         return;
     }
@@ -378,7 +383,7 @@ async fn handle(
         | Request::LogEntries { .. }
         | Request::InclusionProof { .. }
         | Request::ConsistencyProof { .. }
-        | Request::Accesses => transparency::handle(ctx, &caller.cert, request).await?,
+        | Request::Accesses { .. } => transparency::handle(ctx, &caller.cert, request).await?,
         other => consent::handle(ctx, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response).await

@@ -24,6 +24,8 @@ pub const ACCESSES_MAX: usize = 1_000;
 #[derive(Default)]
 pub(crate) struct CheckpointCache {
     last: std::sync::Mutex<Option<(Instant, u64, Hash, String)>>,
+    /// One verification at a time; waiters reuse its result.
+    verifying: tokio::sync::Mutex<()>,
 }
 
 impl From<ProofError> for Refusal {
@@ -41,6 +43,7 @@ pub(crate) fn origin(ctx: &Ctx) -> String {
 /// A signed checkpoint over the current log, after checking every entry
 /// against the stored tree (reused for [`CHECKPOINT_REUSE_MS`]).
 pub(crate) async fn checkpoint(ctx: &Arc<Ctx>) -> Result<(u64, Hash, String), Refusal> {
+    let _one = ctx.checkpoints.verifying.lock().await;
     {
         let cached = ctx
             .checkpoints
@@ -94,7 +97,7 @@ pub(crate) async fn handle(
             inclusion(ctx, index, size)
         }
         Request::ConsistencyProof { from, to } => consistency(ctx, from, to),
-        Request::Accesses => accesses(ctx, caller).await,
+        Request::Accesses { all } => accesses(ctx, caller, all).await,
         other => Err(Refusal::new(
             ErrorCode::Internal,
             format!("unrouted {other:?}"),
@@ -160,7 +163,10 @@ fn consistency(ctx: &Ctx, from: u64, to: u64) -> Result<Response, Refusal> {
     })
 }
 
-async fn accesses(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response, Refusal> {
+/// The resident's newest entries (fetches only unless `all`), newest
+/// [`ACCESSES_MAX`]; `truncated` says older ones were left out. Refusals by
+/// strangers cannot push fetches out of the list.
+async fn accesses(ctx: &Arc<Ctx>, caller: &PeerCert, all: bool) -> Result<Response, Refusal> {
     if caller.role != Role::Resident {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
@@ -176,17 +182,25 @@ async fn accesses(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response, Refusal
             note,
             salt: String::new(),
             entries: Vec::new(),
+            truncated: false,
         });
     };
     let tag = pki::resident_tag(&salt, &resident);
     let mut entries = Vec::new();
-    for index in log::indexes_of(store, &tag, ACCESSES_MAX).map_err(storage)? {
-        if index >= size {
-            break;
-        }
+    let mut truncated = false;
+    let indexes = log::indexes_of(store, &tag).map_err(storage)?;
+    for index in indexes.into_iter().rev().filter(|i| *i < size) {
         let Some((entry, detail)) = log::entry_with_detail(store, index).map_err(storage)? else {
             continue;
         };
+        if !all && pki::LogEntry::parse(&entry).ok().map(|e| e.event) != Some(pki::LogEvent::Fetch)
+        {
+            continue;
+        }
+        if entries.len() >= ACCESSES_MAX {
+            truncated = true;
+            break;
+        }
         let proof = merkle::inclusion_proof(index, size, &mut |s, l| log::subtree(store, s, l))?;
         entries.push(AccessRecord {
             index,
@@ -195,9 +209,11 @@ async fn accesses(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response, Refusal
             inclusion_proof: proof.iter().map(hex::encode).collect(),
         });
     }
+    entries.reverse();
     Ok(Response::Accesses {
         note,
         salt: hex::encode(salt),
         entries,
+        truncated,
     })
 }

@@ -363,7 +363,7 @@ async fn grant_suite(
             .iter()
             .map(|(k, _, _)| DocumentKind::parse(k))
             .collect::<Result<Vec<_>, _>>()?;
-        let (request_id, _) = client
+        let request_id = client
             .request_access(
                 &resident,
                 pki::RequestScope::Kinds(kinds),

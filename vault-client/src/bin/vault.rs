@@ -402,10 +402,14 @@ async fn audit_command(
             if let vault_client::wire::Response::InclusionProof {
                 root_hash,
                 tree_size,
+                leaf_index,
                 ..
             } = &response
             {
-                check_signed_root(&checkpoint, *tree_size, root_hash)?;
+                if *leaf_index != index || *tree_size != size {
+                    return Err(mismatch("the node proved another entry or size than asked"));
+                }
+                check_against_checkpoint(client, &checkpoint, size, root_hash).await?;
             }
             let value = serde_json::to_value(&response).unwrap_or_default();
             let value = strip_type(value);
@@ -416,10 +420,16 @@ async fn audit_command(
             let (checkpoint, _) = client.checkpoint().await?;
             let response = client.consistency_proof(from, to).await?;
             if let vault_client::wire::Response::ConsistencyProof {
-                new_root, new_size, ..
+                new_root,
+                new_size,
+                old_size,
+                ..
             } = &response
             {
-                check_signed_root(&checkpoint, *new_size, new_root)?;
+                if *old_size != from || *new_size != to {
+                    return Err(mismatch("the node proved other sizes than asked"));
+                }
+                check_against_checkpoint(client, &checkpoint, to, new_root).await?;
             }
             let value = strip_type(serde_json::to_value(&response).unwrap_or_default());
             let text = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -448,19 +458,41 @@ async fn audit_command(
     }
 }
 
-/// When a proof is for the signed checkpoint's size, its root must be the signed root.
-fn check_signed_root(
+fn mismatch(message: &str) -> ClientError {
+    ClientError::Refused {
+        code: "proof.mismatch".to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// A proof's root at `size` must be the signed root, or (for an older size)
+/// be proven consistent with it.
+async fn check_against_checkpoint(
+    client: &VaultClient,
     checkpoint: &pki::Checkpoint,
     size: u64,
     root_hex: &str,
 ) -> Result<(), ClientError> {
-    if size == checkpoint.size && root_hex != hex::encode(checkpoint.root) {
-        return Err(ClientError::Refused {
-            code: "proof.mismatch".to_string(),
-            message: "the proof's root is not the root the node signed".to_string(),
-        });
+    let signed = hex::encode(checkpoint.root);
+    if size == checkpoint.size {
+        if root_hex == signed {
+            return Ok(());
+        }
+        return Err(mismatch("the proof's root is not the root the node signed"));
     }
-    Ok(())
+    if size > checkpoint.size {
+        return Err(mismatch(
+            "the proof is for a tree larger than the signed checkpoint",
+        ));
+    }
+    match client.consistency_proof(size, checkpoint.size).await? {
+        vault_client::wire::Response::ConsistencyProof {
+            old_root, new_root, ..
+        } if old_root == root_hex && new_root == signed => Ok(()),
+        _ => Err(mismatch(
+            "the proof's root is not consistent with the signed checkpoint",
+        )),
+    }
 }
 
 /// Drops the wire enum's `type` tag, leaving the named fields.
@@ -472,7 +504,7 @@ fn strip_type(mut value: Value) -> Value {
 }
 
 async fn accesses(client: &VaultClient, all: bool) -> Result<(Value, String), ClientError> {
-    let (checkpoint, records) = client.accesses().await?;
+    let (checkpoint, records, truncated) = client.accesses(all).await?;
     let mut items = Vec::new();
     let mut text = String::new();
     for r in records
@@ -510,7 +542,10 @@ async fn accesses(client: &VaultClient, all: bool) -> Result<(Value, String), Cl
     if items.is_empty() {
         text.push_str("no accesses");
     }
-    let value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items});
+    if truncated {
+        text.push_str("\n(older entries left out: the newest 1000 are shown)");
+    }
+    let value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated});
     Ok((value, text.trim_end().to_string()))
 }
 
@@ -531,14 +566,11 @@ async fn consent_command(
             } else {
                 RequestScope::Documents(documents)
             };
-            let (request_id, docs) = client
+            let request_id = client
                 .request_access(&resident, scope, &purpose, ttl)
                 .await?;
-            let text = format!(
-                "request {request_id} sent to {resident} for {} document(s)",
-                docs.len()
-            );
-            Ok((json!({"request_id": request_id, "documents": docs}), text))
+            let text = format!("request {request_id} sent to {resident}");
+            Ok((json!({"request_id": request_id}), text))
         }
         Command::Requests => {
             let requests = client.pending_requests().await?;
@@ -591,7 +623,7 @@ async fn consent_command(
                 grant.body.not_after
             );
             Ok((
-                json!({"grant_id": id, "request_id": request_id, "not_after": grant.body.not_after, "max_uses": grant.body.max_uses}),
+                json!({"grant_id": id, "request_id": request_id, "documents": grant.body.documents, "not_after": grant.body.not_after, "max_uses": grant.body.max_uses}),
                 text,
             ))
         }
