@@ -27,9 +27,15 @@ struct Args {
     /// Minimum measuring time per workload, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     min_ms: u64,
-    /// Which suites to run: transfer, grants, log, growth.
+    /// Which suites to run: transfer, grants, log, growth, rss.
     #[arg(long, default_value = "transfer,grants,log", value_delimiter = ',')]
     suites: Vec<String>,
+    /// Size of the document the rss suite moves (e.g. 1g).
+    #[arg(long, default_value = "1g")]
+    rss_size: String,
+    /// Internal: run as a child process of the rss suite (node, put, get).
+    #[arg(long, hide = true, num_args = 1.., allow_hyphen_values = true)]
+    child: Vec<String>,
     /// Stored-document counts for the growth suite (fetch latency at each).
     #[arg(long, default_value = "10000,1000000", value_delimiter = ',')]
     growth: Vec<u64>,
@@ -90,7 +96,67 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if !args.child.is_empty() {
+        return runtime.block_on(child(&args.child));
+    }
     runtime.block_on(run(args))
+}
+
+/// The rss suite's child processes: `node IDENTITY DATA CRL`, `put IDENTITY
+/// NODE FILE`, `get IDENTITY NODE DOCUMENT_ID OUT`.
+async fn child(argv: &[String]) -> anyhow::Result<()> {
+    let arg = |i: usize| {
+        argv.get(i)
+            .map(String::as_str)
+            .context("missing child argument")
+    };
+    match arg(0)? {
+        "node" => {
+            let node = vault_node::server::start(vault_node::server::NodeConfig {
+                listen: "127.0.0.1:0".parse()?,
+                identity_dir: arg(1)?.into(),
+                data_dir: arg(2)?.into(),
+                crl_path: Some(arg(3)?.into()),
+                purposes_path: None,
+            })
+            .await?;
+            println!("{}", node.addr);
+            // Serve until the parent kills this process.
+            std::future::pending::<()>().await;
+            drop(node);
+            Ok(())
+        }
+        "put" => {
+            let client = vault_client::VaultClient::connect(
+                pki::Identity::load(std::path::Path::new(arg(1)?))?,
+                arg(2)?,
+            )
+            .await?;
+            let out = client
+                .put_file(
+                    std::path::Path::new(arg(3)?),
+                    &ResidentId::parse("resident-1")?,
+                    &DocumentKind::parse("archive")?,
+                    false,
+                )
+                .await?;
+            println!("{}", out.document_id);
+            Ok(())
+        }
+        "get" => {
+            let client = vault_client::VaultClient::connect(
+                pki::Identity::load(std::path::Path::new(arg(1)?))?,
+                arg(2)?,
+            )
+            .await?;
+            let id = vault_client::DocumentId::parse(arg(3)?)?;
+            client
+                .get_to_file(id, std::path::Path::new(arg(4)?), Default::default())
+                .await?;
+            Ok(())
+        }
+        other => anyhow::bail!("unknown child {other}"),
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -109,6 +175,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.suites.iter().any(|s| s == "growth") {
         rows.extend(growth_suite(&pki, &node, &args).await?);
+    }
+    if args.suites.iter().any(|s| s == "rss") {
+        rows.extend(rss_suite(&pki, &args)?);
     }
     if !args.suites.iter().any(|s| s == "transfer") {
         report(&args, &rows);
@@ -749,4 +818,96 @@ async fn fill_documents(
         t.await??;
     }
     Ok(target.max(from))
+}
+
+/// Peak resident memory (VmHWM) of a node process and of put and get client
+/// processes while one large document moves; reported as rows whose size is
+/// the document and whose ops column is the peak in KiB.
+fn rss_suite(pki: &TestPki, args: &Args) -> anyhow::Result<Vec<Row>> {
+    use std::io::{BufRead, BufReader, Write as _};
+    use std::process::{Command, Stdio};
+    let size = parse_size(&args.rss_size)?;
+    let work = tempfile::tempdir()?;
+    let source = work.path().join("large.bin");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&source)?);
+        let chunk = 16 * 1024 * 1024u64;
+        for seed in 0..size.div_ceil(chunk) {
+            let n = chunk.min(size - seed * chunk) as usize;
+            file.write_all(&pseudo_random_bytes(n, seed + 1))?;
+        }
+    }
+    let me = std::env::current_exe()?;
+    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    let mut node = Command::new(&me)
+        .args([
+            "--child",
+            "node",
+            &path(pki.identity_dir("node-1")),
+            &path(work.path().join("data")),
+            &path(pki.crl_path()),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(node.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let addr = line.trim().to_string();
+    let run = |argv: Vec<String>| -> anyhow::Result<(u64, String, Duration)> {
+        let start = Instant::now();
+        let mut child = Command::new(&me)
+            .arg("--child")
+            .args(&argv)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut peak = 0;
+        loop {
+            peak = peak.max(peak_rss_kib(child.id()).unwrap_or(0));
+            if let Some(status) = child.try_wait()? {
+                anyhow::ensure!(status.success(), "child {argv:?} failed");
+                let mut out = String::new();
+                if let Some(mut stdout) = child.stdout.take() {
+                    std::io::Read::read_to_string(&mut stdout, &mut out)?;
+                }
+                return Ok((peak, out.trim().to_string(), start.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let (put_peak, doc, put_time) = run(vec![
+        "put".into(),
+        path(pki.identity_dir("civil-affairs")),
+        addr.clone(),
+        path(source.clone()),
+    ])?;
+    let (get_peak, _, get_time) = run(vec![
+        "get".into(),
+        path(pki.identity_dir("resident-1")),
+        addr,
+        doc,
+        path(work.path().join("copy.bin")),
+    ])?;
+    let node_peak = peak_rss_kib(node.id()).unwrap_or(0);
+    let _ = node.kill();
+    let _ = node.wait();
+    // One operation each: MiB/s is the transfer's rate, the peak is in the name.
+    let row = |who: &str, kib: u64, elapsed: Duration| Row {
+        workload: format!("peak RSS {who}: {} MiB (limit 128)", kib / 1024),
+        size,
+        ops: 1,
+        elapsed,
+        latency: None,
+        ceiling: None,
+    };
+    Ok(vec![
+        row("node (put+get)", node_peak, put_time + get_time),
+        row("put client", put_peak, put_time),
+        row("get client", get_peak, get_time),
+    ])
+}
+
+/// Peak resident set (VmHWM) of a running process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
