@@ -288,6 +288,16 @@ fn cli_errors_are_json_with_stable_codes() {
     .unwrap();
     assert!(!dead.success);
     assert_eq!(dead.json["error"]["code"], "connection.failed");
+    // Several nodes: the first that answers is used.
+    let output = std::process::Command::new(tests::bin("vault").unwrap())
+        .arg("--identity")
+        .arg(pki.identity_dir("resident-1"))
+        .arg("--node")
+        .arg(format!("127.0.0.1:9,{}", node.addr))
+        .args(["--json", "list", "--resident", "resident-1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
 }
 
 /// Peak resident set (VmHWM) of a running process, in KiB.

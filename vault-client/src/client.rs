@@ -83,6 +83,24 @@ pub struct GetOptions {
 }
 
 impl VaultClient {
+    /// Connects to the first of `nodes` that answers (in order), so a
+    /// department lists every node it may use and survives one being down.
+    /// Refusals (bad certificate, revoked) are not retried elsewhere.
+    pub async fn connect_any(identity: Identity, nodes: &[String]) -> Result<Self, ClientError> {
+        let mut last = ClientError::local(ErrorCode::InvalidArgument, "no node address given");
+        for node in nodes {
+            match Self::connect(identity.clone(), node).await {
+                Ok(client) => return Ok(client),
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(node = %node, error = %e, "node unreachable, trying the next");
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
     /// Connects to `node` (`HOST:PORT`) with mutual TLS; refuses a server
     /// whose certificate is not a district `node` certificate.
     pub async fn connect(identity: Identity, node: &str) -> Result<Self, ClientError> {

@@ -20,7 +20,8 @@ struct Cli {
     /// Identity directory (cert.pem, key.pem, ca.pem) to connect as.
     #[arg(long, global = true, env = "VAULT_IDENTITY")]
     identity: Option<PathBuf>,
-    /// The node to talk to, HOST:PORT.
+    /// The node(s) to talk to: HOST:PORT, or several comma separated,
+    /// tried in order until one answers.
     #[arg(
         long,
         global = true,
@@ -280,7 +281,13 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
         return verify_grant_offline(&identity, file, ca.as_deref());
     }
     let progress = !cli.json && std::io::stderr().is_terminal();
-    let client = VaultClient::connect(identity, &cli.node).await?;
+    let nodes: Vec<String> = cli
+        .node
+        .split(',')
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let client = VaultClient::connect_any(identity, &nodes).await?;
     match cli.command {
         Command::Put {
             file,
