@@ -85,7 +85,9 @@ pub struct GetOptions {
 impl VaultClient {
     /// Connects to the first of `nodes` that answers (in order), so a
     /// department lists every node it may use and survives one being down.
-    /// Refusals (bad certificate, revoked) are not retried elsewhere.
+    /// A node that cannot be reached, or refuses the handshake (which
+    /// reaches the client as a connection failure), is skipped; a bad
+    /// address or a server without a node certificate stops at once.
     pub async fn connect_any(identity: Identity, nodes: &[String]) -> Result<Self, ClientError> {
         let mut last = ClientError::local(ErrorCode::InvalidArgument, "no node address given");
         for node in nodes {

@@ -19,6 +19,7 @@ pub mod dev;
 pub mod grants;
 pub mod ledger;
 pub mod log;
+pub mod raft;
 pub mod server;
 pub mod state;
 pub mod store;

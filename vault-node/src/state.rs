@@ -219,8 +219,10 @@ pub struct BlobEntry {
     pub first_registered_at: i64,
 }
 
-/// What applying a command did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What applying a command did. Serializable: it is the answer a Raft
+/// state machine returns to the proposer ([`crate::raft::Outcome`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "applied", rename_all = "snake_case")]
 pub enum Applied {
     /// A document was registered (or already was: an idempotent retry).
     DocumentRegistered {

@@ -44,11 +44,17 @@ pub enum Cf {
     LogByTag,
     /// Residents' log salts: resident -> 32 bytes.
     ResidentSalts,
+    /// The Raft log ([`crate::raft`]): u64 BE index -> entry JSON. Node-local,
+    /// not part of the replicated state.
+    RaftLog,
+    /// Raft bookkeeping ([`crate::raft`]): vote, committed, last purged, last
+    /// applied, membership, current snapshot. Node-local, not replicated.
+    RaftMeta,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 15] = [
+    pub const ALL: [Cf; 17] = [
         Cf::Meta,
         Cf::Commands,
         Cf::Documents,
@@ -64,6 +70,8 @@ impl Cf {
         Cf::LogNodes,
         Cf::LogByTag,
         Cf::ResidentSalts,
+        Cf::RaftLog,
+        Cf::RaftMeta,
     ];
 
     /// The RocksDB column family name.
@@ -84,6 +92,8 @@ impl Cf {
             Cf::LogNodes => "log_nodes",
             Cf::LogByTag => "log_by_tag",
             Cf::ResidentSalts => "resident_salts",
+            Cf::RaftLog => "raft_log",
+            Cf::RaftMeta => "raft_meta",
         }
     }
 }
@@ -124,8 +134,11 @@ pub enum StoreError {
     Injected,
 }
 
+/// One key/value pair.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Key/value pairs returned by a scan.
-pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Entries = Vec<KeyValue>;
 
 type MemMap = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
 
@@ -139,6 +152,11 @@ pub trait MetaStore: Send + Sync {
     fn write(&self, writes: &[Write]) -> Result<(), StoreError>;
     /// Up to `limit` entries whose key is at least `start`, in key order.
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    /// The entry with the greatest key in `cf`, if any. The default scans the
+    /// whole family; stores override it with a reverse seek.
+    fn last(&self, cf: Cf) -> Result<Option<KeyValue>, StoreError> {
+        Ok(self.scan_from(cf, &[], usize::MAX)?.pop())
+    }
 }
 
 /// The RocksDB store: one column family per [`Cf`], synced writes.
@@ -201,6 +219,20 @@ impl MetaStore for RocksStore {
             out.push((key.to_vec(), value.to_vec()));
         }
         Ok(out)
+    }
+
+    fn last(&self, cf: Cf) -> Result<Option<KeyValue>, StoreError> {
+        match self
+            .db
+            .iterator_cf(self.handle(cf)?, rocksdb::IteratorMode::End)
+            .next()
+        {
+            None => Ok(None),
+            Some(item) => {
+                let (key, value) = item.map_err(rocks_error)?;
+                Ok(Some((key.to_vec(), value.to_vec())))
+            }
+        }
     }
 
     fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
@@ -270,6 +302,15 @@ impl MetaStore for MemStore {
             .collect())
     }
 
+    fn last(&self, cf: Cf) -> Result<Option<KeyValue>, StoreError> {
+        let map = self.lock();
+        Ok(map
+            .range((cf, Vec::new())..)
+            .take_while(|((c, _), _)| *c == cf)
+            .last()
+            .map(|((_, k), v)| (k.clone(), v.clone())))
+    }
+
     fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         let mut map = self.lock();
         for write in writes {
@@ -318,6 +359,10 @@ impl<S: MetaStore> MetaStore for FaultyStore<S> {
         self.inner.scan_from(cf, start, limit)
     }
 
+    fn last(&self, cf: Cf) -> Result<Option<KeyValue>, StoreError> {
+        self.inner.last(cf)
+    }
+
     fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         let allowed = self
             .writes_left
@@ -345,6 +390,10 @@ impl<S: MetaStore + ?Sized> MetaStore for Arc<S> {
 
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
         (**self).scan_from(cf, start, limit)
+    }
+
+    fn last(&self, cf: Cf) -> Result<Option<KeyValue>, StoreError> {
+        (**self).last(cf)
     }
 }
 
@@ -401,6 +450,12 @@ pub(crate) mod conformance {
             from,
             vec![b"p\x02".to_vec(), b"p\x03".to_vec(), b"q\x00".to_vec()]
         );
+        // The last entry of a family, and none of an empty one.
+        assert_eq!(
+            store.last(Cf::ByResident).unwrap(),
+            Some((b"q\x00".to_vec(), Vec::new()))
+        );
+        assert_eq!(store.last(Cf::RaftLog).unwrap(), None);
         // Deletes and overwrites.
         store
             .write(&[

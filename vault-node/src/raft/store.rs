@@ -1,0 +1,729 @@
+//! openraft's storage-v2 traits on a [`MetaStore`] (RocksDB in production).
+//!
+//! Every method does its (synced) store I/O inline: the calls are short
+//! and openraft serialises them per store; moving them to blocking threads
+//! is a later optimisation.
+
+// openraft's traits fix the error type (`StorageError`, ~224 bytes); the
+// helpers here return it unchanged rather than boxing and unboxing it.
+#![allow(clippy::result_large_err)]
+
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, LogState, OptionalSend, RaftLogReader,
+    RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+    Vote,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{Outcome, TypeConfig};
+use crate::ledger::Overlay;
+use crate::state::{apply, StateError};
+use crate::store::{Cf, MetaStore, Write};
+
+type Error = StorageError<u64>;
+type Meta = SnapshotMeta<u64, openraft::BasicNode>;
+/// The last applied log id and the membership it carries.
+type AppliedState = (
+    Option<LogId<u64>>,
+    StoredMembership<u64, openraft::BasicNode>,
+);
+
+/// Keys in [`Cf::RaftMeta`].
+const VOTE_KEY: &[u8] = b"vote";
+const COMMITTED_KEY: &[u8] = b"committed";
+const LAST_PURGED_KEY: &[u8] = b"last_purged";
+const LAST_APPLIED_KEY: &[u8] = b"last_applied";
+const MEMBERSHIP_KEY: &[u8] = b"membership";
+const SNAPSHOT_KEY: &[u8] = b"snapshot";
+
+/// The column families of the replicated state: all but the Raft ones.
+fn replicated() -> impl Iterator<Item = Cf> {
+    Cf::ALL
+        .into_iter()
+        .filter(|cf| !matches!(cf, Cf::RaftLog | Cf::RaftMeta))
+}
+
+fn read_error(e: impl std::error::Error + 'static) -> Error {
+    StorageIOError::read(AnyError::new(&e)).into()
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
+}
+
+fn put(cf: Cf, key: &[u8], value: Vec<u8>) -> Write {
+    Write::Put {
+        cf,
+        key: key.to_vec(),
+        value,
+    }
+}
+
+fn read_json<S: MetaStore + ?Sized, T: DeserializeOwned>(
+    store: &S,
+    key: &[u8],
+) -> Result<Option<T>, Error> {
+    match store.get(Cf::RaftMeta, key).map_err(read_error)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(read_error),
+    }
+}
+
+fn log_index(key: &[u8]) -> Result<u64, Error> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StorageIOError::read_logs(AnyError::error("raft log key is not 8 bytes")))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// The Raft log and vote, in [`Cf::RaftLog`] and [`Cf::RaftMeta`]. Cheap to
+/// clone: clones share the store and serve as log readers.
+pub struct LogStore<S: ?Sized> {
+    store: Arc<S>,
+}
+
+impl<S: ?Sized> Clone for LogStore<S> {
+    fn clone(&self) -> Self {
+        LogStore {
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<S: MetaStore + ?Sized + 'static> LogStore<S> {
+    /// The log kept in `store`.
+    pub fn new(store: Arc<S>) -> Self {
+        LogStore { store }
+    }
+
+    /// Entries with index `>= start`, at most `limit`, with their indexes.
+    fn entries_from(&self, start: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, Error> {
+        self.store
+            .scan_from(Cf::RaftLog, &start.to_be_bytes(), limit)
+            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?
+            .into_iter()
+            .map(|(key, value)| Ok((log_index(&key)?, value)))
+            .collect()
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), Error> {
+        self.store
+            .write(writes)
+            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
+    }
+}
+
+impl<S: MetaStore + ?Sized + 'static> RaftLogReader<TypeConfig> for LogStore<S> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, Error> {
+        let start = match range.start_bound() {
+            Bound::Included(&n) => n,
+            Bound::Excluded(&n) => n.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let count = match range.end_bound() {
+            Bound::Included(&n) => n.saturating_sub(start).saturating_add(1),
+            Bound::Excluded(&n) => n.saturating_sub(start),
+            Bound::Unbounded => u64::MAX,
+        };
+        let limit = usize::try_from(count).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        for (index, value) in self.entries_from(start, limit)? {
+            if !range.contains(&index) {
+                break;
+            }
+            let entry: Entry<TypeConfig> = serde_json::from_slice(&value)
+                .map_err(|e| StorageIOError::read_log_at_index(index, AnyError::new(&e)))?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl<S: MetaStore + ?Sized + 'static> RaftLogStorage<TypeConfig> for LogStore<S> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, Error> {
+        let last_purged_log_id: Option<LogId<u64>> = read_json(&*self.store, LAST_PURGED_KEY)?;
+        let last_log_id = match self.store.last(Cf::RaftLog).map_err(read_error)? {
+            None => last_purged_log_id,
+            Some((key, value)) => {
+                let entry: Entry<TypeConfig> = serde_json::from_slice(&value).map_err(|e| {
+                    StorageIOError::read_log_at_index(
+                        log_index(&key).unwrap_or_default(),
+                        AnyError::new(&e),
+                    )
+                })?;
+                Some(entry.log_id)
+            }
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), Error> {
+        let value = json(vote)?;
+        self.store
+            .write(&[put(Cf::RaftMeta, VOTE_KEY, value)])
+            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, Error> {
+        read_json(&*self.store, VOTE_KEY)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), Error> {
+        let write = match committed {
+            Some(log_id) => put(Cf::RaftMeta, COMMITTED_KEY, json(&log_id)?),
+            None => Write::Delete {
+                cf: Cf::RaftMeta,
+                key: COMMITTED_KEY.to_vec(),
+            },
+        };
+        self.write(&[write])
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, Error> {
+        read_json(&*self.store, COMMITTED_KEY)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut writes = Vec::new();
+        for entry in entries {
+            let key = entry.log_id.index.to_be_bytes();
+            writes.push(put(Cf::RaftLog, &key, json(&entry)?));
+        }
+        // Synced: the entries are durable before the callback reports them.
+        match self.write(&writes) {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), Error> {
+        let writes: Vec<Write> = self
+            .entries_from(log_id.index, usize::MAX)?
+            .into_iter()
+            .map(|(index, _)| Write::Delete {
+                cf: Cf::RaftLog,
+                key: index.to_be_bytes().to_vec(),
+            })
+            .collect();
+        self.write(&writes)
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), Error> {
+        // Entries are consecutive: at most `index + 1` of them are <= index.
+        let limit = usize::try_from(log_id.index.saturating_add(1)).unwrap_or(usize::MAX);
+        let mut writes = vec![put(Cf::RaftMeta, LAST_PURGED_KEY, json(&log_id)?)];
+        for (index, _) in self.entries_from(0, limit)? {
+            if index > log_id.index {
+                break;
+            }
+            writes.push(Write::Delete {
+                cf: Cf::RaftLog,
+                key: index.to_be_bytes().to_vec(),
+            });
+        }
+        self.write(&writes)
+    }
+}
+
+/// The vault's state machine under Raft: [`crate::state::apply`] per entry,
+/// plus the last applied log id, the membership and the current snapshot in
+/// [`Cf::RaftMeta`]. Clones share the store and serve as snapshot builders.
+pub struct StateMachine<S: ?Sized> {
+    store: Arc<S>,
+    /// Held while applying, snapshotting or installing, so a snapshot reads
+    /// one consistent state (the store has no read snapshots).
+    gate: Arc<Mutex<()>>,
+}
+
+impl<S: ?Sized> Clone for StateMachine<S> {
+    fn clone(&self) -> Self {
+        StateMachine {
+            store: self.store.clone(),
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+impl<S: MetaStore + ?Sized + 'static> StateMachine<S> {
+    /// The state machine kept in `store`.
+    pub fn new(store: Arc<S>) -> Self {
+        StateMachine {
+            store,
+            gate: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The underlying store (for reads).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_state(&self, writes: &[Write]) -> Result<(), Error> {
+        self.store
+            .write(writes)
+            .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)).into())
+    }
+
+    fn read_applied(&self) -> Result<AppliedState, Error> {
+        // Stored as `Option<LogId>`: a snapshot may carry none.
+        let last_applied: Option<Option<LogId<u64>>> = read_json(&*self.store, LAST_APPLIED_KEY)?;
+        let last_applied = last_applied.flatten();
+        let membership = read_json(&*self.store, MEMBERSHIP_KEY)?.unwrap_or_default();
+        Ok((last_applied, membership))
+    }
+}
+
+impl<S: MetaStore + ?Sized + 'static> RaftStateMachine<TypeConfig> for StateMachine<S> {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<AppliedState, Error> {
+        self.read_applied()
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, Error>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let _gate = self.lock();
+        let mut overlay = Overlay::new(&*self.store);
+        let mut outcomes = Vec::new();
+        let mut last = None;
+        for entry in entries {
+            let outcome = match &entry.payload {
+                EntryPayload::Blank => Outcome::Internal,
+                EntryPayload::Normal(proposal) => {
+                    match apply(&overlay, entry.log_id.index, proposal) {
+                        Ok((applied, writes)) => {
+                            overlay.stage(writes);
+                            Outcome::Applied(applied)
+                        }
+                        // Deterministic: every node refuses the same entry.
+                        Err(StateError::Refused(refusal)) => Outcome::Refused(refusal.body()),
+                        Err(StateError::Conflict(message)) => Outcome::Conflict(message),
+                        // Local damage or I/O failure: stop this node.
+                        Err(e) => {
+                            return Err(
+                                StorageIOError::apply(entry.log_id, AnyError::new(&e)).into()
+                            )
+                        }
+                    }
+                }
+                EntryPayload::Membership(membership) => {
+                    let stored = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    overlay.stage(vec![put(Cf::RaftMeta, MEMBERSHIP_KEY, json(&stored)?)]);
+                    Outcome::Internal
+                }
+            };
+            last = Some(entry.log_id);
+            outcomes.push(outcome);
+        }
+        if let Some(last) = last {
+            overlay.stage(vec![put(
+                Cf::RaftMeta,
+                LAST_APPLIED_KEY,
+                json(&Some(last))?,
+            )]);
+            let writes = overlay.into_writes();
+            self.write_state(&writes)?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, Error> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), Error> {
+        let bytes = snapshot.into_inner();
+        let signature = Some(meta.signature());
+        let bad = |message: String| -> Error {
+            StorageIOError::read_snapshot(signature.clone(), AnyError::error(message)).into()
+        };
+        let (header, records) = decode_snapshot(&bytes).map_err(&bad)?;
+        if header != *meta {
+            return Err(bad(format!(
+                "snapshot data is of {header}, its metadata of {meta}"
+            )));
+        }
+        let _gate = self.lock();
+        let mut writes = Vec::new();
+        for cf in replicated() {
+            for (key, _) in self
+                .store
+                .scan_from(cf, &[], usize::MAX)
+                .map_err(read_error)?
+            {
+                writes.push(Write::Delete { cf, key });
+            }
+        }
+        for (cf, key, value) in records {
+            writes.push(Write::Put {
+                cf,
+                key: key.to_vec(),
+                value: value.to_vec(),
+            });
+        }
+        writes.push(put(
+            Cf::RaftMeta,
+            LAST_APPLIED_KEY,
+            json(&meta.last_log_id)?,
+        ));
+        writes.push(put(
+            Cf::RaftMeta,
+            MEMBERSHIP_KEY,
+            json(&meta.last_membership)?,
+        ));
+        writes.push(put(Cf::RaftMeta, SNAPSHOT_KEY, bytes.clone()));
+        self.store
+            .write(&writes)
+            .map_err(|e| StorageIOError::write_snapshot(signature, AnyError::new(&e)).into())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, Error> {
+        let Some(bytes) = self
+            .store
+            .get(Cf::RaftMeta, SNAPSHOT_KEY)
+            .map_err(read_error)?
+        else {
+            return Ok(None);
+        };
+        let (meta, _) = decode_snapshot(&bytes)
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::error(e)))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}
+
+impl<S: MetaStore + ?Sized + 'static> RaftSnapshotBuilder<TypeConfig> for StateMachine<S> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, Error> {
+        let _gate = self.lock();
+        let (last_log_id, last_membership) = self.read_applied()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let snapshot_id = match &last_log_id {
+            Some(id) => format!("{}-{}-{nanos:x}", id.leader_id, id.index),
+            None => format!("empty-{nanos:x}"),
+        };
+        let meta = Meta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        let bytes = encode_snapshot(&*self.store, &meta)?;
+        self.store
+            .write(&[put(Cf::RaftMeta, SNAPSHOT_KEY, bytes.clone())])
+            .map_err(|e| {
+                StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
+            })?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+/// Snapshot format: `u32 BE len | SnapshotMeta JSON`, then per key of the
+/// replicated state `u8 len | cf name | u32 BE len | key | u32 BE len | value`.
+fn encode_snapshot<S: MetaStore + ?Sized>(store: &S, meta: &Meta) -> Result<Vec<u8>, Error> {
+    let too_big = || -> Error {
+        StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error("item over 4 GiB"))
+            .into()
+    };
+    let mut out = Vec::new();
+    let header = json(meta)?;
+    out.extend_from_slice(
+        &u32::try_from(header.len())
+            .map_err(|_| too_big())?
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(&header);
+    for cf in replicated() {
+        for (key, value) in store.scan_from(cf, &[], usize::MAX).map_err(read_error)? {
+            let name = cf.name().as_bytes();
+            out.push(u8::try_from(name.len()).map_err(|_| too_big())?);
+            out.extend_from_slice(name);
+            for part in [&key, &value] {
+                out.extend_from_slice(
+                    &u32::try_from(part.len())
+                        .map_err(|_| too_big())?
+                        .to_be_bytes(),
+                );
+                out.extend_from_slice(part);
+            }
+        }
+    }
+    Ok(out)
+}
+
+type Records<'a> = Vec<(Cf, &'a [u8], &'a [u8])>;
+
+/// Parses [`encode_snapshot`]'s format.
+fn decode_snapshot(bytes: &[u8]) -> Result<(Meta, Records<'_>), String> {
+    let mut rest = bytes;
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        if rest.len() < n {
+            return Err("snapshot data is truncated".into());
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    let len32 = |b: &[u8]| -> usize {
+        let mut word = [0u8; 4];
+        word.copy_from_slice(b);
+        u32::from_be_bytes(word) as usize
+    };
+    let header_len = len32(take(4)?);
+    let meta: Meta =
+        serde_json::from_slice(take(header_len)?).map_err(|e| format!("snapshot metadata: {e}"))?;
+    let mut records = Vec::new();
+    while let Ok(first) = take(1) {
+        let name_len = usize::from(first[0]);
+        let name = take(name_len)?;
+        let cf = replicated()
+            .find(|cf| cf.name().as_bytes() == name)
+            .ok_or_else(|| format!("unknown column family {}", String::from_utf8_lossy(name)))?;
+        let key_len = len32(take(4)?);
+        let key = take(key_len)?;
+        let value_len = len32(take(4)?);
+        let value = take(value_len)?;
+        records.push((cf, key, value));
+    }
+    Ok((meta, records))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::state::{Command, Proposal, Seed};
+    use crate::store::{MemStore, RocksStore};
+    use openraft::testing::{StoreBuilder, Suite};
+    use openraft::CommittedLeaderId;
+    use pki::{Name, Role};
+
+    struct RocksBuilder;
+
+    impl StoreBuilder<TypeConfig, LogStore<RocksStore>, StateMachine<RocksStore>, tempfile::TempDir>
+        for RocksBuilder
+    {
+        async fn build(
+            &self,
+        ) -> Result<
+            (
+                tempfile::TempDir,
+                LogStore<RocksStore>,
+                StateMachine<RocksStore>,
+            ),
+            Error,
+        > {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(RocksStore::open(dir.path()).unwrap());
+            Ok((dir, LogStore::new(store.clone()), StateMachine::new(store)))
+        }
+    }
+
+    struct MemBuilder;
+
+    impl StoreBuilder<TypeConfig, LogStore<MemStore>, StateMachine<MemStore>> for MemBuilder {
+        async fn build(&self) -> Result<((), LogStore<MemStore>, StateMachine<MemStore>), Error> {
+            let store = Arc::new(MemStore::new());
+            Ok(((), LogStore::new(store.clone()), StateMachine::new(store)))
+        }
+    }
+
+    #[test]
+    fn raft_storage_suite_passes_on_rocksdb() {
+        Suite::test_all(RocksBuilder).unwrap();
+    }
+
+    #[test]
+    fn raft_storage_suite_passes_on_mem_store() {
+        Suite::test_all(MemBuilder).unwrap();
+    }
+
+    fn refusal(n: u8) -> Proposal {
+        Proposal {
+            command: Command::RecordRefusal {
+                role: Role::Department,
+                by: Name::parse("tax-office").unwrap(),
+                code: "grant.exhausted".into(),
+                document_id: None,
+                grant_id: None,
+                request_id: None,
+            },
+            seed: Seed {
+                at: 1_700_000_000 + i64::from(n),
+                nonce: [n; 32],
+                salt: [n.wrapping_add(100); 32],
+            },
+        }
+    }
+
+    fn normal(index: u64, proposal: Proposal) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(proposal),
+        }
+    }
+
+    fn log_root(store: &dyn MetaStore) -> (u64, vault_client::merkle::Hash) {
+        let size = crate::log::size(store).unwrap();
+        (size, crate::log::subtree(store, 0, size).unwrap())
+    }
+
+    #[tokio::test]
+    async fn raft_state_machine_is_state_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = Arc::new(RocksStore::open(dir.path()).unwrap());
+        let mut sm = StateMachine::new(rocks.clone());
+        let proposals: Vec<Proposal> = (1..=3).map(refusal).collect();
+        // Index 1 is the leader's blank entry; the commands take 2..=4.
+        let blank = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), 1),
+            payload: EntryPayload::Blank,
+        };
+        let mut entries = vec![blank];
+        entries.extend((2..).zip(&proposals).map(|(i, p)| normal(i, p.clone())));
+        let outcomes = sm.apply(entries).await.unwrap();
+        assert_eq!(outcomes[0], Outcome::Internal);
+        for outcome in &outcomes[1..] {
+            assert_eq!(*outcome, Outcome::Applied(crate::state::Applied::Recorded));
+        }
+
+        let direct = MemStore::new();
+        for (index, proposal) in (2..).zip(&proposals) {
+            let (_, writes) = apply(&direct, index, proposal).unwrap();
+            direct.write(&writes).unwrap();
+        }
+        let (size, root) = log_root(&direct);
+        assert_eq!(size, 3);
+        assert_eq!(log_root(&*rocks), (size, root));
+        assert_eq!(crate::state::applied_index(&*rocks).unwrap(), 4);
+        let (last, _) = sm.applied_state().await.unwrap();
+        assert_eq!(last.map(|id| id.index), Some(4));
+
+        // A refused command changes nothing but still advances last applied.
+        let deny = Proposal {
+            command: Command::DenyRequest {
+                request_id: pki::RequestId::from_bytes([9; 16]),
+                at: 1,
+            },
+            seed: Seed {
+                at: 1,
+                nonce: [0; 32],
+                salt: [0; 32],
+            },
+        };
+        let outcomes = sm.apply([normal(5, deny)]).await.unwrap();
+        assert!(matches!(outcomes[0], Outcome::Refused(_)));
+        assert!(matches!(
+            outcomes[0].clone().into_result(),
+            Err(StateError::Refused(_))
+        ));
+        assert_eq!(log_root(&*rocks), (size, root));
+        let (last, _) = sm.applied_state().await.unwrap();
+        assert_eq!(last.map(|id| id.index), Some(5));
+
+        // A snapshot carries the same state to a fresh node.
+        let snapshot = sm.build_snapshot().await.unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Arc::new(RocksStore::open(other_dir.path()).unwrap());
+        let mut follower = StateMachine::new(other.clone());
+        // Whatever the follower held before is replaced, not merged.
+        other
+            .write(&[put(Cf::Documents, b"stale", b"x".to_vec())])
+            .unwrap();
+        follower
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(log_root(&*other), (size, root));
+        assert_eq!(crate::state::applied_index(&*other).unwrap(), 4);
+        assert_eq!(follower.applied_state().await.unwrap().0, last);
+        assert!(other
+            .get(Cf::Commands, &3u64.to_be_bytes())
+            .unwrap()
+            .is_some());
+        assert_eq!(other.get(Cf::Documents, b"stale").unwrap(), None);
+        // An empty snapshot installs too (no last applied log id).
+        let mut empty = StateMachine::new(Arc::new(MemStore::new()));
+        let snapshot = empty.build_snapshot().await.unwrap();
+        follower
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(follower.applied_state().await.unwrap().0, None);
+        assert_eq!(crate::log::size(&*other).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn log_vote_and_purge_survive_reopen() {
+        use openraft::storage::RaftLogStorageExt;
+        let dir = tempfile::tempdir().unwrap();
+        let id = |index| LogId::new(CommittedLeaderId::new(2, 1), index);
+        {
+            let mut log = LogStore::new(Arc::new(RocksStore::open(dir.path()).unwrap()));
+            log.save_vote(&Vote::new(3, 1)).await.unwrap();
+            let entries: Vec<_> = (1..=5).map(|i| normal(i, refusal(i as u8))).collect();
+            log.blocking_append(entries).await.unwrap();
+            log.purge(id(2)).await.unwrap();
+            log.truncate(id(5)).await.unwrap();
+        }
+        let mut log = LogStore::new(Arc::new(RocksStore::open(dir.path()).unwrap()));
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(id(2)));
+        assert_eq!(state.last_log_id.map(|id| id.index), Some(4));
+        let entries = log.try_get_log_entries(..).await.unwrap();
+        let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
+        assert_eq!(indexes, vec![3, 4]);
+        assert!(matches!(&entries[0].payload, EntryPayload::Normal(p) if *p == refusal(3)));
+    }
+}
