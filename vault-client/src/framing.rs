@@ -42,6 +42,25 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     Ok(wire::decode_frame_body(&body)?)
 }
 
+/// Reads one frame's length prefix and checks it against `max`; the body
+/// (that many bytes) follows on the stream, see [`read_frame_body`].
+pub async fn read_frame_len(recv: &mut quinn::RecvStream, max: usize) -> Result<usize, FrameError> {
+    let mut prefix = [0u8; FRAME_PREFIX_LEN];
+    recv.read_exact(&mut prefix).await.map_err(read_error)?;
+    Ok(wire::decode_frame_len(prefix, max)?)
+}
+
+/// Reads a frame body of `len` bytes (from [`read_frame_len`]) and decodes
+/// its message.
+pub async fn read_frame_body<T: for<'de> Deserialize<'de>>(
+    recv: &mut quinn::RecvStream,
+    len: usize,
+) -> Result<T, FrameError> {
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await.map_err(read_error)?;
+    Ok(wire::decode_frame_body(&body)?)
+}
+
 /// Encodes and writes one frame.
 pub async fn write_frame<T: Serialize>(
     send: &mut quinn::SendStream,

@@ -25,6 +25,10 @@ pub const FRAME_LEN_MAX: usize = 64 * 1024;
 /// Largest response frame a client accepts, in bytes (listings are bigger
 /// than requests).
 pub const RESPONSE_FRAME_LEN_MAX: usize = 1024 * 1024;
+/// Largest Raft RPC frame between nodes, in bytes: accepted by a node only
+/// from a caller with a `node` certificate, and only for [`Request::Raft`]
+/// (append batches and snapshot chunks exceed [`FRAME_LEN_MAX`]).
+pub const RAFT_FRAME_LEN_MAX: usize = 16 * 1024 * 1024;
 /// Length of the frame length prefix, in bytes.
 pub const FRAME_PREFIX_LEN: usize = 4;
 /// Largest document the vault accepts, in bytes (4 GiB).
@@ -132,6 +136,24 @@ pub enum Request {
         /// Whose documents.
         resident: ResidentId,
     },
+    /// A Raft RPC from another node (callers with a `node` certificate only).
+    Raft {
+        /// The RPC.
+        rpc: RaftRpc,
+    },
+}
+
+/// A Raft RPC between nodes. The body is the JSON of the replication
+/// library's request type, opaque to this crate (the node decodes it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum RaftRpc {
+    /// Append entries (and heartbeats).
+    AppendEntries(serde_json::Value),
+    /// Request a vote.
+    Vote(serde_json::Value),
+    /// One chunk of a snapshot.
+    InstallSnapshot(serde_json::Value),
 }
 
 /// A half-open byte range `[start, end)`.
@@ -262,6 +284,12 @@ pub enum Response {
         /// Older entries were left out (the newest 1 000 are returned).
         #[serde(default)]
         truncated: bool,
+    },
+    /// Answer to a [`Request::Raft`]: the JSON of the replication library's
+    /// result (its reply or its error), opaque to this crate.
+    Raft {
+        /// The result.
+        reply: serde_json::Value,
     },
     /// The request was refused or failed.
     Error(ErrorBody),
@@ -415,16 +443,22 @@ impl WireError {
 /// [`RESPONSE_FRAME_LEN_MAX`]; requests are checked against
 /// [`FRAME_LEN_MAX`] by the node).
 pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
+    encode_frame_max(message, RESPONSE_FRAME_LEN_MAX)
+}
+
+/// Encodes a message as one frame of at most `max` bytes (e.g.
+/// [`RAFT_FRAME_LEN_MAX`] for Raft RPCs).
+pub fn encode_frame_max<T: Serialize>(message: &T, max: usize) -> Result<Vec<u8>, WireError> {
     let body = serde_json::to_vec(message).map_err(|e| WireError::Malformed(e.to_string()))?;
-    if body.len() > RESPONSE_FRAME_LEN_MAX {
+    if body.len() > max {
         return Err(WireError::FrameTooLarge {
             len: body.len(),
-            max: RESPONSE_FRAME_LEN_MAX,
+            max,
         });
     }
     let len = u32::try_from(body.len()).map_err(|_| WireError::FrameTooLarge {
         len: body.len(),
-        max: FRAME_LEN_MAX,
+        max,
     })?;
     let mut frame = Vec::with_capacity(FRAME_PREFIX_LEN + body.len());
     frame.extend_from_slice(&len.to_be_bytes());
@@ -481,6 +515,28 @@ mod tests {
         assert_eq!(len, frame.len() - 4);
         let back: Request = decode_frame_body(&frame[4..]).unwrap();
         assert_eq!(back, request);
+    }
+
+    #[test]
+    fn raft_frames_round_trip_up_to_their_own_limit() {
+        let body = serde_json::json!({"vote": {"term": 3}, "entries": [1, 2, u64::MAX]});
+        let request = Request::Raft {
+            rpc: RaftRpc::AppendEntries(body.clone()),
+        };
+        let frame = encode_frame_max(&request, RAFT_FRAME_LEN_MAX).unwrap();
+        let back: Request = decode_frame_body(&frame[4..]).unwrap();
+        assert_eq!(back, request);
+        let reply = Response::Raft { reply: body };
+        let frame = encode_frame(&reply).unwrap();
+        assert_eq!(decode_frame_body::<Response>(&frame[4..]).unwrap(), reply);
+        let big = Request::Raft {
+            rpc: RaftRpc::Vote(serde_json::Value::String("x".repeat(FRAME_LEN_MAX))),
+        };
+        assert!(encode_frame_max(&big, RAFT_FRAME_LEN_MAX).is_ok());
+        assert_eq!(
+            encode_frame_max(&big, FRAME_LEN_MAX).unwrap_err().code(),
+            ErrorCode::FrameTooLarge
+        );
     }
 
     #[test]

@@ -14,11 +14,12 @@ use std::time::{Duration, SystemTime};
 
 use pki::{Identity, PeerCert};
 use tokio::sync::mpsc;
-use vault_client::framing::{read_frame, write_frame, FrameError};
+use vault_client::framing::{read_frame_body, read_frame_len, write_frame, FrameError};
 use vault_client::transport;
 use vault_client::tree::{self, GROUP_SIZE};
 use vault_client::wire::{
-    ByteRange, DocumentView, Request, Response, FRAME_LEN_MAX, RESET_INTEGRITY, RESET_INTERNAL,
+    ByteRange, DocumentView, Request, Response, WireError, FRAME_LEN_MAX, RAFT_FRAME_LEN_MAX,
+    RESET_INTEGRITY, RESET_INTERNAL,
 };
 use vault_client::{DocumentId, ErrorCode};
 
@@ -26,6 +27,7 @@ use crate::access;
 use crate::blobs::{BlobReader, TAG_LEN};
 use crate::consent;
 use crate::grants::{GrantCache, PurposeRegistry};
+use crate::raft::RaftHandle;
 use crate::state::{Applied, Command, DocumentEntry};
 use crate::transparency::{self, CheckpointCache};
 use crate::vault::Vault;
@@ -67,6 +69,9 @@ pub(crate) struct Ctx {
     pub(crate) grant_cache: GrantCache,
     pub(crate) crls: std::sync::RwLock<Vec<Vec<u8>>>,
     pub(crate) checkpoints: CheckpointCache,
+    /// The node's Raft instance, once [`RunningNode::attach_raft`] set it;
+    /// until then Raft RPCs are refused.
+    pub(crate) raft: std::sync::OnceLock<RaftHandle>,
 }
 
 impl Ctx {
@@ -83,12 +88,30 @@ pub struct RunningNode {
     pub cert: PeerCert,
     endpoint: quinn::Endpoint,
     vault: Arc<Vault>,
+    ctx: Arc<Ctx>,
 }
 
 impl RunningNode {
     /// The node's storage.
     pub fn vault(&self) -> &Arc<Vault> {
         &self.vault
+    }
+
+    /// The node's QUIC endpoint (it can also open connections, e.g. to
+    /// other nodes for Raft).
+    pub fn endpoint(&self) -> &quinn::Endpoint {
+        &self.endpoint
+    }
+
+    /// The node's identity (certificate and key).
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.ctx.identity
+    }
+
+    /// Lets this node answer Raft RPCs from other nodes with `raft`. Only
+    /// the first call takes effect; returns whether this one did.
+    pub fn attach_raft(&self, raft: RaftHandle) -> bool {
+        self.ctx.raft.set(raft).is_ok()
     }
 
     /// Waits until the endpoint is closed.
@@ -142,17 +165,19 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         grant_cache: GrantCache::default(),
         crls: std::sync::RwLock::new(crls),
         checkpoints: CheckpointCache::default(),
+        raft: std::sync::OnceLock::new(),
     });
     record_revocations(&ctx);
     tokio::spawn(accept_loop(endpoint.clone(), ctx.clone()));
     if let Some(path) = config.crl_path.clone() {
-        tokio::spawn(watch_crl(endpoint.clone(), ctx, path));
+        tokio::spawn(watch_crl(endpoint.clone(), ctx.clone(), path));
     }
     Ok(RunningNode {
         addr,
         cert,
         endpoint,
         vault,
+        ctx,
     })
 }
 
@@ -267,10 +292,29 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
 ) {
     let mut ids = RefusalIds::default();
-    let result = match read_frame::<Request>(&mut recv, FRAME_LEN_MAX).await {
+    // Only nodes may send the larger Raft frames, and only for Raft RPCs.
+    let max = if caller.cert.role == pki::Role::Node {
+        RAFT_FRAME_LEN_MAX
+    } else {
+        FRAME_LEN_MAX
+    };
+    let read = match read_frame_len(&mut recv, max).await {
+        Ok(len) => read_frame_body::<Request>(&mut recv, len)
+            .await
+            .map(|request| (request, len)),
+        Err(e) => Err(e),
+    };
+    let result = match read {
         Err(FrameError::Wire(e)) => Err(Refusal::new(e.code(), format!("{e}"))),
         Err(_) => return,
-        Ok(request) => {
+        Ok((request, len)) if len > FRAME_LEN_MAX && !matches!(request, Request::Raft { .. }) => {
+            let e = WireError::FrameTooLarge {
+                len,
+                max: FRAME_LEN_MAX,
+            };
+            Err(Refusal::new(e.code(), format!("{e}")))
+        }
+        Ok((request, _)) => {
             ids = RefusalIds::of(&request);
             match ctx.vault.check_not_revoked(&caller.cert) {
                 Err(refusal) => Err(refusal),
@@ -384,6 +428,7 @@ async fn handle(
         | Request::InclusionProof { .. }
         | Request::ConsistencyProof { .. }
         | Request::Accesses { .. } => transparency::handle(ctx, &caller.cert, request).await?,
+        Request::Raft { rpc } => crate::raft::serve_rpc(ctx.raft.get(), &caller.cert, rpc).await?,
         other => consent::handle(ctx, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response).await

@@ -1,0 +1,376 @@
+//! Raft RPCs over the nodes' QUIC endpoints.
+//!
+//! Each RPC is one bidirectional stream on a mutually authenticated
+//! connection: a [`Request::Raft`] frame (at most [`RAFT_FRAME_LEN_MAX`])
+//! and a [`Response::Raft`] frame carrying openraft's result as JSON.
+//! [`Network`] keeps one connection per peer, shared by every openraft
+//! client of that peer, and reconnects when it has closed.
+//!
+//! Failures map to openraft's errors so that it retries: no connection is
+//! [`Unreachable`] (openraft backs off), a failed or timed-out exchange on
+//! a connection is a [`NetworkError`] (a failed connection is dropped and
+//! reopened on the next call), an error the peer's Raft returned is a
+//! [`RemoteError`].
+//!
+//! openraft gives an append-entries call only the heartbeat interval and
+//! drops it when that runs out, so connections are opened on a task of
+//! their own: a handshake slower than one call still completes, is cached,
+//! and serves the next call. At most one connect per peer is in flight;
+//! calls meanwhile fail as unreachable.
+
+// openraft's trait fixes the error type (`RPCError`, ~256 bytes); the
+// helpers here return it unchanged rather than boxing and unboxing it.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, BasicNode};
+use pki::{Identity, PeerCert, Role};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use vault_client::framing::read_frame;
+use vault_client::wire::{
+    encode_frame_max, RaftRpc, Request, Response, RAFT_FRAME_LEN_MAX, RESPONSE_FRAME_LEN_MAX,
+};
+use vault_client::ErrorCode;
+
+use super::{RaftHandle, TypeConfig};
+use crate::Refusal;
+
+/// How long connecting to a peer (QUIC and TLS handshake) may take, in
+/// milliseconds, before the peer counts as unreachable.
+pub const RAFT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+
+type Rpc<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
+
+/// Connections to the other nodes, shared by every openraft client.
+#[derive(Clone)]
+pub struct Network {
+    endpoint: quinn::Endpoint,
+    client: quinn::ClientConfig,
+    peers: Arc<Mutex<HashMap<u64, Arc<Slot>>>>,
+}
+
+/// The connection to one peer, and the lock a connect holds.
+#[derive(Default)]
+struct Slot {
+    connection: Mutex<Option<quinn::Connection>>,
+    connecting: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Slot {
+    fn ready(&self) -> Option<quinn::Connection> {
+        let connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        connection
+            .as_ref()
+            .filter(|c| c.close_reason().is_none())
+            .cloned()
+    }
+}
+
+impl Network {
+    /// Connects from `endpoint` (typically the node's own server endpoint)
+    /// with `identity`, which must be a node certificate: the peers answer
+    /// Raft RPCs only to nodes.
+    pub fn new(endpoint: quinn::Endpoint, identity: &Identity) -> Result<Self, Refusal> {
+        let tls = pki::client_tls_config(identity)?;
+        let client = vault_client::transport::client_config(tls)
+            .map_err(|e| Refusal::new(ErrorCode::BadCertificate, e))?;
+        Ok(Network {
+            endpoint,
+            client,
+            peers: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn slot(&self, target: u64) -> Arc<Slot> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.entry(target).or_default().clone()
+    }
+
+    /// Drops `connection` to `target` if it is still the cached one.
+    fn forget(&self, target: u64, connection: &quinn::Connection) {
+        let slot = self.slot(target);
+        let mut cached = slot.connection.lock().unwrap_or_else(|p| p.into_inner());
+        if cached
+            .as_ref()
+            .is_some_and(|c| c.stable_id() == connection.stable_id())
+        {
+            *cached = None;
+        }
+    }
+
+    /// The connection to `target` at `addr`, opened (on a task of its own)
+    /// if needed.
+    async fn connection(&self, target: u64, addr: &str) -> Result<quinn::Connection, String> {
+        let slot = self.slot(target);
+        if let Some(connection) = slot.ready() {
+            return Ok(connection);
+        }
+        let Ok(guard) = slot.connecting.clone().try_lock_owned() else {
+            return Err(format!("a connection to {addr} is being opened"));
+        };
+        let network = self.clone();
+        let target_addr = addr.to_string();
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            if let Some(connection) = slot.ready() {
+                return Ok(connection);
+            }
+            let connection = network.open(&target_addr).await?;
+            *slot.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+            Ok(connection)
+        });
+        task.await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?
+    }
+
+    /// Opens a connection to `addr` and checks that it is a node.
+    async fn open(&self, addr: &str) -> Result<quinn::Connection, String> {
+        let host = match addr.rsplit_once(':') {
+            Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+            None => return Err(format!("{addr}: expected HOST:PORT")),
+        };
+        let socket = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{addr} resolves to no address"))?;
+        let connecting = self
+            .endpoint
+            .connect_with(self.client.clone(), socket, host)
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let connection =
+            tokio::time::timeout(Duration::from_millis(RAFT_CONNECT_TIMEOUT_MS), connecting)
+                .await
+                .map_err(|_| format!("no answer from {addr} within {RAFT_CONNECT_TIMEOUT_MS} ms"))?
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        match peer_cert(&connection) {
+            Ok(cert) if cert.role == Role::Node => {}
+            Ok(cert) => {
+                connection.close(0u32.into(), b"not a node");
+                return Err(format!(
+                    "{addr} presented a {} certificate, not a node certificate",
+                    cert.role.as_str()
+                ));
+            }
+            Err(e) => {
+                connection.close(0u32.into(), b"bad certificate");
+                return Err(format!("{addr}: {e}"));
+            }
+        }
+        Ok(connection)
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
+        Peer {
+            network: self.clone(),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+/// openraft's client of one peer.
+pub struct Peer {
+    network: Network,
+    target: u64,
+    node: BasicNode,
+}
+
+/// Why an exchange failed before the peer's Raft answered.
+enum CallError {
+    /// No connection.
+    Unreachable(String),
+    /// The connection failed or the exchange timed out.
+    Network(String),
+}
+
+impl CallError {
+    fn into_rpc<E: std::error::Error>(self) -> Rpc<E> {
+        match self {
+            CallError::Unreachable(m) => {
+                RPCError::Unreachable(Unreachable::new(&AnyError::error(m)))
+            }
+            CallError::Network(m) => RPCError::Network(NetworkError::new(&AnyError::error(m))),
+        }
+    }
+}
+
+impl Peer {
+    /// Sends `rpc` and decodes the peer's `Result<T, RaftError<E>>`.
+    async fn call<T, E>(&self, rpc: RaftRpc, ttl: Duration) -> Result<T, Rpc<E>>
+    where
+        T: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let connection = self
+            .network
+            .connection(self.target, &self.node.addr)
+            .await
+            .map_err(|e| CallError::Unreachable(e).into_rpc())?;
+        let frame = encode_frame_max(&Request::Raft { rpc }, RAFT_FRAME_LEN_MAX)
+            .map_err(|e| CallError::Network(e.to_string()).into_rpc())?;
+        let exchange = async {
+            let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+            send.write_all(&frame).await.map_err(|e| e.to_string())?;
+            let _ = send.finish();
+            read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let response = match tokio::time::timeout(ttl, exchange).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                self.network.forget(self.target, &connection);
+                return Err(CallError::Network(e).into_rpc());
+            }
+            // A slow answer is no reason to drop the connection (a dead
+            // peer's is closed by a stateless reset or the idle timeout).
+            Err(_) => {
+                return Err(CallError::Network(format!(
+                    "no answer from node {} within {} ms",
+                    self.target,
+                    ttl.as_millis()
+                ))
+                .into_rpc());
+            }
+        };
+        let reply = match response {
+            Response::Raft { reply } => reply,
+            Response::Error(body) => {
+                return Err(CallError::Network(format!(
+                    "node {} refused: {}: {}",
+                    self.target, body.code, body.message
+                ))
+                .into_rpc())
+            }
+            other => {
+                return Err(CallError::Network(format!(
+                    "node {} answered with an unexpected {other:?}",
+                    self.target
+                ))
+                .into_rpc())
+            }
+        };
+        let result: Result<T, RaftError<u64, E>> = serde_json::from_value(reply).map_err(|e| {
+            CallError::Network(format!("node {} sent a malformed reply: {e}", self.target))
+                .into_rpc()
+        })?;
+        result.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
+    }
+}
+
+fn body<T: Serialize, E: std::error::Error>(value: &T) -> Result<serde_json::Value, Rpc<E>> {
+    serde_json::to_value(value).map_err(|e| CallError::Network(e.to_string()).into_rpc())
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, Rpc> {
+        let rpc = RaftRpc::AppendEntries(body(&rpc)?);
+        self.call(rpc, option.hard_ttl()).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, Rpc<InstallSnapshotError>> {
+        let rpc = RaftRpc::InstallSnapshot(body(&rpc)?);
+        self.call(rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, Rpc> {
+        let rpc = RaftRpc::Vote(body(&rpc)?);
+        self.call(rpc, option.hard_ttl()).await
+    }
+}
+
+/// Answers a Raft RPC from `caller` with the local Raft instance (`None`
+/// when this node runs none). Only callers with a node certificate may
+/// send one.
+pub(crate) async fn serve_rpc(
+    raft: Option<&RaftHandle>,
+    caller: &PeerCert,
+    rpc: RaftRpc,
+) -> Result<Response, Refusal> {
+    if caller.role != Role::Node {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "only nodes may send Raft messages; {} holds a {} certificate",
+                caller.name,
+                caller.role.as_str()
+            ),
+        ));
+    }
+    let Some(raft) = raft else {
+        // Not recorded in the log (internal): a peer may call before the
+        // local Raft instance is attached.
+        return Err(Refusal::new(
+            ErrorCode::Internal,
+            "this node runs no Raft instance yet",
+        ));
+    };
+    let reply = match rpc {
+        RaftRpc::AppendEntries(body) => reply(&raft.append_entries(decode(body)?).await)?,
+        RaftRpc::Vote(body) => reply(&raft.vote(decode(body)?).await)?,
+        RaftRpc::InstallSnapshot(body) => reply(&raft.install_snapshot(decode(body)?).await)?,
+    };
+    Ok(Response::Raft { reply })
+}
+
+fn decode<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, Refusal> {
+    serde_json::from_value(body).map_err(|e| {
+        Refusal::new(
+            ErrorCode::FrameMalformed,
+            format!("malformed Raft RPC: {e}"),
+        )
+    })
+}
+
+fn reply<T: Serialize>(result: &T) -> Result<serde_json::Value, Refusal> {
+    serde_json::to_value(result).map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))
+}
+
+fn peer_cert(connection: &quinn::Connection) -> Result<PeerCert, Refusal> {
+    let certs = connection
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no node certificate"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no node certificate"))?;
+    Ok(pki::parse_certificate(leaf)?)
+}
