@@ -104,6 +104,7 @@ pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
         identity_dir: pki.identity_dir("node-1"),
         crl_path: Some(pki.crl_path()),
         purposes_path: Some(pki.purposes_path()?),
+        cluster: None,
     };
     Ok(server::start(config).await?)
 }

@@ -77,6 +77,9 @@ pub enum ErrorCode {
     GrantUntrusted,
     /// The grant is bound to another department's key.
     GrantHolderMismatch,
+    /// A cluster node cannot reach a leader (or a quorum) to order a write
+    /// or confirm a read; nothing was changed by this request.
+    ClusterUnavailable,
     /// The grant's validity window has ended.
     GrantExpired,
     /// The grant's validity window has not begun.
@@ -130,6 +133,7 @@ impl ErrorCode {
             ErrorCode::UnknownPurpose => "request.unknown_purpose",
             ErrorCode::TtlTooLong => "request.ttl_too_long",
             ErrorCode::GrantNotFound => "grant.not_found",
+            ErrorCode::ClusterUnavailable => "cluster.unavailable",
             ErrorCode::GrantBadSignature => "grant.bad_signature",
             ErrorCode::GrantUntrusted => "grant.untrusted_signer",
             ErrorCode::GrantHolderMismatch => "grant.holder_mismatch",
@@ -188,6 +192,7 @@ impl ErrorCode {
         ErrorCode::LogCorrupt,
         ErrorCode::LogRange,
         ErrorCode::GrantCertificateRevoked,
+        ErrorCode::ClusterUnavailable,
     ];
 
     /// Parses the dotted string form.

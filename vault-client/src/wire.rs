@@ -141,6 +141,22 @@ pub enum Request {
         /// The RPC.
         rpc: RaftRpc,
     },
+    /// Cluster mode, node to node: a copy of a blob follows (exactly `size`
+    /// plaintext bytes); the receiver verifies it against `content_hash`
+    /// and stores it under its own key. Answered with
+    /// [`Response::BlobStored`].
+    PushBlob {
+        /// The blob's BLAKE3 content hash.
+        content_hash: ContentHash,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// Cluster mode, node to node: send a copy of a blob. Answered with
+    /// [`Response::BlobFollows`] and the plaintext bytes.
+    FetchBlob {
+        /// The blob's BLAKE3 content hash.
+        content_hash: ContentHash,
+    },
 }
 
 /// A Raft RPC between nodes. The body is the JSON of the replication
@@ -154,6 +170,12 @@ pub enum RaftRpc {
     Vote(serde_json::Value),
     /// One chunk of a snapshot.
     InstallSnapshot(serde_json::Value),
+    /// A client write forwarded by a follower to the leader: the JSON of
+    /// the node's proposal; the reply is the JSON of the outcome.
+    Propose(serde_json::Value),
+    /// A follower asks the leader for the log index a linearizable read
+    /// must wait for; the reply is that index (JSON number).
+    ReadIndex,
 }
 
 /// A half-open byte range `[start, end)`.
@@ -290,6 +312,17 @@ pub enum Response {
     Raft {
         /// The result.
         reply: serde_json::Value,
+    },
+    /// Answer to a [`Request::PushBlob`]: the blob is stored and verified.
+    BlobStored {
+        /// The blob's content hash.
+        content_hash: ContentHash,
+    },
+    /// Answer to a [`Request::FetchBlob`]: exactly `size` plaintext bytes
+    /// follow (the receiver verifies them against the hash).
+    BlobFollows {
+        /// The blob's size in bytes.
+        size: u64,
     },
     /// The request was refused or failed.
     Error(ErrorBody),

@@ -47,12 +47,9 @@ pub(crate) async fn handle(
     }
 }
 
-/// Applies a command on a blocking thread (a synced write).
+/// Applies a command (see [`Ctx::submit`]).
 async fn submit(ctx: &Arc<Ctx>, command: Command) -> Result<Applied, Refusal> {
-    let vault = ctx.vault.clone();
-    tokio::task::spawn_blocking(move || vault.submit(&command))
-        .await
-        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?
+    ctx.submit(command).await
 }
 
 fn now() -> i64 {
@@ -342,6 +339,8 @@ fn show_grant(ctx: &Ctx, caller: &PeerCert, grant_id: GrantId) -> Result<Respons
 }
 
 async fn revoke(ctx: &Arc<Ctx>, caller: &PeerCert, grant_id: GrantId) -> Result<Response, Refusal> {
+    // Whether the caller may revoke is decided on the cluster's latest state.
+    ctx.linearize().await?;
     let entry = party_grant(ctx, caller, grant_id)?;
     let command = Command::RevokeGrant {
         grant_id,

@@ -51,6 +51,19 @@ impl DevLayout {
         }
     }
 
+    /// Identity directory of development node `id` (`node-ID`).
+    pub fn node_identity(&self, id: u64) -> PathBuf {
+        self.identities_dir.join(format!("node-{id}"))
+    }
+
+    /// Data directory of development node `id` (`DATA/node-ID/`).
+    pub fn node_data(&self, id: u64) -> PathBuf {
+        self.node_data
+            .parent()
+            .map(|data| data.join(format!("node-{id}")))
+            .unwrap_or_else(|| PathBuf::from(format!("node-{id}")))
+    }
+
     /// The CRL nodes enforce.
     pub fn crl_path(&self) -> PathBuf {
         self.ca_dir.join("crl.pem")
@@ -107,5 +120,24 @@ pub fn ensure_dev_pki(data: &Path, now: i64) -> Result<DevLayout, Refusal> {
         );
     }
     ensure_purposes(&layout.purposes_path())?;
+    Ok(layout)
+}
+
+/// Like [`ensure_dev_pki`], with node identities `node-1` to `node-N`
+/// (`nodes` of them, valid for [`DEV_NODE_SANS`]).
+pub fn ensure_dev_cluster(data: &Path, nodes: u64, now: i64) -> Result<DevLayout, Refusal> {
+    let layout = ensure_dev_pki(data, now)?;
+    let ca = CertificateAuthority::open(&layout.ca_dir)?;
+    for id in 2..=nodes {
+        let dir = layout.node_identity(id);
+        if dir.join("cert.pem").exists() {
+            continue;
+        }
+        let name = format!("node-{id}");
+        let mut params = IssueParams::new(Role::Node, Name::parse(&name)?, now);
+        params.sans = DEV_NODE_SANS.iter().map(|s| s.to_string()).collect();
+        ca.issue(&params, &dir)?;
+        tracing::info!(identity = %name, "issued a development node identity");
+    }
     Ok(layout)
 }

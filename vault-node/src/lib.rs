@@ -20,6 +20,7 @@ pub mod grants;
 pub mod ledger;
 pub mod log;
 pub mod raft;
+pub mod replica;
 pub mod server;
 pub mod state;
 pub mod store;

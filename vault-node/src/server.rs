@@ -6,7 +6,7 @@
 //! when refused; every refusal is logged with its code and answered with
 //! a stable code and a sentence.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,8 +27,9 @@ use crate::access;
 use crate::blobs::{BlobReader, TAG_LEN};
 use crate::consent;
 use crate::grants::{GrantCache, PurposeRegistry};
-use crate::raft::RaftHandle;
-use crate::state::{Applied, Command, DocumentEntry};
+use crate::raft::{Cluster, Network, RaftHandle};
+use crate::state::{Applied, Command, DocumentEntry, Proposal, Seed};
+use crate::store::MetaStore;
 use crate::transparency::{self, CheckpointCache};
 use crate::vault::Vault;
 use crate::Refusal;
@@ -59,6 +60,22 @@ pub struct NodeConfig {
     pub crl_path: Option<PathBuf>,
     /// The purpose registry (JSON); none means no access requests are accepted.
     pub purposes_path: Option<PathBuf>,
+    /// Cluster mode: replicate metadata with Raft among these members.
+    /// `None` runs the single-node vault.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A node's place in a Raft cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's Raft id (a key of `members`).
+    pub node_id: u64,
+    /// Every member, this node included: Raft id to `HOST:PORT` (the host
+    /// must be a name in that node's certificate).
+    pub members: BTreeMap<u64, String>,
+    /// Whether this node makes the initial membership (on one node only;
+    /// ignored once the cluster is initialized).
+    pub bootstrap: bool,
 }
 
 /// What every request handler shares.
@@ -72,9 +89,44 @@ pub(crate) struct Ctx {
     /// The node's Raft instance, once [`RunningNode::attach_raft`] set it;
     /// until then Raft RPCs are refused.
     pub(crate) raft: std::sync::OnceLock<RaftHandle>,
+    /// Cluster mode: writes go through this cluster.
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 impl Ctx {
+    /// Applies a command: through the single-node ledger (on a blocking
+    /// thread, a synced write), or in cluster mode through Raft (forwarded
+    /// to the leader by a follower).
+    pub(crate) async fn submit(&self, command: Command) -> Result<Applied, Refusal> {
+        let Some(cluster) = &self.cluster else {
+            let vault = self.vault.clone();
+            return tokio::task::spawn_blocking(move || vault.submit(&command))
+                .await
+                .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+        };
+        let proposal = Proposal {
+            command,
+            seed: Seed::fresh(vault_client::client::now_unix()),
+        };
+        match cluster.propose(proposal).await?.into_result() {
+            Ok(Some(applied)) => Ok(applied),
+            Ok(None) => Err(Refusal::new(
+                ErrorCode::Internal,
+                "the write was applied as an internal entry",
+            )),
+            Err(e) => Err(Refusal::from(e)),
+        }
+    }
+
+    /// In cluster mode, waits for a linearizable read point (see
+    /// [`Cluster::linearize`]); a single node's reads are always current.
+    pub(crate) async fn linearize(&self) -> Result<(), Refusal> {
+        match &self.cluster {
+            Some(cluster) => cluster.linearize().await,
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn crls(&self) -> Vec<Vec<u8>> {
         self.crls.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -106,6 +158,11 @@ impl RunningNode {
     /// The node's identity (certificate and key).
     pub fn identity(&self) -> &Arc<Identity> {
         &self.ctx.identity
+    }
+
+    /// The node's cluster membership, when it runs in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.ctx.cluster.as_ref()
     }
 
     /// Lets this node answer Raft RPCs from other nodes with `raft`. Only
@@ -157,6 +214,25 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         .local_addr()
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
     tracing::info!(%addr, recv_buf, send_buf, node = %identity.cert.name, "node listening");
+    let cluster = match &config.cluster {
+        Some(cluster_config) => {
+            let network = Network::new(endpoint.clone(), &identity)?;
+            let cluster = Cluster::open(
+                cluster_config.node_id,
+                &config.data_dir.join("raft"),
+                network,
+            )
+            .await?;
+            let reads: Arc<dyn MetaStore> = cluster.store().clone();
+            vault.read_from(reads);
+            Some(Arc::new(cluster))
+        }
+        None => None,
+    };
+    let raft = std::sync::OnceLock::new();
+    if let Some(cluster) = &cluster {
+        let _ = raft.set(cluster.raft().clone());
+    }
     let cert = identity.cert.clone();
     let ctx = Arc::new(Ctx {
         vault: vault.clone(),
@@ -165,10 +241,16 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         grant_cache: GrantCache::default(),
         crls: std::sync::RwLock::new(crls),
         checkpoints: CheckpointCache::default(),
-        raft: std::sync::OnceLock::new(),
+        raft,
+        cluster,
     });
     record_revocations(&ctx);
     tokio::spawn(accept_loop(endpoint.clone(), ctx.clone()));
+    if let (Some(cluster), Some(cluster_config)) = (&ctx.cluster, &config.cluster) {
+        if cluster_config.bootstrap {
+            bootstrap(cluster, cluster_config.members.clone()).await?;
+        }
+    }
     if let Some(path) = config.crl_path.clone() {
         tokio::spawn(watch_crl(endpoint.clone(), ctx.clone(), path));
     }
@@ -179,6 +261,21 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         vault,
         ctx,
     })
+}
+
+/// Makes the initial membership unless the cluster already has one.
+async fn bootstrap(cluster: &Cluster, members: BTreeMap<u64, String>) -> Result<(), Refusal> {
+    let initialized = cluster
+        .raft()
+        .is_initialized()
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("Raft: {e}")))?;
+    if initialized {
+        return Ok(());
+    }
+    cluster.initialize(members).await?;
+    tracing::info!(node = cluster.id(), "initialized the cluster membership");
+    Ok(())
 }
 
 fn server_config(identity: &Identity, crls: &[Vec<u8>]) -> Result<quinn::ServerConfig, Refusal> {
@@ -239,9 +336,10 @@ fn record_revocations(ctx: &Arc<Ctx>) {
         return;
     }
     serials.sort();
-    let vault = ctx.vault.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = vault.submit(&Command::RecordCertificateRevocations { serials }) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let command = Command::RecordCertificateRevocations { serials };
+        if let Err(e) = ctx.submit(command).await {
             tracing::error!(code = %e.code, error = %e.message, "cannot log certificate revocations");
         }
     });
@@ -392,9 +490,9 @@ fn record_refusal(ctx: &Arc<Ctx>, caller: &PeerCert, refusal: &Refusal, ids: Ref
         grant_id: ids.grant_id,
         request_id: ids.request_id,
     };
-    let vault = ctx.vault.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = vault.submit(&command) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        if let Err(e) = ctx.submit(command).await {
             tracing::error!(code = %e.code, error = %e.message, "cannot record a refusal in the log");
         }
     });
@@ -410,7 +508,7 @@ async fn handle(
     let vault = &ctx.vault;
     let response = match request {
         Request::Put { record, signature } => {
-            return handle_put(vault, caller, record, signature, send, recv).await
+            return handle_put(ctx, caller, record, signature, send, recv).await
         }
         Request::Get {
             document_id,
@@ -429,19 +527,26 @@ async fn handle(
         | Request::ConsistencyProof { .. }
         | Request::Accesses { .. } => transparency::handle(ctx, &caller.cert, request).await?,
         Request::Raft { rpc } => crate::raft::serve_rpc(ctx.raft.get(), &caller.cert, rpc).await?,
+        Request::PushBlob { content_hash, size } => {
+            crate::replica::serve_push(ctx, &caller.cert, content_hash, size, recv).await?
+        }
+        Request::FetchBlob { content_hash } => {
+            return crate::replica::serve_fetch(ctx, &caller.cert, content_hash, send).await
+        }
         other => consent::handle(ctx, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response).await
 }
 
 async fn handle_put(
-    vault: &Arc<Vault>,
+    ctx: &Arc<Ctx>,
     caller: &Caller,
     record: pki::IssueRecord,
     signature: pki::Signature,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) -> Result<(), Refusal> {
+    let vault = &ctx.vault;
     let now = vault_client::client::now_unix();
     access::check_put(&caller.cert, &record, &signature, now)?;
     let hash = record.content_hash;
@@ -450,6 +555,10 @@ async fn handle_put(
     // a hash must not be enough to register (and then read) a document.
     write(send, &Response::SendBody { send: true }).await?;
     let fresh_blob = receive_blob(vault, hash, record.size, recv).await? && !had_blob;
+    if let Some(cluster) = &ctx.cluster {
+        // Registered only once enough nodes hold the bytes.
+        crate::replica::replicate(ctx, cluster, hash).await?;
+    }
     let entry = DocumentEntry {
         document_id: record.document_id(&signature),
         record,
@@ -458,10 +567,7 @@ async fn handle_put(
         registered_at: now,
     };
     let command = Command::RegisterDocument(entry.clone());
-    let vault2 = vault.clone();
-    let applied = tokio::task::spawn_blocking(move || vault2.submit(&command))
-        .await
-        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
+    let applied = ctx.submit(command).await?;
     let Applied::DocumentRegistered { blob_existed, .. } = applied else {
         return Err(Refusal::new(ErrorCode::Internal, "unexpected apply result"));
     };
@@ -481,7 +587,7 @@ async fn handle_put(
 
 /// Streams exactly `size` bytes from `recv` into the blob store on a
 /// blocking thread; returns whether the blob is new on this node.
-async fn receive_blob(
+pub(crate) async fn receive_blob(
     vault: &Arc<Vault>,
     hash: pki::ContentHash,
     size: u64,
@@ -540,7 +646,19 @@ async fn handle_get(
     send: &mut quinn::SendStream,
 ) -> Result<(), Refusal> {
     let vault = &ctx.vault;
-    let entry = vault.document(document_id)?;
+    if grant.is_some() {
+        // The grant's state (uses, revocation) must be the cluster's latest.
+        ctx.linearize().await?;
+    }
+    let entry = match vault.document(document_id) {
+        // A follower may not have applied a document just registered
+        // elsewhere: catch up with the cluster before answering not found.
+        Err(refusal) if refusal.code == ErrorCode::NotFound && ctx.cluster.is_some() => {
+            ctx.linearize().await?;
+            vault.document(document_id)?
+        }
+        other => other?,
+    };
     match grant {
         Some(grant_id) => consent::check_use(ctx, caller, &entry, grant_id)?,
         None => access::check_read(caller, &entry)?,
@@ -567,6 +685,9 @@ async fn handle_get(
     }
     let encoded_len = tree::Plan::encoded_len(size, range.start..range.end)
         .map_err(|e| Refusal::new(ErrorCode::InvalidArgument, e.to_string()))?;
+    if let Some(cluster) = &ctx.cluster {
+        crate::replica::ensure_local(ctx, cluster, entry.record.content_hash, size).await?;
+    }
     let reader = vault.blobs().reader(&entry.record.content_hash)?;
     let outboard = reader.outboard()?;
     // Only now, with the request valid and the blob readable, is the access
@@ -583,10 +704,7 @@ async fn handle_get(
             by: caller.name.clone(),
         },
     };
-    let vault2 = vault.clone();
-    let applied = tokio::task::spawn_blocking(move || vault2.submit(&command))
-        .await
-        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
+    let applied = ctx.submit(command).await?;
     if let Applied::GrantUsed { use_number } = applied {
         tracing::info!(document = %document_id, use_number, holder = %caller.name, "fetch under grant");
     }

@@ -23,6 +23,9 @@ pub const DATA_FORMAT_VERSION: u32 = 2;
 /// A node's storage.
 pub struct Vault {
     ledger: Ledger<Arc<dyn MetaStore>>,
+    /// In cluster mode, the cluster's state machine store: reads come
+    /// from it instead of the single-node ledger's.
+    reads: std::sync::OnceLock<Arc<dyn MetaStore>>,
     blobs: BlobStore,
     revoked: RwLock<HashSet<String>>,
     data_dir: PathBuf,
@@ -86,6 +89,7 @@ impl Vault {
         let ledger = Ledger::open(store).map_err(Refusal::from)?;
         Ok(Vault {
             ledger,
+            reads: std::sync::OnceLock::new(),
             blobs,
             revoked: RwLock::new(HashSet::new()),
             data_dir: data_dir.to_path_buf(),
@@ -104,9 +108,20 @@ impl Vault {
         &self.blobs
     }
 
-    /// The metadata store (reads).
+    /// The metadata store (reads): the cluster's state machine store once
+    /// [`Vault::read_from`] set it, else the single-node ledger's.
     pub fn store(&self) -> &dyn MetaStore {
-        self.ledger.store().as_ref()
+        match self.reads.get() {
+            Some(store) => store.as_ref(),
+            None => self.ledger.store().as_ref(),
+        }
+    }
+
+    /// Serves every later read from `store` (cluster mode: the Raft state
+    /// machine's store). Only the first call takes effect; returns whether
+    /// this one did. Call before serving any request.
+    pub fn read_from(&self, store: Arc<dyn MetaStore>) -> bool {
+        self.reads.set(store).is_ok()
     }
 
     /// Appends and applies a command (blocking: a synced write).

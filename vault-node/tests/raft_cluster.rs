@@ -63,6 +63,7 @@ async fn start_node(pki: &Pki, id: u64) -> Node {
         identity_dir,
         crl_path: None,
         purposes_path: None,
+        cluster: None,
     })
     .await
     .unwrap();

@@ -118,6 +118,7 @@ async fn child(argv: &[String]) -> anyhow::Result<()> {
                 data_dir: arg(2)?.into(),
                 crl_path: Some(arg(3)?.into()),
                 purposes_path: None,
+                cluster: None,
             })
             .await?;
             println!("{}", node.addr);

@@ -1,12 +1,13 @@
 //! `vault-node`: run a vault node, or the embedded development default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vault_node::dev;
-use vault_node::server::{self, NodeConfig};
+use vault_node::server::{self, ClusterConfig, NodeConfig};
 
 /// Run a district document vault node.
 #[derive(Parser)]
@@ -18,15 +19,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a single local node with a development PKI, created once under
-    /// `--data` (identities in DATA/identities/, the CA in DATA/ca/).
+    /// Run local nodes with a development PKI, created once under `--data`
+    /// (identities in DATA/identities/, the CA in DATA/ca/). With
+    /// `--nodes N` (N > 1), N node processes form a Raft cluster on
+    /// consecutive ports from `--listen`; each prints its JSON start line,
+    /// and Ctrl-C stops them all.
     Dev {
-        /// Where the development PKI and the node's data live.
+        /// Where the development PKI and the nodes' data live.
         #[arg(long, default_value = ".vault-dev")]
         data: PathBuf,
-        /// Address to listen on.
+        /// Address to listen on (the first node's, in a cluster).
         #[arg(long, default_value = "127.0.0.1:7443")]
         listen: SocketAddr,
+        /// How many nodes to run (1 to 9).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=9))]
+        nodes: u64,
     },
     /// Run a node with an identity issued by the district CA.
     Run {
@@ -46,7 +53,31 @@ enum Command {
         /// legal_basis, ttl_s_max}); without it no access requests are taken.
         #[arg(long)]
         purposes: Option<PathBuf>,
+        /// Cluster mode: this node's Raft id (needs `--member`s).
+        #[arg(long, requires = "member")]
+        node_id: Option<u64>,
+        /// Cluster mode: a member as ID=HOST:PORT, this node included;
+        /// repeat for each member.
+        #[arg(long, value_parser = parse_member, requires = "node_id")]
+        member: Vec<(u64, String)>,
+        /// Cluster mode: make the initial membership (one node only; does
+        /// nothing once the cluster is initialized).
+        #[arg(long, requires = "node_id")]
+        bootstrap: bool,
     },
+}
+
+fn parse_member(text: &str) -> Result<(u64, String), String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text}: expected ID=HOST:PORT"))?;
+    let id = id
+        .parse::<u64>()
+        .map_err(|e| format!("{text}: bad node id: {e}"))?;
+    if !addr.contains(':') {
+        return Err(format!("{text}: expected ID=HOST:PORT"));
+    }
+    Ok((id, addr.to_string()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,13 +95,19 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let config = match cli.command {
-            Command::Dev { data, listen } => {
+            Command::Dev {
+                data,
+                listen,
+                nodes,
+            } if nodes > 1 => return dev_cluster(&data, listen, nodes).await,
+            Command::Dev { data, listen, .. } => {
                 let now = vault_client::client::now_unix();
                 let layout = dev::ensure_dev_pki(&data, now)?;
                 NodeConfig {
                     listen,
                     crl_path: Some(layout.crl_path()),
                     purposes_path: Some(layout.purposes_path()),
+                    cluster: None,
                     data_dir: layout.node_data,
                     identity_dir: layout.node_identity,
                 }
@@ -81,16 +118,132 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 crl,
                 purposes,
-            } => NodeConfig {
-                listen,
-                data_dir: data,
-                identity_dir: identity,
-                crl_path: crl,
-                purposes_path: purposes,
-            },
+                node_id,
+                member,
+                bootstrap,
+            } => {
+                let cluster = match node_id {
+                    Some(node_id) => {
+                        let members: BTreeMap<u64, String> = member.into_iter().collect();
+                        if !members.contains_key(&node_id) {
+                            anyhow::bail!("--node-id {node_id} is not among the --member ids");
+                        }
+                        Some(ClusterConfig {
+                            node_id,
+                            members,
+                            bootstrap,
+                        })
+                    }
+                    None => None,
+                };
+                NodeConfig {
+                    listen,
+                    data_dir: data,
+                    identity_dir: identity,
+                    crl_path: crl,
+                    purposes_path: purposes,
+                    cluster,
+                }
+            }
         };
         run(config).await
     })
+}
+
+/// Runs `nodes` node processes (this binary's `run`, one per node) on
+/// consecutive ports from `listen`, relays their start lines, and stops
+/// them all on Ctrl-C or SIGTERM.
+async fn dev_cluster(data: &Path, listen: SocketAddr, nodes: u64) -> anyhow::Result<()> {
+    let now = vault_client::client::now_unix();
+    let layout = dev::ensure_dev_cluster(data, nodes, now)?;
+    let members: Vec<(u64, SocketAddr)> = (1..=nodes)
+        .map(|id| {
+            let port = listen
+                .port()
+                .checked_add(u16::try_from(id - 1).unwrap_or(u16::MAX))
+                .context("the node ports run past 65535")?;
+            Ok((id, SocketAddr::new(listen.ip(), port)))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    let mut children = Vec::new();
+    let (lines, mut relay) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for (id, addr) in &members {
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .arg("run")
+            .arg("--identity")
+            .arg(layout.node_identity(*id))
+            .arg("--data")
+            .arg(layout.node_data(*id))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--crl")
+            .arg(layout.crl_path())
+            .arg("--purposes")
+            .arg(layout.purposes_path())
+            .arg("--node-id")
+            .arg(id.to_string());
+        for (member, member_addr) in &members {
+            command
+                .arg("--member")
+                .arg(format!("{member}={member_addr}"));
+        }
+        if *id == 1 {
+            command.arg("--bootstrap");
+        }
+        command
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start node {id}"))?;
+        if let Some(stdout) = child.stdout.take() {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut reader = tokio::io::BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    if lines.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        children.push(child);
+    }
+    drop(lines);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stopped = loop {
+        tokio::select! {
+            line = relay.recv() => match line {
+                Some(line) => println!("{line}"),
+                None => break None,
+            },
+            _ = tokio::signal::ctrl_c() => break Some("interrupted"),
+            _ = term.recv() => break Some("terminated"),
+        }
+    };
+    tracing::info!(
+        reason = stopped.unwrap_or("the nodes' output closed"),
+        "stopping the nodes"
+    );
+    for child in &mut children {
+        if let Some(pid) = child.id() {
+            // SIGTERM first: each node shuts down cleanly.
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+    for child in &mut children {
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await;
+        if waited.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+    Ok(())
 }
 
 async fn run(config: NodeConfig) -> anyhow::Result<()> {

@@ -18,9 +18,11 @@
 //! single-node `<data_dir>/db/`; its replicated column families and the two
 //! Raft ones are separate from the single-node vault's.
 //!
-//! Not here yet: documents and grants are still served by the single-node
-//! [`Ledger`](crate::ledger::Ledger); client writes through the leader,
-//! linearizable reads and blob replication come next.
+//! A node started with a [`ClusterConfig`](crate::server::ClusterConfig)
+//! orders every metadata write through [`Cluster::propose`] (a follower
+//! forwards it to the leader), serves reads from the cluster's state
+//! machine store, and confirms authorization reads with
+//! [`Cluster::linearize`]. Blob replication comes next.
 //!
 //! **Invariant:** the replicated state (every column family except the two
 //! Raft ones) is a pure function of the committed Raft log; a command the
@@ -41,11 +43,12 @@ pub use store::{LogStore, StateMachine};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
-use vault_client::wire::ErrorBody;
+use vault_client::wire::{ErrorBody, RaftRpc};
 use vault_client::ErrorCode;
 
 use crate::state::{Applied, Proposal, StateError};
@@ -122,7 +125,18 @@ pub struct Cluster {
     id: u64,
     raft: RaftHandle,
     store: Arc<RocksStore>,
+    network: Network,
 }
+
+/// How long [`Cluster::propose`] and [`Cluster::linearize`] look for a
+/// leader before answering [`ErrorCode::ClusterUnavailable`], in
+/// milliseconds.
+pub const CLUSTER_DEADLINE_MS: u64 = 10_000;
+/// Pause between two attempts to find a leader, in milliseconds.
+const LEADER_RETRY_MS: u64 = 100;
+/// How long a forwarded proposal or read-index call may take, in
+/// milliseconds.
+const FORWARD_TTL_MS: u64 = 10_000;
 
 impl Cluster {
     /// Opens (creating if needed) the Raft state in `dir` (by convention
@@ -135,13 +149,18 @@ impl Cluster {
         let raft = openraft::Raft::new(
             id,
             Arc::new(config()?),
-            network,
+            network.clone(),
             LogStore::new(store.clone()),
             StateMachine::new(store.clone()),
         )
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, format!("cannot start Raft: {e}")))?;
-        Ok(Cluster { id, raft, store })
+        Ok(Cluster {
+            id,
+            raft,
+            store,
+            network,
+        })
     }
 
     /// This node's id.
@@ -158,6 +177,25 @@ impl Cluster {
     /// linearizable).
     pub fn store(&self) -> &Arc<RocksStore> {
         &self.store
+    }
+
+    /// The connections to the other members.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The other members, by id, with their addresses (from the
+    /// membership this node knows).
+    pub fn peers(&self) -> Vec<(u64, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect()
     }
 
     /// The leader this node knows of, if any.
@@ -196,6 +234,114 @@ impl Cluster {
         }
     }
 
+    /// Orders `proposal` through the cluster: applies it here when this
+    /// node leads, else forwards it to the leader over the node-to-node
+    /// QUIC connection and answers the leader's outcome. While no leader is
+    /// known (an election), retries for up to [`CLUSTER_DEADLINE_MS`].
+    ///
+    /// A forward whose exchange failed after it was sent is not retried
+    /// (it may have been committed): the caller gets
+    /// [`ErrorCode::ClusterUnavailable`].
+    pub async fn propose(&self, proposal: Proposal) -> Result<Outcome, Refusal> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(CLUSTER_DEADLINE_MS);
+        loop {
+            let forward = match self.write(proposal.clone()).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(WriteError::Failed(refusal)) => return Err(refusal),
+                Err(WriteError::ForwardToLeader {
+                    leader_id,
+                    leader_addr,
+                }) => leader_id.zip(leader_addr),
+            };
+            if let Some((leader, addr)) = forward.filter(|(leader, _)| *leader != self.id) {
+                let body = serde_json::to_value(&proposal)
+                    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+                match self
+                    .network
+                    .forward(leader, &addr, RaftRpc::Propose(body), forward_ttl())
+                    .await
+                {
+                    Ok(reply) => return decode_reply::<Outcome>(leader, reply),
+                    Err(network::ForwardError::NotSent(_)) => {}
+                    Err(network::ForwardError::Failed(message)) => {
+                        return Err(unavailable(format!(
+                            "the write was sent to leader node {leader} but its answer was lost \
+                             ({message}); check before retrying"
+                        )))
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(unavailable(format!(
+                    "no leader accepted the write within {CLUSTER_DEADLINE_MS} ms; nothing was changed"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(LEADER_RETRY_MS)).await;
+        }
+    }
+
+    /// Waits until this node's state machine reflects every write committed
+    /// before the call (a linearizable read point): the leader confirms its
+    /// leadership with a quorum; a follower asks the leader for that read
+    /// index and waits until it has applied it. Answers
+    /// [`ErrorCode::ClusterUnavailable`] when that cannot be confirmed
+    /// within [`CLUSTER_DEADLINE_MS`].
+    pub async fn linearize(&self) -> Result<(), Refusal> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(CLUSTER_DEADLINE_MS);
+        loop {
+            let index = match self.leader() {
+                Some(leader) if leader == self.id => match self.raft.get_read_log_id().await {
+                    Ok((read, _)) => Some(read.map(|id| id.index).unwrap_or(0)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot confirm leadership for a read");
+                        None
+                    }
+                },
+                Some(leader) => self.read_index_of(leader).await,
+                None => None,
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Some(index) = index {
+                return self
+                    .raft
+                    .wait(Some(left))
+                    .applied_index_at_least(Some(index), "linearizable read")
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        unavailable(format!("this node did not catch up with the leader: {e}"))
+                    });
+            }
+            if left.is_zero() {
+                return Err(unavailable(format!(
+                    "no leader confirmed a read point within {CLUSTER_DEADLINE_MS} ms"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(LEADER_RETRY_MS)).await;
+        }
+    }
+
+    /// Asks `leader` for its read index; `None` when it cannot answer now.
+    async fn read_index_of(&self, leader: u64) -> Option<u64> {
+        let addr = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            membership.get_node(&leader)?.addr.clone()
+        };
+        let reply = self
+            .network
+            .forward(leader, &addr, RaftRpc::ReadIndex, forward_ttl())
+            .await
+            .map_err(|e| tracing::debug!(leader, error = %e, "no read index from the leader"))
+            .ok()?;
+        decode_reply::<u64>(leader, reply)
+            .map_err(
+                |e| tracing::debug!(leader, error = %e.message, "no read index from the leader"),
+            )
+            .ok()
+    }
+
     /// Stops this node's Raft instance (the store stays open until drop).
     pub async fn shutdown(&self) -> Result<(), Refusal> {
         self.raft
@@ -203,6 +349,34 @@ impl Cluster {
             .await
             .map_err(|e| Refusal::new(ErrorCode::Internal, format!("Raft shutdown: {e}")))
     }
+}
+
+fn forward_ttl() -> Duration {
+    Duration::from_millis(FORWARD_TTL_MS)
+}
+
+fn unavailable(message: String) -> Refusal {
+    Refusal::new(ErrorCode::ClusterUnavailable, message)
+}
+
+/// Decodes a leader's `Result<T, ErrorBody>` reply to a forwarded call.
+fn decode_reply<T: serde::de::DeserializeOwned>(
+    leader: u64,
+    reply: serde_json::Value,
+) -> Result<T, Refusal> {
+    let result: Result<T, ErrorBody> = serde_json::from_value(reply).map_err(|e| {
+        Refusal::new(
+            ErrorCode::Protocol,
+            format!("node {leader} sent a malformed reply: {e}"),
+        )
+    })?;
+    result.map_err(|body| match ErrorCode::parse(&body.code) {
+        Some(code) => Refusal::new(code, body.message),
+        None => Refusal::new(
+            ErrorCode::Internal,
+            format!("{}: {}", body.code, body.message),
+        ),
+    })
 }
 
 /// What applying one Raft log entry answered the proposer. Deterministic:

@@ -45,6 +45,7 @@ use vault_client::wire::{
 use vault_client::ErrorCode;
 
 use super::{RaftHandle, TypeConfig};
+use crate::state::Proposal;
 use crate::Refusal;
 
 /// How long connecting to a peer (QUIC and TLS handshake) may take, in
@@ -170,6 +171,102 @@ impl Network {
             }
         }
         Ok(connection)
+    }
+}
+
+/// Why a forwarded call ([`Network::forward`]) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Nothing was sent (no connection yet, or it could not be encoded).
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// The call was sent; the exchange failed or timed out.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Network {
+    /// Sends a node-to-node `rpc` (a forwarded proposal or a read-index
+    /// query) to `target` at `addr` on the shared connection and answers
+    /// the JSON reply.
+    pub async fn forward(
+        &self,
+        target: u64,
+        addr: &str,
+        rpc: RaftRpc,
+        ttl: Duration,
+    ) -> Result<serde_json::Value, ForwardError> {
+        let connection = self
+            .connection(target, addr)
+            .await
+            .map_err(ForwardError::NotSent)?;
+        let frame = encode_frame_max(&Request::Raft { rpc }, RAFT_FRAME_LEN_MAX)
+            .map_err(|e| ForwardError::NotSent(e.to_string()))?;
+        let (mut send, mut recv) = match connection.open_bi().await {
+            Ok(streams) => streams,
+            Err(e) => {
+                self.forget(target, &connection);
+                return Err(ForwardError::NotSent(e.to_string()));
+            }
+        };
+        let exchange = async {
+            send.write_all(&frame).await.map_err(|e| e.to_string())?;
+            let _ = send.finish();
+            read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let response = match tokio::time::timeout(ttl, exchange).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                self.forget(target, &connection);
+                return Err(ForwardError::Failed(e));
+            }
+            Err(_) => {
+                return Err(ForwardError::Failed(format!(
+                    "no answer from node {target} within {} ms",
+                    ttl.as_millis()
+                )))
+            }
+        };
+        match response {
+            Response::Raft { reply } => Ok(reply),
+            Response::Error(body) => Err(ForwardError::Failed(format!(
+                "node {target} refused: {}: {}",
+                body.code, body.message
+            ))),
+            other => Err(ForwardError::Failed(format!(
+                "node {target} answered with an unexpected {other:?}"
+            ))),
+        }
+    }
+}
+
+impl Network {
+    /// Opens a stream to `target` at `addr` on the shared connection
+    /// (connecting if needed; waits for a connect already in flight for up
+    /// to twice [`RAFT_CONNECT_TIMEOUT_MS`]).
+    pub async fn open_stream(
+        &self,
+        target: u64,
+        addr: &str,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), String> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(2 * RAFT_CONNECT_TIMEOUT_MS);
+        let connection = loop {
+            match self.connection(target, addr).await {
+                Ok(connection) => break connection,
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        match connection.open_bi().await {
+            Ok(streams) => Ok(streams),
+            Err(e) => {
+                self.forget(target, &connection);
+                Err(format!("node {target}: {e}"))
+            }
+        }
     }
 }
 
@@ -344,6 +441,29 @@ pub(crate) async fn serve_rpc(
         RaftRpc::AppendEntries(body) => reply(&raft.append_entries(decode(body)?).await)?,
         RaftRpc::Vote(body) => reply(&raft.vote(decode(body)?).await)?,
         RaftRpc::InstallSnapshot(body) => reply(&raft.install_snapshot(decode(body)?).await)?,
+        RaftRpc::Propose(body) => {
+            let proposal: Proposal = decode(body)?;
+            let result = match raft.client_write(proposal).await {
+                Ok(response) => Ok(response.data),
+                Err(e) => Err(Refusal::new(
+                    ErrorCode::ClusterUnavailable,
+                    format!("the forwarded write was not ordered: {e}"),
+                )
+                .body()),
+            };
+            reply(&result)?
+        }
+        RaftRpc::ReadIndex => {
+            let result = match raft.get_read_log_id().await {
+                Ok((read, _)) => Ok(read.map(|id| id.index).unwrap_or(0)),
+                Err(e) => Err(Refusal::new(
+                    ErrorCode::ClusterUnavailable,
+                    format!("cannot confirm a read point: {e}"),
+                )
+                .body()),
+            };
+            reply(&result)?
+        }
     };
     Ok(Response::Raft { reply })
 }

@@ -1,0 +1,499 @@
+//! Cluster mode: three in-process nodes with district certificates
+//! replicate metadata through Raft over real QUIC. A write through any
+//! node (leader or follower, which forwards it) is seen by every node, and
+//! grant checks on a follower read the cluster's latest state. Uploaded
+//! bytes are copied to the other nodes, and a node without a copy fetches
+//! one from a member before serving. Three real `vault-node` processes
+//! carry the walkthrough on after one of them is killed with SIGKILL.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pki::{DocumentKind, Purpose, RequestScope, ResidentId};
+use tests::{connect, path_str, pseudo_random_bytes, NodeProcess, TestPki};
+use vault_node::server::{self, ClusterConfig, NodeConfig, RunningNode};
+
+/// Every wait gives up after this long.
+const DEADLINE: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Polls `check` until it answers `Some`, for at most [`DEADLINE`].
+async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Three loopback addresses that were free a moment ago.
+fn free_addrs() -> BTreeMap<u64, String> {
+    let sockets: Vec<_> = (0..3)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    sockets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u64 + 1, s.local_addr().unwrap().to_string()))
+        .collect()
+}
+
+async fn start_cluster(pki: &TestPki) -> Vec<RunningNode> {
+    let members = free_addrs();
+    let mut nodes = Vec::new();
+    for (&id, addr) in &members {
+        let name = format!("node-{id}");
+        if id != 1 {
+            pki.issue_node(&name).unwrap();
+        }
+        let node = server::start(NodeConfig {
+            listen: addr.parse().unwrap(),
+            data_dir: pki.data_dir(&name),
+            identity_dir: pki.identity_dir(&name),
+            crl_path: Some(pki.crl_path()),
+            purposes_path: Some(pki.purposes_path().unwrap()),
+            cluster: Some(ClusterConfig {
+                node_id: id,
+                members: members.clone(),
+                bootstrap: id == 1,
+            }),
+        })
+        .await
+        .unwrap();
+        nodes.push(node);
+    }
+    eventually("an agreed leader", || {
+        let leaders: Vec<_> = nodes
+            .iter()
+            .map(|n| n.cluster().unwrap().leader())
+            .collect();
+        async move {
+            let first = leaders[0]?;
+            leaders.iter().all(|l| *l == Some(first)).then_some(first)
+        }
+    })
+    .await;
+    nodes
+}
+
+fn resident(name: &str) -> ResidentId {
+    ResidentId::parse(name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_any_node_are_seen_by_all_and_grants_are_checked_linearizably() {
+    let pki = TestPki::new().unwrap();
+    let nodes = start_cluster(&pki).await;
+    let addr = |i: usize| nodes[i].addr;
+
+    // civil-affairs puts through node 1 (leader or follower).
+    let civil = connect(&pki, "civil-affairs", addr(0)).await.unwrap();
+    let bytes = Arc::new(pseudo_random_bytes(40_000, 7));
+    let stored = civil
+        .put_bytes(
+            bytes.clone(),
+            &resident("resident-1"),
+            &DocumentKind::parse("marriage-certificate").unwrap(),
+        )
+        .await
+        .unwrap();
+    let doc = stored.document_id;
+
+    // The resident sees it through every node.
+    for i in 0..3 {
+        let r1 = connect(&pki, "resident-1", addr(i)).await.unwrap();
+        eventually("the document on every node", || {
+            let r1 = &r1;
+            async move {
+                let listed = r1.list(&resident("resident-1")).await.ok()?;
+                listed.iter().any(|d| d.document_id == doc).then_some(())
+            }
+        })
+        .await;
+    }
+
+    // Every node ends up holding the bytes (the uploader waits for one
+    // copy besides its own; the last push finishes in the background).
+    let hash = stored.content_hash;
+    eventually("the blob on every node", || {
+        let held = nodes.iter().all(|n| n.vault().blobs().contains(&hash));
+        async move { held.then_some(()) }
+    })
+    .await;
+
+    // The resident reads the same bytes through nodes 2 and 3.
+    for i in 1..3 {
+        let r1 = connect(&pki, "resident-1", addr(i)).await.unwrap();
+        let (_, got) = r1.get_bytes(doc, None, None).await.unwrap();
+        assert_eq!(got, *bytes, "through node {}", i + 1);
+    }
+
+    // Request through node 2, approve through node 3, fetch through node 1.
+    let housing2 = connect(&pki, "housing-bureau", addr(1)).await.unwrap();
+    let request_id = housing2
+        .request_access(
+            &resident("resident-1"),
+            RequestScope::Documents(vec![doc]),
+            &Purpose::parse("housing-subsidy").unwrap(),
+            3600,
+        )
+        .await
+        .unwrap();
+    let r1_3 = connect(&pki, "resident-1", addr(2)).await.unwrap();
+    let view = eventually("the request on node 3", || {
+        let r1_3 = &r1_3;
+        async move {
+            r1_3.pending_requests()
+                .await
+                .ok()?
+                .into_iter()
+                .find(|r| r.request_id == request_id)
+        }
+    })
+    .await;
+    let body = r1_3.approval_body(&view, 1, None).unwrap();
+    let grant = r1_3.approve(body).await.unwrap();
+    let housing1 = connect(&pki, "housing-bureau", addr(0)).await.unwrap();
+    let (_, fetched) = housing1
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap();
+    assert_eq!(fetched, *bytes);
+
+    // The one use is spent: a follower's check sees it at once.
+    for i in 1..3 {
+        let housing = connect(&pki, "housing-bureau", addr(i)).await.unwrap();
+        let err = housing
+            .get_bytes(doc, None, Some(grant.id()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "grant.exhausted", "through node {}", i + 1);
+    }
+
+    // Every node's state machine holds the same log.
+    let sizes = eventually("equal logs", || {
+        let sizes: Vec<_> = nodes
+            .iter()
+            .map(|n| vault_node::log::size(n.vault().store()).unwrap())
+            .collect();
+        async move { sizes.iter().all(|s| *s == sizes[0]).then_some(sizes) }
+    })
+    .await;
+    assert!(sizes[0] >= 4, "log sizes {sizes:?}");
+    for node in &nodes {
+        node.close();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_copy_fetches_the_blob_from_a_member() {
+    let pki = TestPki::new().unwrap();
+    let nodes = start_cluster(&pki).await;
+    let civil = connect(&pki, "civil-affairs", nodes[0].addr).await.unwrap();
+    // Over one group and one send batch, and not a multiple of either.
+    let bytes = Arc::new(pseudo_random_bytes(700_001, 9));
+    let stored = civil
+        .put_bytes(
+            bytes.clone(),
+            &resident("resident-2"),
+            &DocumentKind::parse("birth-certificate").unwrap(),
+        )
+        .await
+        .unwrap();
+    let hash = stored.content_hash;
+    eventually("the blob on every node", || {
+        let held = nodes.iter().all(|n| n.vault().blobs().contains(&hash));
+        async move { held.then_some(()) }
+    })
+    .await;
+    // Node 3 loses its copy; reading through it fetches one again.
+    std::fs::remove_file(nodes[2].vault().blobs().path(&hash)).unwrap();
+    assert!(!nodes[2].vault().blobs().contains(&hash));
+    let r2 = connect(&pki, "resident-2", nodes[2].addr).await.unwrap();
+    let (_, got) = r2.get_bytes(stored.document_id, None, None).await.unwrap();
+    assert_eq!(got, *bytes);
+    assert!(nodes[2].vault().blobs().contains(&hash));
+    for node in &nodes {
+        node.close();
+    }
+}
+
+/// Spawns `vault-node run` in cluster mode as member `id` of `members`.
+fn spawn_member(pki: &TestPki, id: u64, members: &BTreeMap<u64, String>) -> NodeProcess {
+    let name = format!("node-{id}");
+    let identity = pki.identity_dir(&name);
+    let data = pki.data_dir(&name);
+    let crl = pki.crl_path();
+    let purposes = pki.purposes_path().unwrap();
+    let listen = members[&id].clone();
+    let id_text = id.to_string();
+    let member_args: Vec<String> = members
+        .iter()
+        .map(|(member, addr)| format!("{member}={addr}"))
+        .collect();
+    let mut args = vec![
+        "run",
+        "--identity",
+        path_str(&identity).unwrap(),
+        "--data",
+        path_str(&data).unwrap(),
+        "--listen",
+        &listen,
+        "--crl",
+        path_str(&crl).unwrap(),
+        "--purposes",
+        path_str(&purposes).unwrap(),
+        "--node-id",
+        &id_text,
+    ];
+    for member in &member_args {
+        args.push("--member");
+        args.push(member);
+    }
+    if id == 1 {
+        args.push("--bootstrap");
+    }
+    NodeProcess::spawn(&args).unwrap()
+}
+
+/// Retries an idempotent call until it succeeds, for at most [`DEADLINE`].
+async fn until_ok<T, F: Future<Output = Result<T, vault_client::ClientError>>>(
+    what: &str,
+    mut call: impl FnMut() -> F,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(e) => assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what}: {e}"
+            ),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_node_processes_serve_the_walkthrough_and_survive_a_kill() {
+    let pki = TestPki::new().unwrap();
+    pki.issue_node("node-2").unwrap();
+    pki.issue_node("node-3").unwrap();
+    let members = free_addrs();
+    let mut procs: Vec<NodeProcess> = members
+        .keys()
+        .map(|id| spawn_member(&pki, *id, &members))
+        .collect();
+    let addrs: Vec<_> = procs.iter().map(|p| p.addr).collect();
+    for (proc, (id, addr)) in procs.iter().zip(&members) {
+        assert_eq!(proc.started["node"], format!("node-{id}"));
+        assert_eq!(&proc.addr.to_string(), addr);
+    }
+    let put = |client: Arc<vault_client::VaultClient>, bytes: Arc<Vec<u8>>, kind: &'static str| async move {
+        client
+            .put_bytes(
+                bytes,
+                &resident("resident-1"),
+                &DocumentKind::parse(kind).unwrap(),
+            )
+            .await
+    };
+
+    // Put through node 1 (retried while the cluster elects its leader; a
+    // repeated put of the same record is the same document).
+    let civil1 = Arc::new(connect(&pki, "civil-affairs", addrs[0]).await.unwrap());
+    let bytes = Arc::new(pseudo_random_bytes(300_000, 11));
+    let doc = until_ok("a put through node 1", || {
+        put(civil1.clone(), bytes.clone(), "marriage-certificate")
+    })
+    .await
+    .document_id;
+
+    // Get through nodes 2 and 3: the same bytes.
+    for (i, addr) in addrs.iter().enumerate().skip(1) {
+        let r1 = connect(&pki, "resident-1", *addr).await.unwrap();
+        let (_, got) = r1.get_bytes(doc, None, None).await.unwrap();
+        assert_eq!(got, *bytes, "through node {}", i + 1);
+    }
+
+    // Request through node 2, approve through node 3, fetch through node 1.
+    let housing2 = connect(&pki, "housing-bureau", addrs[1]).await.unwrap();
+    let request_id = housing2
+        .request_access(
+            &resident("resident-1"),
+            RequestScope::Documents(vec![doc]),
+            &Purpose::parse("housing-subsidy").unwrap(),
+            3600,
+        )
+        .await
+        .unwrap();
+    let r1_3 = connect(&pki, "resident-1", addrs[2]).await.unwrap();
+    let view = eventually("the request on node 3", || {
+        let r1_3 = &r1_3;
+        async move {
+            r1_3.pending_requests()
+                .await
+                .ok()?
+                .into_iter()
+                .find(|r| r.request_id == request_id)
+        }
+    })
+    .await;
+    let grant = r1_3
+        .approve(r1_3.approval_body(&view, 3, None).unwrap())
+        .await
+        .unwrap();
+    let housing1 = connect(&pki, "housing-bureau", addrs[0]).await.unwrap();
+    let (_, got) = housing1
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap();
+    assert_eq!(got, *bytes);
+
+    // kill -9 node 1 (the bootstrap node, most likely the leader).
+    procs[0].child.kill().unwrap();
+    procs[0].child.wait().unwrap();
+
+    // The walkthrough continues on nodes 2 and 3.
+    let civil2 = Arc::new(connect(&pki, "civil-affairs", addrs[1]).await.unwrap());
+    let bytes2 = Arc::new(pseudo_random_bytes(120_000, 12));
+    let doc2 = until_ok("a put through node 2 after the kill", || {
+        put(civil2.clone(), bytes2.clone(), "birth-certificate")
+    })
+    .await
+    .document_id;
+    let r1_3 = connect(&pki, "resident-1", addrs[2]).await.unwrap();
+    let (_, got) = r1_3.get_bytes(doc2, None, None).await.unwrap();
+    assert_eq!(got, *bytes2);
+    let housing3 = connect(&pki, "housing-bureau", addrs[2]).await.unwrap();
+    let (_, got) = housing3
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap();
+    assert_eq!(got, *bytes);
+    // Two of three uses are spent, whichever node counted them.
+    let (_, got) = housing2
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap();
+    assert_eq!(got, *bytes);
+    let err = housing3
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "grant.exhausted");
+}
+
+/// A loopback port `p` with `p`, `p + 1` and `p + 2` free a moment ago.
+fn free_port_run() -> u16 {
+    loop {
+        let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > 65_000 {
+            continue;
+        }
+        let rest: Vec<_> = (1..3)
+            .filter_map(|k| std::net::UdpSocket::bind(("127.0.0.1", base + k)).ok())
+            .collect();
+        if rest.len() == 2 {
+            return base;
+        }
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| stat.split_whitespace().nth(2) == Some("Z"))
+            .unwrap_or(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_runs_three_nodes_and_stops_them_all() {
+    let data = tempfile::tempdir().unwrap();
+    let base = free_port_run();
+    let listen = format!("127.0.0.1:{base}");
+    let mut dev = std::process::Command::new(tests::bin("vault-node").unwrap())
+        .args(["dev", "--nodes", "3", "--data"])
+        .arg(data.path())
+        .args(["--listen", &listen])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = dev.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut started = BTreeMap::new();
+    for _ in 0..3 {
+        let line = lines.next().unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        started.insert(json["node"].as_str().unwrap().to_string(), json);
+    }
+    let addr_of =
+        |k: u16| -> std::net::SocketAddr { format!("127.0.0.1:{}", base + k).parse().unwrap() };
+    for k in 0..3u16 {
+        let json = &started[&format!("node-{}", k + 1)];
+        assert_eq!(json["addr"], addr_of(k).to_string());
+        assert!(json["pid"].as_u64().is_some());
+        assert!(json["data_dir"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("node-{}", k + 1)));
+    }
+    // The dev identities work against the cluster: put through node 1,
+    // get through node 3.
+    let identity =
+        |name: &str| pki::Identity::load(&data.path().join("identities").join(name)).unwrap();
+    let civil = Arc::new(
+        vault_client::VaultClient::connect(identity("civil-affairs"), &addr_of(0).to_string())
+            .await
+            .unwrap(),
+    );
+    let bytes = Arc::new(pseudo_random_bytes(30_000, 13));
+    let stored = until_ok("a put through dev node 1", || {
+        let civil = civil.clone();
+        let bytes = bytes.clone();
+        async move {
+            civil
+                .put_bytes(
+                    bytes,
+                    &resident("resident-1"),
+                    &DocumentKind::parse("id-card").unwrap(),
+                )
+                .await
+        }
+    })
+    .await;
+    let r1 = vault_client::VaultClient::connect(identity("resident-1"), &addr_of(2).to_string())
+        .await
+        .unwrap();
+    let (_, got) = r1.get_bytes(stored.document_id, None, None).await.unwrap();
+    assert_eq!(got, *bytes);
+
+    // SIGTERM to the parent stops every node.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &dev.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dev.wait().unwrap();
+    let pids: Vec<u64> = started
+        .values()
+        .map(|j| j["pid"].as_u64().unwrap())
+        .collect();
+    eventually("every dev node to exit", || {
+        let gone = pids.iter().all(|pid| !alive(*pid));
+        async move { gone.then_some(()) }
+    })
+    .await;
+}
