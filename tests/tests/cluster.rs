@@ -228,6 +228,175 @@ async fn a_node_without_a_copy_fetches_the_blob_from_a_member() {
     }
 }
 
+/// Flips one byte of the blob file at `path`, at `offset`.
+fn flip_byte(path: &std::path::Path, offset: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Whether the node's copy of `hash` authenticates in full (outboard and
+/// every group).
+fn authentic(node: &RunningNode, hash: &pki::ContentHash) -> bool {
+    vault_node::repair::verify_local(node.vault().blobs(), hash, None).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_copy_is_never_served_and_a_scrub_repairs_it() {
+    let pki = TestPki::new().unwrap();
+    let nodes = start_cluster(&pki).await;
+    let civil = connect(&pki, "civil-affairs", nodes[0].addr).await.unwrap();
+    let bytes = Arc::new(pseudo_random_bytes(300_007, 11));
+    let stored = civil
+        .put_bytes(
+            bytes.clone(),
+            &resident("resident-2"),
+            &DocumentKind::parse("birth-certificate").unwrap(),
+        )
+        .await
+        .unwrap();
+    let hash = stored.content_hash;
+    eventually("the blob on every node", || {
+        let held = nodes.iter().all(|n| n.vault().blobs().contains(&hash));
+        async move { held.then_some(()) }
+    })
+    .await;
+    let path = nodes[1].vault().blobs().path(&hash);
+    // A byte inside the first group: that group no longer authenticates.
+    flip_byte(&path, 1_000);
+    assert!(!authentic(&nodes[1], &hash));
+    // Reading through node 2 still returns the right bytes: it fetches a
+    // verified copy from a member instead of serving its own.
+    let r2 = connect(&pki, "resident-2", nodes[1].addr).await.unwrap();
+    let (_, got) = r2.get_bytes(stored.document_id, None, None).await.unwrap();
+    assert_eq!(got, *bytes);
+    assert!(authentic(&nodes[1], &hash));
+    // Corrupt it again (a later group this time); a scrub repairs it.
+    flip_byte(&path, 200_000);
+    assert!(!authentic(&nodes[1], &hash));
+    let counts = nodes[1].scrub_once().await;
+    assert!(counts.checked >= 1, "{counts:?}");
+    assert_eq!(counts.failed, 0, "{counts:?}");
+    assert!(authentic(&nodes[1], &hash));
+    // The other nodes' copies were never touched and stay authentic.
+    let counts = nodes[0].scrub_once().await;
+    assert_eq!((counts.repaired, counts.failed), (0, 0), "{counts:?}");
+    assert!(authentic(&nodes[0], &hash));
+    for node in &nodes {
+        node.close();
+    }
+}
+
+/// Runs `vault-node status --json` against `addr` as `identity`.
+async fn status_cli(
+    pki: &TestPki,
+    identity: &str,
+    addr: std::net::SocketAddr,
+) -> serde_json::Value {
+    let exe = tests::bin("vault-node").unwrap();
+    let dir = pki.identity_dir(identity);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(["status", "--json", "--identity", path_str(&dir).unwrap()])
+            .args(["--node", &addr.to_string()])
+            .env_remove("VAULT_IDENTITY")
+            .env_remove("VAULT_NODE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_membership_progress_and_holdings() {
+    let pki = TestPki::new().unwrap();
+    let nodes = start_cluster(&pki).await;
+    let civil = connect(&pki, "civil-affairs", nodes[0].addr).await.unwrap();
+    let stored = civil
+        .put_bytes(
+            Arc::new(pseudo_random_bytes(10_000, 5)),
+            &resident("resident-1"),
+            &DocumentKind::parse("birth-certificate").unwrap(),
+        )
+        .await
+        .unwrap();
+    let leader = nodes[0].cluster().unwrap().leader().unwrap();
+    for (i, node) in nodes.iter().enumerate() {
+        let auditor = connect(&pki, "auditor", node.addr).await.unwrap();
+        let status = eventually("the document and its blob on every node", || {
+            let auditor = &auditor;
+            async move {
+                let status = auditor.status().await.ok()?;
+                (status.documents == 1 && status.blobs_local == 1).then_some(status)
+            }
+        })
+        .await;
+        assert!(status.cluster);
+        assert_eq!(status.node, format!("node-{}", i + 1));
+        assert_eq!(status.node_id, Some(i as u64 + 1));
+        assert_eq!(status.leader, Some(leader));
+        let ids: Vec<u64> = status.members.iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert!(status.log_size >= 1, "{status:?}");
+        assert!(status.applied_index >= 1, "{status:?}");
+        assert!(
+            status.last_log_index.unwrap() >= status.applied_index,
+            "{status:?}"
+        );
+    }
+    assert!(nodes[2].vault().blobs().contains(&stored.content_hash));
+    // A node identity may ask too, and the command line prints the same.
+    let json = status_cli(&pki, "node-2", nodes[1].addr).await;
+    assert_eq!(json["cluster"], true);
+    assert_eq!(json["node_id"], 2);
+    assert_eq!(json["members"].as_array().unwrap().len(), 3);
+    assert_eq!(json["documents"], 1);
+    // Anyone else is refused.
+    let r1 = connect(&pki, "resident-1", nodes[0].addr).await.unwrap();
+    let refused = r1.status().await.unwrap_err();
+    assert_eq!(refused.code(), "auth.forbidden", "{refused}");
+    for node in &nodes {
+        node.close();
+    }
+
+    // A single node reports no cluster.
+    let pki = TestPki::new().unwrap();
+    let node = tests::start_node(&pki).await.unwrap();
+    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
+    civil
+        .put_bytes(
+            Arc::new(pseudo_random_bytes(1_000, 6)),
+            &resident("resident-1"),
+            &DocumentKind::parse("birth-certificate").unwrap(),
+        )
+        .await
+        .unwrap();
+    let auditor = connect(&pki, "auditor", node.addr).await.unwrap();
+    let status = auditor.status().await.unwrap();
+    assert!(!status.cluster);
+    assert_eq!(status.node, "node-1");
+    assert_eq!((status.node_id, status.leader), (None, None));
+    assert!(status.members.is_empty());
+    assert_eq!(status.last_log_index, None);
+    assert_eq!((status.documents, status.blobs_local), (1, 1));
+    assert!(
+        status.log_size >= 1 && status.applied_index >= 1,
+        "{status:?}"
+    );
+    let json = status_cli(&pki, "auditor", node.addr).await;
+    assert_eq!(json["cluster"], false);
+    assert_eq!(json["documents"], 1);
+    assert_eq!(json["blobs_local"], 1);
+    node.close();
+}
+
 /// Spawns `vault-node run` in cluster mode as member `id` of `members`.
 fn spawn_member(pki: &TestPki, id: u64, members: &BTreeMap<u64, String>) -> NodeProcess {
     let name = format!("node-{id}");

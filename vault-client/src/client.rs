@@ -388,6 +388,14 @@ impl VaultClient {
         }
     }
 
+    /// The node's status (callers holding a node or auditor certificate).
+    pub async fn status(&self) -> Result<crate::wire::NodeStatus, ClientError> {
+        match self.call(&Request::Status).await? {
+            Response::Status { status } => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The log's current checkpoint, its signature checked against the
     /// node's certificate (verified by the TLS handshake).
     pub async fn checkpoint(&self) -> Result<(pki::Checkpoint, String), ClientError> {

@@ -157,6 +157,9 @@ pub enum Request {
         /// The blob's BLAKE3 content hash.
         content_hash: ContentHash,
     },
+    /// The node's status (nodes and auditors only). Answered with
+    /// [`Response::Status`].
+    Status,
 }
 
 /// A Raft RPC between nodes. The body is the JSON of the replication
@@ -324,8 +327,47 @@ pub enum Response {
         /// The blob's size in bytes.
         size: u64,
     },
+    /// Answer to a [`Request::Status`].
+    Status {
+        /// What the node reports.
+        status: NodeStatus,
+    },
     /// The request was refused or failed.
     Error(ErrorBody),
+}
+
+/// A node's status, as `vault-node status --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's certificate name.
+    pub node: String,
+    /// Whether it runs in cluster mode.
+    pub cluster: bool,
+    /// Its Raft id (cluster mode).
+    pub node_id: Option<u64>,
+    /// The leader it knows of (cluster mode).
+    pub leader: Option<u64>,
+    /// The members it knows, this node included (cluster mode).
+    pub members: Vec<StatusMember>,
+    /// The index of the last entry in its Raft log (cluster mode).
+    pub last_log_index: Option<u64>,
+    /// The index of the last command its state machine applied.
+    pub applied_index: u64,
+    /// How many entries the transparency log holds.
+    pub log_size: u64,
+    /// How many blob files it holds under `blobs/`.
+    pub blobs_local: u64,
+    /// How many documents its state machine knows.
+    pub documents: u64,
+}
+
+/// A cluster member in a [`NodeStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusMember {
+    /// Its Raft id.
+    pub id: u64,
+    /// Its `HOST:PORT`.
+    pub addr: String,
 }
 
 /// One of a resident's log entries, with what proves it.

@@ -8,9 +8,10 @@
 //! [`BLOB_COPIES_MIN`] nodes (the uploader included) hold it; pushes to
 //! the remaining members finish in the background.
 //!
-//! A node asked for a document it holds no copy of fetches the blob from
-//! a member ([`Request::FetchBlob`]), verified the same way, before
-//! serving it.
+//! A node asked for a document it holds no authentic copy of (missing, or
+//! failing authentication) fetches the blob from a member
+//! ([`Request::FetchBlob`]), verified the same way, before serving it; see
+//! [`crate::repair`] for the scheduled scrub.
 //!
 //! **Memory:** blobs are streamed in batches of about
 //! [`SEND_BATCH_BYTES`] with a bounded queue, never buffered whole.
@@ -123,17 +124,14 @@ async fn push_to(
     }
 }
 
-/// Makes sure this node holds the blob `hash` of `size` bytes, fetching it
-/// (verified) from a member if not.
-pub(crate) async fn ensure_local(
+/// Fetches the blob `hash` of `size` bytes (verified) from the first
+/// member that supplies it, replacing any local copy atomically.
+pub(crate) async fn fetch_any(
     ctx: &Arc<Ctx>,
     cluster: &Cluster,
     hash: ContentHash,
     size: u64,
 ) -> Result<(), Refusal> {
-    if ctx.vault.blobs().contains(&hash) {
-        return Ok(());
-    }
     let mut errors = Vec::new();
     for (target, addr) in cluster.peers() {
         match fetch_from(ctx, cluster, target, &addr, hash, size).await {
@@ -147,7 +145,7 @@ pub(crate) async fn ensure_local(
     Err(Refusal::new(
         ErrorCode::ClusterUnavailable,
         format!(
-            "this node holds no copy of the document and no member supplied one ({}); retry",
+            "this node holds no authentic copy of the document and no member supplied one ({}); retry",
             errors.join("; ")
         ),
     ))

@@ -171,6 +171,12 @@ impl RunningNode {
         self.ctx.raft.set(raft).is_ok()
     }
 
+    /// Runs one scrub now (cluster mode): re-reads every blob the state
+    /// machine knows and repairs missing or corrupt copies from members.
+    pub async fn scrub_once(&self) -> crate::repair::ScrubCounts {
+        crate::repair::scrub_once(&self.ctx).await
+    }
+
     /// Waits until the endpoint is closed.
     pub async fn wait(&self) {
         self.endpoint.wait_idle().await;
@@ -253,6 +259,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
     }
     if let Some(path) = config.crl_path.clone() {
         tokio::spawn(watch_crl(endpoint.clone(), ctx.clone(), path));
+    }
+    if ctx.cluster.is_some() {
+        tokio::spawn(crate::repair::scrub_loop(ctx.clone()));
     }
     Ok(RunningNode {
         addr,
@@ -533,6 +542,7 @@ async fn handle(
         Request::FetchBlob { content_hash } => {
             return crate::replica::serve_fetch(ctx, &caller.cert, content_hash, send).await
         }
+        Request::Status => crate::status::handle(ctx, &caller.cert).await?,
         other => consent::handle(ctx, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response).await
@@ -685,8 +695,11 @@ async fn handle_get(
     }
     let encoded_len = tree::Plan::encoded_len(size, range.start..range.end)
         .map_err(|e| Refusal::new(ErrorCode::InvalidArgument, e.to_string()))?;
-    if let Some(cluster) = &ctx.cluster {
-        crate::replica::ensure_local(ctx, cluster, entry.record.content_hash, size).await?;
+    if ctx.cluster.is_some() {
+        // Never serve a corrupt copy: a missing or corrupt one is replaced
+        // by a verified copy from a member first.
+        let groups = crate::repair::groups_for(size, range.start, range.end);
+        crate::repair::ensure_authentic(ctx, entry.record.content_hash, size, Some(groups)).await?;
     }
     let reader = vault.blobs().reader(&entry.record.content_hash)?;
     let outboard = reader.outboard()?;

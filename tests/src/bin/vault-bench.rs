@@ -27,7 +27,7 @@ struct Args {
     /// Minimum measuring time per workload, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     min_ms: u64,
-    /// Which suites to run: transfer, grants, log, growth, rss.
+    /// Which suites to run: transfer, grants, log, growth, rss, cluster.
     #[arg(long, default_value = "transfer,grants,log", value_delimiter = ',')]
     suites: Vec<String>,
     /// Size of the document the rss suite moves (e.g. 1g).
@@ -179,6 +179,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.suites.iter().any(|s| s == "rss") {
         rows.extend(rss_suite(&pki, &args)?);
+    }
+    if args.suites.iter().any(|s| s == "cluster") {
+        rows.extend(cluster_suite(&pki, &node, &args).await?);
     }
     if !args.suites.iter().any(|s| s == "transfer") {
         report(&args, &rows);
@@ -904,6 +907,186 @@ fn rss_suite(pki: &TestPki, args: &Args) -> anyhow::Result<Vec<Row>> {
         row("put client", put_peak, put_time),
         row("get client", get_peak, get_time),
     ])
+}
+
+/// Puts and verified gets of 4 KiB and 1 MiB documents through the leader
+/// of a three-node in-process cluster (real QUIC, Raft and RocksDB) beside
+/// the same through the single node of `run`; then the time from stopping
+/// the leader to the next successful put through a surviving node.
+async fn cluster_suite(
+    pki: &TestPki,
+    single: &vault_node::server::RunningNode,
+    args: &Args,
+) -> anyhow::Result<Vec<Row>> {
+    let min = Duration::from_millis(args.min_ms);
+    let cluster_pki = TestPki::new()?;
+    let nodes = start_cluster(&cluster_pki).await?;
+    let leader = wait_for_leader(&nodes, None).await?;
+    let leader_index = node_index(&nodes, leader)?;
+    let one = connect(pki, "civil-affairs", single.addr).await?;
+    let three = connect(&cluster_pki, "civil-affairs", nodes[leader_index].addr).await?;
+    let mut rows = Vec::new();
+    for size in [4096u64, 1024 * 1024] {
+        let base = put_get_rows(&one, "1-node", size, min).await?;
+        let mut clustered = put_get_rows(&three, "3-node", size, min).await?;
+        clustered[0].ceiling = Some(("1-node put", 0.0));
+        clustered[1].ceiling = Some(("1-node verified get", 0.0));
+        rows.extend(base);
+        rows.extend(clustered);
+    }
+    // Failover: a client already connected to a surviving node; stop the
+    // leader (close its endpoint, shut its Raft down), then put until one
+    // succeeds.
+    let survivor = (0..nodes.len())
+        .find(|&i| i != leader_index)
+        .context("no survivor")?;
+    let client = connect(&cluster_pki, "civil-affairs", nodes[survivor].addr).await?;
+    let resident = ResidentId::parse("resident-1")?;
+    let kind = DocumentKind::parse("bench")?;
+    let stopped = &nodes[leader_index];
+    let start = Instant::now();
+    stopped.close();
+    stopped
+        .cluster()
+        .context("not in cluster mode")?
+        .shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let mut attempt = 0u64;
+    let elapsed = loop {
+        attempt += 1;
+        let bytes = Arc::new(pseudo_random_bytes(4096, 9_000_000 + attempt));
+        match client.put_bytes(bytes, &resident, &kind).await {
+            Ok(_) => break start.elapsed(),
+            Err(e) => anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(60),
+                "no put through a survivor after the leader stopped: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let new_leader = wait_for_leader(&nodes, Some(leader_index)).await?;
+    rows.push(Row {
+        workload: format!(
+            "failover time: {} ms (node-{leader} -> node-{new_leader})",
+            elapsed.as_millis()
+        ),
+        size: 0,
+        ops: 1,
+        elapsed,
+        latency: Some((elapsed, elapsed)),
+        ceiling: None,
+    });
+    for node in &nodes {
+        node.close();
+    }
+    Ok(rows)
+}
+
+/// Three in-process cluster members on loopback, node 1 bootstrapping, as
+/// in tests/cluster.rs.
+async fn start_cluster(pki: &TestPki) -> anyhow::Result<Vec<vault_node::server::RunningNode>> {
+    use vault_node::server::{ClusterConfig, NodeConfig};
+    let sockets = (0..3)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut members = std::collections::BTreeMap::new();
+    for (i, socket) in sockets.iter().enumerate() {
+        members.insert(i as u64 + 1, socket.local_addr()?.to_string());
+    }
+    drop(sockets);
+    let mut nodes = Vec::new();
+    for (&id, addr) in &members {
+        let name = format!("node-{id}");
+        if id != 1 {
+            pki.issue_node(&name)?;
+        }
+        nodes.push(
+            vault_node::server::start(NodeConfig {
+                listen: addr.parse()?,
+                data_dir: pki.data_dir(&name),
+                identity_dir: pki.identity_dir(&name),
+                crl_path: Some(pki.crl_path()),
+                purposes_path: Some(pki.purposes_path()?),
+                cluster: Some(ClusterConfig {
+                    node_id: id,
+                    members: members.clone(),
+                    bootstrap: id == 1,
+                }),
+            })
+            .await?,
+        );
+    }
+    Ok(nodes)
+}
+
+/// Waits (up to 30 s) until every node but `skip` names the same leader.
+async fn wait_for_leader(
+    nodes: &[vault_node::server::RunningNode],
+    skip: Option<usize>,
+) -> anyhow::Result<u64> {
+    let start = Instant::now();
+    loop {
+        let leaders = nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, n)| n.cluster().and_then(|c| c.leader()))
+            .collect::<Vec<_>>();
+        if let Some(first) = leaders[0] {
+            if leaders.iter().all(|l| *l == Some(first)) {
+                return Ok(first);
+            }
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "no agreed leader: {leaders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn node_index(nodes: &[vault_node::server::RunningNode], id: u64) -> anyhow::Result<usize> {
+    nodes
+        .iter()
+        .position(|n| n.cluster().map(|c| c.id()) == Some(id))
+        .context("leader is not a member")
+}
+
+/// `{label} put` (distinct bytes each time) and `{label} verified get` of
+/// one `size`-byte document through `client`.
+async fn put_get_rows(
+    client: &vault_client::VaultClient,
+    label: &str,
+    size: u64,
+    min: Duration,
+) -> anyhow::Result<Vec<Row>> {
+    let payload = pseudo_random_bytes(size as usize, 5);
+    let seed = std::cell::Cell::new(label.len() as u64 * 1_000_000);
+    let last = std::cell::Cell::new(None);
+    let resident = ResidentId::parse("resident-1")?;
+    let kind = DocumentKind::parse("bench")?;
+    let put = measure(&format!("{label} put"), size, min, || {
+        seed.set(seed.get() + 1);
+        let mut bytes = payload.clone();
+        let n = bytes.len().min(8);
+        bytes[..n].copy_from_slice(&seed.get().to_le_bytes()[..n]);
+        let (resident, kind, last) = (&resident, &kind, &last);
+        async move {
+            let out = client.put_bytes(Arc::new(bytes), resident, kind).await?;
+            last.set(Some(out.document_id));
+            Ok(())
+        }
+    })
+    .await?;
+    let id = last.get().context("no document")?;
+    let get = measure(&format!("{label} verified get"), size, min, || async {
+        let (_, bytes) = client.get_bytes(id, None, None).await?;
+        anyhow::ensure!(bytes.len() as u64 == size);
+        Ok(())
+    })
+    .await?;
+    Ok(vec![put, get])
 }
 
 /// Peak resident set (VmHWM) of a running process, in KiB.

@@ -65,6 +65,24 @@ enum Command {
         #[arg(long, requires = "node_id")]
         bootstrap: bool,
     },
+    /// Print a node's status (cluster membership, leader, log and applied
+    /// indexes, blob and document counts). Connects as a node or an
+    /// auditor identity.
+    Status {
+        /// The identity to connect as (a node's or an auditor's).
+        #[arg(
+            long,
+            env = "VAULT_IDENTITY",
+            default_value = ".vault-dev/identities/auditor"
+        )]
+        identity: PathBuf,
+        /// The node to ask, HOST:PORT.
+        #[arg(long, env = "VAULT_NODE", default_value = "127.0.0.1:7443")]
+        node: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_member(text: &str) -> Result<(u64, String), String> {
@@ -100,6 +118,11 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 nodes,
             } if nodes > 1 => return dev_cluster(&data, listen, nodes).await,
+            Command::Status {
+                identity,
+                node,
+                json,
+            } => return status(&identity, &node, json).await,
             Command::Dev { data, listen, .. } => {
                 let now = vault_client::client::now_unix();
                 let layout = dev::ensure_dev_pki(&data, now)?;
@@ -243,6 +266,43 @@ async fn dev_cluster(data: &Path, listen: SocketAddr, nodes: u64) -> anyhow::Res
             let _ = child.kill().await;
         }
     }
+    Ok(())
+}
+
+/// Asks `node` for its status as the identity in `identity_dir`.
+async fn status(identity_dir: &Path, node: &str, json: bool) -> anyhow::Result<()> {
+    let identity = pki::Identity::load(identity_dir)
+        .with_context(|| format!("cannot load the identity in {}", identity_dir.display()))?;
+    let client = vault_client::VaultClient::connect(identity, node)
+        .await
+        .with_context(|| format!("cannot connect to {node}"))?;
+    let status = client
+        .status()
+        .await
+        .with_context(|| format!("{node} refused the status request"))?;
+    if json {
+        println!("{}", serde_json::to_string(&status)?);
+        return Ok(());
+    }
+    println!("node            {}", status.node);
+    match status.node_id {
+        Some(id) => {
+            println!("cluster         node {id}");
+            let leader = status
+                .leader
+                .map_or_else(|| "unknown".to_string(), |l| l.to_string());
+            println!("leader          {leader}");
+            for member in &status.members {
+                println!("member          {} {}", member.id, member.addr);
+            }
+            println!("last log index  {}", status.last_log_index.unwrap_or(0));
+        }
+        None => println!("cluster         no (single node)"),
+    }
+    println!("applied index   {}", status.applied_index);
+    println!("log size        {}", status.log_size);
+    println!("blobs (local)   {}", status.blobs_local);
+    println!("documents       {}", status.documents);
     Ok(())
 }
 

@@ -1,0 +1,193 @@
+//! Repair in cluster mode: a scrub re-reads every blob the state machine
+//! knows, authenticating the outboard and every group (AES-GCM), and
+//! replaces a copy that is missing or fails authentication with a verified
+//! one fetched from a member ([`crate::replica`]'s fetch path, written in
+//! place atomically by a [`BlobWriter`](crate::blobs::BlobWriter)).
+//!
+//! A scrub runs [`SCRUB_FIRST_DELAY_S`] after start and then every
+//! [`SCRUB_INTERVAL_S`]; tests trigger one with
+//! [`RunningNode::scrub_once`](crate::server::RunningNode::scrub_once).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pki::ContentHash;
+use vault_client::tree::{self, GROUP_SIZE};
+use vault_client::ErrorCode;
+
+use crate::blobs::{BlobError, BlobStore, TAG_LEN};
+use crate::server::Ctx;
+use crate::state::BlobEntry;
+use crate::store::{Cf, MetaStore};
+use crate::Refusal;
+
+/// Seconds between two scrubs in cluster mode.
+pub const SCRUB_INTERVAL_S: u64 = 60;
+/// Seconds after start before the first scrub.
+pub const SCRUB_FIRST_DELAY_S: u64 = 5;
+/// Blob entries read from the state machine per scan.
+const SCAN_BATCH: usize = 1_000;
+
+/// What one scrub did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrubCounts {
+    /// Blobs whose local copy was read back.
+    pub checked: u64,
+    /// Blobs missing or corrupt here, replaced by a verified copy.
+    pub repaired: u64,
+    /// Blobs missing or corrupt here that no member could supply.
+    pub failed: u64,
+}
+
+/// Reads back the outboard and the groups `groups` of the local copy of
+/// `hash`, authenticating each. `Ok(false)` when the copy is missing or
+/// fails authentication; other errors (I/O) are returned.
+pub fn verify_local(
+    blobs: &BlobStore,
+    hash: &ContentHash,
+    groups: Option<Range<u64>>,
+) -> Result<bool, BlobError> {
+    let reader = match blobs.reader(hash) {
+        Ok(reader) => reader,
+        Err(BlobError::Missing(_)) | Err(BlobError::Integrity { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match reader.outboard() {
+        Ok(_) => {}
+        Err(BlobError::Integrity { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let size = reader.size();
+    let count = tree::group_count(size);
+    let groups = groups.unwrap_or(0..count);
+    let mut buf = vec![0u8; size.min(GROUP_SIZE) as usize + TAG_LEN];
+    for index in groups.start..groups.end.min(count) {
+        match reader.read_group(index, &mut buf) {
+            Ok(_) => {}
+            Err(BlobError::Integrity { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// The groups holding bytes `start..end` of a blob of `size` bytes.
+pub fn groups_for(size: u64, start: u64, end: u64) -> Range<u64> {
+    let count = tree::group_count(size);
+    let first = (start / GROUP_SIZE).min(count);
+    let last = end.div_ceil(GROUP_SIZE).max(first + 1).min(count);
+    first..last
+}
+
+/// Verifies the local copy of `hash` on a blocking thread.
+async fn verify_blocking(
+    ctx: &Arc<Ctx>,
+    hash: ContentHash,
+    groups: Option<Range<u64>>,
+) -> Result<bool, Refusal> {
+    let vault = ctx.vault.clone();
+    tokio::task::spawn_blocking(move || verify_local(vault.blobs(), &hash, groups))
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(Refusal::from)
+}
+
+/// Makes sure the local copy of `hash` (`size` bytes) is present and the
+/// groups `groups` (all when `None`) and the outboard authenticate,
+/// fetching a verified copy from a member otherwise. Returns whether it
+/// fetched one.
+pub(crate) async fn ensure_authentic(
+    ctx: &Arc<Ctx>,
+    hash: ContentHash,
+    size: u64,
+    groups: Option<Range<u64>>,
+) -> Result<bool, Refusal> {
+    if verify_blocking(ctx, hash, groups).await? {
+        return Ok(false);
+    }
+    let Some(cluster) = &ctx.cluster else {
+        return Err(Refusal::new(
+            ErrorCode::Integrity,
+            format!("the local copy of blob {hash} is missing or corrupt"),
+        ));
+    };
+    tracing::warn!(blob = %hash, "the local copy is missing or corrupt; fetching one from a member");
+    crate::replica::fetch_any(ctx, cluster, hash, size).await?;
+    Ok(true)
+}
+
+/// Walks every blob the state machine knows, reads each local copy back
+/// fully and replaces those missing or corrupt with a verified copy from
+/// a member. Does nothing outside cluster mode.
+pub(crate) async fn scrub_once(ctx: &Arc<Ctx>) -> ScrubCounts {
+    let mut counts = ScrubCounts::default();
+    let Some(cluster) = &ctx.cluster else {
+        return counts;
+    };
+    let store = cluster.store().clone();
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let scan_from = start.clone();
+        let scanned = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.scan_from(Cf::Blobs, &scan_from, SCAN_BATCH))
+                .await
+        };
+        let entries = match scanned {
+            Ok(Ok(entries)) => entries,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "scrub: cannot read the blob entries");
+                return counts;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scrub: cannot read the blob entries");
+                return counts;
+            }
+        };
+        let done = entries.len() < SCAN_BATCH;
+        for (key, value) in &entries {
+            let (Ok(bytes), Ok(entry)) = (
+                <[u8; 32]>::try_from(key.as_slice()),
+                serde_json::from_slice::<BlobEntry>(value),
+            ) else {
+                tracing::error!("scrub: a blob entry does not decode");
+                counts.failed += 1;
+                continue;
+            };
+            let hash = ContentHash(bytes);
+            counts.checked += 1;
+            match ensure_authentic(ctx, hash, entry.size, None).await {
+                Ok(false) => {}
+                Ok(true) => counts.repaired += 1,
+                Err(e) => {
+                    tracing::error!(blob = %hash, code = %e.code, error = %e.message, "scrub: cannot repair a blob");
+                    counts.failed += 1;
+                }
+            }
+        }
+        match entries.last() {
+            Some((key, _)) if !done => {
+                start = key.clone();
+                start.push(0);
+            }
+            _ => break,
+        }
+    }
+    counts
+}
+
+/// Runs [`scrub_once`] on a schedule, logging the counts.
+pub(crate) async fn scrub_loop(ctx: Arc<Ctx>) {
+    tokio::time::sleep(Duration::from_secs(SCRUB_FIRST_DELAY_S)).await;
+    loop {
+        let counts = scrub_once(&ctx).await;
+        tracing::info!(
+            checked = counts.checked,
+            repaired = counts.repaired,
+            failed = counts.failed,
+            "scrubbed the local blobs"
+        );
+        tokio::time::sleep(Duration::from_secs(SCRUB_INTERVAL_S)).await;
+    }
+}

@@ -1,0 +1,108 @@
+//! The node's status ([`Request::Status`](vault_client::wire::Request::Status)),
+//! for operators (node identities) and auditors: cluster membership, Raft
+//! and state machine progress, and what the node holds.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pki::{PeerCert, Role};
+use vault_client::wire::{NodeStatus, Response, StatusMember};
+use vault_client::ErrorCode;
+
+use crate::server::Ctx;
+use crate::state::StateError;
+use crate::store::{Cf, MetaStore};
+use crate::Refusal;
+
+/// Entries read per scan when counting documents.
+const COUNT_BATCH: usize = 10_000;
+
+/// Answers a status request from a node or an auditor.
+pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response, Refusal> {
+    if !matches!(caller.role, Role::Node | Role::Auditor) {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "only nodes and auditors read a node's status; {} holds a {} certificate",
+                caller.name,
+                caller.role.as_str()
+            ),
+        ));
+    }
+    let (node_id, leader, members, last_log_index) = match &ctx.cluster {
+        Some(cluster) => {
+            let metrics = cluster.raft().metrics().borrow().clone();
+            let members = metrics
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, node)| StatusMember {
+                    id: *id,
+                    addr: node.addr.clone(),
+                })
+                .collect();
+            (
+                Some(cluster.id()),
+                metrics.current_leader,
+                members,
+                Some(metrics.last_log_index.unwrap_or(0)),
+            )
+        }
+        None => (None, None, Vec::new(), None),
+    };
+    let vault = ctx.vault.clone();
+    let counted = tokio::task::spawn_blocking(move || -> Result<_, Refusal> {
+        let store = vault.store();
+        let applied_index = crate::state::applied_index(store)?;
+        let log_size = crate::log::size(store).map_err(StateError::from)?;
+        let documents = count(store, Cf::Documents).map_err(StateError::from)?;
+        let blobs_local = count_files(&vault.data_dir().join("blobs"));
+        Ok((applied_index, log_size, documents, blobs_local))
+    })
+    .await
+    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
+    let (applied_index, log_size, documents, blobs_local) = counted;
+    Ok(Response::Status {
+        status: NodeStatus {
+            node: ctx.identity.cert.name.to_string(),
+            cluster: ctx.cluster.is_some(),
+            node_id,
+            leader,
+            members,
+            last_log_index,
+            applied_index,
+            log_size,
+            blobs_local,
+            documents,
+        },
+    })
+}
+
+/// How many entries `cf` holds.
+fn count(store: &dyn MetaStore, cf: Cf) -> Result<u64, crate::store::StoreError> {
+    let mut total = 0u64;
+    let mut start = Vec::new();
+    loop {
+        let entries = store.scan_from(cf, &start, COUNT_BATCH)?;
+        total += entries.len() as u64;
+        match entries.last() {
+            Some((key, _)) if entries.len() == COUNT_BATCH => {
+                start = key.clone();
+                start.push(0);
+            }
+            _ => return Ok(total),
+        }
+    }
+}
+
+/// How many files lie under `dir` (one level of fan-out directories).
+fn count_files(dir: &Path) -> u64 {
+    let Ok(fans) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    fans.flatten()
+        .filter(|fan| fan.path().is_dir())
+        .filter_map(|fan| std::fs::read_dir(fan.path()).ok())
+        .map(|files| files.flatten().filter(|f| f.path().is_file()).count() as u64)
+        .sum()
+}
