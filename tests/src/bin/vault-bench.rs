@@ -27,7 +27,7 @@ struct Args {
     /// Minimum measuring time per workload, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     min_ms: u64,
-    /// Which suites to run: transfer, grants, log, growth, rss, cluster.
+    /// Which suites to run: transfer, grants, log, growth, rss, cluster, or all.
     #[arg(long, default_value = "transfer,grants,log", value_delimiter = ',')]
     suites: Vec<String>,
     /// Size of the document the rss suite moves (e.g. 1g).
@@ -160,7 +160,12 @@ async fn child(argv: &[String]) -> anyhow::Result<()> {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(mut args: Args) -> anyhow::Result<()> {
+    if args.suites.iter().any(|s| s == "all") {
+        args.suites = ["transfer", "grants", "log", "growth", "rss", "cluster"]
+            .map(String::from)
+            .to_vec();
+    }
     let pki = TestPki::new()?;
     let node = start_node(&pki).await?;
     let raw = start_raw_server(&pki).await?;
