@@ -666,3 +666,301 @@ async fn dev_runs_three_nodes_and_stops_them_all() {
     })
     .await;
 }
+
+/// Runs the `vault` CLI as `identity` against `addr`, retrying while the
+/// answer is `connection.failed` or `cluster.unavailable` (a node starting
+/// or an election), for at most [`DEADLINE`]. Only for idempotent calls.
+async fn cli_until_served(
+    pki: &TestPki,
+    identity: &str,
+    addr: std::net::SocketAddr,
+    args: &[&str],
+) -> tests::CliOutput {
+    let dir = pki.identity_dir(identity);
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let start = Instant::now();
+    loop {
+        let (dir2, args2) = (dir.clone(), args.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args2.iter().map(String::as_str).collect();
+            tests::vault_cli(&dir2, addr, &args).unwrap()
+        })
+        .await
+        .unwrap();
+        let code = out.json["error"]["code"].as_str().unwrap_or("");
+        if !matches!(code, "connection.failed" | "cluster.unavailable") {
+            return out;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out waiting for {args:?} through {addr}: {out:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Makes a request by housing-bureau for `docs` of resident-1 through
+/// `requester`, approves it through `approver` with `max_uses`.
+async fn grant_for(
+    requester: &vault_client::VaultClient,
+    approver: &vault_client::VaultClient,
+    docs: Vec<pki::DocumentId>,
+    max_uses: u32,
+) -> pki::Grant {
+    let request_id = requester
+        .request_access(
+            &resident("resident-1"),
+            RequestScope::Documents(docs),
+            &Purpose::parse("housing-subsidy").unwrap(),
+            3600,
+        )
+        .await
+        .unwrap();
+    let view = eventually("the request at the approver", || async move {
+        approver
+            .pending_requests()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|r| r.request_id == request_id)
+    })
+    .await;
+    approver
+        .approve(approver.approval_body(&view, max_uses, None).unwrap())
+        .await
+        .unwrap()
+}
+
+/// Starts three `vault-node run` processes on fresh loopback addresses.
+fn spawn_cluster(pki: &TestPki) -> (BTreeMap<u64, String>, Vec<NodeProcess>) {
+    pki.issue_node("node-2").unwrap();
+    pki.issue_node("node-3").unwrap();
+    let members = free_addrs();
+    let procs = members
+        .keys()
+        .map(|id| spawn_member(pki, *id, &members))
+        .collect();
+    (members, procs)
+}
+
+/// SIGKILLs a node process and reaps it.
+fn kill9(proc: &mut NodeProcess) {
+    proc.child.kill().unwrap();
+    proc.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_all_three_after_acknowledged_writes_and_restart() {
+    let pki = TestPki::new().unwrap();
+    let (members, mut procs) = spawn_cluster(&pki);
+    let addrs: Vec<_> = procs.iter().map(|p| p.addr).collect();
+
+    // Three documents, each put through a different node.
+    let kinds = ["marriage-certificate", "birth-certificate", "id-card"];
+    let mut docs = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let civil = Arc::new(connect(&pki, "civil-affairs", addrs[i]).await.unwrap());
+        let bytes = Arc::new(pseudo_random_bytes(20_000 + i * 1_000, 20 + i as u64));
+        let stored = until_ok("a put", || {
+            let (civil, bytes) = (civil.clone(), bytes.clone());
+            async move {
+                civil
+                    .put_bytes(
+                        bytes,
+                        &resident("resident-1"),
+                        &DocumentKind::parse(kind).unwrap(),
+                    )
+                    .await
+            }
+        })
+        .await;
+        docs.push((stored.document_id, bytes));
+    }
+
+    // A grant with two uses, one spent; another grant, revoked.
+    let housing2 = connect(&pki, "housing-bureau", addrs[1]).await.unwrap();
+    let r1_3 = connect(&pki, "resident-1", addrs[2]).await.unwrap();
+    let used = grant_for(&housing2, &r1_3, vec![docs[0].0], 2).await.id();
+    let housing1 = connect(&pki, "housing-bureau", addrs[0]).await.unwrap();
+    let (_, got) = housing1
+        .get_bytes(docs[0].0, None, Some(used))
+        .await
+        .unwrap();
+    assert_eq!(got, *docs[0].1);
+    let revoked = grant_for(&housing2, &r1_3, vec![docs[1].0], 2).await.id();
+    r1_3.revoke_grant(revoked).await.unwrap();
+    drop((housing1, housing2, r1_3));
+
+    // kill -9 every node, then start them again on the same data and ports
+    // (the bootstrap flag is a no-op once the membership exists).
+    for proc in &mut procs {
+        kill9(proc);
+    }
+    drop(procs);
+    let procs: Vec<NodeProcess> = members
+        .keys()
+        .map(|id| spawn_member(&pki, *id, &members))
+        .collect();
+    assert_eq!(procs.iter().map(|p| p.addr).collect::<Vec<_>>(), addrs);
+
+    // Every acknowledged document is served, by its issuer, through every
+    // node; the spent use and the revocation survived.
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("copy");
+    let out = out.to_str().unwrap();
+    let used = used.to_string();
+    let revoked = revoked.to_string();
+    for (i, addr) in addrs.iter().enumerate() {
+        for (doc, bytes) in &docs {
+            let doc = doc.to_string();
+            let got =
+                cli_until_served(&pki, "civil-affairs", *addr, &["get", &doc, "-o", out]).await;
+            assert!(got.success, "node {}: {got:?}", i + 1);
+            assert_eq!(std::fs::read(out).unwrap(), **bytes, "node {}", i + 1);
+        }
+        let listed = cli_until_served(&pki, "resident-1", *addr, &["grants"]).await;
+        assert!(listed.success, "{listed:?}");
+        let grants = listed.json["grants"].as_array().unwrap();
+        let find = |id: &str| {
+            grants
+                .iter()
+                .find(|g| g["grant_id"] == id)
+                .unwrap_or_else(|| panic!("grant {id} missing on node {}: {listed:?}", i + 1))
+        };
+        assert_eq!(find(&used)["uses"], 1, "node {}", i + 1);
+        assert_eq!(find(&revoked)["revoked"], true, "node {}", i + 1);
+        let doc1 = docs[1].0.to_string();
+        let refused = cli_until_served(
+            &pki,
+            "housing-bureau",
+            *addr,
+            &["get", &doc1, "--grant", &revoked, "-o", out],
+        )
+        .await;
+        assert_eq!(
+            refused.json["error"]["code"],
+            "grant.revoked",
+            "node {}: {refused:?}",
+            i + 1
+        );
+    }
+
+    // All three report the same log and documents (once the background
+    // logging of the reads above has settled everywhere).
+    let statuses = eventually("equal status on every node", || {
+        let pki = &pki;
+        let addrs = &addrs;
+        async move {
+            let mut all = Vec::new();
+            for addr in addrs {
+                all.push(status_cli(pki, "auditor", *addr).await);
+            }
+            let same = all.iter().all(|s| {
+                s["log_size"] == all[0]["log_size"]
+                    && s["documents"] == all[0]["documents"]
+                    && s["applied_index"] == all[0]["applied_index"]
+            });
+            same.then_some(all)
+        }
+    })
+    .await;
+    assert_eq!(statuses[0]["documents"], 3, "{statuses:?}");
+    let log_size = statuses[0]["log_size"].as_u64().unwrap();
+    assert!(log_size >= 7, "{statuses:?}");
+
+    // The auditor verifies each node's log: the same tree everywhere.
+    let mut sizes = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let state = work.path().join(format!("audit-state-{i}"));
+        let verified = cli_until_served(
+            &pki,
+            "auditor",
+            *addr,
+            &["audit", "verify", "--state", state.to_str().unwrap()],
+        )
+        .await;
+        assert!(verified.success, "node {}: {verified:?}", i + 1);
+        assert_eq!(verified.json["consistent"], true, "{verified:?}");
+        assert_eq!(verified.json["violations"].as_array().unwrap().len(), 0);
+        sizes.push(verified.json["tree_size"].as_u64().unwrap());
+    }
+    assert!(sizes.iter().all(|s| *s == sizes[0]), "tree sizes {sizes:?}");
+    assert_eq!(sizes[0], log_size, "{statuses:?}");
+    drop(procs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_counts_stay_exact_across_a_leader_kill() {
+    let pki = TestPki::new().unwrap();
+    let (_members, mut procs) = spawn_cluster(&pki);
+    let addrs: Vec<_> = procs.iter().map(|p| p.addr).collect();
+    let civil = Arc::new(connect(&pki, "civil-affairs", addrs[0]).await.unwrap());
+    let bytes = Arc::new(pseudo_random_bytes(50_000, 31));
+    let doc = until_ok("a put", || {
+        let (civil, bytes) = (civil.clone(), bytes.clone());
+        async move {
+            civil
+                .put_bytes(
+                    bytes,
+                    &resident("resident-1"),
+                    &DocumentKind::parse("marriage-certificate").unwrap(),
+                )
+                .await
+        }
+    })
+    .await
+    .document_id;
+    let housing = connect(&pki, "housing-bureau", addrs[1]).await.unwrap();
+    let r1 = connect(&pki, "resident-1", addrs[2]).await.unwrap();
+    let grant = grant_for(&housing, &r1, vec![doc], 3).await.id();
+    let (_, got) = housing.get_bytes(doc, None, Some(grant)).await.unwrap();
+    assert_eq!(got, *bytes);
+    drop((civil, housing, r1));
+
+    // Find the leader every node agrees on, and kill -9 it.
+    let leader = eventually("an agreed leader", || {
+        let pki = &pki;
+        let addrs = &addrs;
+        async move {
+            let mut leaders = Vec::new();
+            for addr in addrs {
+                leaders.push(status_cli(pki, "auditor", *addr).await["leader"].as_u64());
+            }
+            let first = leaders[0]?;
+            leaders.iter().all(|l| *l == Some(first)).then_some(first)
+        }
+    })
+    .await;
+    let dead = usize::try_from(leader - 1).unwrap();
+    kill9(&mut procs[dead]);
+    let survivors: Vec<_> = (0..3).filter(|i| *i != dead).map(|i| addrs[i]).collect();
+
+    // Fetch through the survivors, alternating, until refused.
+    let start = Instant::now();
+    let mut successes = 0;
+    let mut attempt = 0usize;
+    let refusal = loop {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out fetching after the kill ({successes} fetched)"
+        );
+        let addr = survivors[attempt % survivors.len()];
+        attempt += 1;
+        let result = match connect(&pki, "housing-bureau", addr).await {
+            Ok(client) => client.get_bytes(doc, None, Some(grant)).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((_, got)) => {
+                assert_eq!(got, *bytes);
+                successes += 1;
+            }
+            Err(e) if matches!(e.code(), "connection.failed" | "cluster.unavailable") => {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(refusal.code(), "grant.exhausted", "{refusal}");
+    assert_eq!(successes, 2, "fetches after the leader was killed");
+}
