@@ -134,9 +134,12 @@ pub struct Cluster {
 pub const CLUSTER_DEADLINE_MS: u64 = 10_000;
 /// Pause between two attempts to find a leader, in milliseconds.
 const LEADER_RETRY_MS: u64 = 100;
-/// How long a forwarded proposal or read-index call may take, in
-/// milliseconds.
+/// How long a forwarded proposal may take, in milliseconds.
 const FORWARD_TTL_MS: u64 = 10_000;
+/// How long one read-index query to the leader may take, in milliseconds.
+/// Short, because it is safe to repeat: after a leader dies, the next
+/// attempt asks the newly elected one instead of waiting out the deadline.
+const READ_INDEX_TTL_MS: u64 = 1_000;
 
 impl Cluster {
     /// Opens (creating if needed) the Raft state in `dir` (by convention
@@ -331,7 +334,12 @@ impl Cluster {
         };
         let reply = self
             .network
-            .forward(leader, &addr, RaftRpc::ReadIndex, forward_ttl())
+            .forward(
+                leader,
+                &addr,
+                RaftRpc::ReadIndex,
+                Duration::from_millis(READ_INDEX_TTL_MS),
+            )
             .await
             .map_err(|e| tracing::debug!(leader, error = %e, "no read index from the leader"))
             .ok()?;

@@ -223,10 +223,12 @@ impl Network {
                 return Err(ForwardError::Failed(e));
             }
             Err(_) => {
+                // A peer that stays silent is probably gone: reconnect next time.
+                self.forget(target, &connection);
                 return Err(ForwardError::Failed(format!(
                     "no answer from node {target} within {} ms",
                     ttl.as_millis()
-                )))
+                )));
             }
         };
         match response {
