@@ -63,7 +63,7 @@ pub struct AccessRequest {
     pub created_at: i64,
     /// Random bytes chosen by the department: two requests alike in every
     /// other field are still distinct, while a retried request keeps its id.
-    #[serde(with = "hex16")]
+    #[serde(with = "crate::serde_hex::array")]
     pub nonce: [u8; 16],
 }
 
@@ -164,7 +164,7 @@ pub struct GrantBody {
     pub grantee: Name,
     /// SHA-256 of the grantee certificate's SubjectPublicKeyInfo: the grant is usable only over
     /// a connection authenticated by that key.
-    #[serde(with = "hex32")]
+    #[serde(with = "crate::serde_hex::array")]
     pub grantee_key_id: [u8; 32],
     /// The documents, sorted by id, no duplicates.
     pub documents: Vec<GrantedDocument>,
@@ -271,12 +271,12 @@ pub struct Grant {
     /// The resident's signature over `body`.
     pub consent: Signature,
     /// The resident's certificate (DER).
-    #[serde(with = "hex_vec")]
+    #[serde(with = "crate::serde_hex::bytes")]
     pub resident_cert: Vec<u8>,
     /// The node's signature over [`GRANT_SEAL_TAG_V1`], the body's bytes and the consent.
     pub seal: Signature,
     /// The sealing node's certificate (DER).
-    #[serde(with = "hex_vec")]
+    #[serde(with = "crate::serde_hex::bytes")]
     pub node_cert: Vec<u8>,
 }
 
@@ -404,46 +404,4 @@ fn put_count(out: &mut Vec<u8>, n: usize) {
 
 fn malformed(reason: String) -> PkiError {
     PkiError::MalformedStatement { reason }
-}
-
-mod hex32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let text = String::deserialize(d)?;
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(text, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(out)
-    }
-}
-
-mod hex16 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 16], D::Error> {
-        let mut out = [0u8; 16];
-        hex::decode_to_slice(String::deserialize(d)?, &mut out)
-            .map_err(serde::de::Error::custom)?;
-        Ok(out)
-    }
-}
-
-mod hex_vec {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
 }

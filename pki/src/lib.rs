@@ -22,6 +22,7 @@ mod grants;
 mod identity;
 mod ids;
 mod log;
+pub mod serde_hex;
 mod statements;
 mod tls;
 

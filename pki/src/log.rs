@@ -80,7 +80,7 @@ pub struct LogEntry {
     /// Who acted: name (a department, node, auditor, or "resident").
     pub actor: String,
     /// The resident's tag ([`resident_tag`]), all zeros when none.
-    #[serde(with = "hex_array")]
+    #[serde(with = "crate::serde_hex::array")]
     pub resident_tag: [u8; 32],
     /// The document concerned, if any.
     pub document_id: Option<DocumentId>,
@@ -99,7 +99,7 @@ pub struct LogEntry {
     /// For a grant: uses allowed; else 0.
     pub max_uses: u32,
     /// Commitment to the detail record: SHA-256 of its bytes and nonce.
-    #[serde(with = "hex_array")]
+    #[serde(with = "crate::serde_hex::array")]
     pub commitment: [u8; 32],
 }
 
@@ -195,7 +195,7 @@ pub struct LogDetail {
     /// The purpose, if any.
     pub purpose: Option<String>,
     /// Random bytes that hide the detail inside the commitment.
-    #[serde(with = "hex_array")]
+    #[serde(with = "crate::serde_hex::array")]
     pub nonce: [u8; 32],
 }
 
@@ -408,21 +408,6 @@ impl<'a> Reader<'a> {
             1 => Ok(Some(self.take(16)?.try_into().map_err(|_| bad("short"))?)),
             _ => Err(bad("bad optional marker")),
         }
-    }
-}
-
-mod hex_array {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(String::deserialize(d)?, &mut out)
-            .map_err(serde::de::Error::custom)?;
-        Ok(out)
     }
 }
 

@@ -369,14 +369,13 @@ pub(crate) fn check_use(
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
     ctx.grant_cache
         .verify(&entry.grant, ctx.identity.ca_der(), || ctx.crls())?;
-    let revoked = ctx.vault.revoked_serials();
     grants::check_use(
         &entry,
         &counter,
         caller,
         &document.document_id,
         &document.record.content_hash,
-        &revoked,
+        &|serial| ctx.vault.is_revoked(serial),
         now(),
     )
 }

@@ -224,7 +224,7 @@ pub fn check_use(
     caller: &PeerCert,
     document_id: &DocumentId,
     content_hash: &pki::ContentHash,
-    revoked_serials: &HashSet<String>,
+    is_revoked: &dyn Fn(&str) -> bool,
     now: i64,
 ) -> Result<(), Refusal> {
     let body = &entry.grant.body;
@@ -240,7 +240,7 @@ pub fn check_use(
             ),
         ));
     }
-    if revoked_serials.contains(&entry.grantee_serial) {
+    if is_revoked(&entry.grantee_serial) {
         return Err(Refusal::new(
             ErrorCode::GrantCertificateRevoked,
             format!("grant {id} is bound to a certificate that has been revoked"),

@@ -104,7 +104,7 @@ pub struct RequestEntry {
     /// The department's signature.
     pub signature: Signature,
     /// SHA-256 of the department certificate's public key: the future grant's holder.
-    #[serde(with = "hex32")]
+    #[serde(with = "pki::serde_hex::array")]
     pub department_key_id: [u8; 32],
     /// The department certificate's serial (revoking it kills the grant).
     pub department_serial: String,
@@ -204,7 +204,7 @@ pub struct DocumentEntry {
     /// The issuer's signature.
     pub signature: Signature,
     /// The issuer's certificate (DER, hex in JSON).
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "pki::serde_hex::bytes")]
     pub issuer_cert: Vec<u8>,
     /// When the node registered it (unix seconds, chosen by the proposer).
     pub registered_at: i64,
@@ -263,10 +263,10 @@ pub struct Seed {
     /// When, unix seconds.
     pub at: i64,
     /// Hides log details inside their commitments.
-    #[serde(with = "hex32")]
+    #[serde(with = "pki::serde_hex::array")]
     pub nonce: [u8; 32],
     /// Source of salts for residents seen for the first time.
-    #[serde(with = "hex32")]
+    #[serde(with = "pki::serde_hex::array")]
     pub salt: [u8; 32],
 }
 
@@ -755,33 +755,6 @@ fn read<T: for<'de> Deserialize<'de>>(
 }
 
 pub use crate::ledger::Ledger;
-
-mod hex32 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(String::deserialize(d)?, &mut out)
-            .map_err(serde::de::Error::custom)?;
-        Ok(out)
-    }
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

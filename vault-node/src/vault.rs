@@ -179,7 +179,16 @@ impl Vault {
             .collect())
     }
 
-    /// The revoked certificate serials (from the CRL).
+    /// Whether the CRL revokes certificate `serial` (lowercase hex).
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(serial)
+    }
+
+    /// A copy of the revoked serials (for logging them; fetches use
+    /// [`Vault::is_revoked`], which copies nothing).
     pub fn revoked_serials(&self) -> HashSet<String> {
         self.revoked
             .read()
