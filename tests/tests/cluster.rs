@@ -66,6 +66,7 @@ async fn start_cluster(pki: &TestPki) -> Vec<RunningNode> {
                 node_id: id,
                 members: members.clone(),
                 bootstrap: id == 1,
+                policy: vault_node::placement::ClusterPolicy::default(),
             }),
         })
         .await

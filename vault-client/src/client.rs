@@ -396,6 +396,18 @@ impl VaultClient {
         }
     }
 
+    /// Changes the cluster's membership (callers holding a node
+    /// certificate); answers the members once the change is committed.
+    pub async fn change_membership(
+        &self,
+        change: crate::wire::MembershipChange,
+    ) -> Result<(Vec<crate::wire::StatusMember>, u64), ClientError> {
+        match self.call(&Request::ChangeMembership { change }).await? {
+            Response::Membership { members, log_index } => Ok((members, log_index)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The log's current checkpoint, its signature checked against the
     /// node's certificate (verified by the TLS handshake).
     pub async fn checkpoint(&self) -> Result<(pki::Checkpoint, String), ClientError> {

@@ -80,6 +80,9 @@ pub enum ErrorCode {
     /// A cluster node cannot reach a leader (or a quorum) to order a write
     /// or confirm a read; nothing was changed by this request.
     ClusterUnavailable,
+    /// A membership change was refused (unknown node, last voter, a change
+    /// already in progress); the membership is unchanged.
+    ClusterMembership,
     /// The grant's validity window has ended.
     GrantExpired,
     /// The grant's validity window has not begun.
@@ -134,6 +137,7 @@ impl ErrorCode {
             ErrorCode::TtlTooLong => "request.ttl_too_long",
             ErrorCode::GrantNotFound => "grant.not_found",
             ErrorCode::ClusterUnavailable => "cluster.unavailable",
+            ErrorCode::ClusterMembership => "cluster.membership_refused",
             ErrorCode::GrantBadSignature => "grant.bad_signature",
             ErrorCode::GrantUntrusted => "grant.untrusted_signer",
             ErrorCode::GrantHolderMismatch => "grant.holder_mismatch",
@@ -193,6 +197,7 @@ impl ErrorCode {
         ErrorCode::LogRange,
         ErrorCode::GrantCertificateRevoked,
         ErrorCode::ClusterUnavailable,
+        ErrorCode::ClusterMembership,
     ];
 
     /// Parses the dotted string form.

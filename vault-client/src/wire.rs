@@ -160,6 +160,32 @@ pub enum Request {
     /// The node's status (nodes and auditors only). Answered with
     /// [`Response::Status`].
     Status,
+    /// Change the cluster's membership (callers with a `node` certificate
+    /// only; a follower forwards it to the leader). Answered with
+    /// [`Response::Membership`].
+    ChangeMembership {
+        /// What to change.
+        change: MembershipChange,
+    },
+}
+
+/// A change to a cluster's membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MembershipChange {
+    /// Add node `id` at `addr`: first as a learner that catches up with the
+    /// log (or a snapshot), then as a voter.
+    Add {
+        /// The new node's Raft id.
+        id: u64,
+        /// Its `HOST:PORT` (a name in its certificate).
+        addr: String,
+    },
+    /// Remove node `id` from the voters and the membership.
+    Remove {
+        /// The Raft id to remove.
+        id: u64,
+    },
 }
 
 /// A Raft RPC between nodes. The body is the JSON of the replication
@@ -179,6 +205,9 @@ pub enum RaftRpc {
     /// A follower asks the leader for the log index a linearizable read
     /// must wait for; the reply is that index (JSON number).
     ReadIndex,
+    /// A membership change forwarded by a follower to the leader; the
+    /// reply is the JSON of the resulting [`Response::Membership`] fields.
+    ChangeMembership(MembershipChange),
 }
 
 /// A half-open byte range `[start, end)`.
@@ -332,6 +361,14 @@ pub enum Response {
         /// What the node reports.
         status: NodeStatus,
     },
+    /// Answer to a [`Request::ChangeMembership`]: the membership once the
+    /// change is committed.
+    Membership {
+        /// Every member after the change.
+        members: Vec<StatusMember>,
+        /// The Raft log index that committed the change.
+        log_index: u64,
+    },
     /// The request was refused or failed.
     Error(ErrorBody),
 }
@@ -359,6 +396,22 @@ pub struct NodeStatus {
     pub blobs_local: u64,
     /// How many documents its state machine knows.
     pub documents: u64,
+    /// How many blobs placement assigns to this node (cluster mode); a
+    /// reconciled node holds at least these.
+    #[serde(default)]
+    pub blobs_placed: Option<u64>,
+    /// The last log index covered by its latest snapshot (cluster mode).
+    #[serde(default)]
+    pub snapshot_index: Option<u64>,
+    /// The last log index purged from its Raft log (cluster mode).
+    #[serde(default)]
+    pub purged_index: Option<u64>,
+    /// R and W of its policy (cluster mode).
+    #[serde(default)]
+    pub replicas: Option<usize>,
+    /// W of its policy (cluster mode).
+    #[serde(default)]
+    pub write_quorum: Option<usize>,
 }
 
 /// A cluster member in a [`NodeStatus`].
@@ -368,6 +421,10 @@ pub struct StatusMember {
     pub id: u64,
     /// Its `HOST:PORT`.
     pub addr: String,
+    /// Whether it votes (a learner still catching up does not, and holds
+    /// no blobs by placement).
+    #[serde(default)]
+    pub voter: bool,
 }
 
 /// One of a resident's log entries, with what proves it.

@@ -128,6 +128,41 @@ impl BlobStore {
         self.path(hash).is_file()
     }
 
+    /// Calls `visit` with the hash and last-modified time of every blob
+    /// file stored here, one fan-out directory at a time (files whose name
+    /// is not a content hash are skipped). Stops at the first error
+    /// `visit` returns.
+    pub fn for_each_stored(
+        &self,
+        mut visit: impl FnMut(ContentHash, std::time::SystemTime) -> Result<(), BlobError>,
+    ) -> Result<(), BlobError> {
+        for fan in fs::read_dir(self.root.join("blobs"))? {
+            let fan = fan?;
+            if !fan.file_type()?.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(fan.path())? {
+                let file = file?;
+                let name = file.file_name();
+                let Some(hash) = name.to_str().and_then(|n| ContentHash::from_hex(n).ok()) else {
+                    continue;
+                };
+                let modified = file.metadata()?.modified()?;
+                visit(hash, modified)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the blob `hash` stored here (nothing when it is absent).
+    pub fn remove(&self, hash: &ContentHash) -> Result<(), BlobError> {
+        match fs::remove_file(self.path(hash)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Starts writing a blob that must hash to `hash` and be `size` bytes.
     pub fn writer(&self, hash: ContentHash, size: u64) -> Result<BlobWriter, BlobError> {
         let mut name = [0u8; 16];

@@ -14,11 +14,13 @@
 pub mod access;
 pub mod audit;
 pub mod blobs;
+pub mod config;
 pub mod consent;
 pub mod dev;
 pub mod grants;
 pub mod ledger;
 pub mod log;
+pub mod placement;
 pub mod raft;
 pub mod repair;
 pub mod replica;

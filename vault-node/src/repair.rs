@@ -1,11 +1,20 @@
-//! Repair in cluster mode: a scrub re-reads every blob the state machine
-//! knows, authenticating the outboard and every group (AES-GCM), and
-//! replaces a copy that is missing or fails authentication with a verified
-//! one fetched from a member ([`crate::replica`]'s fetch path, written in
-//! place atomically by a [`BlobWriter`](crate::blobs::BlobWriter)).
+//! Repair in cluster mode. One scrub does three things:
+//!
+//! - **reconcile:** for every blob the state machine knows, compares what
+//!   this node should hold (its [placement](crate::placement) over the
+//!   Raft-held voters) with what it has;
+//! - **re-hash:** reads back every copy it should hold or holds,
+//!   authenticating the outboard and every group (AES-GCM, which covers
+//!   the BLAKE3 tree); a copy that is missing or fails is replaced by a
+//!   verified one fetched from a replica ([`crate::replica`]'s fetch path,
+//!   written in place atomically by a [`BlobWriter`](crate::blobs::BlobWriter));
+//! - **collect orphans:** deletes blob files no document refers to once
+//!   they are older than [`ClusterPolicy::orphan_grace_s`](crate::placement::ClusterPolicy)
+//!   (an upload whose registration failed; an upload in flight is far
+//!   younger than the grace).
 //!
 //! A scrub runs [`SCRUB_FIRST_DELAY_S`] after start and then every
-//! [`SCRUB_INTERVAL_S`]; tests trigger one with
+//! `scrub_interval_s` of the policy; tests trigger one with
 //! [`RunningNode::scrub_once`](crate::server::RunningNode::scrub_once).
 
 use std::ops::Range;
@@ -22,8 +31,6 @@ use crate::state::BlobEntry;
 use crate::store::{Cf, MetaStore};
 use crate::Refusal;
 
-/// Seconds between two scrubs in cluster mode.
-pub const SCRUB_INTERVAL_S: u64 = 60;
 /// Seconds after start before the first scrub.
 pub const SCRUB_FIRST_DELAY_S: u64 = 5;
 /// Blob entries read from the state machine per scan.
@@ -38,6 +45,12 @@ pub struct ScrubCounts {
     pub repaired: u64,
     /// Blobs missing or corrupt here that no member could supply.
     pub failed: u64,
+    /// Blobs neither placed on this node nor held here (left alone).
+    pub elsewhere: u64,
+    /// Unreferenced blob files older than the grace, deleted.
+    pub orphans_collected: u64,
+    /// Bytes fetched to repair copies.
+    pub repaired_bytes: u64,
 }
 
 /// Reads back the outboard and the groups `groups` of the local copy of
@@ -156,10 +169,19 @@ pub(crate) async fn scrub_once(ctx: &Arc<Ctx>) -> ScrubCounts {
                 continue;
             };
             let hash = ContentHash(bytes);
+            if !cluster.placement(&hash).contains(&cluster.id())
+                && !ctx.vault.blobs().contains(&hash)
+            {
+                counts.elsewhere += 1;
+                continue;
+            }
             counts.checked += 1;
             match ensure_authentic(ctx, hash, entry.size, None).await {
                 Ok(false) => {}
-                Ok(true) => counts.repaired += 1,
+                Ok(true) => {
+                    counts.repaired += 1;
+                    counts.repaired_bytes += entry.size;
+                }
                 Err(e) => {
                     tracing::error!(blob = %hash, code = %e.code, error = %e.message, "scrub: cannot repair a blob");
                     counts.failed += 1;
@@ -174,7 +196,47 @@ pub(crate) async fn scrub_once(ctx: &Arc<Ctx>) -> ScrubCounts {
             _ => break,
         }
     }
+    let grace = Duration::from_secs(cluster.policy().orphan_grace_s);
+    let vault = ctx.vault.clone();
+    let collected = tokio::task::spawn_blocking(move || collect_orphans(&vault, &*store, grace))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match collected {
+        Ok(n) => counts.orphans_collected = n,
+        Err(e) => tracing::error!(error = %e, "scrub: cannot collect orphan blobs"),
+    }
     counts
+}
+
+/// Deletes every blob file here that no blob entry of `state` refers to
+/// and that is older than `grace`; answers how many.
+pub fn collect_orphans(
+    vault: &crate::vault::Vault,
+    state: &dyn MetaStore,
+    grace: Duration,
+) -> Result<u64, Refusal> {
+    let now = std::time::SystemTime::now();
+    let mut collected = 0u64;
+    vault
+        .blobs()
+        .for_each_stored(|hash, modified| {
+            let age = now.duration_since(modified).unwrap_or_default();
+            if age < grace {
+                return Ok(());
+            }
+            let known = crate::state::blob(state, &hash)
+                .map_err(|e| BlobError::Io(e.to_string()))?
+                .is_some();
+            if !known {
+                tracing::info!(blob = %hash, age_s = age.as_secs(), "collecting an orphan blob");
+                vault.blobs().remove(&hash)?;
+                collected += 1;
+            }
+            Ok(())
+        })
+        .map_err(Refusal::from)?;
+    Ok(collected)
 }
 
 /// Runs [`scrub_once`] on a schedule, logging the counts.
@@ -186,8 +248,16 @@ pub(crate) async fn scrub_loop(ctx: Arc<Ctx>) {
             checked = counts.checked,
             repaired = counts.repaired,
             failed = counts.failed,
+            elsewhere = counts.elsewhere,
+            orphans_collected = counts.orphans_collected,
             "scrubbed the local blobs"
         );
-        tokio::time::sleep(Duration::from_secs(SCRUB_INTERVAL_S)).await;
+        let interval = ctx
+            .cluster
+            .as_ref()
+            .map_or(crate::placement::DEFAULT_SCRUB_INTERVAL_S, |c| {
+                c.policy().scrub_interval_s
+            });
+        tokio::time::sleep(Duration::from_secs(interval)).await;
     }
 }

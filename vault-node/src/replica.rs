@@ -1,12 +1,14 @@
 //! Blob replication in cluster mode, node to node over QUIC.
 //!
 //! After a node has received and verified an upload, it pushes the
-//! plaintext to every other member ([`Request::PushBlob`], then the body);
-//! each receiver verifies it against the content hash with the same
+//! plaintext to the blob's replicas: R of the voters, chosen by
+//! [rendezvous hashing](crate::placement) ([`Request::PushBlob`], then the
+//! body); each receiver verifies it against the content hash with the same
 //! [`BlobWriter`](crate::blobs::BlobWriter) as an upload and stores it
-//! under its own master key. The document is registered only once
-//! [`BLOB_COPIES_MIN`] nodes (the uploader included) hold it; pushes to
-//! the remaining members finish in the background.
+//! under its own master key. The document is registered only once W
+//! replicas hold it (the uploader counting when it is one); pushes to the
+//! remaining replicas finish in the background, and the reconciler in
+//! [`crate::repair`] fetches any that failed.
 //!
 //! A node asked for a document it holds no authentic copy of (missing, or
 //! failing authentication) fetches the blob from a member
@@ -31,9 +33,6 @@ use crate::raft::Cluster;
 use crate::server::Ctx;
 use crate::Refusal;
 
-/// How many nodes (the uploader included) must hold a blob before its
-/// document is registered (W; every member in a smaller cluster).
-pub const BLOB_COPIES_MIN: usize = 2;
 /// Plaintext bytes per network write when sending a blob to a node.
 pub const SEND_BATCH_BYTES: usize = 256 * 1024;
 /// How long a member may take to start answering a fetch, in milliseconds.
@@ -41,19 +40,27 @@ pub const FETCH_ANSWER_TIMEOUT_MS: u64 = 5_000;
 /// Batches queued between the blob reader and the network.
 const SEND_QUEUE_DEPTH: usize = 4;
 
-/// Pushes the blob `hash` (held and verified here) to the other members;
-/// returns once [`BLOB_COPIES_MIN`] nodes hold it, the others continuing
-/// in the background.
+/// Pushes the blob `hash` (held and verified here) to its replicas (R of
+/// the voters, by [rendezvous placement](crate::placement)); returns once
+/// W of them hold it (this node counting when it is one), the others
+/// continuing in the background.
 pub(crate) async fn replicate(
     ctx: &Arc<Ctx>,
     cluster: &Arc<Cluster>,
     hash: ContentHash,
 ) -> Result<(), Refusal> {
-    let peers = cluster.peers();
-    // A cluster smaller than W needs every member.
-    let needed = BLOB_COPIES_MIN.min(peers.len() + 1).saturating_sub(1);
-    if needed == 0 {
-        return Ok(());
+    let targets = cluster.placement(&hash);
+    let here = targets.contains(&cluster.id());
+    // A cluster smaller than W needs every replica.
+    let quorum = cluster.policy().write_quorum.min(targets.len()).max(1);
+    let needed = quorum.saturating_sub(usize::from(here));
+    let mut errors = Vec::new();
+    let mut peers = Vec::new();
+    for target in targets.into_iter().filter(|t| *t != cluster.id()) {
+        match cluster.addr_of(target) {
+            Some(addr) => peers.push((target, addr)),
+            None => errors.push(format!("node {target}: no address in the membership")),
+        }
     }
     let (tx, mut rx) = mpsc::channel(peers.len().max(1));
     for (target, addr) in peers {
@@ -70,7 +77,9 @@ pub(crate) async fn replicate(
     }
     drop(tx);
     let mut acks = 0;
-    let mut errors = Vec::new();
+    if needed == 0 {
+        return Ok(());
+    }
     while let Some(result) = rx.recv().await {
         match result {
             Ok(()) => {
@@ -85,8 +94,8 @@ pub(crate) async fn replicate(
     Err(Refusal::new(
         ErrorCode::ClusterUnavailable,
         format!(
-            "only {} of the {BLOB_COPIES_MIN} nodes needed hold the document ({}); it was not registered",
-            acks + 1,
+            "only {} of the {quorum} replicas needed hold the document ({}); it was not registered",
+            acks + usize::from(here),
             errors.join("; ")
         ),
     ))
@@ -125,7 +134,8 @@ async fn push_to(
 }
 
 /// Fetches the blob `hash` of `size` bytes (verified) from the first
-/// member that supplies it, replacing any local copy atomically.
+/// member that supplies it, its replicas first, replacing any local copy
+/// atomically.
 pub(crate) async fn fetch_any(
     ctx: &Arc<Ctx>,
     cluster: &Cluster,
@@ -133,7 +143,12 @@ pub(crate) async fn fetch_any(
     size: u64,
 ) -> Result<(), Refusal> {
     let mut errors = Vec::new();
-    for (target, addr) in cluster.peers() {
+    let members: Vec<u64> = cluster.peers().into_iter().map(|(id, _)| id).collect();
+    let ranked = crate::placement::ranked(&hash, members);
+    for target in ranked {
+        let Some(addr) = cluster.addr_of(target) else {
+            continue;
+        };
         match fetch_from(ctx, cluster, target, &addr, hash, size).await {
             Ok(()) => {
                 tracing::info!(node = target, blob = %hash, "fetched a blob from a member");

@@ -76,6 +76,8 @@ pub struct ClusterConfig {
     /// Whether this node makes the initial membership (on one node only;
     /// ignored once the cluster is initialized).
     pub bootstrap: bool,
+    /// Placement, replication, repair and snapshot settings.
+    pub policy: crate::placement::ClusterPolicy,
 }
 
 /// What every request handler shares.
@@ -223,10 +225,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
     let cluster = match &config.cluster {
         Some(cluster_config) => {
             let network = Network::new(endpoint.clone(), &identity)?;
-            let cluster = Cluster::open(
+            let cluster = Cluster::open_with(
                 cluster_config.node_id,
                 &config.data_dir.join("raft"),
                 network,
+                cluster_config.policy,
             )
             .await?;
             let reads: Arc<dyn MetaStore> = cluster.store().clone();
@@ -543,9 +546,42 @@ async fn handle(
             return crate::replica::serve_fetch(ctx, &caller.cert, content_hash, send).await
         }
         Request::Status => crate::status::handle(ctx, &caller.cert).await?,
+        Request::ChangeMembership { change } => {
+            change_membership(ctx, &caller.cert, change).await?
+        }
         other => consent::handle(ctx, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response).await
+}
+
+/// Answers a membership change from a node identity (an operator's tool).
+async fn change_membership(
+    ctx: &Arc<Ctx>,
+    caller: &pki::PeerCert,
+    change: vault_client::wire::MembershipChange,
+) -> Result<Response, Refusal> {
+    if caller.role != pki::Role::Node {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "only node identities change the membership; {} holds a {} certificate",
+                caller.name,
+                caller.role.as_str()
+            ),
+        ));
+    }
+    let Some(cluster) = &ctx.cluster else {
+        return Err(Refusal::new(
+            ErrorCode::ClusterMembership,
+            "this node runs no cluster",
+        ));
+    };
+    tracing::info!(by = %caller.name, ?change, "membership change requested");
+    let reply = cluster.change_membership(change).await?;
+    Ok(Response::Membership {
+        members: reply.members,
+        log_index: reply.log_index,
+    })
 }
 
 async fn handle_put(

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pki::{PeerCert, Role};
-use vault_client::wire::{NodeStatus, Response, StatusMember};
+use vault_client::wire::{NodeStatus, Response};
 use vault_client::ErrorCode;
 
 use crate::server::Ctx;
@@ -29,18 +29,22 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response
             ),
         ));
     }
+    let raft_progress = ctx.cluster.as_ref().map(|cluster| {
+        let metrics = cluster.raft().metrics().borrow().clone();
+        (
+            metrics.snapshot.map(|id| id.index),
+            metrics.purged.map(|id| id.index),
+            *cluster.policy(),
+        )
+    });
+    let placed = match &ctx.cluster {
+        Some(cluster) => Some(count_placed(cluster).await?),
+        None => None,
+    };
     let (node_id, leader, members, last_log_index) = match &ctx.cluster {
         Some(cluster) => {
             let metrics = cluster.raft().metrics().borrow().clone();
-            let members = metrics
-                .membership_config
-                .membership()
-                .nodes()
-                .map(|(id, node)| StatusMember {
-                    id: *id,
-                    addr: node.addr.clone(),
-                })
-                .collect();
+            let members = crate::raft::members_of(metrics.membership_config.membership());
             (
                 Some(cluster.id()),
                 metrics.current_leader,
@@ -74,8 +78,49 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response
             log_size,
             blobs_local,
             documents,
+            blobs_placed: placed,
+            snapshot_index: raft_progress.and_then(|p| p.0),
+            purged_index: raft_progress.and_then(|p| p.1),
+            replicas: raft_progress.map(|p| p.2.replicas),
+            write_quorum: raft_progress.map(|p| p.2.write_quorum),
         },
     })
+}
+
+/// How many of the blobs the state machine knows are placed on this node.
+async fn count_placed(cluster: &Arc<crate::raft::Cluster>) -> Result<u64, Refusal> {
+    let cluster = cluster.clone();
+    tokio::task::spawn_blocking(move || -> Result<u64, Refusal> {
+        let store = cluster.store();
+        let voters = cluster.voters();
+        let replicas = cluster.policy().replicas;
+        let mut placed = 0u64;
+        let mut start = Vec::new();
+        loop {
+            let entries = store
+                .scan_from(Cf::Blobs, &start, COUNT_BATCH)
+                .map_err(StateError::from)?;
+            for (key, _) in &entries {
+                let Ok(bytes) = <[u8; 32]>::try_from(key.as_slice()) else {
+                    continue;
+                };
+                let hash = pki::ContentHash(bytes);
+                let chosen = crate::placement::replicas(&hash, voters.iter().copied(), replicas);
+                if chosen.contains(&cluster.id()) {
+                    placed += 1;
+                }
+            }
+            match entries.last() {
+                Some((key, _)) if entries.len() == COUNT_BATCH => {
+                    start = key.clone();
+                    start.push(0);
+                }
+                _ => return Ok(placed),
+            }
+        }
+    })
+    .await
+    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?
 }
 
 /// How many entries `cf` holds.

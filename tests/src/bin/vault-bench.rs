@@ -1017,6 +1017,7 @@ async fn start_cluster(pki: &TestPki) -> anyhow::Result<Vec<vault_node::server::
                     node_id: id,
                     members: members.clone(),
                     bootstrap: id == 1,
+                    policy: vault_node::placement::ClusterPolicy::default(),
                 }),
             })
             .await?,

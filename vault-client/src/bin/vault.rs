@@ -36,7 +36,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone)]
 enum Command {
     /// Put a document issued by your department into the vault.
     Put {
@@ -139,7 +139,7 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone)]
 enum AuditCommand {
     /// Print the current signed checkpoint (C2SP signed note).
     Checkpoint,
@@ -170,7 +170,7 @@ enum AuditCommand {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone)]
 enum GrantCommand {
     /// Show a grant; with -o, save the sealed grant for offline checks.
     Show {
@@ -287,8 +287,46 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .collect();
-    let client = VaultClient::connect_any(identity, &nodes).await?;
-    match cli.command {
+    // Puts (idempotent: same record, same document id), gets (resumed
+    // from the `.part` file) and lists are retried on the next node when a
+    // node fails mid-command; other commands are not (an approval or a
+    // revocation answered `cluster.unavailable` may have been committed).
+    let retry_safe = matches!(
+        cli.command,
+        Command::Put { .. } | Command::Get { .. } | Command::List { .. }
+    );
+    let attempts = if retry_safe { nodes.len().max(1) } else { 1 };
+    let mut attempt = 0;
+    loop {
+        let mut order = nodes.clone();
+        order.rotate_left(attempt % nodes.len().max(1));
+        let result = match VaultClient::connect_any(identity.clone(), &order).await {
+            Ok(client) => execute(&client, cli.command.clone(), progress).await,
+            Err(e) => Err(e),
+        };
+        attempt += 1;
+        match result {
+            Err(e)
+                if attempt < attempts
+                    && (e.is_transient() || e.code() == "cluster.unavailable") =>
+            {
+                eprintln!("{}: {e}; retrying on the next node", order[0]);
+                tokio::time::sleep(std::time::Duration::from_millis(FAILOVER_PAUSE_MS)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Pause before a command is retried on the next node, in milliseconds.
+const FAILOVER_PAUSE_MS: u64 = 500;
+
+async fn execute(
+    client: &VaultClient,
+    command: Command,
+    progress: bool,
+) -> Result<(Value, String), ClientError> {
+    match command {
         Command::Put {
             file,
             resident,

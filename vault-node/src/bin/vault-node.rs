@@ -35,14 +35,18 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=9))]
         nodes: u64,
     },
-    /// Run a node with an identity issued by the district CA.
+    /// Run a node with an identity issued by the district CA, configured
+    /// by flags or by one file (`--config`, see docs/OPERATIONS.md).
     Run {
+        /// The whole configuration in a TOML file (no other flag then).
+        #[arg(long, conflicts_with_all = ["identity", "data", "crl", "purposes", "node_id", "member", "bootstrap"])]
+        config: Option<PathBuf>,
         /// The node's identity directory (cert.pem, key.pem, ca.pem).
-        #[arg(long)]
-        identity: PathBuf,
+        #[arg(long, required_unless_present = "config")]
+        identity: Option<PathBuf>,
         /// The node's data directory.
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "config")]
+        data: Option<PathBuf>,
         /// Address to listen on.
         #[arg(long, default_value = "0.0.0.0:7443")]
         listen: SocketAddr,
@@ -82,6 +86,53 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Add a node to the cluster (a learner until it has caught up, then a
+    /// voter) or remove one. Connects as a node identity; any member
+    /// passes the change to the leader.
+    Member {
+        #[command(subcommand)]
+        change: MemberCommand,
+        /// The node identity to connect as.
+        #[arg(
+            long,
+            env = "VAULT_IDENTITY",
+            default_value = ".vault-dev/identities/node-1",
+            global = true
+        )]
+        identity: PathBuf,
+        /// A member to ask, HOST:PORT (several, comma-separated: the first
+        /// that answers).
+        #[arg(
+            long,
+            env = "VAULT_NODE",
+            default_value = "127.0.0.1:7443",
+            global = true
+        )]
+        node: String,
+        /// Print one JSON object instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Add node ID, listening at ADDR (start it first with its own id as
+    /// its only member, and without --bootstrap).
+    Add {
+        /// The new node's Raft id.
+        #[arg(long)]
+        id: u64,
+        /// Its HOST:PORT, a name in its certificate.
+        #[arg(long)]
+        addr: String,
+    },
+    /// Remove node ID from the cluster.
+    Remove {
+        /// The Raft id to remove.
+        #[arg(long)]
+        id: u64,
     },
 }
 
@@ -123,6 +174,15 @@ fn main() -> anyhow::Result<()> {
                 node,
                 json,
             } => return status(&identity, &node, json).await,
+            Command::Member {
+                change,
+                identity,
+                node,
+                json,
+            } => return member(change, &identity, &node, json).await,
+            Command::Run {
+                config: Some(path), ..
+            } => vault_node::config::load(&path).map_err(anyhow::Error::msg)?,
             Command::Dev { data, listen, .. } => {
                 let now = vault_client::client::now_unix();
                 let layout = dev::ensure_dev_pki(&data, now)?;
@@ -136,6 +196,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             Command::Run {
+                config: None,
                 identity,
                 data,
                 listen,
@@ -155,14 +216,15 @@ fn main() -> anyhow::Result<()> {
                             node_id,
                             members,
                             bootstrap,
+                            policy: vault_node::placement::ClusterPolicy::default(),
                         })
                     }
                     None => None,
                 };
                 NodeConfig {
                     listen,
-                    data_dir: data,
-                    identity_dir: identity,
+                    data_dir: data.context("--data is required")?,
+                    identity_dir: identity.context("--identity is required")?,
                     crl_path: crl,
                     purposes_path: purposes,
                     cluster,
@@ -269,6 +331,42 @@ async fn dev_cluster(data: &Path, listen: SocketAddr, nodes: u64) -> anyhow::Res
     Ok(())
 }
 
+/// Sends a membership change to one of `nodes` (comma-separated) as the
+/// node identity in `identity_dir`.
+async fn member(
+    change: MemberCommand,
+    identity_dir: &Path,
+    nodes: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    use vault_client::wire::MembershipChange;
+    let identity = pki::Identity::load(identity_dir)
+        .with_context(|| format!("cannot load the identity in {}", identity_dir.display()))?;
+    let addrs: Vec<String> = nodes.split(',').map(|a| a.trim().to_string()).collect();
+    let client = vault_client::VaultClient::connect_any(identity, &addrs)
+        .await
+        .with_context(|| format!("cannot connect to any of {nodes}"))?;
+    let change = match change {
+        MemberCommand::Add { id, addr } => MembershipChange::Add { id, addr },
+        MemberCommand::Remove { id } => MembershipChange::Remove { id },
+    };
+    let (members, log_index) = client
+        .change_membership(change)
+        .await
+        .context("the membership change was refused")?;
+    if json {
+        let value = serde_json::json!({ "members": members, "log_index": log_index });
+        println!("{value}");
+        return Ok(());
+    }
+    for m in &members {
+        let role = if m.voter { "voter" } else { "learner" };
+        println!("member          {} {} {role}", m.id, m.addr);
+    }
+    println!("committed at    {log_index}");
+    Ok(())
+}
+
 /// Asks `node` for its status as the identity in `identity_dir`.
 async fn status(identity_dir: &Path, node: &str, json: bool) -> anyhow::Result<()> {
     let identity = pki::Identity::load(identity_dir)
@@ -293,7 +391,8 @@ async fn status(identity_dir: &Path, node: &str, json: bool) -> anyhow::Result<(
                 .map_or_else(|| "unknown".to_string(), |l| l.to_string());
             println!("leader          {leader}");
             for member in &status.members {
-                println!("member          {} {}", member.id, member.addr);
+                let role = if member.voter { "voter" } else { "learner" };
+                println!("member          {} {} {role}", member.id, member.addr);
             }
             println!("last log index  {}", status.last_log_index.unwrap_or(0));
         }

@@ -48,9 +48,10 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
-use vault_client::wire::{ErrorBody, RaftRpc};
+use vault_client::wire::{ErrorBody, MembershipChange, RaftRpc, StatusMember};
 use vault_client::ErrorCode;
 
+use crate::placement::ClusterPolicy;
 use crate::state::{Applied, Proposal, StateError};
 use crate::store::RocksStore;
 use crate::Refusal;
@@ -86,9 +87,19 @@ pub const APPEND_ENTRIES_MAX: u64 = 64;
 /// Snapshot chunk size, in bytes (JSON encodes a byte as up to 4).
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
 
-/// The openraft configuration of every node.
+/// The openraft configuration of every node, with the default policy.
 pub fn config() -> Result<openraft::Config, Refusal> {
+    config_for(&ClusterPolicy::default())
+}
+
+/// The openraft configuration of a node running `policy`: a snapshot
+/// every [`ClusterPolicy::snapshot_logs`] applied entries, and as many
+/// entries kept in the log behind it for followers that lag a little.
+pub fn config_for(policy: &ClusterPolicy) -> Result<openraft::Config, Refusal> {
     openraft::Config {
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(policy.snapshot_logs),
+        max_in_snapshot_log_to_keep: policy.snapshot_logs,
+        purge_batch_size: 256,
         cluster_name: "vault".into(),
         heartbeat_interval: HEARTBEAT_INTERVAL_MS,
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
@@ -126,6 +137,7 @@ pub struct Cluster {
     raft: RaftHandle,
     store: Arc<RocksStore>,
     network: Network,
+    policy: ClusterPolicy,
 }
 
 /// How long [`Cluster::propose`] and [`Cluster::linearize`] look for a
@@ -146,12 +158,25 @@ impl Cluster {
     /// `<data_dir>/raft/`) and starts node `id`'s Raft instance. A fresh
     /// node waits for [`Cluster::initialize`] or for a leader to add it.
     pub async fn open(id: u64, dir: &Path, network: Network) -> Result<Self, Refusal> {
+        Self::open_with(id, dir, network, ClusterPolicy::default()).await
+    }
+
+    /// [`Cluster::open`] with a replication and snapshot policy.
+    pub async fn open_with(
+        id: u64,
+        dir: &Path,
+        network: Network,
+        policy: ClusterPolicy,
+    ) -> Result<Self, Refusal> {
+        policy
+            .validate()
+            .map_err(|e| Refusal::new(ErrorCode::Internal, format!("cluster policy: {e}")))?;
         let storage = |e: String| Refusal::new(ErrorCode::Storage, e);
         std::fs::create_dir_all(dir).map_err(|e| storage(format!("{}: {e}", dir.display())))?;
         let store = Arc::new(RocksStore::open(dir).map_err(|e| storage(e.to_string()))?);
         let raft = openraft::Raft::new(
             id,
-            Arc::new(config()?),
+            Arc::new(config_for(&policy)?),
             network.clone(),
             LogStore::new(store.clone()),
             StateMachine::new(store.clone()),
@@ -163,6 +188,7 @@ impl Cluster {
             raft,
             store,
             network,
+            policy,
         })
     }
 
@@ -199,6 +225,35 @@ impl Cluster {
             .filter(|(id, _)| **id != self.id)
             .map(|(id, node)| (*id, node.addr.clone()))
             .collect()
+    }
+
+    /// The replication and snapshot policy this node runs.
+    pub fn policy(&self) -> &ClusterPolicy {
+        &self.policy
+    }
+
+    /// The voters of the membership this node knows (what blobs are
+    /// placed over).
+    pub fn voters(&self) -> Vec<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.membership_config.membership().voter_ids().collect()
+    }
+
+    /// The address of member `id`, if the membership this node knows has it.
+    pub fn addr_of(&self, id: u64) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|node| node.addr.clone())
+    }
+
+    /// The nodes that hold `hash` (R of the voters, by rendezvous hashing).
+    pub fn placement(&self, hash: &pki::ContentHash) -> Vec<u64> {
+        crate::placement::replicas(hash, self.voters(), self.policy.replicas)
     }
 
     /// The leader this node knows of, if any.
@@ -350,6 +405,50 @@ impl Cluster {
             .ok()
     }
 
+    /// Changes the membership: on the leader directly, else forwarded to
+    /// it. Adding waits until the new node has caught up as a learner (from
+    /// the log or a snapshot) before it becomes a voter; removing takes the
+    /// node out of the voters and the membership.
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<MembershipReply, Refusal> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(CLUSTER_DEADLINE_MS);
+        loop {
+            match self.leader() {
+                Some(leader) if leader == self.id => {
+                    match change_membership(&self.raft, change.clone()).await {
+                        Err(MembershipError::NotLeader) => {}
+                        Err(MembershipError::Refused(refusal)) => return Err(refusal),
+                        Ok(reply) => return Ok(reply),
+                    }
+                }
+                Some(leader) => {
+                    if let Some(addr) = self.addr_of(leader) {
+                        let rpc = RaftRpc::ChangeMembership(change.clone());
+                        let ttl = Duration::from_millis(MEMBERSHIP_TTL_MS);
+                        match self.network.forward(leader, &addr, rpc, ttl).await {
+                            Ok(reply) => return decode_reply::<MembershipReply>(leader, reply),
+                            Err(network::ForwardError::NotSent(_)) => {}
+                            Err(network::ForwardError::Failed(message)) => {
+                                return Err(unavailable(format!(
+                                    "the change was sent to leader node {leader} but its answer                                      was lost ({message}); check the status before retrying"
+                                )))
+                            }
+                        }
+                    }
+                }
+                None => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(unavailable(format!(
+                    "no leader took the membership change within {CLUSTER_DEADLINE_MS} ms; nothing was changed"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(LEADER_RETRY_MS)).await;
+        }
+    }
+
     /// Stops this node's Raft instance (the store stays open until drop).
     pub async fn shutdown(&self) -> Result<(), Refusal> {
         self.raft
@@ -357,6 +456,103 @@ impl Cluster {
             .await
             .map_err(|e| Refusal::new(ErrorCode::Internal, format!("Raft shutdown: {e}")))
     }
+}
+
+/// How long a forwarded membership change may take (a new learner may
+/// have to receive a snapshot first), in milliseconds.
+const MEMBERSHIP_TTL_MS: u64 = 300_000;
+
+/// The membership once a change is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipReply {
+    /// Every member after the change.
+    pub members: Vec<StatusMember>,
+    /// The Raft log index that committed the change.
+    pub log_index: u64,
+}
+
+/// Why a membership change did not happen.
+pub(crate) enum MembershipError {
+    /// This node does not lead (any more): ask the leader.
+    NotLeader,
+    /// Refused or failed; the membership is unchanged or the outcome is in
+    /// the message.
+    Refused(Refusal),
+}
+
+/// The members of `membership`, voters flagged.
+pub fn members_of(membership: &openraft::Membership<u64, BasicNode>) -> Vec<StatusMember> {
+    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, node)| StatusMember {
+            id: *id,
+            addr: node.addr.clone(),
+            voter: voters.contains(id),
+        })
+        .collect()
+}
+
+/// Applies `change` on `raft`, which must lead.
+pub(crate) async fn change_membership(
+    raft: &RaftHandle,
+    change: MembershipChange,
+) -> Result<MembershipReply, MembershipError> {
+    let refused = |message: String| {
+        MembershipError::Refused(Refusal::new(ErrorCode::ClusterMembership, message))
+    };
+    let classify = |e: RaftError<u64, ClientWriteError<u64, BasicNode>>| match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => MembershipError::NotLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => refused(e.to_string()),
+        other => MembershipError::Refused(unavailable(format!(
+            "the membership change failed: {other}"
+        ))),
+    };
+    let voters: std::collections::BTreeSet<u64> = raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect();
+    let response = match change {
+        MembershipChange::Add { id, addr } => {
+            if voters.contains(&id) {
+                return Err(refused(format!("node {id} is a voter already")));
+            }
+            if !addr.contains(':') {
+                return Err(refused(format!("{addr}: expected HOST:PORT")));
+            }
+            tracing::info!(node = id, %addr, "adding a learner");
+            raft.add_learner(id, BasicNode { addr }, true)
+                .await
+                .map_err(classify)?;
+            tracing::info!(node = id, "the learner caught up; making it a voter");
+            raft.change_membership(openraft::ChangeMembers::AddVoterIds([id].into()), false)
+                .await
+                .map_err(classify)?
+        }
+        MembershipChange::Remove { id } => {
+            if !voters.contains(&id) {
+                return Err(refused(format!("node {id} is not a voter")));
+            }
+            if voters.len() == 1 {
+                return Err(refused(format!("node {id} is the last voter")));
+            }
+            tracing::info!(node = id, "removing a voter");
+            raft.change_membership(openraft::ChangeMembers::RemoveVoters([id].into()), false)
+                .await
+                .map_err(classify)?
+        }
+    };
+    let members = match &response.membership {
+        Some(membership) => members_of(membership),
+        None => members_of(raft.metrics().borrow().membership_config.membership()),
+    };
+    Ok(MembershipReply {
+        members,
+        log_index: response.log_id.index,
+    })
 }
 
 fn forward_ttl() -> Duration {

@@ -455,6 +455,18 @@ pub(crate) async fn serve_rpc(
             };
             reply(&result)?
         }
+        RaftRpc::ChangeMembership(change) => {
+            let result = match super::change_membership(raft, change).await {
+                Ok(reply) => Ok(reply),
+                Err(super::MembershipError::NotLeader) => Err(Refusal::new(
+                    ErrorCode::ClusterUnavailable,
+                    "this node no longer leads; nothing was changed",
+                )
+                .body()),
+                Err(super::MembershipError::Refused(refusal)) => Err(refusal.body()),
+            };
+            reply(&result)?
+        }
         RaftRpc::ReadIndex => {
             let result = match raft.get_read_log_id().await {
                 Ok((read, _)) => Ok(read.map(|id| id.index).unwrap_or(0)),

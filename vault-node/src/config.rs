@@ -1,0 +1,237 @@
+//! `vault-node run --config FILE`: a node's whole configuration in one
+//! TOML file, for real deployments. Relative paths are resolved against
+//! the file's directory; unknown keys are refused (a typo must not
+//! silently fall back to a default).
+//!
+//! ```toml
+//! identity = "identity"          # cert.pem, key.pem, ca.pem
+//! data = "/var/lib/vault"
+//! listen = "0.0.0.0:7443"
+//! crl = "/etc/vault/crl.pem"      # optional
+//! purposes = "purposes.json"      # optional
+//!
+//! [cluster]                       # optional: without it, a single node
+//! node_id = 1
+//! bootstrap = false               # true on one node, for the first start
+//! replicas = 3                    # R (default 3)
+//! write_quorum = 2                # W (default 2)
+//! scrub_interval_s = 60
+//! orphan_grace_s = 3600
+//! snapshot_logs = 5000
+//! members = [
+//!   { id = 1, addr = "vault-a.district.example:7443" },
+//!   { id = 2, addr = "vault-b.district.example:7443" },
+//!   { id = 3, addr = "vault-c.district.example:7443" },
+//! ]
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::placement::{self, ClusterPolicy};
+use crate::server::{ClusterConfig, NodeConfig};
+
+/// The file's top level.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The node's identity directory.
+    pub identity: PathBuf,
+    /// The node's data directory.
+    pub data: PathBuf,
+    /// Address to listen on (default `0.0.0.0:7443`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The district CRL (PEM).
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+    /// The purpose registry (JSON).
+    #[serde(default)]
+    pub purposes: Option<PathBuf>,
+    /// Cluster mode.
+    #[serde(default)]
+    pub cluster: Option<FileCluster>,
+}
+
+/// The `[cluster]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCluster {
+    /// This node's Raft id.
+    pub node_id: u64,
+    /// Make the initial membership (one node, first start only).
+    #[serde(default)]
+    pub bootstrap: bool,
+    /// R.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// W.
+    #[serde(default = "default_write_quorum")]
+    pub write_quorum: usize,
+    /// Seconds between scrubs.
+    #[serde(default = "default_scrub_interval_s")]
+    pub scrub_interval_s: u64,
+    /// Seconds before an unreferenced blob is collected.
+    #[serde(default = "default_orphan_grace_s")]
+    pub orphan_grace_s: u64,
+    /// Applied entries between snapshots.
+    #[serde(default = "default_snapshot_logs")]
+    pub snapshot_logs: u64,
+    /// The members, this node included (for the bootstrap; a node added
+    /// later lists itself only).
+    pub members: Vec<FileMember>,
+}
+
+/// One `members` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMember {
+    /// Raft id.
+    pub id: u64,
+    /// `HOST:PORT`, a name in that node's certificate.
+    pub addr: String,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 7443))
+}
+fn default_replicas() -> usize {
+    placement::DEFAULT_REPLICAS
+}
+fn default_write_quorum() -> usize {
+    placement::DEFAULT_WRITE_QUORUM
+}
+fn default_scrub_interval_s() -> u64 {
+    placement::DEFAULT_SCRUB_INTERVAL_S
+}
+fn default_orphan_grace_s() -> u64 {
+    placement::DEFAULT_ORPHAN_GRACE_S
+}
+fn default_snapshot_logs() -> u64 {
+    placement::DEFAULT_SNAPSHOT_LOGS
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<NodeConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    parse(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses a configuration, resolving relative paths against `base`.
+pub fn parse(text: &str, base: &Path) -> Result<NodeConfig, String> {
+    let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let cluster = match file.cluster {
+        Some(c) => {
+            let mut members = BTreeMap::new();
+            for member in c.members {
+                if !member.addr.contains(':') {
+                    return Err(format!("member {}: expected HOST:PORT", member.id));
+                }
+                if members.insert(member.id, member.addr).is_some() {
+                    return Err(format!("member {} is listed twice", member.id));
+                }
+            }
+            if !members.contains_key(&c.node_id) {
+                return Err(format!("node_id {} is not among the members", c.node_id));
+            }
+            let policy = ClusterPolicy {
+                replicas: c.replicas,
+                write_quorum: c.write_quorum,
+                scrub_interval_s: c.scrub_interval_s,
+                orphan_grace_s: c.orphan_grace_s,
+                snapshot_logs: c.snapshot_logs,
+            };
+            policy.validate()?;
+            Some(ClusterConfig {
+                node_id: c.node_id,
+                members,
+                bootstrap: c.bootstrap,
+                policy,
+            })
+        }
+        None => None,
+    };
+    Ok(NodeConfig {
+        listen: file.listen,
+        data_dir: resolve(file.data),
+        identity_dir: resolve(file.identity),
+        crl_path: file.crl.map(resolve),
+        purposes_path: file.purposes.map(resolve),
+        cluster,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+identity = "id"
+data = "/var/lib/vault"
+listen = "127.0.0.1:7500"
+crl = "crl.pem"
+
+[cluster]
+node_id = 2
+replicas = 2
+write_quorum = 1
+snapshot_logs = 20
+members = [
+  { id = 1, addr = "a:7443" },
+  { id = 2, addr = "b:7443" },
+]
+"#;
+
+    #[test]
+    fn a_full_file_parses_with_paths_resolved() {
+        let config = parse(FULL, Path::new("/etc/vault")).unwrap();
+        assert_eq!(config.identity_dir, Path::new("/etc/vault/id"));
+        assert_eq!(config.data_dir, Path::new("/var/lib/vault"));
+        assert_eq!(
+            config.crl_path.as_deref(),
+            Some(Path::new("/etc/vault/crl.pem"))
+        );
+        assert_eq!(config.purposes_path, None);
+        let cluster = config.cluster.unwrap();
+        assert_eq!(cluster.node_id, 2);
+        assert!(!cluster.bootstrap);
+        assert_eq!(cluster.members.len(), 2);
+        assert_eq!(cluster.policy.replicas, 2);
+        assert_eq!(cluster.policy.write_quorum, 1);
+        assert_eq!(cluster.policy.snapshot_logs, 20);
+        assert_eq!(
+            cluster.policy.scrub_interval_s,
+            placement::DEFAULT_SCRUB_INTERVAL_S
+        );
+    }
+
+    #[test]
+    fn mistakes_are_refused_by_name() {
+        let base = Path::new("/");
+        let typo = "identity = \"i\"\ndata = \"d\"\nlisten_addr = \"0.0.0.0:1\"\n";
+        assert!(parse(typo, base).unwrap_err().contains("listen_addr"));
+        let not_member = FULL.replace("node_id = 2", "node_id = 9");
+        assert!(parse(&not_member, base).unwrap_err().contains("node_id 9"));
+        let quorum = FULL.replace("write_quorum = 1", "write_quorum = 3");
+        assert!(parse(&quorum, base).unwrap_err().contains("write_quorum"));
+        let twice = FULL.replace("id = 2, addr", "id = 1, addr");
+        assert!(parse(&twice, base).unwrap_err().contains("twice"));
+        assert!(parse("identity = \"i\"\n", base)
+            .unwrap_err()
+            .contains("data"));
+    }
+
+    #[test]
+    fn a_single_node_needs_no_cluster_table() {
+        let config = parse("identity = \"i\"\ndata = \"d\"\n", Path::new("/x")).unwrap();
+        assert!(config.cluster.is_none());
+        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.data_dir, Path::new("/x/d"));
+    }
+}
