@@ -422,9 +422,9 @@ async fn execute(
             let value = json!({"resident": resident.as_str(), "documents": items});
             Ok((value, text.trim_end().to_string()))
         }
-        Command::Audit { command } => audit_command(&client, command).await,
-        Command::Accesses { all } => accesses(&client, all).await,
-        other => consent_command(&client, other).await,
+        Command::Audit { command } => audit_command(client, command).await,
+        Command::Accesses { all } => accesses(client, all).await,
+        other => consent_command(client, other).await,
     }
 }
 
