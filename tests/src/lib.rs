@@ -14,6 +14,8 @@ use anyhow::{anyhow, bail, Context};
 use pki::{CertificateAuthority, Identity, IssueParams, Name, Role};
 use vault_node::server::{self, NodeConfig, RunningNode};
 
+pub mod cluster;
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     vault_client::client::now_unix()

@@ -9,47 +9,18 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pki::{DocumentKind, Purpose, RequestScope, ResidentId};
+use tests::cluster::{
+    cli_until_served, eventually, free_addrs, grant_for, kill9, until_ok, DEADLINE, POLL,
+};
 use tests::{connect, path_str, pseudo_random_bytes, NodeProcess, TestPki};
 use vault_node::server::{self, ClusterConfig, NodeConfig, RunningNode};
 
-/// Every wait gives up after this long.
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(100);
-
-/// Polls `check` until it answers `Some`, for at most [`DEADLINE`].
-async fn eventually<T, F: Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Three loopback addresses that were free a moment ago.
-fn free_addrs() -> BTreeMap<u64, String> {
-    let sockets: Vec<_> = (0..3)
-        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    sockets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (i as u64 + 1, s.local_addr().unwrap().to_string()))
-        .collect()
-}
-
 async fn start_cluster(pki: &TestPki) -> Vec<RunningNode> {
-    let members = free_addrs();
+    let members = free_addrs(3);
     let mut nodes = Vec::new();
     for (&id, addr) in &members {
         let name = format!("node-{id}");
@@ -436,30 +407,12 @@ fn spawn_member(pki: &TestPki, id: u64, members: &BTreeMap<u64, String>) -> Node
     NodeProcess::spawn(&args).unwrap()
 }
 
-/// Retries an idempotent call until it succeeds, for at most [`DEADLINE`].
-async fn until_ok<T, F: Future<Output = Result<T, vault_client::ClientError>>>(
-    what: &str,
-    mut call: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        match call().await {
-            Ok(value) => return value,
-            Err(e) => assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting for {what}: {e}"
-            ),
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_node_processes_serve_the_walkthrough_and_survive_a_kill() {
     let pki = TestPki::new().unwrap();
     pki.issue_node("node-2").unwrap();
     pki.issue_node("node-3").unwrap();
-    let members = free_addrs();
+    let members = free_addrs(3);
     let mut procs: Vec<NodeProcess> = members
         .keys()
         .map(|id| spawn_member(&pki, *id, &members))
@@ -668,86 +621,16 @@ async fn dev_runs_three_nodes_and_stops_them_all() {
     .await;
 }
 
-/// Runs the `vault` CLI as `identity` against `addr`, retrying while the
-/// answer is `connection.failed` or `cluster.unavailable` (a node starting
-/// or an election), for at most [`DEADLINE`]. Only for idempotent calls.
-async fn cli_until_served(
-    pki: &TestPki,
-    identity: &str,
-    addr: std::net::SocketAddr,
-    args: &[&str],
-) -> tests::CliOutput {
-    let dir = pki.identity_dir(identity);
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let start = Instant::now();
-    loop {
-        let (dir2, args2) = (dir.clone(), args.clone());
-        let out = tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args2.iter().map(String::as_str).collect();
-            tests::vault_cli(&dir2, addr, &args).unwrap()
-        })
-        .await
-        .unwrap();
-        let code = out.json["error"]["code"].as_str().unwrap_or("");
-        if !matches!(code, "connection.failed" | "cluster.unavailable") {
-            return out;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {args:?} through {addr}: {out:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Makes a request by housing-bureau for `docs` of resident-1 through
-/// `requester`, approves it through `approver` with `max_uses`.
-async fn grant_for(
-    requester: &vault_client::VaultClient,
-    approver: &vault_client::VaultClient,
-    docs: Vec<pki::DocumentId>,
-    max_uses: u32,
-) -> pki::Grant {
-    let request_id = requester
-        .request_access(
-            &resident("resident-1"),
-            RequestScope::Documents(docs),
-            &Purpose::parse("housing-subsidy").unwrap(),
-            3600,
-        )
-        .await
-        .unwrap();
-    let view = eventually("the request at the approver", || async move {
-        approver
-            .pending_requests()
-            .await
-            .ok()?
-            .into_iter()
-            .find(|r| r.request_id == request_id)
-    })
-    .await;
-    approver
-        .approve(approver.approval_body(&view, max_uses, None).unwrap())
-        .await
-        .unwrap()
-}
-
 /// Starts three `vault-node run` processes on fresh loopback addresses.
 fn spawn_cluster(pki: &TestPki) -> (BTreeMap<u64, String>, Vec<NodeProcess>) {
     pki.issue_node("node-2").unwrap();
     pki.issue_node("node-3").unwrap();
-    let members = free_addrs();
+    let members = free_addrs(3);
     let procs = members
         .keys()
         .map(|id| spawn_member(pki, *id, &members))
         .collect();
     (members, procs)
-}
-
-/// SIGKILLs a node process and reaps it.
-fn kill9(proc: &mut NodeProcess) {
-    proc.child.kill().unwrap();
-    proc.child.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,9 +26,9 @@ pub const SEND_WINDOW_BYTES: u64 = 16 * 1024 * 1024;
 /// Most concurrent request streams a peer may open on one connection.
 pub const STREAMS_PER_CONNECTION_MAX: u32 = 256;
 /// A connection idle for this long is closed.
-pub const IDLE_TIMEOUT_MS: u32 = 30_000;
+pub const IDLE_TIMEOUT_MS: u32 = 10_000;
 /// Keep-alive interval, well inside the idle timeout.
-pub const KEEP_ALIVE_MS: u64 = 10_000;
+pub const KEEP_ALIVE_MS: u64 = 3_000;
 
 /// The transport configuration both sides use.
 pub fn transport_config() -> Arc<quinn::TransportConfig> {

@@ -99,7 +99,7 @@ pub fn config_for(policy: &ClusterPolicy) -> Result<openraft::Config, Refusal> {
     openraft::Config {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(policy.snapshot_logs),
         max_in_snapshot_log_to_keep: policy.snapshot_logs,
-        purge_batch_size: 256,
+        purge_batch_size: (policy.snapshot_logs / 2).clamp(1, 256),
         cluster_name: "vault".into(),
         heartbeat_interval: HEARTBEAT_INTERVAL_MS,
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,

@@ -1,0 +1,245 @@
+//! Helpers for cluster tests with real `vault-node` processes: loopback
+//! addresses, configuration files for `vault-node run --config`, waiting
+//! and retrying within a deadline, `kill -9`, and status queries.
+//!
+//! The helpers panic (with what they were waiting for) when a deadline
+//! passes: they are for tests.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use vault_client::wire::NodeStatus;
+
+use crate::{path_str, NodeProcess, TestPki};
+
+/// Every wait gives up after this long.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+/// Pause between two polls.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Polls `check` until it answers `Some`, for at most [`DEADLINE`].
+pub async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    check: impl FnMut() -> F,
+) -> T {
+    eventually_within(what, DEADLINE, check).await
+}
+
+/// Polls `check` until it answers `Some`, for at most `deadline`.
+pub async fn eventually_within<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `n` loopback addresses (ids 1..=n) that were free a moment ago.
+pub fn free_addrs(n: u64) -> BTreeMap<u64, String> {
+    let sockets: Vec<_> = (0..n)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    sockets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u64 + 1, s.local_addr().unwrap().to_string()))
+        .collect()
+}
+
+/// Retries an idempotent call until it succeeds, for at most [`DEADLINE`].
+pub async fn until_ok<T, F: Future<Output = Result<T, vault_client::ClientError>>>(
+    what: &str,
+    mut call: impl FnMut() -> F,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(e) => assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what}: {e}"
+            ),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// SIGKILLs a node process and reaps it.
+pub fn kill9(proc: &mut NodeProcess) {
+    proc.child.kill().unwrap();
+    proc.child.wait().unwrap();
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `TERM`) to a node process.
+pub fn signal(proc: &NodeProcess, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(proc.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Runs the `vault` CLI as `identity` against `addr`, retrying while the
+/// answer is `connection.failed` or `cluster.unavailable` (a node starting
+/// or an election), for at most [`DEADLINE`]. Only for idempotent calls.
+pub async fn cli_until_served(
+    pki: &TestPki,
+    identity: &str,
+    addr: SocketAddr,
+    args: &[&str],
+) -> crate::CliOutput {
+    let dir = pki.identity_dir(identity);
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let start = Instant::now();
+    loop {
+        let (dir2, args2) = (dir.clone(), args.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args2.iter().map(String::as_str).collect();
+            crate::vault_cli(&dir2, addr, &args).unwrap()
+        })
+        .await
+        .unwrap();
+        let code = out.json["error"]["code"].as_str().unwrap_or("");
+        if !matches!(code, "connection.failed" | "cluster.unavailable") {
+            return out;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out waiting for {args:?} through {addr}: {out:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Writes `node-<id>`'s `vault-node run --config` file: member `id` of
+/// `members` (the bootstrap node when `bootstrap`), with `policy` lines
+/// (`key = value`, e.g. `snapshot_logs = 10`) added to `[cluster]`.
+pub fn write_config(
+    pki: &TestPki,
+    id: u64,
+    members: &BTreeMap<u64, String>,
+    bootstrap: bool,
+    policy: &[&str],
+) -> PathBuf {
+    let name = format!("node-{id}");
+    let mut text = format!(
+        "identity = {:?}\ndata = {:?}\nlisten = {:?}\ncrl = {:?}\npurposes = {:?}\n\n[cluster]\nnode_id = {id}\nbootstrap = {bootstrap}\n",
+        path_str(&pki.identity_dir(&name)).unwrap(),
+        path_str(&pki.data_dir(&name)).unwrap(),
+        members[&id],
+        path_str(&pki.crl_path()).unwrap(),
+        path_str(&pki.purposes_path().unwrap()).unwrap(),
+    );
+    for line in policy {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str("members = [\n");
+    for (member, addr) in members {
+        text.push_str(&format!("  {{ id = {member}, addr = {addr:?} }},\n"));
+    }
+    text.push_str("]\n");
+    let path = pki.data_dir(&name).with_extension("toml");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts `vault-node run --config FILE`.
+pub fn spawn_config(config: &std::path::Path) -> NodeProcess {
+    NodeProcess::spawn(&["run", "--config", path_str(config).unwrap()]).unwrap()
+}
+
+/// Issues node identities, writes configuration files and starts `n`
+/// node processes (node 1 bootstraps) with `policy` lines; answers the
+/// members and the processes (index `i` is node `i + 1`).
+pub fn spawn_configured_cluster(
+    pki: &TestPki,
+    n: u64,
+    policy: &[&str],
+) -> (BTreeMap<u64, String>, Vec<NodeProcess>) {
+    for id in 2..=n {
+        pki.issue_node(&format!("node-{id}")).unwrap();
+    }
+    let members = free_addrs(n);
+    let procs = members
+        .keys()
+        .map(|id| spawn_config(&write_config(pki, *id, &members, *id == 1, policy)))
+        .collect();
+    (members, procs)
+}
+
+/// A node's status, asked as the auditor (`None` while it cannot answer).
+pub async fn status_of(pki: &TestPki, addr: SocketAddr) -> Option<NodeStatus> {
+    let client = crate::connect(pki, "auditor", addr).await.ok()?;
+    client.status().await.ok()
+}
+
+/// Waits until every node of `addrs` answers its status with the same
+/// applied index, log size and document count, with a leader known;
+/// answers the statuses.
+pub async fn converged(pki: &TestPki, addrs: &[SocketAddr]) -> Vec<NodeStatus> {
+    eventually("the nodes to agree", || async move {
+        let mut all = Vec::new();
+        for addr in addrs {
+            all.push(status_of(pki, *addr).await?);
+        }
+        let first = &all[0];
+        let agree = all.iter().all(|s| {
+            s.leader.is_some()
+                && s.leader == first.leader
+                && s.applied_index == first.applied_index
+                && s.log_size == first.log_size
+                && s.documents == first.documents
+        });
+        agree.then_some(all)
+    })
+    .await
+}
+
+/// Makes a request by housing-bureau for `docs` of resident-1 through
+/// `requester`, approves it through `approver` with `max_uses`.
+pub async fn grant_for(
+    requester: &vault_client::VaultClient,
+    approver: &vault_client::VaultClient,
+    docs: Vec<pki::DocumentId>,
+    max_uses: u32,
+) -> pki::Grant {
+    let request_id = requester
+        .request_access(
+            &pki::ResidentId::parse("resident-1").unwrap(),
+            pki::RequestScope::Documents(docs),
+            &pki::Purpose::parse("housing-subsidy").unwrap(),
+            3600,
+        )
+        .await
+        .unwrap();
+    let view = eventually("the request at the approver", || async move {
+        approver
+            .pending_requests()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|r| r.request_id == request_id)
+    })
+    .await;
+    approver
+        .approve(approver.approval_body(&view, max_uses, None).unwrap())
+        .await
+        .unwrap()
+}

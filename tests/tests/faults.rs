@@ -1,0 +1,408 @@
+//! Cluster faults with real `vault-node` processes on loopback, each
+//! configured by `vault-node run --config FILE`:
+//!
+//! - `kill_9_mid_upload_*`: a node dies while a department uploads through
+//!   it; the `vault` CLI retries on the next node; one document, no half
+//!   blob, and the blob ends up on R nodes once the dead node is back.
+//! - `stopping_the_leader_while_a_resident_revokes_*`: the leader is frozen
+//!   (SIGSTOP, a partition as far as its peers can tell) while a resident
+//!   revokes through the majority; no node honours the grant afterwards,
+//!   the old leader included once it runs again.
+//! - `a_node_down_past_the_log_purge_*`: a node is killed, the others
+//!   write past the snapshot and purge point, and it comes back from a
+//!   snapshot with the same state and log.
+//! - `a_fourth_node_joins_*`: a node is added (learner, then voter), the
+//!   reconciler fetches the blobs placement gives it, and a member is
+//!   removed.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pki::{ContentHash, DocumentKind, ResidentId};
+use tests::cluster::{
+    converged, eventually, eventually_within, grant_for, kill9, signal, spawn_config,
+    spawn_configured_cluster, status_of, until_ok, write_config,
+};
+use tests::{connect, files_under, path_str, pseudo_random_bytes, TestPki};
+
+fn resident() -> ResidentId {
+    ResidentId::parse("resident-1").unwrap()
+}
+
+fn kind(name: &str) -> DocumentKind {
+    DocumentKind::parse(name).unwrap()
+}
+
+/// Whether node `name`'s blob store holds a file for `hash`.
+fn holds(pki: &TestPki, name: &str, hash: &ContentHash) -> bool {
+    let hex = hash.to_hex();
+    pki.data_dir(name)
+        .join("blobs")
+        .join(&hex[..2])
+        .join(hex)
+        .is_file()
+}
+
+/// The node process currently leading, by index into `addrs`.
+async fn leader_index(pki: &TestPki, addrs: &[SocketAddr]) -> usize {
+    let statuses = converged(pki, addrs).await;
+    let leader = statuses[0].leader.unwrap();
+    statuses
+        .iter()
+        .position(|s| s.node_id == Some(leader))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_upload_leaves_one_document_and_the_blob_on_r_nodes() {
+    let pki = TestPki::new().unwrap();
+    let (members, mut procs) = spawn_configured_cluster(&pki, 3, &["scrub_interval_s = 1"]);
+    let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.addr).collect();
+    converged(&pki, &addrs).await;
+
+    // 48 MiB through node 2 first, then 3 and 1 (the CLI's failover list).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vehicle.bin");
+    let data = pseudo_random_bytes(48 << 20, 7);
+    std::fs::write(&file, &data).unwrap();
+    let node_list = format!("{},{},{}", addrs[1], addrs[2], addrs[0]);
+    let put = std::process::Command::new(tests::bin("vault").unwrap())
+        .arg("--identity")
+        .arg(pki.identity_dir("civil-affairs"))
+        .args(["--node", &node_list, "--json", "put"])
+        .arg(&file)
+        .args(["--resident", "resident-1", "--kind", "vehicle-record"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Kill node 2 once part of the body sits in its tmp/.
+    let tmp = pki.data_dir("node-2").join("tmp");
+    eventually("the upload to reach node 2", || {
+        let started = files_under(&tmp)
+            .iter()
+            .any(|f| f.metadata().map(|m| m.len() > 4 << 20).unwrap_or(false));
+        async move { started.then_some(()) }
+    })
+    .await;
+    kill9(&mut procs[1]);
+    let killed_at = Instant::now();
+
+    let output = tokio::task::spawn_blocking(move || put.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "put failed: {stdout} {stderr}");
+    assert!(stderr.contains("retrying on the next node"), "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let hash = ContentHash::from_hex(out["content_hash"].as_str().unwrap()).unwrap();
+    eprintln!(
+        "the put finished {:.1} s after the kill",
+        killed_at.elapsed().as_secs_f64()
+    );
+
+    // Exactly one document, readable and intact.
+    let civil = connect(&pki, "civil-affairs", addrs[0]).await.unwrap();
+    let who = resident();
+    let listed = until_ok("the list", || civil.list(&who)).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (_, fetched) = civil
+        .get_bytes(listed[0].document_id, None, None)
+        .await
+        .unwrap();
+    assert!(fetched == data, "the fetched copy differs");
+
+    // Node 2 restarts with no half blob; the scrub gives it the blob, so it
+    // ends up on R = 3 nodes.
+    procs[1] = spawn_config(&write_config(
+        &pki,
+        2,
+        &members,
+        false,
+        &["scrub_interval_s = 1"],
+    ));
+    assert!(files_under(&tmp).is_empty(), "{:?}", files_under(&tmp));
+    eventually("the blob on all three nodes", || {
+        let all = (1..=3).all(|i| holds(&pki, &format!("node-{i}"), &hash));
+        async move { all.then_some(()) }
+    })
+    .await;
+    let statuses = converged(&pki, &addrs).await;
+    for status in &statuses {
+        assert_eq!(status.documents, 1, "{status:?}");
+        assert_eq!(status.blobs_local, 1, "{status:?}");
+        assert_eq!(status.blobs_placed, Some(1), "{status:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_leader_while_a_resident_revokes_leaves_no_node_honouring_the_grant() {
+    let pki = TestPki::new().unwrap();
+    let (_members, procs) = spawn_configured_cluster(&pki, 3, &[]);
+    let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.addr).collect();
+    let leader = leader_index(&pki, &addrs).await;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+
+    let civil = connect(&pki, "civil-affairs", addrs[followers[0]])
+        .await
+        .unwrap();
+    let put = civil
+        .put_bytes(
+            std::sync::Arc::new(b"household register".to_vec()),
+            &resident(),
+            &kind("household-register"),
+        )
+        .await
+        .unwrap();
+    let housing = connect(&pki, "housing-bureau", addrs[followers[0]])
+        .await
+        .unwrap();
+    let resident_client = connect(&pki, "resident-1", addrs[followers[1]])
+        .await
+        .unwrap();
+    let grant = grant_for(&housing, &resident_client, vec![put.document_id], 10).await;
+    housing
+        .get_bytes(put.document_id, None, Some(grant.id()))
+        .await
+        .unwrap();
+
+    // Freeze the leader, then revoke through the majority.
+    signal(&procs[leader], "STOP");
+    let revoked_at = Instant::now();
+    until_ok("the revocation", || {
+        resident_client.revoke_grant(grant.id())
+    })
+    .await;
+    eprintln!(
+        "revoked {:.1} s after the leader stopped",
+        revoked_at.elapsed().as_secs_f64()
+    );
+    for &i in &followers {
+        let client = connect(&pki, "housing-bureau", addrs[i]).await.unwrap();
+        let err = client
+            .get_bytes(put.document_id, None, Some(grant.id()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "grant.revoked", "node {}: {err}", i + 1);
+    }
+
+    // The old leader runs again: its first answers must not honour the
+    // grant either (it may answer cluster.unavailable while it learns it
+    // was deposed, never the document).
+    signal(&procs[leader], "CONT");
+    let old = connect(&pki, "housing-bureau", addrs[leader])
+        .await
+        .unwrap();
+    let grant_id = grant.id();
+    eventually("the old leader's refusal", || {
+        let old = &old;
+        async move {
+            match old.get_bytes(put.document_id, None, Some(grant_id)).await {
+                Ok(_) => panic!("the old leader honoured a revoked grant"),
+                Err(e) if e.code() == "grant.revoked" => Some(()),
+                Err(e) => {
+                    assert!(
+                        matches!(e.code(), "cluster.unavailable" | "connection.failed"),
+                        "unexpected refusal: {e}"
+                    );
+                    None
+                }
+            }
+        }
+    })
+    .await;
+    // One use, before the revocation; every node agrees.
+    let statuses = converged(&pki, &addrs).await;
+    assert!(statuses.iter().all(|s| s.log_size == statuses[0].log_size));
+    let shown = resident_client.grants().await.unwrap();
+    let view = shown.iter().find(|g| g.grant_id == grant.id()).unwrap();
+    assert_eq!(view.uses, 1, "{view:?}");
+    assert!(view.revoked, "{view:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_past_the_log_purge_catches_up_from_a_snapshot() {
+    let pki = TestPki::new().unwrap();
+    let policy = ["snapshot_logs = 10", "scrub_interval_s = 1"];
+    let (members, mut procs) = spawn_configured_cluster(&pki, 3, &policy);
+    let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.addr).collect();
+    converged(&pki, &addrs).await;
+    let civil = connect(&pki, "civil-affairs", addrs[0]).await.unwrap();
+    civil
+        .put_bytes(
+            std::sync::Arc::new(b"first".to_vec()),
+            &resident(),
+            &kind("id-card"),
+        )
+        .await
+        .unwrap();
+    converged(&pki, &addrs).await;
+
+    kill9(&mut procs[2]);
+    let (who, tax) = (resident(), kind("tax-paper"));
+    let mut hashes = Vec::new();
+    for n in 0..40u32 {
+        let body = format!("tax paper {n}");
+        let out = until_ok("a put", || {
+            civil.put_bytes(std::sync::Arc::new(body.clone().into_bytes()), &who, &tax)
+        })
+        .await;
+        hashes.push(out.content_hash);
+    }
+    let live = [addrs[0], addrs[1]];
+    let before = converged(&pki, &live).await;
+    for status in &before {
+        assert!(
+            status.purged_index.unwrap_or(0) >= 20,
+            "the log was not purged: {status:?}"
+        );
+    }
+
+    procs[2] = spawn_config(&write_config(&pki, 3, &members, false, &policy));
+    let after = converged(&pki, &addrs).await;
+    assert_eq!(after[2].documents, 41, "{:?}", after[2]);
+    assert!(
+        after[2].snapshot_index.unwrap_or(0) >= 20,
+        "node 3 did not install a snapshot: {:?}",
+        after[2]
+    );
+    // The same log: equal checkpoints' roots at equal sizes.
+    let mut roots = BTreeMap::new();
+    for addr in &addrs {
+        let auditor = connect(&pki, "auditor", *addr).await.unwrap();
+        let (checkpoint, _) = until_ok("a checkpoint", || auditor.checkpoint()).await;
+        roots.insert(checkpoint.size, checkpoint.root);
+    }
+    assert_eq!(roots.len(), 1, "the nodes' logs differ: {roots:?}");
+    // And the blobs it missed, fetched by the reconciler.
+    eventually("node 3's blobs", || {
+        let all = hashes.iter().all(|h| holds(&pki, "node-3", h));
+        async move { all.then_some(()) }
+    })
+    .await;
+}
+
+/// Runs `vault-node member ARGS` as node-1's identity against `node`.
+fn member_cli(pki: &TestPki, node: SocketAddr, args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new(tests::bin("vault-node").unwrap())
+        .arg("member")
+        .args(args)
+        .args(["--identity", path_str(&pki.identity_dir("node-1")).unwrap()])
+        .args(["--node", &node.to_string(), "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "member {args:?}: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// Whether every blob of `hashes` is on each node placement gives it
+/// (R = `replicas` over `voters`).
+fn placed_everywhere(
+    pki: &TestPki,
+    hashes: &[ContentHash],
+    voters: &[u64],
+    replicas: usize,
+) -> bool {
+    hashes.iter().all(|h| {
+        vault_node::placement::replicas(h, voters.iter().copied(), replicas)
+            .iter()
+            .all(|n| holds(pki, &format!("node-{n}"), h))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_node_joins_as_a_learner_then_a_voter_and_a_member_leaves() {
+    let pki = TestPki::new().unwrap();
+    let policy = ["replicas = 2", "write_quorum = 2", "scrub_interval_s = 1"];
+    let (members, procs) = spawn_configured_cluster(&pki, 3, &policy);
+    let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.addr).collect();
+    converged(&pki, &addrs).await;
+    let civil = connect(&pki, "civil-affairs", addrs[1]).await.unwrap();
+    let mut hashes = Vec::new();
+    let mut documents = Vec::new();
+    for n in 0..12u32 {
+        let body = format!("marriage certificate {n}");
+        let out = civil
+            .put_bytes(
+                std::sync::Arc::new(body.clone().into_bytes()),
+                &resident(),
+                &kind("marriage-certificate"),
+            )
+            .await
+            .unwrap();
+        hashes.push(out.content_hash);
+        documents.push(out.document_id);
+    }
+    // R = 2 of 3: each blob on its two placed nodes (the uploader may keep
+    // a third copy).
+    eventually("placement over three voters", || {
+        let ok = placed_everywhere(&pki, &hashes, &[1, 2, 3], 2);
+        async move { ok.then_some(()) }
+    })
+    .await;
+
+    // Node 4 starts knowing only itself, then is added.
+    pki.issue_node("node-4").unwrap();
+    let addr4 = tests::cluster::free_addrs(1)[&1].clone();
+    let mut solo = BTreeMap::new();
+    solo.insert(4, addr4.clone());
+    let node4 = spawn_config(&write_config(&pki, 4, &solo, false, &policy));
+    let added = member_cli(&pki, addrs[2], &["add", "--id", "4", "--addr", &addr4]);
+    let voters: Vec<u64> = added["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["voter"] == true)
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(voters, vec![1, 2, 3, 4], "{added}");
+    let all4: Vec<SocketAddr> = addrs.iter().copied().chain([node4.addr]).collect();
+    let statuses = converged(&pki, &all4).await;
+    assert_eq!(statuses[3].documents, 12);
+    assert_eq!(statuses[3].members.len(), 4);
+    // The reconciler moves the blobs node 4 now places.
+    eventually_within(
+        "placement over four voters",
+        Duration::from_secs(60),
+        || {
+            let ok = placed_everywhere(&pki, &hashes, &[1, 2, 3, 4], 2);
+            async move { ok.then_some(()) }
+        },
+    )
+    .await;
+    let placed4 = status_of(&pki, node4.addr).await.unwrap().blobs_placed;
+    assert!(placed4.unwrap_or(0) > 0, "{placed4:?}");
+
+    // Node 1 leaves; the three others carry on, and serve every document.
+    let removed = member_cli(&pki, node4.addr, &["remove", "--id", "1"]);
+    assert_eq!(removed["members"].as_array().unwrap().len(), 3, "{removed}");
+    let rest = [addrs[1], addrs[2], node4.addr];
+    let statuses = converged(&pki, &rest).await;
+    assert!(statuses.iter().all(|s| s.members.len() == 3));
+    let via4 = connect(&pki, "civil-affairs", node4.addr).await.unwrap();
+    for (document, hash) in documents.iter().zip(&hashes) {
+        let (outcome, _) = until_ok("a document via node 4", || {
+            via4.get_bytes(*document, None, None)
+        })
+        .await;
+        assert_eq!(&outcome.document.record.content_hash, hash);
+    }
+    via4.put_bytes(
+        std::sync::Arc::new(b"after the change".to_vec()),
+        &resident(),
+        &kind("id-card"),
+    )
+    .await
+    .unwrap();
+    let _ = members;
+}
