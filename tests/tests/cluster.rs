@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pki::{DocumentKind, Purpose, RequestScope, ResidentId};
 use tests::cluster::{
@@ -254,6 +254,73 @@ async fn a_corrupt_copy_is_never_served_and_a_scrub_repairs_it() {
     let counts = nodes[0].scrub_once().await;
     assert_eq!((counts.repaired, counts.failed), (0, 0), "{counts:?}");
     assert!(authentic(&nodes[0], &hash));
+    for node in &nodes {
+        node.close();
+    }
+}
+
+/// Stores `bytes` on `node` as a blob no document refers to (what a failed
+/// upload leaves), last modified `age` ago.
+fn plant_orphan(node: &RunningNode, bytes: &[u8], age: Duration) -> pki::ContentHash {
+    let hash = pki::ContentHash(*blake3::hash(bytes).as_bytes());
+    let blobs = node.vault().blobs();
+    let mut writer = blobs.writer(hash, bytes.len() as u64).unwrap();
+    writer.write(bytes).unwrap();
+    writer.finish().unwrap();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(blobs.path(&hash))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
+    hash
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrub_collects_orphans_past_the_grace_and_keeps_the_rest() {
+    let pki = TestPki::new().unwrap();
+    let nodes = start_cluster(&pki).await;
+    let civil = connect(&pki, "civil-affairs", nodes[0].addr).await.unwrap();
+    let stored = civil
+        .put_bytes(
+            Arc::new(b"a registered document".to_vec()),
+            &resident("resident-1"),
+            &DocumentKind::parse("id-card").unwrap(),
+        )
+        .await
+        .unwrap();
+    eventually("the blob on node 2", || {
+        let held = nodes[1].vault().blobs().contains(&stored.content_hash);
+        async move { held.then_some(()) }
+    })
+    .await;
+    // Two orphans on node 2: one older than the grace (an hour), one young
+    // (an upload whose registration may still come).
+    let old = plant_orphan(
+        &nodes[1],
+        b"left by a failed upload",
+        Duration::from_secs(7_200),
+    );
+    let young = plant_orphan(&nodes[1], b"an upload in flight", Duration::from_secs(60));
+    // The registered blob is old too: age alone must not get it collected.
+    let registered = std::fs::File::options()
+        .write(true)
+        .open(nodes[1].vault().blobs().path(&stored.content_hash))
+        .unwrap();
+    registered
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(7_200))
+        .unwrap();
+
+    // (The node's own scheduled scrub may run first; either way the old
+    // orphan goes and nothing else does.)
+    let counts = nodes[1].scrub_once().await;
+    assert!(counts.orphans_collected <= 1, "{counts:?}");
+    let blobs = nodes[1].vault().blobs();
+    assert!(!blobs.contains(&old));
+    assert!(blobs.contains(&young));
+    assert!(authentic(&nodes[1], &stored.content_hash));
+    // A second scrub finds nothing more to collect.
+    assert_eq!(nodes[1].scrub_once().await.orphans_collected, 0);
     for node in &nodes {
         node.close();
     }

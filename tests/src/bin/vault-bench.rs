@@ -186,7 +186,7 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
         rows.extend(rss_suite(&pki, &args)?);
     }
     if args.suites.iter().any(|s| s == "cluster") {
-        rows.extend(cluster_suite(&pki, &node, &args).await?);
+        rows.extend(cluster_suite(&pki, &node, &raw_client, &args).await?);
     }
     if !args.suites.iter().any(|s| s == "transfer") {
         report(&args, &rows);
@@ -914,23 +914,105 @@ fn rss_suite(pki: &TestPki, args: &Args) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
+/// The repair rate: a follower loses its copies of [`REPAIR_BLOBS`] blobs
+/// of [`REPAIR_BLOB_BYTES`]; one scrub fetches them back, verified, from
+/// its members. Beside it, raw quinn downloads of the same size.
+async fn repair_rows(
+    nodes: &[vault_node::server::RunningNode],
+    follower: usize,
+    client: &vault_client::VaultClient,
+    raw_client: &quinn::Connection,
+    min: Duration,
+    started: Instant,
+) -> anyhow::Result<Vec<Row>> {
+    let resident = ResidentId::parse("resident-1")?;
+    let kind = DocumentKind::parse("repair-bench")?;
+    let mut hashes = Vec::new();
+    for k in 0..REPAIR_BLOBS {
+        let bytes = Arc::new(pseudo_random_bytes(
+            REPAIR_BLOB_BYTES as usize,
+            7_000_000 + k,
+        ));
+        hashes.push(
+            client
+                .put_bytes(bytes, &resident, &kind)
+                .await?
+                .content_hash,
+        );
+    }
+    let blobs = nodes[follower].vault().blobs();
+    let start = Instant::now();
+    while !hashes.iter().all(|h| blobs.contains(h)) {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "the follower never got its copies"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the background scrub that runs after start finish first, so the
+    // one measured here is the only one repairing.
+    let quiet = Duration::from_secs(vault_node::repair::SCRUB_FIRST_DELAY_S + 3);
+    tokio::time::sleep(quiet.saturating_sub(started.elapsed())).await;
+    for hash in &hashes {
+        blobs.remove(hash)?;
+    }
+    let start = Instant::now();
+    let counts = nodes[follower].scrub_once().await;
+    let elapsed = start.elapsed();
+    anyhow::ensure!(
+        counts.repaired == REPAIR_BLOBS && counts.failed == 0,
+        "the scrub repaired {counts:?}"
+    );
+    let ceiling = measure(
+        "raw quinn download (repair ceiling)",
+        REPAIR_BLOB_BYTES,
+        min,
+        || raw_download(raw_client, REPAIR_BLOB_BYTES),
+    )
+    .await?;
+    let repair = Row {
+        workload: format!(
+            "repair: {REPAIR_BLOBS} lost copies re-fetched by one scrub ({} MiB)",
+            counts.repaired_bytes >> 20
+        ),
+        size: REPAIR_BLOB_BYTES,
+        ops: REPAIR_BLOBS,
+        elapsed,
+        latency: None,
+        ceiling: Some(("raw quinn download (repair ceiling)", 0.0)),
+    };
+    Ok(vec![ceiling, repair])
+}
+
+/// Blobs lost and repaired in the repair measurement.
+const REPAIR_BLOBS: u64 = 8;
+/// Their size.
+const REPAIR_BLOB_BYTES: u64 = 8 << 20;
+
 /// Puts and verified gets of 4 KiB and 1 MiB documents through the leader
 /// of a three-node in-process cluster (real QUIC, Raft and RocksDB) beside
-/// the same through the single node of `run`; then the time from stopping
-/// the leader to the next successful put through a surviving node.
+/// the same through the single node of `run`; the repair rate; then the
+/// time from stopping the leader to the next successful put through a
+/// surviving node.
 async fn cluster_suite(
     pki: &TestPki,
     single: &vault_node::server::RunningNode,
+    raw_client: &quinn::Connection,
     args: &Args,
 ) -> anyhow::Result<Vec<Row>> {
     let min = Duration::from_millis(args.min_ms);
     let cluster_pki = TestPki::new()?;
+    let started = Instant::now();
     let nodes = start_cluster(&cluster_pki).await?;
     let leader = wait_for_leader(&nodes, None).await?;
     let leader_index = node_index(&nodes, leader)?;
     let one = connect(pki, "civil-affairs", single.addr).await?;
     let three = connect(&cluster_pki, "civil-affairs", nodes[leader_index].addr).await?;
     let mut rows = Vec::new();
+    let follower = (0..nodes.len())
+        .find(|&i| i != leader_index)
+        .context("no follower")?;
+    rows.extend(repair_rows(&nodes, follower, &three, raw_client, min, started).await?);
     for size in [4096u64, 1024 * 1024] {
         let base = put_get_rows(&one, "1-node", size, min).await?;
         let mut clustered = put_get_rows(&three, "3-node", size, min).await?;

@@ -115,8 +115,9 @@ pub fn config_for(policy: &ClusterPolicy) -> Result<openraft::Config, Refusal> {
 /// Why [`Cluster::write`] did not apply a proposal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
-    /// This node is not the leader; the proposal was not appended. Send it
-    /// to the leader, if one is known.
+    /// This node is not the leader (or no longer: a deposed leader's
+    /// uncommitted entry is dropped, never committed). Send it to the
+    /// leader, if one is known.
     #[error("not the leader; the leader is {leader_id:?} at {leader_addr:?}")]
     ForwardToLeader {
         /// The leader's node id, if known.
@@ -276,8 +277,21 @@ impl Cluster {
 
     /// Proposes `proposal` and waits until it is committed and applied
     /// here; answers what applying it answered. Only the leader accepts.
+    ///
+    /// A leader cut off from its majority does not step down by itself, so
+    /// the wait is bounded by [`CLUSTER_DEADLINE_MS`]: after that the
+    /// answer is [`ErrorCode::ClusterUnavailable`] (the entry may still be
+    /// committed later, or dropped when the leader learns it was deposed).
     pub async fn write(&self, proposal: Proposal) -> Result<Outcome, WriteError> {
-        match self.raft.client_write(proposal).await {
+        let deadline = Duration::from_millis(CLUSTER_DEADLINE_MS);
+        let Ok(written) = tokio::time::timeout(deadline, self.raft.client_write(proposal)).await
+        else {
+            return Err(WriteError::Failed(unavailable(format!(
+                "the leader could not commit the write within {CLUSTER_DEADLINE_MS} ms (cut off \
+                 from its majority?); it may or may not be committed: check before retrying"
+            ))));
+        };
+        match written {
             Ok(response) => Ok(response.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(WriteError::ForwardToLeader {

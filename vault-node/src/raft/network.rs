@@ -445,11 +445,19 @@ pub(crate) async fn serve_rpc(
         RaftRpc::InstallSnapshot(body) => reply(&raft.install_snapshot(decode(body)?).await)?,
         RaftRpc::Propose(body) => {
             let proposal: Proposal = decode(body)?;
-            let result = match raft.client_write(proposal).await {
-                Ok(response) => Ok(response.data),
-                Err(e) => Err(Refusal::new(
+            let deadline = Duration::from_millis(super::CLUSTER_DEADLINE_MS);
+            let result = match tokio::time::timeout(deadline, raft.client_write(proposal)).await {
+                Ok(Ok(response)) => Ok(response.data),
+                Ok(Err(e)) => Err(Refusal::new(
                     ErrorCode::ClusterUnavailable,
                     format!("the forwarded write was not ordered: {e}"),
+                )
+                .body()),
+                // A leader cut off from its majority: give up rather than
+                // hold the task until the partition heals.
+                Err(_) => Err(Refusal::new(
+                    ErrorCode::ClusterUnavailable,
+                    "the leader could not commit the forwarded write in time; it may or may not be committed",
                 )
                 .body()),
             };
