@@ -125,7 +125,15 @@ pub async fn connect(
 
 /// Deterministic pseudo-random bytes (xorshift), fast enough for GiBs.
 pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
+    // Every seed its own non-zero start (`seed | 1` made 2k and 2k + 1
+    // equal): splitmix64's finalizer is a bijection.
+    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    state = (state ^ (state >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    state = (state ^ (state >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    state ^= state >> 31;
+    if state == 0 {
+        state = 1;
+    }
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state << 13;

@@ -208,8 +208,18 @@ async fn three_nodes_replicate_and_survive_the_leader() {
     }
 }
 
-/// Connects to `node` as `identity_dir`'s holder and sends one Raft RPC.
+/// Connects to `node` as `identity_dir`'s holder and sends a malformed vote.
 async fn raft_rpc_as(identity_dir: &Path, node: &RunningNode) -> Response {
+    send_rpc_as(
+        identity_dir,
+        node,
+        RaftRpc::Vote(serde_json::json!({"not": "a vote"})),
+    )
+    .await
+}
+
+/// Connects to `node` as `identity_dir`'s holder and sends `rpc`.
+async fn send_rpc_as(identity_dir: &Path, node: &RunningNode, rpc: RaftRpc) -> Response {
     let identity = Identity::load(identity_dir).unwrap();
     let tls = pki::client_tls_config(&identity).unwrap();
     let config = vault_client::transport::client_config(tls).unwrap();
@@ -222,9 +232,7 @@ async fn raft_rpc_as(identity_dir: &Path, node: &RunningNode) -> Response {
         .await
         .unwrap();
     let (mut send, mut recv) = connection.open_bi().await.unwrap();
-    let request = Request::Raft {
-        rpc: RaftRpc::Vote(serde_json::json!({"not": "a vote"})),
-    };
+    let request = Request::Raft { rpc };
     write_frame(&mut send, &request).await.unwrap();
     send.finish().unwrap();
     let response = read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
@@ -248,6 +256,47 @@ async fn only_nodes_may_send_raft_rpcs() {
     match raft_rpc_as(&peer, &node.server).await {
         Response::Error(body) => assert_eq!(body.code, "frame.malformed"),
         other => panic!("a malformed Raft RPC was answered: {other:?}"),
+    }
+    node.cluster.shutdown().await.unwrap();
+    node.server.close();
+}
+
+/// A vote request from candidate `id` in term 9.
+fn vote_from(id: u64) -> RaftRpc {
+    let request = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(9, id), None);
+    RaftRpc::Vote(serde_json::to_value(request).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_certificate_speaks_only_for_its_own_raft_id() {
+    let pki = Pki::new();
+    let node = start_node(&pki, 1).await;
+    let members = BTreeMap::from([(1, node.server.addr.to_string())]);
+    node.cluster.initialize(members).await.unwrap();
+    let rogue = pki.issue(Role::Node, "node-7");
+    // node-7 claiming to be candidate 2: refused before Raft sees it.
+    match send_rpc_as(&rogue, &node.server, vote_from(2)).await {
+        Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
+        other => panic!("a vote for another node was answered: {other:?}"),
+    }
+    // Speaking for itself, it reaches Raft, which answers (and does not
+    // grant the vote: node 1's log is ahead of the candidate's).
+    match send_rpc_as(&rogue, &node.server, vote_from(7)).await {
+        Response::Raft { reply } => {
+            assert_eq!(reply["Ok"]["vote_granted"], false, "{reply}");
+        }
+        other => panic!("a vote from node 7 was not answered: {other:?}"),
+    }
+    // Forwarded calls are taken from members only.
+    match send_rpc_as(&rogue, &node.server, RaftRpc::ReadIndex).await {
+        Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
+        other => panic!("a non-member's read index was answered: {other:?}"),
+    }
+    // A certificate not named node-<id> speaks for no one.
+    let odd = pki.issue(Role::Node, "archive-node");
+    match send_rpc_as(&odd, &node.server, vote_from(1)).await {
+        Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
+        other => panic!("an unnamed node's vote was answered: {other:?}"),
     }
     node.cluster.shutdown().await.unwrap();
     node.server.close();

@@ -929,16 +929,11 @@ async fn repair_rows(
     let kind = DocumentKind::parse("repair-bench")?;
     let mut hashes = Vec::new();
     for k in 0..REPAIR_BLOBS {
-        let bytes = Arc::new(pseudo_random_bytes(
-            REPAIR_BLOB_BYTES as usize,
-            7_000_000 + k,
-        ));
-        hashes.push(
-            client
-                .put_bytes(bytes, &resident, &kind)
-                .await?
-                .content_hash,
-        );
+        // Distinct bytes for each blob (nothing deduplicates).
+        let mut bytes = pseudo_random_bytes(REPAIR_BLOB_BYTES as usize, 7);
+        bytes[..8].copy_from_slice(&k.to_le_bytes());
+        let put = client.put_bytes(Arc::new(bytes), &resident, &kind).await?;
+        hashes.push(put.content_hash);
     }
     let blobs = nodes[follower].vault().blobs();
     let start = Instant::now();

@@ -128,7 +128,7 @@ impl Network {
             if let Some(connection) = slot.ready() {
                 return Ok(connection);
             }
-            let connection = network.open(&target_addr).await?;
+            let connection = network.open(target, &target_addr).await?;
             *slot.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
             Ok(connection)
         });
@@ -136,8 +136,9 @@ impl Network {
             .map_err(|e| format!("connecting to {addr}: {e}"))?
     }
 
-    /// Opens a connection to `addr` and checks that it is a node.
-    async fn open(&self, addr: &str) -> Result<quinn::Connection, String> {
+    /// Opens a connection to `addr` and checks that it is node `target`
+    /// (a node certificate named [`member_name`]`(target)`).
+    async fn open(&self, target: u64, addr: &str) -> Result<quinn::Connection, String> {
         let host = match addr.rsplit_once(':') {
             Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
             None => return Err(format!("{addr}: expected HOST:PORT")),
@@ -157,7 +158,15 @@ impl Network {
                 .map_err(|_| format!("no answer from {addr} within {RAFT_CONNECT_TIMEOUT_MS} ms"))?
                 .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         match peer_cert(&connection) {
-            Ok(cert) if cert.role == Role::Node => {}
+            Ok(cert) if cert.role == Role::Node && cert.name.as_str() == member_name(target) => {}
+            Ok(cert) if cert.role == Role::Node => {
+                connection.close(0u32.into(), b"not the expected node");
+                return Err(format!(
+                    "{addr} presented the certificate of {}, not of {}",
+                    cert.name,
+                    member_name(target)
+                ));
+            }
             Ok(cert) => {
                 connection.close(0u32.into(), b"not a node");
                 return Err(format!(
@@ -440,9 +449,30 @@ pub(crate) async fn serve_rpc(
         ));
     };
     let reply = match rpc {
-        RaftRpc::AppendEntries(body) => reply(&raft.append_entries(decode(body)?).await)?,
-        RaftRpc::Vote(body) => reply(&raft.vote(decode(body)?).await)?,
-        RaftRpc::InstallSnapshot(body) => reply(&raft.install_snapshot(decode(body)?).await)?,
+        RaftRpc::AppendEntries(body) => {
+            let request: openraft::raft::AppendEntriesRequest<super::TypeConfig> = decode(body)?;
+            speaks_for(caller, request.vote.leader_id().voted_for())?;
+            reply(&raft.append_entries(request).await)?
+        }
+        RaftRpc::Vote(body) => {
+            let request: openraft::raft::VoteRequest<u64> = decode(body)?;
+            speaks_for(caller, request.vote.leader_id().voted_for())?;
+            reply(&raft.vote(request).await)?
+        }
+        RaftRpc::InstallSnapshot(body) => {
+            let request: openraft::raft::InstallSnapshotRequest<super::TypeConfig> = decode(body)?;
+            speaks_for(caller, request.vote.leader_id().voted_for())?;
+            reply(&raft.install_snapshot(request).await)?
+        }
+        // Forwarded by a follower: the caller must be a member.
+        RaftRpc::Propose(_) | RaftRpc::ReadIndex | RaftRpc::ChangeMembership(_)
+            if !is_member(raft, caller) =>
+        {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                format!("{} is not a member of this cluster", caller.name),
+            ));
+        }
         RaftRpc::Propose(body) => {
             let proposal: Proposal = decode(body)?;
             let deadline = Duration::from_millis(super::CLUSTER_DEADLINE_MS);
@@ -488,6 +518,45 @@ pub(crate) async fn serve_rpc(
         }
     };
     Ok(Response::Raft { reply })
+}
+
+/// The certificate name a cluster member must hold: `node-<id>`. This
+/// binds Raft ids to certificates: a node certificate speaks for its own
+/// id only, and a node dialling member `id` accepts no other.
+pub fn member_name(id: u64) -> String {
+    format!("node-{id}")
+}
+
+/// The Raft id a node certificate speaks for, if its name is `node-<id>`.
+pub fn member_id(cert: &PeerCert) -> Option<u64> {
+    cert.name.as_str().strip_prefix("node-")?.parse().ok()
+}
+
+/// Refuses a Raft message whose sender (`claimed`) is not the caller.
+fn speaks_for(caller: &PeerCert, claimed: Option<u64>) -> Result<(), Refusal> {
+    match claimed {
+        Some(id) if member_id(caller) == Some(id) => Ok(()),
+        Some(id) => Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("{} may not speak for Raft node {id}", caller.name),
+        )),
+        None => Err(Refusal::new(
+            ErrorCode::FrameMalformed,
+            "a Raft message with no sender",
+        )),
+    }
+}
+
+/// Whether the caller is a member of the membership `raft` knows (any node
+/// certificate while this node knows none yet).
+fn is_member(raft: &RaftHandle, caller: &PeerCert) -> bool {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    let membership = metrics.membership_config.membership();
+    if membership.nodes().next().is_none() {
+        return true;
+    }
+    member_id(caller).is_some_and(|id| membership.get_node(&id).is_some())
 }
 
 fn decode<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, Refusal> {
