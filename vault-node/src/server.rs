@@ -692,10 +692,12 @@ async fn handle_get(
     send: &mut quinn::SendStream,
 ) -> Result<(), Refusal> {
     let vault = &ctx.vault;
-    if grant.is_some() {
-        // The grant's state (uses, revocation) must be the cluster's latest.
-        ctx.linearize().await?;
-    }
+    // No read-index round before a grant is used: the checks made here on
+    // this node's state are of what never changes (signatures, holder,
+    // scope, window) or only ever tightens (revocation, uses), and the use
+    // itself is a Raft command whose apply refuses a revoked or exhausted
+    // grant in log order. A stale node can therefore refuse early, never
+    // honour late.
     let entry = match vault.document(document_id) {
         // A follower may not have applied a document just registered
         // elsewhere: catch up with the cluster before answering not found.
@@ -706,7 +708,14 @@ async fn handle_get(
         other => other?,
     };
     match grant {
-        Some(grant_id) => consent::check_use(ctx, caller, &entry, grant_id)?,
+        Some(grant_id) => match consent::check_use(ctx, caller, &entry, grant_id) {
+            // A grant issued elsewhere that this node has not applied yet.
+            Err(refusal) if refusal.code == ErrorCode::GrantNotFound && ctx.cluster.is_some() => {
+                ctx.linearize().await?;
+                consent::check_use(ctx, caller, &entry, grant_id)?
+            }
+            other => other?,
+        },
         None => access::check_read(caller, &entry)?,
     }
     let size = entry.record.size;

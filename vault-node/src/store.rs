@@ -150,6 +150,14 @@ pub trait MetaStore: Send + Sync {
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Entries, StoreError>;
     /// Applies `writes` atomically and durably.
     fn write(&self, writes: &[Write]) -> Result<(), StoreError>;
+    /// Applies `writes` atomically, durable only once a later
+    /// [`MetaStore::write`] to the same store returns (RocksDB: one
+    /// write-ahead log, so syncing it syncs everything written before). For
+    /// writes that can be redone after a crash, such as a Raft state
+    /// machine's applies. The default syncs.
+    fn write_unsynced(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.write(writes)
+    }
     /// Up to `limit` entries whose key is at least `start`, in key order.
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError>;
     /// The entry with the greatest key in `cf`, if any. The default scans the
@@ -236,6 +244,16 @@ impl MetaStore for RocksStore {
     }
 
     fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.write_with(writes, true)
+    }
+
+    fn write_unsynced(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.write_with(writes, false)
+    }
+}
+
+impl RocksStore {
+    fn write_with(&self, writes: &[Write], sync: bool) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
         for write in writes {
             match write {
@@ -244,7 +262,7 @@ impl MetaStore for RocksStore {
             }
         }
         let mut options = rocksdb::WriteOptions::default();
-        options.set_sync(true);
+        options.set_sync(sync);
         self.db.write_opt(batch, &options).map_err(rocks_error)
     }
 }
@@ -386,6 +404,10 @@ impl<S: MetaStore + ?Sized> MetaStore for Arc<S> {
 
     fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         (**self).write(writes)
+    }
+
+    fn write_unsynced(&self, writes: &[Write]) -> Result<(), StoreError> {
+        (**self).write_unsynced(writes)
     }
 
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {

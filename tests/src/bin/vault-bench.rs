@@ -281,9 +281,10 @@ fn ratio(r: &Row, rows: &[Row]) -> Option<f64> {
         _ => None,
     };
     let (name, weight) = r.ceiling.or(implied)?;
-    let ceiling = rows
-        .iter()
-        .find(|c| c.workload == name && (weight != 0.0 || c.size == r.size))?;
+    let ceiling = rows.iter().find(|c| {
+        (c.workload == name || c.workload.starts_with(&format!("{name} [")))
+            && (weight != 0.0 || c.size == r.size)
+    })?;
     if weight == 0.0 {
         Some(r.mib_per_s() / ceiling.mib_per_s())
     } else {
@@ -1001,18 +1002,20 @@ async fn cluster_suite(
     let nodes = start_cluster(&cluster_pki).await?;
     let leader = wait_for_leader(&nodes, None).await?;
     let leader_index = node_index(&nodes, leader)?;
-    let one = connect(pki, "civil-affairs", single.addr).await?;
     let three = connect(&cluster_pki, "civil-affairs", nodes[leader_index].addr).await?;
     let mut rows = Vec::new();
     let follower = (0..nodes.len())
         .find(|&i| i != leader_index)
         .context("no follower")?;
     rows.extend(repair_rows(&nodes, follower, &three, raw_client, min, started).await?);
+    let single_addrs = [single.addr];
+    let cluster_addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     for size in [4096u64, 1024 * 1024] {
-        let base = put_get_rows(&one, "1-node", size, min).await?;
-        let mut clustered = put_get_rows(&three, "3-node", size, min).await?;
-        clustered[0].ceiling = Some(("1-node put", 0.0));
-        clustered[1].ceiling = Some(("1-node verified get", 0.0));
+        let base = throughput_rows(pki, &single_addrs, "1-node", size, min).await?;
+        let mut clustered =
+            throughput_rows(&cluster_pki, &cluster_addrs, "3-node", size, min).await?;
+        clustered[0].ceiling = Some(("1-node put (concurrent)", 0.0));
+        clustered[1].ceiling = Some(("1-node grant-checked get (concurrent)", 0.0));
         rows.extend(base);
         rows.extend(clustered);
     }
@@ -1136,40 +1139,135 @@ fn node_index(nodes: &[vault_node::server::RunningNode], id: u64) -> anyhow::Res
         .context("leader is not a member")
 }
 
-/// `{label} put` (distinct bytes each time) and `{label} verified get` of
-/// one `size`-byte document through `client`.
-async fn put_get_rows(
-    client: &vault_client::VaultClient,
+/// Clients for the cluster suite's throughput rows.
+const CLUSTER_CLIENTS: usize = 16;
+
+/// `{label} put (concurrent)` (distinct bytes each time) and `{label}
+/// grant-checked get (concurrent)` of `size`-byte documents by
+/// [`CLUSTER_CLIENTS`] clients spread over `addrs`, each holding its own
+/// grant.
+async fn throughput_rows(
+    pki: &TestPki,
+    addrs: &[SocketAddr],
     label: &str,
     size: u64,
     min: Duration,
 ) -> anyhow::Result<Vec<Row>> {
-    let payload = pseudo_random_bytes(size as usize, 5);
-    let seed = std::cell::Cell::new(label.len() as u64 * 1_000_000);
-    let last = std::cell::Cell::new(None);
     let resident = ResidentId::parse("resident-1")?;
-    let kind = DocumentKind::parse("bench")?;
-    let put = measure(&format!("{label} put"), size, min, || {
-        seed.set(seed.get() + 1);
-        let mut bytes = payload.clone();
-        let n = bytes.len().min(8);
-        bytes[..n].copy_from_slice(&seed.get().to_le_bytes()[..n]);
-        let (resident, kind, last) = (&resident, &kind, &last);
-        async move {
-            let out = client.put_bytes(Arc::new(bytes), resident, kind).await?;
-            last.set(Some(out.document_id));
+    let kind = DocumentKind::parse(if size > 4096 { "scan" } else { "form" })?;
+    let issuer = connect(pki, "civil-affairs", addrs[0]).await?;
+    let doc = issuer
+        .put_bytes(
+            Arc::new(pseudo_random_bytes(size as usize, size)),
+            &resident,
+            &kind,
+        )
+        .await?
+        .document_id;
+    let approver = connect(pki, "resident-1", addrs[0]).await?;
+    let mut putters = Vec::new();
+    let mut getters = Vec::new();
+    for i in 0..CLUSTER_CLIENTS {
+        let addr = addrs[i % addrs.len()];
+        putters.push((
+            Arc::new(connect(pki, "civil-affairs", addr).await?),
+            i as u64,
+        ));
+        let holder = connect(pki, "housing-bureau", addr).await?;
+        let request_id = holder
+            .request_access(
+                &resident,
+                pki::RequestScope::Documents(vec![doc]),
+                &pki::Purpose::parse("housing-subsidy")?,
+                3600,
+            )
+            .await?;
+        let start = Instant::now();
+        let view = loop {
+            let pending = approver.pending_requests().await?;
+            if let Some(view) = pending.into_iter().find(|r| r.request_id == request_id) {
+                break view;
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(30),
+                "request not pending"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let grant = approver
+            .approve(approver.approval_body(&view, pki::GRANT_USES_MAX, None)?)
+            .await?;
+        getters.push((Arc::new(holder), grant.id()));
+    }
+    let ticks = cpu_ticks();
+    let payload = Arc::new(pseudo_random_bytes(size as usize, 77));
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(size << 20));
+    let (put_resident, put_kind) = (resident.clone(), DocumentKind::parse("bench")?);
+    let put = measure_concurrent(
+        &format!("{label} put (concurrent)"),
+        size,
+        min,
+        putters,
+        move |client, _| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut bytes = (*payload).clone();
+            bytes[..8].copy_from_slice(&n.to_le_bytes());
+            let (resident, kind) = (put_resident.clone(), put_kind.clone());
+            async move {
+                client.put_bytes(Arc::new(bytes), &resident, &kind).await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    let mut put = put;
+    let ticks = with_cpu(&mut put, ticks);
+    let get = measure_concurrent(
+        &format!("{label} grant-checked get (concurrent)"),
+        size,
+        min,
+        getters,
+        move |client, grant| async move {
+            let (_, bytes) = client.get_bytes(doc, None, Some(grant)).await?;
+            anyhow::ensure!(bytes.len() as u64 == size);
             Ok(())
-        }
-    })
+        },
+    )
     .await?;
-    let id = last.get().context("no document")?;
-    let get = measure(&format!("{label} verified get"), size, min, || async {
-        let (_, bytes) = client.get_bytes(id, None, None).await?;
-        anyhow::ensure!(bytes.len() as u64 == size);
-        Ok(())
-    })
-    .await?;
+    let mut get = get;
+    with_cpu(&mut get, ticks);
     Ok(vec![put, get])
+}
+
+/// CPU time this process (clients and in-process nodes alike) has used, in
+/// clock ticks (1/100 s), from /proc/self/stat; 0 where unavailable.
+fn cpu_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // Fields after the parenthesised command name: utime is the 12th, stime the 13th.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Appends the CPU used per operation since `since` to the row's name
+/// (`name [cpu X ms/op]`); answers the ticks now.
+fn with_cpu(row: &mut Row, since: u64) -> u64 {
+    let now = cpu_ticks();
+    if row.ops > 0 && now > since {
+        let ms = (now - since) as f64 * 10.0 / row.ops as f64;
+        row.workload = format!("{} [cpu {ms:.2} ms/op]", row.workload);
+    }
+    now
 }
 
 /// Peak resident set (VmHWM) of a running process, in KiB.

@@ -291,9 +291,15 @@ impl<S: MetaStore + ?Sized + 'static> StateMachine<S> {
         self.gate.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Writes an apply's batch without a sync of its own: the entries are
+    /// durable in the Raft log (same store, same write-ahead log) before
+    /// they are applied, the next synced write (a log append, a vote, a
+    /// snapshot, a purge) makes this batch durable too, and after a crash
+    /// openraft re-applies from the last applied id that reached the disk.
+    /// Applying is deterministic, so the redo gives the same state.
     fn write_state(&self, writes: &[Write]) -> Result<(), Error> {
         self.store
-            .write(writes)
+            .write_unsynced(writes)
             .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)).into())
     }
 
