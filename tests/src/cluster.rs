@@ -243,3 +243,28 @@ pub async fn grant_for(
         .await
         .unwrap()
 }
+
+/// A loopback port `p` with `p`, `p + 1` and `p + 2` free a moment ago.
+pub fn free_port_run() -> u16 {
+    loop {
+        let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > 65_000 {
+            continue;
+        }
+        let rest: Vec<_> = (1..3)
+            .filter_map(|k| std::net::UdpSocket::bind(("127.0.0.1", base + k)).ok())
+            .collect();
+        if rest.len() == 2 {
+            return base;
+        }
+    }
+}
+
+/// Whether process `pid` runs (exists and is not a zombie).
+pub fn alive(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| stat.split_whitespace().nth(2) == Some("Z"))
+            .unwrap_or(true)
+}

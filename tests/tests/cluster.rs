@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use pki::{DocumentKind, Purpose, RequestScope, ResidentId};
 use tests::cluster::{
-    cli_until_served, eventually, free_addrs, grant_for, kill9, until_ok, DEADLINE, POLL,
+    alive, cli_until_served, eventually, free_addrs, free_port_run, grant_for, kill9, until_ok,
+    DEADLINE, POLL,
 };
 use tests::{connect, path_str, pseudo_random_bytes, NodeProcess, TestPki};
 use vault_node::server::{self, ClusterConfig, NodeConfig, RunningNode};
@@ -188,6 +189,20 @@ async fn a_node_without_a_copy_fetches_the_blob_from_a_member() {
         async move { held.then_some(()) }
     })
     .await;
+    // A node certificate the cluster does not list may not fetch the
+    // plaintext, nor push a blob: only members copy blobs.
+    pki.issue_node("node-7").unwrap();
+    let rogue = connect(&pki, "node-7", nodes[0].addr).await.unwrap();
+    let fetch = vault_client::wire::Request::FetchBlob { content_hash: hash };
+    let push = vault_client::wire::Request::PushBlob {
+        content_hash: hash,
+        size: 5,
+    };
+    for request in [fetch, push] {
+        let err = rogue.call(&request).await.unwrap_err();
+        assert_eq!(err.code(), "auth.forbidden", "{err}");
+        assert!(err.to_string().contains("not a member"), "{err}");
+    }
     // Node 3 loses its copy; reading through it fetches one again.
     std::fs::remove_file(nodes[2].vault().blobs().path(&hash)).unwrap();
     assert!(!nodes[2].vault().blobs().contains(&hash));
@@ -582,30 +597,6 @@ async fn three_node_processes_serve_the_walkthrough_and_survive_a_kill() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "grant.exhausted");
-}
-
-/// A loopback port `p` with `p`, `p + 1` and `p + 2` free a moment ago.
-fn free_port_run() -> u16 {
-    loop {
-        let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let base = first.local_addr().unwrap().port();
-        if base > 65_000 {
-            continue;
-        }
-        let rest: Vec<_> = (1..3)
-            .filter_map(|k| std::net::UdpSocket::bind(("127.0.0.1", base + k)).ok())
-            .collect();
-        if rest.len() == 2 {
-            return base;
-        }
-    }
-}
-
-fn alive(pid: u64) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|stat| stat.split_whitespace().nth(2) == Some("Z"))
-            .unwrap_or(true)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,18 @@ use crate::wire::{
 const UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
 /// How long to wait for a node to complete the handshake, in milliseconds.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// How long [`VaultClient::connect_any`] gives one node before it also
+/// tries the next, in milliseconds.
+pub const CONNECT_STAGGER_MS: u64 = 250;
+/// The node a client uses when it is given no address and its identity
+/// directory has no [`NODES_FILE`].
+pub const DEFAULT_NODE: &str = "127.0.0.1:7443";
+/// A file in an identity directory listing the nodes that identity uses
+/// when none is given on the command line: `HOST:PORT` addresses separated
+/// by commas or newlines (`vault-node dev` writes it).
+pub const NODES_FILE: &str = "nodes";
+/// Largest [`NODES_FILE`] read, in bytes.
+pub const NODES_FILE_LEN_MAX: u64 = 64 * 1024;
 /// Upload chunks queued between the file reader thread and the network.
 const UPLOAD_QUEUE_DEPTH: usize = 4;
 
@@ -83,24 +95,53 @@ pub struct GetOptions {
 }
 
 impl VaultClient {
-    /// Connects to the first of `nodes` that answers (in order), so a
+    /// Connects to one of `nodes`, preferring them in order, so a
     /// department lists every node it may use and survives one being down.
-    /// A node that cannot be reached, or refuses the handshake (which
-    /// reaches the client as a connection failure), is skipped; a bad
-    /// address or a server without a node certificate stops at once.
+    ///
+    /// The first node gets [`CONNECT_STAGGER_MS`] to answer before the next
+    /// is tried beside it (and so on), and the first handshake to complete
+    /// wins: a dead node costs a quarter of a second, not the whole
+    /// [`CONNECT_TIMEOUT_MS`]. A node that cannot be reached, or refuses the
+    /// handshake (which reaches the client as a connection failure), is
+    /// skipped; a bad address or a server without a node certificate stops
+    /// at once.
     pub async fn connect_any(identity: Identity, nodes: &[String]) -> Result<Self, ClientError> {
         let mut last = ClientError::local(ErrorCode::InvalidArgument, "no node address given");
-        for node in nodes {
-            match Self::connect(identity.clone(), node).await {
-                Ok(client) => return Ok(client),
-                Err(e) if e.is_transient() => {
+        let mut pending = tokio::task::JoinSet::new();
+        let mut queued = nodes.iter();
+        let stagger = std::time::Duration::from_millis(CONNECT_STAGGER_MS);
+        loop {
+            let more = match queued.next() {
+                Some(node) => {
+                    let (identity, node) = (identity.clone(), node.clone());
+                    pending.spawn(async move {
+                        let result = Self::connect(identity, &node).await;
+                        (node, result)
+                    });
+                    queued.len() > 0
+                }
+                None => false,
+            };
+            let joined = if more {
+                match tokio::time::timeout(stagger, pending.join_next()).await {
+                    Ok(joined) => joined,
+                    Err(_) => continue, // no answer yet: try the next node beside it
+                }
+            } else {
+                pending.join_next().await
+            };
+            match joined {
+                None if !more => return Err(last),
+                None => {}
+                Some(Ok((_, Ok(client)))) => return Ok(client),
+                Some(Ok((node, Err(e)))) if e.is_transient() => {
                     tracing::debug!(node = %node, error = %e, "node unreachable, trying the next");
                     last = e;
                 }
-                Err(e) => return Err(e),
+                Some(Ok((_, Err(e)))) => return Err(e),
+                Some(Err(e)) => last = ClientError::Connection(format!("connect task: {e}")),
             }
         }
-        Err(last)
     }
 
     /// Connects to `node` (`HOST:PORT`) with mutual TLS; refuses a server
@@ -1041,4 +1082,120 @@ pub fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// Splits a node list (`A,B,C`, or one address per line) into addresses;
+/// blank entries and lines starting with `#` are skipped.
+pub fn parse_nodes(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(|line| line.split(','))
+        .map(|node| node.trim().to_string())
+        .filter(|node| !node.is_empty())
+        .collect()
+}
+
+/// The nodes an identity uses when none is given: the addresses in its
+/// [`NODES_FILE`] if it has one, else [`DEFAULT_NODE`]. A nodes file that
+/// cannot be read, or lists nothing, is an error rather than a silent
+/// fallback to the default.
+pub fn default_nodes(identity_dir: &Path) -> Result<Vec<String>, ClientError> {
+    use std::io::Read;
+    let path = identity_dir.join(NODES_FILE);
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(vec![DEFAULT_NODE.to_string()])
+        }
+        Err(e) => return Err(local_io(format!("{}: {e}", path.display()))),
+    };
+    let mut text = String::new();
+    file.take(NODES_FILE_LEN_MAX)
+        .read_to_string(&mut text)
+        .map_err(|e| local_io(format!("{}: {e}", path.display())))?;
+    let nodes = parse_nodes(&text);
+    if nodes.is_empty() {
+        return Err(ClientError::local(
+            ErrorCode::InvalidArgument,
+            format!("{} lists no node address", path.display()),
+        ));
+    }
+    Ok(nodes)
+}
+
+/// Writes `nodes` as `identity_dir`'s [`NODES_FILE`], one per line,
+/// replacing it atomically.
+pub fn write_nodes(identity_dir: &Path, nodes: &[String]) -> std::io::Result<()> {
+    let path = identity_dir.join(NODES_FILE);
+    let tmp = identity_dir.join(format!(".{NODES_FILE}.tmp"));
+    let mut text = String::from("# Nodes this identity uses when no --node is given.\n");
+    for node in nodes {
+        text.push_str(node);
+        text.push('\n');
+    }
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn node_lists_parse_commas_lines_and_comments() {
+        let text = "# the district's nodes\n a:1, b:2 \n\nc:3\n# d:4\n,\n";
+        assert_eq!(parse_nodes(text), ["a:1", "b:2", "c:3"]);
+        assert!(parse_nodes("# nothing\n , \n").is_empty());
+    }
+
+    #[test]
+    fn an_identity_without_a_nodes_file_uses_the_default_and_one_with_it_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(default_nodes(dir.path()).unwrap(), [DEFAULT_NODE]);
+        let nodes = vec!["127.0.0.1:7443".to_string(), "127.0.0.1:7444".to_string()];
+        write_nodes(dir.path(), &nodes).unwrap();
+        assert_eq!(default_nodes(dir.path()).unwrap(), nodes);
+        std::fs::write(dir.path().join(NODES_FILE), "# none\n").unwrap();
+        let err = default_nodes(dir.path()).unwrap_err();
+        assert_eq!(err.code(), "request.invalid", "{err}");
+    }
+
+    #[tokio::test]
+    async fn connect_any_skips_a_silent_node_within_the_stagger() {
+        // Nothing answers on a bound but unserved UDP socket: the handshake
+        // hangs. The second address is malformed, so the outcome is its
+        // error, reached one stagger later, not after CONNECT_TIMEOUT_MS.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ca = tempfile::tempdir().unwrap();
+        let identity = test_identity(ca.path());
+        let nodes = vec![
+            silent.local_addr().unwrap().to_string(),
+            "no-port".to_string(),
+        ];
+        let start = std::time::Instant::now();
+        let err = VaultClient::connect_any(identity, &nodes)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "request.invalid", "{err}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_millis(CONNECT_TIMEOUT_MS / 2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    fn test_identity(dir: &Path) -> Identity {
+        let now = now_unix();
+        let ca = pki::CertificateAuthority::init(&dir.join("ca"), "Test District", now).unwrap();
+        let params = pki::IssueParams::new(
+            Role::Department,
+            pki::Name::parse("civil-affairs").unwrap(),
+            now,
+        );
+        ca.issue(&params, &dir.join("civil-affairs")).unwrap();
+        Identity::load(&dir.join("civil-affairs")).unwrap()
+    }
 }

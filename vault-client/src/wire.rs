@@ -412,6 +412,30 @@ pub struct NodeStatus {
     /// W of its policy (cluster mode).
     #[serde(default)]
     pub write_quorum: Option<usize>,
+    /// What repair has done since the node started (cluster mode).
+    #[serde(default)]
+    pub repair: Option<RepairStatus>,
+}
+
+/// Repair totals since a node started, in a [`NodeStatus`]: the scheduled
+/// scrubs, and reads that found their local copy missing or corrupt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairStatus {
+    /// Scrubs completed.
+    pub scrubs: u64,
+    /// When the last scrub finished (Unix seconds).
+    pub last_scrub_at: Option<i64>,
+    /// Copies the scrubs read back in full.
+    pub checked: u64,
+    /// Missing or corrupt copies the scrubs replaced with a verified one.
+    pub repaired: u64,
+    /// Missing or corrupt copies no member could supply.
+    pub failed: u64,
+    /// Unreferenced blobs collected after the grace.
+    pub orphans_collected: u64,
+    /// Reads whose local copy was missing or corrupt, served from a
+    /// verified copy fetched from a member instead.
+    pub read_repaired: u64,
 }
 
 /// A cluster member in a [`NodeStatus`].

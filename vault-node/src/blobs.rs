@@ -163,6 +163,33 @@ impl BlobStore {
         }
     }
 
+    /// Deletes the blob `hash` only if its file was last modified at
+    /// `modified` (a copy renamed into place since, by an upload or a
+    /// repair, is kept); answers whether it deleted it.
+    ///
+    /// The check and the unlink are two steps: a rename between them is
+    /// possible but needs a whole upload to finish within microseconds of
+    /// a scan that saw the old file, and the reconciler restores a copy
+    /// placement gives this node.
+    pub fn remove_if_unchanged(
+        &self,
+        hash: &ContentHash,
+        modified: std::time::SystemTime,
+    ) -> Result<bool, BlobError> {
+        let path = self.path(hash);
+        match fs::metadata(&path).and_then(|m| m.modified()) {
+            Ok(now) if now == modified => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Starts writing a blob that must hash to `hash` and be `size` bytes.
     pub fn writer(&self, hash: ContentHash, size: u64) -> Result<BlobWriter, BlobError> {
         let mut name = [0u8; 16];
@@ -416,7 +443,14 @@ impl BlobWriter {
             .final_path
             .parent()
             .ok_or_else(|| BlobError::Io("bad blob path".into()))?;
-        fs::create_dir_all(parent)?;
+        if !parent.is_dir() {
+            // A new fan-out directory: make its entry in `blobs/` durable
+            // too, or a power loss could drop the directory with the copy.
+            fs::create_dir_all(parent)?;
+            if let Some(blobs) = parent.parent() {
+                File::open(blobs)?.sync_all()?;
+            }
+        }
         let fresh = !self.final_path.exists();
         fs::rename(&self.tmp_path, &self.final_path)?;
         File::open(parent)?.sync_all()?;

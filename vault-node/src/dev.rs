@@ -141,3 +141,40 @@ pub fn ensure_dev_cluster(data: &Path, nodes: u64, now: i64) -> Result<DevLayout
     }
     Ok(layout)
 }
+
+/// Writes the [`vault_client::client::NODES_FILE`] of every development
+/// identity: the addresses clients reach the development nodes at
+/// (`listen` addresses, with an unspecified IP replaced by loopback), so
+/// `vault --identity DIR …` finds one node or the whole cluster without
+/// `--node`, and fails over when one is down.
+pub fn write_dev_nodes(layout: &DevLayout, listen: &[std::net::SocketAddr]) -> Result<(), Refusal> {
+    let nodes: Vec<String> = listen
+        .iter()
+        .map(|addr| {
+            let mut addr = *addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            addr.to_string()
+        })
+        .collect();
+    let dirs = std::fs::read_dir(&layout.identities_dir).map_err(|e| {
+        Refusal::new(
+            ErrorCode::LocalIo,
+            format!("{}: {e}", layout.identities_dir.display()),
+        )
+    })?;
+    for dir in dirs.flatten() {
+        let path = dir.path();
+        if !path.join("cert.pem").is_file() {
+            continue;
+        }
+        vault_client::client::write_nodes(&path, &nodes)
+            .map_err(|e| Refusal::new(ErrorCode::LocalIo, format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}

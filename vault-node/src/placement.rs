@@ -57,6 +57,13 @@ impl ClusterPolicy {
         if self.scrub_interval_s == 0 {
             return Err("scrub_interval_s must be at least 1".into());
         }
+        if self.orphan_grace_s < ORPHAN_GRACE_S_MIN {
+            return Err(format!(
+                "orphan_grace_s must be at least {ORPHAN_GRACE_S_MIN} (a pushed copy waits that \
+                 long for its registration), not {}",
+                self.orphan_grace_s
+            ));
+        }
         if self.snapshot_logs < 2 {
             return Err("snapshot_logs must be at least 2".into());
         }
@@ -64,6 +71,10 @@ impl ClusterPolicy {
     }
 }
 
+/// Smallest `orphan_grace_s` accepted, in seconds: far longer than an
+/// upload's registration takes (bounded by the cluster deadline), so a
+/// copy pushed for a document still being registered is never collected.
+pub const ORPHAN_GRACE_S_MIN: u64 = 600;
 /// Default R.
 pub const DEFAULT_REPLICAS: usize = 3;
 /// Default W.

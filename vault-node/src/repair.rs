@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use pki::ContentHash;
 use vault_client::tree::{self, GROUP_SIZE};
+use vault_client::wire::RepairStatus;
 use vault_client::ErrorCode;
 
 use crate::blobs::{BlobError, BlobStore, TAG_LEN};
@@ -196,16 +197,25 @@ pub(crate) async fn scrub_once(ctx: &Arc<Ctx>) -> ScrubCounts {
             _ => break,
         }
     }
-    let grace = Duration::from_secs(cluster.policy().orphan_grace_s);
-    let vault = ctx.vault.clone();
-    let collected = tokio::task::spawn_blocking(move || collect_orphans(&vault, &*store, grace))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    // Orphans are judged against the cluster's latest state, not this
+    // node's: a node that was down for longer than the grace holds copies
+    // whose registration it has not applied yet.
+    let collected = match cluster.linearize().await {
+        Ok(()) => {
+            let grace = Duration::from_secs(cluster.policy().orphan_grace_s);
+            let vault = ctx.vault.clone();
+            tokio::task::spawn_blocking(move || collect_orphans(&vault, &*store, grace))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        }
+        Err(e) => Err(format!("not caught up with the cluster ({})", e.message)),
+    };
     match collected {
         Ok(n) => counts.orphans_collected = n,
         Err(e) => tracing::error!(error = %e, "scrub: cannot collect orphan blobs"),
     }
+    note_scrub(ctx, &counts);
     counts
 }
 
@@ -228,15 +238,34 @@ pub fn collect_orphans(
             let known = crate::state::blob(state, &hash)
                 .map_err(|e| BlobError::Io(e.to_string()))?
                 .is_some();
-            if !known {
-                tracing::info!(blob = %hash, age_s = age.as_secs(), "collecting an orphan blob");
-                vault.blobs().remove(&hash)?;
+            if !known && vault.blobs().remove_if_unchanged(&hash, modified)? {
+                tracing::info!(blob = %hash, age_s = age.as_secs(), "collected an orphan blob");
                 collected += 1;
             }
             Ok(())
         })
         .map_err(Refusal::from)?;
     Ok(collected)
+}
+
+/// Updates the node's repair totals (reported by `status`).
+pub(crate) fn note(ctx: &Ctx, update: impl FnOnce(&mut RepairStatus)) {
+    match ctx.repair.lock() {
+        Ok(mut totals) => update(&mut totals),
+        Err(poisoned) => update(&mut poisoned.into_inner()),
+    }
+}
+
+/// Adds one scrub's counts to the node's repair totals.
+fn note_scrub(ctx: &Ctx, counts: &ScrubCounts) {
+    note(ctx, |totals| {
+        totals.scrubs += 1;
+        totals.last_scrub_at = Some(vault_client::client::now_unix());
+        totals.checked += counts.checked;
+        totals.repaired += counts.repaired;
+        totals.failed += counts.failed;
+        totals.orphans_collected += counts.orphans_collected;
+    });
 }
 
 /// Runs [`scrub_once`] on a schedule, logging the counts.

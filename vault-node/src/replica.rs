@@ -37,6 +37,18 @@ use crate::Refusal;
 pub const SEND_BATCH_BYTES: usize = 256 * 1024;
 /// How long a member may take to start answering a fetch, in milliseconds.
 pub const FETCH_ANSWER_TIMEOUT_MS: u64 = 5_000;
+/// Time any blob transfer between nodes may take, in seconds, on top of
+/// [`TRANSFER_RATE_MIN_BYTES_S`].
+pub const TRANSFER_BASE_S: u64 = 30;
+/// The slowest transfer rate between nodes that is not given up on, in
+/// bytes per second (a 4 GiB document gets 30 s + 68 min).
+pub const TRANSFER_RATE_MIN_BYTES_S: u64 = 1024 * 1024;
+
+/// How long pushing or fetching a blob of `size` bytes may take.
+pub fn transfer_deadline(size: u64) -> Duration {
+    Duration::from_secs(TRANSFER_BASE_S + size / TRANSFER_RATE_MIN_BYTES_S)
+}
+
 /// Batches queued between the blob reader and the network.
 const SEND_QUEUE_DEPTH: usize = 4;
 
@@ -110,20 +122,28 @@ async fn push_to(
 ) -> Result<(), String> {
     let reader = ctx.vault.blobs().reader(&hash).map_err(|e| e.to_string())?;
     let size = reader.size();
-    let (mut send, mut recv) = cluster.network().open_stream(target, addr).await?;
-    let request = Request::PushBlob {
-        content_hash: hash,
-        size,
+    let exchange = async {
+        let (mut send, mut recv) = cluster.network().open_stream(target, addr).await?;
+        let request = Request::PushBlob {
+            content_hash: hash,
+            size,
+        };
+        write_frame(&mut send, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        send_plain(reader, &mut send).await?;
+        let _ = send.finish();
+        read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
+            .await
+            .map_err(|e| e.to_string())
     };
-    write_frame(&mut send, &request)
+    // A replica that is alive but stalled (its connection kept open) must
+    // not hold an upload, or a scrub, forever.
+    let deadline = transfer_deadline(size);
+    let answer = tokio::time::timeout(deadline, exchange)
         .await
-        .map_err(|e| e.to_string())?;
-    send_plain(reader, &mut send).await?;
-    let _ = send.finish();
-    match read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+        .map_err(|_| format!("the push did not finish within {} s", deadline.as_secs()))??;
+    match answer {
         Response::BlobStored { content_hash } if content_hash == hash => Ok(()),
         Response::Error(body) => Err(format!(
             "node {target} refused: {}: {}",
@@ -195,10 +215,15 @@ async fn fetch_from(
         Response::Error(body) => return Err(format!("{}: {}", body.code, body.message)),
         other => return Err(format!("answered {other:?}")),
     }
-    crate::server::receive_blob(&ctx.vault, hash, size, &mut recv)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{}: {}", e.code, e.message))
+    let deadline = transfer_deadline(size);
+    tokio::time::timeout(
+        deadline,
+        crate::server::receive_blob(&ctx.vault, hash, size, &mut recv),
+    )
+    .await
+    .map_err(|_| format!("the fetch did not finish within {} s", deadline.as_secs()))?
+    .map(|_| ())
+    .map_err(|e| format!("{}: {}", e.code, e.message))
 }
 
 /// Answers a [`Request::PushBlob`] from another node: stores the body,
@@ -211,6 +236,15 @@ pub(crate) async fn serve_push(
     recv: &mut quinn::RecvStream,
 ) -> Result<Response, Refusal> {
     node_only(ctx, caller)?;
+    if size > vault_client::wire::DOCUMENT_SIZE_MAX {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!(
+                "a pushed blob of {size} bytes is larger than a document may be ({} bytes)",
+                vault_client::wire::DOCUMENT_SIZE_MAX
+            ),
+        ));
+    }
     crate::server::receive_blob(&ctx.vault, hash, size, recv).await?;
     Ok(Response::BlobStored { content_hash: hash })
 }
@@ -248,10 +282,19 @@ fn node_only(ctx: &Ctx, caller: &PeerCert) -> Result<(), Refusal> {
             ),
         ));
     }
-    if ctx.cluster.is_none() {
+    let Some(cluster) = &ctx.cluster else {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
             "this node runs no cluster",
+        ));
+    };
+    // Only members: any other node certificate (another cluster's, a
+    // removed node's) could otherwise read any blob's plaintext without a
+    // grant or fill the disk.
+    if !crate::raft::network::is_member(cluster.raft(), caller) {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("{} is not a member of this cluster", caller.name),
         ));
     }
     Ok(())

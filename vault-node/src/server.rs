@@ -93,6 +93,8 @@ pub(crate) struct Ctx {
     pub(crate) raft: std::sync::OnceLock<RaftHandle>,
     /// Cluster mode: writes go through this cluster.
     pub(crate) cluster: Option<Arc<Cluster>>,
+    /// Repair totals since start, reported by `status`.
+    pub(crate) repair: std::sync::Mutex<vault_client::wire::RepairStatus>,
 }
 
 impl Ctx {
@@ -252,6 +254,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         checkpoints: CheckpointCache::default(),
         raft,
         cluster,
+        repair: std::sync::Mutex::default(),
     });
     record_revocations(&ctx);
     tokio::spawn(accept_loop(endpoint.clone(), ctx.clone()));
@@ -482,6 +485,13 @@ impl RefusalIds {
 /// Records a refusal in the log, in the background (the refusal itself
 /// changed no state; this entry is its only trace).
 fn record_refusal(ctx: &Arc<Ctx>, caller: &PeerCert, refusal: &Refusal, ids: RefusalIds) {
+    // Node-to-node calls (Raft, blob copies, membership, status) are not
+    // accesses to anyone's documents, and a misconfigured or removed node
+    // retrying every heartbeat would grow the log without end: refusals of
+    // node certificates go to the node's own log (tracing) only.
+    if caller.role == pki::Role::Node {
+        return;
+    }
     if matches!(
         refusal.code,
         ErrorCode::Connection
@@ -576,6 +586,19 @@ async fn change_membership(
             "this node runs no cluster",
         ));
     };
+    // Only a member may change who the members are: a node certificate
+    // the cluster does not list (another cluster's, a removed node's)
+    // could otherwise add itself or remove the voters.
+    if !crate::raft::network::is_member(cluster.raft(), caller) {
+        tracing::warn!(by = %caller.name, ?change, "membership change refused: not a member");
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} is not a member of this cluster; run the change with a member's node identity",
+                caller.name
+            ),
+        ));
+    }
     tracing::info!(by = %caller.name, ?change, "membership change requested");
     let reply = cluster.change_membership(change).await?;
     Ok(Response::Membership {
@@ -744,7 +767,12 @@ async fn handle_get(
         // Never serve a corrupt copy: a missing or corrupt one is replaced
         // by a verified copy from a member first.
         let groups = crate::repair::groups_for(size, range.start, range.end);
-        crate::repair::ensure_authentic(ctx, entry.record.content_hash, size, Some(groups)).await?;
+        let fetched =
+            crate::repair::ensure_authentic(ctx, entry.record.content_hash, size, Some(groups))
+                .await?;
+        if fetched {
+            crate::repair::note(ctx, |totals| totals.read_repaired += 1);
+        }
     }
     let reader = vault.blobs().reader(&entry.record.content_hash)?;
     let outboard = reader.outboard()?;

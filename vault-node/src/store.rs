@@ -44,6 +44,10 @@ pub enum Cf {
     LogByTag,
     /// Residents' log salts: resident -> 32 bytes.
     ResidentSalts,
+    /// Outcomes of recent Raft proposals ([`crate::raft`]), so a retried
+    /// proposal is answered, not applied twice: seed time u64 BE | first 16
+    /// bytes of the seed nonce -> outcome JSON. Replicated.
+    Proposals,
     /// The Raft log ([`crate::raft`]): u64 BE index -> entry JSON. Node-local,
     /// not part of the replicated state.
     RaftLog,
@@ -54,7 +58,7 @@ pub enum Cf {
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 17] = [
+    pub const ALL: [Cf; 18] = [
         Cf::Meta,
         Cf::Commands,
         Cf::Documents,
@@ -70,6 +74,7 @@ impl Cf {
         Cf::LogNodes,
         Cf::LogByTag,
         Cf::ResidentSalts,
+        Cf::Proposals,
         Cf::RaftLog,
         Cf::RaftMeta,
     ];
@@ -92,6 +97,7 @@ impl Cf {
             Cf::LogNodes => "log_nodes",
             Cf::LogByTag => "log_by_tag",
             Cf::ResidentSalts => "resident_salts",
+            Cf::Proposals => "proposals",
             Cf::RaftLog => "raft_log",
             Cf::RaftMeta => "raft_meta",
         }

@@ -18,7 +18,7 @@ use crate::store::{MetaStore, RocksStore, StoreError};
 use crate::Refusal;
 
 /// A data directory's layout version, written to `DATA/FORMAT`.
-pub const DATA_FORMAT_VERSION: u32 = 2;
+pub const DATA_FORMAT_VERSION: u32 = 3;
 
 /// A node's storage.
 pub struct Vault {

@@ -220,6 +220,7 @@ async fn raft_rpc_as(identity_dir: &Path, node: &RunningNode) -> Response {
 
 /// Connects to `node` as `identity_dir`'s holder and sends `rpc`.
 async fn send_rpc_as(identity_dir: &Path, node: &RunningNode, rpc: RaftRpc) -> Response {
+    let request = Request::Raft { rpc };
     let identity = Identity::load(identity_dir).unwrap();
     let tls = pki::client_tls_config(&identity).unwrap();
     let config = vault_client::transport::client_config(tls).unwrap();
@@ -232,7 +233,6 @@ async fn send_rpc_as(identity_dir: &Path, node: &RunningNode, rpc: RaftRpc) -> R
         .await
         .unwrap();
     let (mut send, mut recv) = connection.open_bi().await.unwrap();
-    let request = Request::Raft { rpc };
     write_frame(&mut send, &request).await.unwrap();
     send.finish().unwrap();
     let response = read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
@@ -271,27 +271,37 @@ fn vote_from(id: u64) -> RaftRpc {
 async fn a_node_certificate_speaks_only_for_its_own_raft_id() {
     let pki = Pki::new();
     let node = start_node(&pki, 1).await;
-    let members = BTreeMap::from([(1, node.server.addr.to_string())]);
+    // Members 1 and 2 (node 2 never runs: only its certificate is used).
+    let members = BTreeMap::from([
+        (1, node.server.addr.to_string()),
+        (2, "127.0.0.1:9".to_string()),
+    ]);
     node.cluster.initialize(members).await.unwrap();
-    let rogue = pki.issue(Role::Node, "node-7");
-    // node-7 claiming to be candidate 2: refused before Raft sees it.
-    match send_rpc_as(&rogue, &node.server, vote_from(2)).await {
+    let member = pki.issue(Role::Node, "node-2");
+    // node-2 claiming to be candidate 3: refused before Raft sees it.
+    match send_rpc_as(&member, &node.server, vote_from(3)).await {
         Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
         other => panic!("a vote for another node was answered: {other:?}"),
     }
     // Speaking for itself, it reaches Raft, which answers (and does not
     // grant the vote: node 1's log is ahead of the candidate's).
-    match send_rpc_as(&rogue, &node.server, vote_from(7)).await {
+    match send_rpc_as(&member, &node.server, vote_from(2)).await {
         Response::Raft { reply } => {
             assert_eq!(reply["Ok"]["vote_granted"], false, "{reply}");
         }
-        other => panic!("a vote from node 7 was not answered: {other:?}"),
+        other => panic!("a vote from node 2 was not answered: {other:?}"),
     }
-    // Forwarded calls are taken from members only.
-    match send_rpc_as(&rogue, &node.server, RaftRpc::ReadIndex).await {
-        Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
-        other => panic!("a non-member's read index was answered: {other:?}"),
+    // A node certificate the membership does not list, even speaking for
+    // itself, reaches nothing: no vote, no append, no forwarded call
+    // (another cluster's or a removed node's key).
+    let rogue = pki.issue(Role::Node, "node-7");
+    for rpc in [vote_from(7), RaftRpc::ReadIndex] {
+        match send_rpc_as(&rogue, &node.server, rpc).await {
+            Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
+            other => panic!("a non-member's Raft call was answered: {other:?}"),
+        }
     }
+
     // A certificate not named node-<id> speaks for no one.
     let odd = pki.issue(Role::Node, "archive-node");
     match send_rpc_as(&odd, &node.server, vote_from(1)).await {

@@ -21,14 +21,11 @@ struct Cli {
     #[arg(long, global = true, env = "VAULT_IDENTITY")]
     identity: Option<PathBuf>,
     /// The node(s) to talk to: HOST:PORT, or several comma separated,
-    /// tried in order until one answers.
-    #[arg(
-        long,
-        global = true,
-        env = "VAULT_NODE",
-        default_value = "127.0.0.1:7443"
-    )]
-    node: String,
+    /// preferred in order (the next is tried when one does not answer
+    /// within 250 ms). Default: the identity's `nodes` file, else
+    /// 127.0.0.1:7443.
+    #[arg(long, global = true, env = "VAULT_NODE")]
+    node: Option<String>,
     /// Print one JSON object (or a JSON error) instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -281,12 +278,10 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
         return verify_grant_offline(&identity, file, ca.as_deref());
     }
     let progress = !cli.json && std::io::stderr().is_terminal();
-    let nodes: Vec<String> = cli
-        .node
-        .split(',')
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
-        .collect();
+    let nodes = match &cli.node {
+        Some(list) => vault_client::client::parse_nodes(list),
+        None => vault_client::client::default_nodes(&identity_dir)?,
+    };
     // Puts (idempotent: same record, same document id), gets (resumed
     // from the `.part` file) and lists are retried on the next node when a
     // node fails mid-command; other commands are not (an approval or a
@@ -310,7 +305,7 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
                 if attempt < attempts
                     && (e.is_transient() || e.code() == "cluster.unavailable") =>
             {
-                eprintln!("{}: {e}; retrying on the next node", order[0]);
+                eprintln!("{e}; retrying on another node");
                 tokio::time::sleep(std::time::Duration::from_millis(FAILOVER_PAUSE_MS)).await;
             }
             other => return other,

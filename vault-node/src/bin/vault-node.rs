@@ -80,9 +80,11 @@ enum Command {
             default_value = ".vault-dev/identities/auditor"
         )]
         identity: PathBuf,
-        /// The node to ask, HOST:PORT.
-        #[arg(long, env = "VAULT_NODE", default_value = "127.0.0.1:7443")]
-        node: String,
+        /// The node to ask, HOST:PORT (several, comma-separated: the first
+        /// that answers). Default: the identity's `nodes` file, else
+        /// 127.0.0.1:7443.
+        #[arg(long, env = "VAULT_NODE")]
+        node: Option<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -102,14 +104,10 @@ enum Command {
         )]
         identity: PathBuf,
         /// A member to ask, HOST:PORT (several, comma-separated: the first
-        /// that answers).
-        #[arg(
-            long,
-            env = "VAULT_NODE",
-            default_value = "127.0.0.1:7443",
-            global = true
-        )]
-        node: String,
+        /// that answers). Default: the identity's `nodes` file, else
+        /// 127.0.0.1:7443.
+        #[arg(long, env = "VAULT_NODE", global = true)]
+        node: Option<String>,
         /// Print one JSON object instead of text.
         #[arg(long, global = true)]
         json: bool,
@@ -173,19 +171,20 @@ fn main() -> anyhow::Result<()> {
                 identity,
                 node,
                 json,
-            } => return status(&identity, &node, json).await,
+            } => return status(&identity, node_list(&identity, node)?, json).await,
             Command::Member {
                 change,
                 identity,
                 node,
                 json,
-            } => return member(change, &identity, &node, json).await,
+            } => return member(change, &identity, node_list(&identity, node)?, json).await,
             Command::Run {
                 config: Some(path), ..
             } => vault_node::config::load(&path).map_err(anyhow::Error::msg)?,
             Command::Dev { data, listen, .. } => {
                 let now = vault_client::client::now_unix();
                 let layout = dev::ensure_dev_pki(&data, now)?;
+                dev::write_dev_nodes(&layout, &[listen])?;
                 NodeConfig {
                     listen,
                     crl_path: Some(layout.crl_path()),
@@ -250,6 +249,8 @@ async fn dev_cluster(data: &Path, listen: SocketAddr, nodes: u64) -> anyhow::Res
             Ok((id, SocketAddr::new(listen.ip(), port)))
         })
         .collect::<anyhow::Result<_>>()?;
+    let listens: Vec<SocketAddr> = members.iter().map(|(_, addr)| *addr).collect();
+    dev::write_dev_nodes(&layout, &listens)?;
     let exe = std::env::current_exe().context("cannot find this program")?;
     let mut children = Vec::new();
     let (lines, mut relay) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -331,21 +332,20 @@ async fn dev_cluster(data: &Path, listen: SocketAddr, nodes: u64) -> anyhow::Res
     Ok(())
 }
 
-/// Sends a membership change to one of `nodes` (comma-separated) as the
-/// node identity in `identity_dir`.
+/// Sends a membership change to one of `nodes` as the node identity in
+/// `identity_dir`.
 async fn member(
     change: MemberCommand,
     identity_dir: &Path,
-    nodes: &str,
+    nodes: Vec<String>,
     json: bool,
 ) -> anyhow::Result<()> {
     use vault_client::wire::MembershipChange;
     let identity = pki::Identity::load(identity_dir)
         .with_context(|| format!("cannot load the identity in {}", identity_dir.display()))?;
-    let addrs: Vec<String> = nodes.split(',').map(|a| a.trim().to_string()).collect();
-    let client = vault_client::VaultClient::connect_any(identity, &addrs)
+    let client = vault_client::VaultClient::connect_any(identity, &nodes)
         .await
-        .with_context(|| format!("cannot connect to any of {nodes}"))?;
+        .with_context(|| format!("cannot connect to any of {}", nodes.join(",")))?;
     let change = match change {
         MemberCommand::Add { id, addr } => MembershipChange::Add { id, addr },
         MemberCommand::Remove { id } => MembershipChange::Remove { id },
@@ -367,17 +367,27 @@ async fn member(
     Ok(())
 }
 
-/// Asks `node` for its status as the identity in `identity_dir`.
-async fn status(identity_dir: &Path, node: &str, json: bool) -> anyhow::Result<()> {
+/// The nodes to ask: `given` (comma-separated) if any, else the identity's
+/// `nodes` file, else the default node.
+fn node_list(identity_dir: &Path, given: Option<String>) -> anyhow::Result<Vec<String>> {
+    Ok(match given {
+        Some(list) => vault_client::client::parse_nodes(&list),
+        None => vault_client::client::default_nodes(identity_dir)?,
+    })
+}
+
+/// Asks one of `nodes` for its status as the identity in `identity_dir`.
+async fn status(identity_dir: &Path, nodes: Vec<String>, json: bool) -> anyhow::Result<()> {
     let identity = pki::Identity::load(identity_dir)
         .with_context(|| format!("cannot load the identity in {}", identity_dir.display()))?;
-    let client = vault_client::VaultClient::connect(identity, node)
+    let list = nodes.join(",");
+    let client = vault_client::VaultClient::connect_any(identity, &nodes)
         .await
-        .with_context(|| format!("cannot connect to {node}"))?;
+        .with_context(|| format!("cannot connect to any of {list}"))?;
     let status = client
         .status()
         .await
-        .with_context(|| format!("{node} refused the status request"))?;
+        .with_context(|| format!("{list} refused the status request"))?;
     if json {
         println!("{}", serde_json::to_string(&status)?);
         return Ok(());
@@ -402,6 +412,15 @@ async fn status(identity_dir: &Path, node: &str, json: bool) -> anyhow::Result<(
     println!("log size        {}", status.log_size);
     println!("blobs (local)   {}", status.blobs_local);
     println!("documents       {}", status.documents);
+    if let Some(placed) = status.blobs_placed {
+        println!("blobs (placed)  {placed}");
+    }
+    if let Some(r) = &status.repair {
+        println!(
+            "repair          {} scrubs: {} checked, {} repaired, {} failed, {} orphans collected; {} reads repaired",
+            r.scrubs, r.checked, r.repaired, r.failed, r.orphans_collected, r.read_repaired
+        );
+    }
     Ok(())
 }
 

@@ -148,7 +148,7 @@ pub const CLUSTER_DEADLINE_MS: u64 = 10_000;
 /// Pause between two attempts to find a leader, in milliseconds.
 const LEADER_RETRY_MS: u64 = 100;
 /// How long a forwarded proposal may take, in milliseconds.
-const FORWARD_TTL_MS: u64 = 10_000;
+const FORWARD_TTL_MS: u64 = 3_000;
 /// How long one read-index query to the leader may take, in milliseconds.
 /// Short, because it is safe to repeat: after a leader dies, the next
 /// attempt asks the newly elected one instead of waiting out the deadline.
@@ -299,10 +299,11 @@ impl Cluster {
                     leader_addr: forward.leader_node.map(|node| node.addr),
                 })
             }
-            Err(e) => Err(WriteError::Failed(Refusal::new(
-                ErrorCode::Internal,
-                format!("Raft write failed: {e}"),
-            ))),
+            // This node's Raft cannot take writes (stopped, fatal storage
+            // error): another node may, so the client should fail over.
+            Err(e) => Err(WriteError::Failed(unavailable(format!(
+                "this node's Raft cannot take the write ({e}); try another node"
+            )))),
         }
     }
 
@@ -311,11 +312,15 @@ impl Cluster {
     /// QUIC connection and answers the leader's outcome. While no leader is
     /// known (an election), retries for up to [`CLUSTER_DEADLINE_MS`].
     ///
-    /// A forward whose exchange failed after it was sent is not retried
-    /// (it may have been committed): the caller gets
-    /// [`ErrorCode::ClusterUnavailable`].
+    /// A forward whose exchange failed after it was sent (the leader died
+    /// or was deposed) is sent again, to whichever node leads by then: the
+    /// state machine answers a proposal it has already applied (the same
+    /// seed) with its first outcome instead of applying it twice
+    /// ([`store::PROPOSAL_OUTCOME_TTL_S`]), so a grant use is counted once
+    /// whichever copy commits.
     pub async fn propose(&self, proposal: Proposal) -> Result<Outcome, Refusal> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(CLUSTER_DEADLINE_MS);
+        let mut lost: Option<String> = None;
         loop {
             let forward = match self.write(proposal.clone()).await {
                 Ok(outcome) => return Ok(outcome),
@@ -333,20 +338,39 @@ impl Cluster {
                     .forward(leader, &addr, RaftRpc::Propose(body), forward_ttl())
                     .await
                 {
-                    Ok(reply) => return decode_reply::<Outcome>(leader, reply),
+                    Ok(reply) => match decode_reply::<Outcome>(leader, reply) {
+                        // The leader could not order it (deposed, cut off):
+                        // as safe to send again as a lost answer.
+                        Err(refusal) if refusal.code == ErrorCode::ClusterUnavailable => {
+                            lost = Some(format!("leader node {leader}: {}", refusal.message));
+                        }
+                        decoded => return decoded,
+                    },
                     Err(network::ForwardError::NotSent(_)) => {}
                     Err(network::ForwardError::Failed(message)) => {
-                        return Err(unavailable(format!(
-                            "the write was sent to leader node {leader} but its answer was lost \
-                             ({message}); check before retrying"
-                        )))
+                        tracing::info!(leader, error = %message, "a forwarded write got no answer; sending it again");
+                        lost = Some(format!("leader node {leader}: {message}"));
                     }
+                    Err(network::ForwardError::Refused(refusal))
+                        if refusal.code == ErrorCode::ClusterUnavailable =>
+                    {
+                        lost = Some(refusal.message);
+                    }
+                    // Refused before it was ordered (not a member, a
+                    // malformed call): nothing was written.
+                    Err(network::ForwardError::Refused(refusal)) => return Err(refusal),
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(unavailable(format!(
-                    "no leader accepted the write within {CLUSTER_DEADLINE_MS} ms; nothing was changed"
-                )));
+                return Err(unavailable(match lost {
+                    Some(lost) => format!(
+                        "no leader answered the write within {CLUSTER_DEADLINE_MS} ms ({lost}); \
+                         it may or may not be committed: check before retrying"
+                    ),
+                    None => format!(
+                        "no leader accepted the write within {CLUSTER_DEADLINE_MS} ms; nothing was changed"
+                    ),
+                }));
             }
             tokio::time::sleep(Duration::from_millis(LEADER_RETRY_MS)).await;
         }
@@ -446,9 +470,11 @@ impl Cluster {
                             Err(network::ForwardError::NotSent(_)) => {}
                             Err(network::ForwardError::Failed(message)) => {
                                 return Err(unavailable(format!(
-                                    "the change was sent to leader node {leader} but its answer                                      was lost ({message}); check the status before retrying"
+                                    "the change was sent to leader node {leader} but its answer \
+                                     was lost ({message}); check the status before retrying"
                                 )))
                             }
+                            Err(network::ForwardError::Refused(refusal)) => return Err(refusal),
                         }
                     }
                 }

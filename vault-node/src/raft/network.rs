@@ -51,6 +51,11 @@ use crate::Refusal;
 /// How long connecting to a peer (QUIC and TLS handshake) may take, in
 /// milliseconds, before the peer counts as unreachable.
 pub const RAFT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Largest snapshot a node receives, in bytes: a chunk that would end
+/// past it is refused before openraft grows its buffer to the offset.
+/// Snapshots are built in memory (JSON of the replicated state), so this
+/// also bounds the memory a snapshot install takes.
+pub const SNAPSHOT_LEN_MAX: u64 = 4 << 30;
 
 type Rpc<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
 
@@ -192,6 +197,9 @@ pub enum ForwardError {
     /// The call was sent; the exchange failed or timed out.
     #[error("{0}")]
     Failed(String),
+    /// The peer answered with a refusal (it did not take the call).
+    #[error("refused: {}: {}", .0.code.as_str(), .0.message)]
+    Refused(Refusal),
 }
 
 impl Network {
@@ -242,10 +250,15 @@ impl Network {
         };
         match response {
             Response::Raft { reply } => Ok(reply),
-            Response::Error(body) => Err(ForwardError::Failed(format!(
-                "node {target} refused: {}: {}",
-                body.code, body.message
-            ))),
+            Response::Error(body) => {
+                Err(ForwardError::Refused(match ErrorCode::parse(&body.code) {
+                    Some(code) => Refusal::new(code, format!("node {target}: {}", body.message)),
+                    None => Refusal::new(
+                        ErrorCode::Internal,
+                        format!("node {target} refused: {}: {}", body.code, body.message),
+                    ),
+                }))
+            }
             other => Err(ForwardError::Failed(format!(
                 "node {target} answered with an unexpected {other:?}"
             ))),
@@ -448,6 +461,16 @@ pub(crate) async fn serve_rpc(
             "this node runs no Raft instance yet",
         ));
     };
+    // Every Raft message, not only forwarded ones, must come from a member
+    // (any node while this one knows no membership yet, i.e. a node
+    // waiting to be added): another cluster's or a removed node's
+    // certificate could otherwise lead, append or replace the state.
+    if !is_member(raft, caller) {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("{} is not a member of this cluster", caller.name),
+        ));
+    }
     let reply = match rpc {
         RaftRpc::AppendEntries(body) => {
             let request: openraft::raft::AppendEntriesRequest<super::TypeConfig> = decode(body)?;
@@ -462,16 +485,14 @@ pub(crate) async fn serve_rpc(
         RaftRpc::InstallSnapshot(body) => {
             let request: openraft::raft::InstallSnapshotRequest<super::TypeConfig> = decode(body)?;
             speaks_for(caller, request.vote.leader_id().voted_for())?;
+            let end = request.offset.saturating_add(request.data.len() as u64);
+            if end > SNAPSHOT_LEN_MAX {
+                return Err(Refusal::new(
+                    ErrorCode::TooLarge,
+                    format!("a snapshot chunk ends at byte {end}, past {SNAPSHOT_LEN_MAX}"),
+                ));
+            }
             reply(&raft.install_snapshot(request).await)?
-        }
-        // Forwarded by a follower: the caller must be a member.
-        RaftRpc::Propose(_) | RaftRpc::ReadIndex | RaftRpc::ChangeMembership(_)
-            if !is_member(raft, caller) =>
-        {
-            return Err(Refusal::new(
-                ErrorCode::Forbidden,
-                format!("{} is not a member of this cluster", caller.name),
-            ));
         }
         RaftRpc::Propose(body) => {
             let proposal: Proposal = decode(body)?;
@@ -549,7 +570,9 @@ fn speaks_for(caller: &PeerCert, claimed: Option<u64>) -> Result<(), Refusal> {
 
 /// Whether the caller is a member of the membership `raft` knows (any node
 /// certificate while this node knows none yet).
-fn is_member(raft: &RaftHandle, caller: &PeerCert) -> bool {
+/// Whether `caller` holds the certificate of a current member (any node,
+/// while the membership is still empty).
+pub fn is_member(raft: &RaftHandle, caller: &PeerCert) -> bool {
     let metrics = raft.metrics();
     let metrics = metrics.borrow();
     let membership = metrics.membership_config.membership();

@@ -43,6 +43,106 @@ const LAST_APPLIED_KEY: &[u8] = b"last_applied";
 const MEMBERSHIP_KEY: &[u8] = b"membership";
 const SNAPSHOT_KEY: &[u8] = b"snapshot";
 
+/// How many log entries a proposal's outcome is kept for, so that a
+/// repeated copy of the same proposal (same seed) committed within that
+/// many entries is answered with it instead of being applied again.
+/// Counted in log entries, not seconds, so no node's clock can shorten it;
+/// a resend follows its original within [`super::CLUSTER_DEADLINE_MS`],
+/// far fewer entries than this even at peak load.
+pub const PROPOSAL_OUTCOME_WINDOW: u64 = 100_000;
+/// Expired outcomes deleted per applied proposal, at most: more than one,
+/// so the table shrinks back after a burst of blank or membership entries.
+const PROPOSAL_PRUNE_MAX: usize = 4;
+/// Key prefix of an outcome in [`Cf::Proposals`], by seed.
+const OUTCOME_PREFIX: u8 = b'p';
+/// Key prefix of the age index in [`Cf::Proposals`], by log index.
+const AGE_PREFIX: u8 = b'i';
+/// Bytes of an outcome value before the outcome's JSON: the log index it
+/// was applied at (u64 BE) and the proposal's BLAKE3 digest.
+const OUTCOME_HEADER_LEN: usize = 8 + 32;
+
+/// The key of a proposal's outcome in [`Cf::Proposals`]: `p`, the seed's
+/// time (u64 BE) and the first 16 bytes of its random nonce.
+pub fn proposal_key(seed: &crate::state::Seed) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(OUTCOME_PREFIX);
+    key.extend_from_slice(&u64::try_from(seed.at).unwrap_or(0).to_be_bytes());
+    key.extend_from_slice(&seed.nonce[..16]);
+    key
+}
+
+/// What [`Cf::Proposals`] knows of a proposal's seed.
+enum Earlier {
+    /// Nothing: the proposal is new.
+    None,
+    /// A copy of this very proposal was applied, with this outcome.
+    Resent(Outcome),
+    /// A *different* proposal with the same seed was (only a failing RNG
+    /// could do that): apply this one as new, and leave the record alone.
+    Collision,
+}
+
+/// Looks up the outcome recorded for an earlier copy of the proposal with
+/// `key` and `digest`, applied within the window.
+fn earlier_outcome(state: &dyn MetaStore, key: &[u8], digest: &[u8; 32]) -> Result<Earlier, Error> {
+    let Some(value) = state.get(Cf::Proposals, key).map_err(read_error)? else {
+        return Ok(Earlier::None);
+    };
+    let (header, outcome) = value
+        .split_at_checked(OUTCOME_HEADER_LEN)
+        .ok_or_else(|| read_error(std::io::Error::other("a stored outcome is truncated")))?;
+    if header[8..] != digest[..] {
+        tracing::warn!("two different proposals carry one seed; applying the second as new");
+        return Ok(Earlier::Collision);
+    }
+    serde_json::from_slice(outcome)
+        .map(Earlier::Resent)
+        .map_err(read_error)
+}
+
+/// Writes recording `outcome` as the outcome of the proposal with `key`
+/// and `digest`, applied at `index`, and deleting the oldest outcomes that
+/// fell out of the window (at most [`PROPOSAL_PRUNE_MAX`]). Deterministic:
+/// it reads only the replicated state and the entry.
+fn record_outcome(
+    state: &dyn MetaStore,
+    index: u64,
+    key: Vec<u8>,
+    digest: &[u8; 32],
+    outcome: &Outcome,
+) -> Result<Vec<Write>, Error> {
+    let age_key = |at: u64| [&[AGE_PREFIX][..], &at.to_be_bytes()].concat();
+    let mut writes = Vec::new();
+    let cutoff = index.saturating_sub(PROPOSAL_OUTCOME_WINDOW);
+    let oldest = state
+        .scan_prefix(Cf::Proposals, &[AGE_PREFIX], PROPOSAL_PRUNE_MAX)
+        .map_err(read_error)?;
+    for (age, seed_key) in oldest {
+        let applied_at = age
+            .get(1..9)
+            .and_then(|at| <[u8; 8]>::try_from(at).ok())
+            .map(u64::from_be_bytes);
+        if applied_at.is_none_or(|at| at >= cutoff) {
+            break;
+        }
+        writes.push(Write::Delete {
+            cf: Cf::Proposals,
+            key: seed_key,
+        });
+        writes.push(Write::Delete {
+            cf: Cf::Proposals,
+            key: age,
+        });
+    }
+    let mut value = Vec::with_capacity(OUTCOME_HEADER_LEN + 64);
+    value.extend_from_slice(&index.to_be_bytes());
+    value.extend_from_slice(digest);
+    value.extend_from_slice(&json(outcome)?);
+    writes.push(put(Cf::Proposals, &age_key(index), key.clone()));
+    writes.push(put(Cf::Proposals, &key, value));
+    Ok(writes)
+}
+
 /// The column families of the replicated state: all but the Raft ones.
 fn replicated() -> impl Iterator<Item = Cf> {
     Cf::ALL
@@ -332,20 +432,35 @@ impl<S: MetaStore + ?Sized + 'static> RaftStateMachine<TypeConfig> for StateMach
             let outcome = match &entry.payload {
                 EntryPayload::Blank => Outcome::Internal,
                 EntryPayload::Normal(proposal) => {
-                    match apply(&overlay, entry.log_id.index, proposal) {
-                        Ok((applied, writes)) => {
+                    let key = proposal_key(&proposal.seed);
+                    let digest = *blake3::hash(&json(proposal)?).as_bytes();
+                    let earlier = earlier_outcome(&overlay, &key, &digest)?;
+                    if let Earlier::Resent(outcome) = earlier {
+                        // A resent proposal: the first copy's outcome,
+                        // nothing applied twice.
+                        outcome
+                    } else {
+                        let outcome = match apply(&overlay, entry.log_id.index, proposal) {
+                            Ok((applied, writes)) => {
+                                overlay.stage(writes);
+                                Outcome::Applied(applied)
+                            }
+                            // Deterministic: every node refuses the same entry.
+                            Err(StateError::Refused(refusal)) => Outcome::Refused(refusal.body()),
+                            Err(StateError::Conflict(message)) => Outcome::Conflict(message),
+                            // Local damage or I/O failure: stop this node.
+                            Err(e) => {
+                                return Err(
+                                    StorageIOError::apply(entry.log_id, AnyError::new(&e)).into()
+                                )
+                            }
+                        };
+                        if matches!(earlier, Earlier::None) {
+                            let index = entry.log_id.index;
+                            let writes = record_outcome(&overlay, index, key, &digest, &outcome)?;
                             overlay.stage(writes);
-                            Outcome::Applied(applied)
                         }
-                        // Deterministic: every node refuses the same entry.
-                        Err(StateError::Refused(refusal)) => Outcome::Refused(refusal.body()),
-                        Err(StateError::Conflict(message)) => Outcome::Conflict(message),
-                        // Local damage or I/O failure: stop this node.
-                        Err(e) => {
-                            return Err(
-                                StorageIOError::apply(entry.log_id, AnyError::new(&e)).into()
-                            )
-                        }
+                        outcome
                     }
                 }
                 EntryPayload::Membership(membership) => {
@@ -707,6 +822,77 @@ mod tests {
             .unwrap();
         assert_eq!(follower.applied_state().await.unwrap().0, None);
         assert_eq!(crate::log::size(&*other).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_retried_proposal_is_answered_and_not_applied_twice() {
+        let store = Arc::new(MemStore::new());
+        let mut sm = StateMachine::new(store.clone());
+        let first = refusal(1);
+        // The same proposal twice in one batch, then again in a later one
+        // (a forward whose answer was lost, sent again).
+        let outcomes = sm
+            .apply([normal(1, first.clone()), normal(2, first.clone())])
+            .await
+            .unwrap();
+        let recorded = Outcome::Applied(crate::state::Applied::Recorded);
+        assert_eq!(outcomes, vec![recorded.clone(), recorded.clone()]);
+        let outcomes = sm.apply([normal(3, first.clone())]).await.unwrap();
+        assert_eq!(outcomes, vec![recorded.clone()]);
+        assert_eq!(crate::log::size(&*store).unwrap(), 1);
+        assert_eq!(
+            sm.applied_state().await.unwrap().0.map(|id| id.index),
+            Some(3)
+        );
+        // A refused proposal sent again is refused again, with the same body.
+        let deny = Proposal {
+            command: Command::DenyRequest {
+                request_id: pki::RequestId::from_bytes([9; 16]),
+                at: first.seed.at,
+            },
+            seed: Seed {
+                at: first.seed.at,
+                nonce: [77; 32],
+                salt: [0; 32],
+            },
+        };
+        let once = sm.apply([normal(4, deny.clone())]).await.unwrap();
+        let twice = sm.apply([normal(5, deny)]).await.unwrap();
+        assert!(matches!(once[0], Outcome::Refused(_)), "{once:?}");
+        assert_eq!(once, twice);
+        // The same seed on a different command (only a failing RNG could do
+        // that) is not mistaken for a resend: it is applied.
+        let mut other = refusal(1);
+        if let Command::RecordRefusal { code, .. } = &mut other.command {
+            *code = "grant.revoked".into();
+        }
+        sm.apply([normal(6, other)]).await.unwrap();
+        assert_eq!(crate::log::size(&*store).unwrap(), 2);
+        // Outcomes are kept for PROPOSAL_OUTCOME_WINDOW entries, whatever
+        // the seeds' clocks say; past that they are pruned as later
+        // proposals apply, and a copy arriving then would apply again.
+        let mut skewed = refusal(2);
+        skewed.seed.at = first.seed.at + 1_000_000;
+        sm.apply([normal(7, skewed.clone())]).await.unwrap();
+        sm.apply([normal(8, first.clone())]).await.unwrap();
+        assert_eq!(crate::log::size(&*store).unwrap(), 3, "pruned by a clock");
+        // Entries 1 (first) and 4 (deny) fall out of the window, 7 stays.
+        let far = 5 + PROPOSAL_OUTCOME_WINDOW;
+        let mut later = refusal(3);
+        later.seed.at = first.seed.at;
+        sm.apply([normal(far, later.clone())]).await.unwrap();
+        let outcomes: Vec<Vec<u8>> = store
+            .scan_prefix(Cf::Proposals, &[OUTCOME_PREFIX], 10)
+            .unwrap()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![proposal_key(&later.seed), proposal_key(&skewed.seed)]
+        );
+        sm.apply([normal(far + 1, first)]).await.unwrap();
+        assert_eq!(crate::log::size(&*store).unwrap(), 5);
     }
 
     #[tokio::test]
