@@ -223,7 +223,9 @@ fn check_format(data_dir: &Path) -> Result<(), Refusal> {
     match fs::read_to_string(&path) {
         Ok(text) if text.trim() == DATA_FORMAT_VERSION.to_string() => Ok(()),
         Ok(text) => Err(storage(format!(
-            "{} holds data format {}, this node reads format {DATA_FORMAT_VERSION}",
+            "{} holds data format {}, this node reads format {DATA_FORMAT_VERSION} (no migration \
+             exists: start with an empty data directory; a development setup is started over by \
+             removing its directory, e.g. .vault-dev)",
             data_dir.display(),
             text.trim()
         ))),
@@ -306,5 +308,31 @@ impl From<BlobError> for Refusal {
             _ => format!("{e}; nothing was stored"),
         };
         Refusal::new(code, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_data_directory_of_another_format_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("FORMAT"), "2\n").unwrap();
+        let refusal = Vault::open(&data).err().unwrap();
+        assert_eq!(refusal.code, ErrorCode::Storage);
+        assert!(refusal.message.contains("format 2"), "{}", refusal.message);
+        assert!(refusal.message.contains("empty data directory"));
+        assert_eq!(fs::read_to_string(data.join("FORMAT")).unwrap(), "2\n");
+        assert!(!data.join("master.key").exists());
+        // A fresh directory is written with the current format.
+        let fresh = dir.path().join("fresh");
+        Vault::open(&fresh).unwrap();
+        let written = fs::read_to_string(fresh.join("FORMAT")).unwrap();
+        assert_eq!(written.trim(), DATA_FORMAT_VERSION.to_string());
     }
 }

@@ -45,6 +45,14 @@ struct Args {
     /// Document sizes for the grant-checked fetch workloads.
     #[arg(long, default_value = "4k,1m", value_delimiter = ',')]
     grant_sizes: Vec<String>,
+    /// Document sizes for the cluster suite's 3-node vs 1-node throughput
+    /// rows.
+    #[arg(long, default_value = "4k,1m", value_delimiter = ',')]
+    cluster_sizes: Vec<String>,
+    /// Skip the cluster suite's repair and failover rows (throughput only,
+    /// e.g. under a profiler).
+    #[arg(long)]
+    cluster_throughput_only: bool,
     /// Skip the signature micro-benchmarks of the grant suite.
     #[arg(long)]
     no_signatures: bool,
@@ -1007,10 +1015,13 @@ async fn cluster_suite(
     let follower = (0..nodes.len())
         .find(|&i| i != leader_index)
         .context("no follower")?;
-    rows.extend(repair_rows(&nodes, follower, &three, raw_client, min, started).await?);
+    if !args.cluster_throughput_only {
+        rows.extend(repair_rows(&nodes, follower, &three, raw_client, min, started).await?);
+    }
     let single_addrs = [single.addr];
     let cluster_addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
-    for size in [4096u64, 1024 * 1024] {
+    for size_text in &args.cluster_sizes {
+        let size = parse_size(size_text)?;
         let base = throughput_rows(pki, &single_addrs, "1-node", size, min).await?;
         let mut clustered =
             throughput_rows(&cluster_pki, &cluster_addrs, "3-node", size, min).await?;
@@ -1018,6 +1029,12 @@ async fn cluster_suite(
         clustered[1].ceiling = Some(("1-node grant-checked get (concurrent)", 0.0));
         rows.extend(base);
         rows.extend(clustered);
+    }
+    if args.cluster_throughput_only {
+        for node in &nodes {
+            node.close();
+        }
+        return Ok(rows);
     }
     // Failover: a client already connected to a surviving node; stop the
     // leader (close its endpoint, shut its Raft down), then put until one
@@ -1199,6 +1216,7 @@ async fn throughput_rows(
             .await?;
         getters.push((Arc::new(holder), grant.id()));
     }
+    settle_disk();
     let ticks = cpu_ticks();
     let payload = Arc::new(pseudo_random_bytes(size as usize, 77));
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(size << 20));
@@ -1221,7 +1239,9 @@ async fn throughput_rows(
     )
     .await?;
     let mut put = put;
-    let ticks = with_cpu(&mut put, ticks);
+    with_cpu(&mut put, ticks);
+    settle_disk();
+    let ticks = cpu_ticks();
     let get = measure_concurrent(
         &format!("{label} grant-checked get (concurrent)"),
         size,
@@ -1237,6 +1257,13 @@ async fn throughput_rows(
     let mut get = get;
     with_cpu(&mut get, ticks);
     Ok(vec![put, get])
+}
+
+/// Writes every dirty page back (`sync`) so a workload does not pay for
+/// the writeback of the one before it (the 1-node and 3-node rows run one
+/// after the other on the same disk).
+fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
 }
 
 /// CPU time this process (clients and in-process nodes alike) has used, in
