@@ -164,6 +164,12 @@ pub trait MetaStore: Send + Sync {
     fn write_unsynced(&self, writes: &[Write]) -> Result<(), StoreError> {
         self.write(writes)
     }
+    /// Makes every write so far durable, [`write_unsynced`](Self::write_unsynced)
+    /// ones included (syncs the write-ahead log). The default does nothing:
+    /// a store whose unsynced writes are synced has nothing pending.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Up to `limit` entries whose key is at least `start`, in key order.
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError>;
     /// The entry with the greatest key in `cf`, if any. The default scans the
@@ -255,6 +261,10 @@ impl MetaStore for RocksStore {
 
     fn write_unsynced(&self, writes: &[Write]) -> Result<(), StoreError> {
         self.write_with(writes, false)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true).map_err(rocks_error)
     }
 }
 
@@ -414,6 +424,10 @@ impl<S: MetaStore + ?Sized> MetaStore for Arc<S> {
 
     fn write_unsynced(&self, writes: &[Write]) -> Result<(), StoreError> {
         (**self).write_unsynced(writes)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        (**self).sync()
     }
 
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {

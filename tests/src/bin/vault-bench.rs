@@ -53,6 +53,10 @@ struct Args {
     /// e.g. under a profiler).
     #[arg(long)]
     cluster_throughput_only: bool,
+    /// Connect every cluster client to the leader instead of spreading
+    /// them over the nodes (shows what forwarding to the leader costs).
+    #[arg(long)]
+    cluster_leader_only: bool,
     /// Skip the signature micro-benchmarks of the grant suite.
     #[arg(long)]
     no_signatures: bool,
@@ -1019,7 +1023,11 @@ async fn cluster_suite(
         rows.extend(repair_rows(&nodes, follower, &three, raw_client, min, started).await?);
     }
     let single_addrs = [single.addr];
-    let cluster_addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let cluster_addrs: Vec<SocketAddr> = if args.cluster_leader_only {
+        vec![nodes[leader_index].addr]
+    } else {
+        nodes.iter().map(|n| n.addr).collect()
+    };
     for size_text in &args.cluster_sizes {
         let size = parse_size(size_text)?;
         let base = throughput_rows(pki, &single_addrs, "1-node", size, min).await?;

@@ -179,7 +179,12 @@ impl Cluster {
             id,
             Arc::new(config_for(&policy)?),
             network.clone(),
-            LogStore::new(store.clone()),
+            LogStore::with_background_flush(store.clone()).map_err(|e| {
+                Refusal::new(
+                    ErrorCode::Internal,
+                    format!("cannot start the Raft log flusher: {e}"),
+                )
+            })?,
             StateMachine::new(store.clone()),
         )
         .await

@@ -184,23 +184,59 @@ fn log_index(key: &[u8]) -> Result<u64, Error> {
 }
 
 /// The Raft log and vote, in [`Cf::RaftLog`] and [`Cf::RaftMeta`]. Cheap to
-/// clone: clones share the store and serve as log readers.
+/// clone: clones share the store (and the flusher) and serve as log readers.
 pub struct LogStore<S: ?Sized> {
     store: Arc<S>,
+    /// Where appends wait for their flush, with a background flusher;
+    /// `None`: each append is synced before it returns.
+    flusher: Option<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>,
 }
 
 impl<S: ?Sized> Clone for LogStore<S> {
     fn clone(&self) -> Self {
         LogStore {
             store: self.store.clone(),
+            flusher: self.flusher.clone(),
         }
     }
 }
 
+/// Appends whose flush one background sync completes, at most: the rest
+/// wait for the next.
+const FLUSH_BATCH_MAX: usize = 1024;
+
 impl<S: MetaStore + ?Sized + 'static> LogStore<S> {
-    /// The log kept in `store`.
+    /// The log kept in `store`, each append synced before it returns
+    /// (simple and deterministic: the simulation uses it).
     pub fn new(store: Arc<S>) -> Self {
-        LogStore { store }
+        LogStore {
+            store,
+            flusher: None,
+        }
+    }
+
+    /// The log kept in `store`, as openraft prefers it: an append writes
+    /// its entries (readable at once, not yet synced) and returns; a
+    /// background thread syncs the write-ahead log and reports every
+    /// append written before the sync as flushed, in order. One sync then
+    /// covers every append queued while the previous one ran, and the Raft
+    /// core goes on (replicating the same entries to the followers) while
+    /// the disk works. Every other log write (vote, truncate, purge,
+    /// committed) stays synced before it returns, and since the store has
+    /// one write-ahead log, it makes every earlier append durable too: the
+    /// write order is the order openraft issued them in.
+    pub fn with_background_flush(store: Arc<S>) -> Result<Self, std::io::Error> {
+        let (tx, rx) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+        // Weak: the flusher must not keep the database open once the log
+        // is gone (a node reopening its data directory in-process).
+        let synced = Arc::downgrade(&store);
+        std::thread::Builder::new()
+            .name("raft-log-flush".into())
+            .spawn(move || flush_loop(&synced, &rx))?;
+        Ok(LogStore {
+            store,
+            flusher: Some(tx),
+        })
     }
 
     /// Entries with index `>= start`, at most `limit`, with their indexes.
@@ -312,17 +348,34 @@ impl<S: MetaStore + ?Sized + 'static> RaftLogStorage<TypeConfig> for LogStore<S>
             let key = entry.log_id.index.to_be_bytes();
             writes.push(put(Cf::RaftLog, &key, json(&entry)?));
         }
-        // Synced: the entries are durable before the callback reports them.
-        match self.write(&writes) {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(e)
-            }
+        let Some(flusher) = &self.flusher else {
+            // Synced: the entries are durable before the callback reports them.
+            return match self.write(&writes) {
+                Ok(()) => {
+                    callback.log_io_completed(Ok(()));
+                    Ok(())
+                }
+                Err(e) => {
+                    callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                    Err(e)
+                }
+            };
+        };
+        // Readable now; durable, and reported so, once the flusher's next
+        // sync of the write-ahead log completes.
+        if let Err(e) = self.store.write_unsynced(&writes) {
+            callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+            return Err(StorageIOError::write_logs(AnyError::new(&e)).into());
         }
+        if let Err(std::sync::mpsc::SendError(callback)) = flusher.send(callback) {
+            let gone = std::io::Error::other("the Raft log flusher stopped");
+            callback.log_io_completed(Err(gone));
+            return Err(StorageIOError::write_logs(AnyError::error(
+                "the Raft log flusher stopped",
+            ))
+            .into());
+        }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), Error> {
@@ -351,6 +404,39 @@ impl<S: MetaStore + ?Sized + 'static> RaftLogStorage<TypeConfig> for LogStore<S>
             });
         }
         self.write(&writes)
+    }
+}
+
+/// The background flusher of [`LogStore::with_background_flush`]: waits for
+/// appends, syncs the write-ahead log once for all that are queued (at most
+/// [`FLUSH_BATCH_MAX`]), and reports them flushed in the order they were
+/// appended (or every one failed, if the sync failed). Ends when every
+/// [`LogStore`] clone is dropped.
+fn flush_loop<S: MetaStore + ?Sized>(
+    store: &std::sync::Weak<S>,
+    appends: &std::sync::mpsc::Receiver<LogFlushed<TypeConfig>>,
+) {
+    while let Ok(first) = appends.recv() {
+        let mut batch = vec![first];
+        while batch.len() < FLUSH_BATCH_MAX {
+            match appends.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let synced = match store.upgrade() {
+            Some(store) => store.sync(),
+            None => Err(crate::store::StoreError::Io("the store was closed".into())),
+        };
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, "cannot sync the Raft log");
+        }
+        for callback in batch {
+            let result = synced
+                .clone()
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            callback.log_io_completed(result);
+        }
     }
 }
 
@@ -690,6 +776,29 @@ mod tests {
         }
     }
 
+    /// RocksDB with appends flushed by the background flusher, as nodes run.
+    struct FlushedRocksBuilder;
+
+    impl StoreBuilder<TypeConfig, LogStore<RocksStore>, StateMachine<RocksStore>, tempfile::TempDir>
+        for FlushedRocksBuilder
+    {
+        async fn build(
+            &self,
+        ) -> Result<
+            (
+                tempfile::TempDir,
+                LogStore<RocksStore>,
+                StateMachine<RocksStore>,
+            ),
+            Error,
+        > {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(RocksStore::open(dir.path()).unwrap());
+            let log = LogStore::with_background_flush(store.clone()).unwrap();
+            Ok((dir, log, StateMachine::new(store)))
+        }
+    }
+
     struct MemBuilder;
 
     impl StoreBuilder<TypeConfig, LogStore<MemStore>, StateMachine<MemStore>> for MemBuilder {
@@ -702,6 +811,33 @@ mod tests {
     #[test]
     fn raft_storage_suite_passes_on_rocksdb() {
         Suite::test_all(RocksBuilder).unwrap();
+    }
+
+    #[test]
+    fn raft_storage_suite_passes_on_rocksdb_with_background_flush() {
+        Suite::test_all(FlushedRocksBuilder).unwrap();
+    }
+
+    #[tokio::test]
+    async fn flushed_appends_are_readable_and_survive_a_reopen() {
+        use openraft::storage::RaftLogStorageExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RocksStore::open(dir.path()).unwrap());
+        let mut log = LogStore::with_background_flush(store.clone()).unwrap();
+        for i in 1..=50u64 {
+            log.blocking_append([normal(i, refusal(i as u8))])
+                .await
+                .unwrap();
+        }
+        let entries = log.try_get_log_entries(1..=50).await.unwrap();
+        assert_eq!(entries.len(), 50);
+        drop(log);
+        // Reopened: everything reported flushed is there.
+        drop(store);
+        let store = Arc::new(RocksStore::open(dir.path()).unwrap());
+        let mut log = LogStore::new(store);
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id.map(|id| id.index), Some(50));
     }
 
     #[test]
