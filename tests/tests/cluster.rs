@@ -309,12 +309,12 @@ async fn the_scrub_collects_orphans_past_the_grace_and_keeps_the_rest() {
         async move { held.then_some(()) }
     })
     .await;
-    // Two orphans on node 2: one older than the grace (an hour), one young
+    // Two orphans on node 2: one older than the grace (three hours), one young
     // (an upload whose registration may still come).
     let old = plant_orphan(
         &nodes[1],
         b"left by a failed upload",
-        Duration::from_secs(7_200),
+        Duration::from_secs(4 * 3_600),
     );
     let young = plant_orphan(&nodes[1], b"an upload in flight", Duration::from_secs(60));
     // The registered blob is old too: age alone must not get it collected.
@@ -323,7 +323,7 @@ async fn the_scrub_collects_orphans_past_the_grace_and_keeps_the_rest() {
         .open(nodes[1].vault().blobs().path(&stored.content_hash))
         .unwrap();
     registered
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(7_200))
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(4 * 3_600))
         .unwrap();
 
     // (The node's own scheduled scrub may run first; either way the old

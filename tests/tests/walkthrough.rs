@@ -336,10 +336,23 @@ async fn the_readme_walkthrough_runs_unchanged_on_dev_nodes_3_and_after_a_kill()
         dev,
         node_pids: Vec::new(),
     };
-    let mut lines = std::io::BufReader::new(stdout).lines();
+    // The start lines, read on a thread so a node that never starts (its
+    // port taken meanwhile) fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
     let mut pids = BTreeMap::new();
     for _ in 0..3 {
-        let line: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("three start lines within 60 s")
+            .unwrap();
+        let line: Value = serde_json::from_str(&line).unwrap();
         let addr = line["addr"].as_str().unwrap().to_string();
         let pid = line["pid"].as_u64().unwrap();
         cluster.node_pids.push(pid);
@@ -354,6 +367,18 @@ async fn the_readme_walkthrough_runs_unchanged_on_dev_nodes_3_and_after_a_kill()
 
     let start = Instant::now();
     let before = walkthrough(cwd, &ids, "marriage certificate of resident-1\n");
+    // One status command shows every node: all three hold the blob.
+    let all = eventually("every node holding the blob", || async {
+        let status = status(cwd, &ids)?;
+        let nodes = status["nodes"].as_array()?.clone();
+        let held = nodes.len() == 3
+            && nodes
+                .iter()
+                .all(|n| n["reachable"] == true && n["blobs_local"].as_u64() >= Some(1));
+        held.then_some(nodes)
+    })
+    .await;
+    assert_eq!(all.len(), 3);
     eprintln!(
         "walkthrough on three nodes: {:.1} s",
         start.elapsed().as_secs_f64()
@@ -383,5 +408,15 @@ async fn the_readme_walkthrough_runs_unchanged_on_dev_nodes_3_and_after_a_kill()
         start.elapsed().as_secs_f64()
     );
     assert!(after > before, "the log did not grow: {before} -> {after}");
+    // The status of the two left, and node 1 shown unreachable.
+    let status = status(cwd, &ids).unwrap();
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{status}");
+    assert_eq!(nodes[0]["node_id"], 1);
+    assert_eq!(nodes[0]["reachable"], false, "{status}");
+    assert!(
+        nodes[1..].iter().all(|n| n["reachable"] == true),
+        "{status}"
+    );
     drop(cluster);
 }

@@ -16,7 +16,7 @@
 //! replicas = 3                    # R (default 3)
 //! write_quorum = 2                # W (default 2)
 //! scrub_interval_s = 60
-//! orphan_grace_s = 3600
+//! orphan_grace_s = 10800
 //! snapshot_logs = 5000
 //! members = [
 //!   { id = 1, addr = "vault-a.district.example:7443" },
@@ -222,6 +222,10 @@ members = [
         assert!(parse(&quorum, base).unwrap_err().contains("write_quorum"));
         let twice = FULL.replace("id = 2, addr", "id = 1, addr");
         assert!(parse(&twice, base).unwrap_err().contains("twice"));
+        // A grace shorter than the slowest registration could collect a
+        // copy that is still being registered.
+        let hasty = FULL.replace("[cluster]\n", "[cluster]\norphan_grace_s = 600\n");
+        assert!(parse(&hasty, base).unwrap_err().contains("orphan_grace_s"));
         assert!(parse("identity = \"i\"\n", base)
             .unwrap_err()
             .contains("data"));

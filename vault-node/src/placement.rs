@@ -71,10 +71,13 @@ impl ClusterPolicy {
     }
 }
 
-/// Smallest `orphan_grace_s` accepted, in seconds: far longer than an
-/// upload's registration takes (bounded by the cluster deadline), so a
-/// copy pushed for a document still being registered is never collected.
-pub const ORPHAN_GRACE_S_MIN: u64 = 600;
+/// Smallest `orphan_grace_s` accepted, in seconds: longer than the slowest
+/// upload can wait for its registration (pushing the largest document at
+/// the slowest rate not given up on, then the cluster deadline), so a copy
+/// stored for a document still being registered is never collected.
+pub const ORPHAN_GRACE_S_MIN: u64 = crate::replica::TRANSFER_BASE_S
+    + vault_client::wire::DOCUMENT_SIZE_MAX / crate::replica::TRANSFER_RATE_MIN_BYTES_S
+    + crate::raft::CLUSTER_DEADLINE_MS / 1000;
 /// Default R.
 pub const DEFAULT_REPLICAS: usize = 3;
 /// Default W.
@@ -83,7 +86,7 @@ pub const DEFAULT_WRITE_QUORUM: usize = 2;
 pub const DEFAULT_SCRUB_INTERVAL_S: u64 = 60;
 /// Default grace before an orphan blob is collected: one hour, far longer
 /// than any upload takes.
-pub const DEFAULT_ORPHAN_GRACE_S: u64 = 3_600;
+pub const DEFAULT_ORPHAN_GRACE_S: u64 = 3 * 3_600;
 /// Default entries between snapshots.
 pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5_000;
 

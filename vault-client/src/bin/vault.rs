@@ -290,6 +290,12 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
         cli.command,
         Command::Put { .. } | Command::Get { .. } | Command::List { .. }
     );
+    // A get under a grant whose node answered `cluster.unavailable` is not
+    // retried: its use may have been counted (though no byte was sent), and
+    // another attempt would spend a second one. (A connection lost in the
+    // middle of the transfer is resumed elsewhere, spending one more use,
+    // as any resumed grant download does.)
+    let unavailable_is_retried = !matches!(cli.command, Command::Get { grant: Some(_), .. });
     let attempts = if retry_safe { nodes.len().max(1) } else { 1 };
     let mut attempt = 0;
     loop {
@@ -303,7 +309,8 @@ async fn run(cli: Cli) -> Result<(Value, String), ClientError> {
         match result {
             Err(e)
                 if attempt < attempts
-                    && (e.is_transient() || e.code() == "cluster.unavailable") =>
+                    && (e.is_transient()
+                        || (unavailable_is_retried && e.code() == "cluster.unavailable")) =>
             {
                 eprintln!("{e}; retrying on another node");
                 tokio::time::sleep(std::time::Duration::from_millis(FAILOVER_PAUSE_MS)).await;

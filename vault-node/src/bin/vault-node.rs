@@ -376,22 +376,118 @@ fn node_list(identity_dir: &Path, given: Option<String>) -> anyhow::Result<Vec<S
     })
 }
 
-/// Asks one of `nodes` for its status as the identity in `identity_dir`.
+/// How long `vault-node status` waits for each other member's status, in
+/// milliseconds; a member that does not answer in time is shown
+/// unreachable.
+const MEMBER_STATUS_TIMEOUT_MS: u64 = 2_000;
+
+/// Asks one of `nodes` for its status as the identity in `identity_dir`,
+/// then every other member it lists for theirs (in parallel), so one
+/// command shows the whole cluster: `--json` prints the answering node's
+/// status with a `nodes` array holding each member's (or, for a member that
+/// did not answer, its `node_id`, `addr`, `reachable: false` and `error`).
 async fn status(identity_dir: &Path, nodes: Vec<String>, json: bool) -> anyhow::Result<()> {
     let identity = pki::Identity::load(identity_dir)
         .with_context(|| format!("cannot load the identity in {}", identity_dir.display()))?;
     let list = nodes.join(",");
-    let client = vault_client::VaultClient::connect_any(identity, &nodes)
+    let client = vault_client::VaultClient::connect_any(identity.clone(), &nodes)
         .await
         .with_context(|| format!("cannot connect to any of {list}"))?;
     let status = client
         .status()
         .await
         .with_context(|| format!("{list} refused the status request"))?;
+    let members = member_statuses(&identity, &status).await;
     if json {
-        println!("{}", serde_json::to_string(&status)?);
+        let mut value = serde_json::to_value(&status)?;
+        let nodes: Vec<serde_json::Value> = members
+            .iter()
+            .map(|(id, addr, answer)| match answer {
+                Ok(member) => {
+                    let mut member = serde_json::to_value(member).unwrap_or_default();
+                    member["reachable"] = true.into();
+                    member
+                }
+                Err(error) => serde_json::json!({
+                    "node_id": id, "addr": addr, "reachable": false, "error": error,
+                }),
+            })
+            .collect();
+        value["nodes"] = nodes.into();
+        println!("{value}");
         return Ok(());
     }
+    print_status(&status);
+    if status.cluster {
+        println!();
+        println!(
+            "{:<4} {:<24} {:>8} {:>9} {:>10} {:>12} {:>13}",
+            "id", "addr", "leader", "applied", "log size", "blobs local", "blobs placed"
+        );
+        for (id, addr, answer) in &members {
+            match answer {
+                Ok(m) => println!(
+                    "{id:<4} {addr:<24} {:>8} {:>9} {:>10} {:>12} {:>13}",
+                    m.leader.map_or_else(|| "-".to_string(), |l| l.to_string()),
+                    m.applied_index,
+                    m.log_size,
+                    m.blobs_local,
+                    m.blobs_placed
+                        .map_or_else(|| "-".to_string(), |p| p.to_string()),
+                ),
+                Err(error) => println!("{id:<4} {addr:<24} unreachable: {error}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every member's status: the one already asked (`status`) and, in
+/// parallel, every other member listed in it.
+async fn member_statuses(
+    identity: &pki::Identity,
+    status: &vault_client::wire::NodeStatus,
+) -> Vec<(u64, String, Result<vault_client::wire::NodeStatus, String>)> {
+    let mut asks = tokio::task::JoinSet::new();
+    for member in &status.members {
+        if Some(member.id) == status.node_id {
+            continue;
+        }
+        let (identity, id, addr) = (identity.clone(), member.id, member.addr.clone());
+        asks.spawn(async move {
+            let ask = async {
+                let client = vault_client::VaultClient::connect(identity, &addr).await?;
+                client.status().await
+            };
+            let timeout = std::time::Duration::from_millis(MEMBER_STATUS_TIMEOUT_MS);
+            let answer = match tokio::time::timeout(timeout, ask).await {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {MEMBER_STATUS_TIMEOUT_MS} ms")),
+            };
+            (id, addr, answer)
+        });
+    }
+    let mut all = Vec::new();
+    if let Some(id) = status.node_id {
+        let addr = status
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.addr.clone())
+            .unwrap_or_default();
+        all.push((id, addr, Ok(status.clone())));
+    }
+    while let Some(joined) = asks.join_next().await {
+        if let Ok(answer) = joined {
+            all.push(answer);
+        }
+    }
+    all.sort_by_key(|(id, _, _)| *id);
+    all
+}
+
+/// Prints one node's status as text.
+fn print_status(status: &vault_client::wire::NodeStatus) {
     println!("node            {}", status.node);
     match status.node_id {
         Some(id) => {
@@ -421,7 +517,6 @@ async fn status(identity_dir: &Path, nodes: Vec<String>, json: bool) -> anyhow::
             r.scrubs, r.checked, r.repaired, r.failed, r.orphans_collected, r.read_repaired
         );
     }
-    Ok(())
 }
 
 async fn run(config: NodeConfig) -> anyhow::Result<()> {

@@ -147,8 +147,13 @@ pub struct Cluster {
 pub const CLUSTER_DEADLINE_MS: u64 = 10_000;
 /// Pause between two attempts to find a leader, in milliseconds.
 const LEADER_RETRY_MS: u64 = 100;
-/// How long a forwarded proposal may take, in milliseconds.
-const FORWARD_TTL_MS: u64 = 3_000;
+/// How long a forwarded proposal may take, in milliseconds: as long as the
+/// leader itself waits for a commit (a leader that dies is noticed sooner,
+/// by the election of another).
+const FORWARD_TTL_MS: u64 = CLUSTER_DEADLINE_MS;
+/// How long a follower waits to apply a write it forwarded before it
+/// answers (read your writes), in milliseconds.
+const READ_YOUR_WRITE_MS: u64 = 2_000;
 /// How long one read-index query to the leader may take, in milliseconds.
 /// Short, because it is safe to repeat: after a leader dies, the next
 /// attempt asks the newly elected one instead of waiting out the deadline.
@@ -321,7 +326,7 @@ impl Cluster {
     /// or was deposed) is sent again, to whichever node leads by then: the
     /// state machine answers a proposal it has already applied (the same
     /// seed) with its first outcome instead of applying it twice
-    /// ([`store::PROPOSAL_OUTCOME_TTL_S`]), so a grant use is counted once
+    /// ([`store::PROPOSAL_OUTCOME_WINDOW`]), so a grant use is counted once
     /// whichever copy commits.
     pub async fn propose(&self, proposal: Proposal) -> Result<Outcome, Refusal> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(CLUSTER_DEADLINE_MS);
@@ -338,32 +343,43 @@ impl Cluster {
             if let Some((leader, addr)) = forward.filter(|(leader, _)| *leader != self.id) {
                 let body = serde_json::to_value(&proposal)
                     .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
-                match self
-                    .network
-                    .forward(leader, &addr, RaftRpc::Propose(body), forward_ttl())
-                    .await
-                {
-                    Ok(reply) => match decode_reply::<Outcome>(leader, reply) {
+                let rpc = RaftRpc::Propose(body);
+                // Wait for the leader's answer, or until this node learns of
+                // another leader (the one asked died or was deposed): then
+                // the proposal is sent again to the new one.
+                let answer = tokio::select! {
+                    answer = self.network.forward(leader, &addr, rpc, forward_ttl()) => Some(answer),
+                    () = self.leader_changes_from(leader) => None,
+                };
+                match answer {
+                    None => {
+                        tracing::info!(leader, "the leader changed while a forwarded write was in flight; sending it again");
+                        lost = Some(format!(
+                            "leader node {leader} was replaced while the write was in flight"
+                        ));
+                    }
+                    Some(Ok(reply)) => match decode_reply::<Forwarded>(leader, reply) {
+                        Ok(forwarded) => return Ok(self.read_your_write(forwarded).await),
                         // The leader could not order it (deposed, cut off):
                         // as safe to send again as a lost answer.
                         Err(refusal) if refusal.code == ErrorCode::ClusterUnavailable => {
                             lost = Some(format!("leader node {leader}: {}", refusal.message));
                         }
-                        decoded => return decoded,
+                        Err(refusal) => return Err(refusal),
                     },
-                    Err(network::ForwardError::NotSent(_)) => {}
-                    Err(network::ForwardError::Failed(message)) => {
+                    Some(Err(network::ForwardError::NotSent(_))) => {}
+                    Some(Err(network::ForwardError::Failed(message))) => {
                         tracing::info!(leader, error = %message, "a forwarded write got no answer; sending it again");
                         lost = Some(format!("leader node {leader}: {message}"));
                     }
-                    Err(network::ForwardError::Refused(refusal))
+                    Some(Err(network::ForwardError::Refused(refusal)))
                         if refusal.code == ErrorCode::ClusterUnavailable =>
                     {
                         lost = Some(refusal.message);
                     }
                     // Refused before it was ordered (not a member, a
                     // malformed call): nothing was written.
-                    Err(network::ForwardError::Refused(refusal)) => return Err(refusal),
+                    Some(Err(network::ForwardError::Refused(refusal))) => return Err(refusal),
                 }
             }
             if tokio::time::Instant::now() >= deadline {
@@ -379,6 +395,37 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(LEADER_RETRY_MS)).await;
         }
+    }
+
+    /// Returns once this node's current leader is no longer `leader` (none
+    /// during an election, or another one); never, while it stays.
+    async fn leader_changes_from(&self, leader: u64) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if metrics.borrow_and_update().current_leader != Some(leader) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                // Raft stopped: the forward's own timeout decides.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// A forwarded write's outcome, once this node has applied the entry
+    /// too (for up to [`READ_YOUR_WRITE_MS`]), so the caller's next request
+    /// to this node sees what it just wrote.
+    async fn read_your_write(&self, forwarded: Forwarded) -> Outcome {
+        let wait = Duration::from_millis(READ_YOUR_WRITE_MS);
+        let applied = self
+            .raft
+            .wait(Some(wait))
+            .applied_index_at_least(Some(forwarded.log_index), "read your write")
+            .await;
+        if let Err(e) = applied {
+            tracing::debug!(index = forwarded.log_index, error = %e, "a forwarded write is not applied here yet");
+        }
+        forwarded.outcome
     }
 
     /// Waits until this node's state machine reflects every write committed
@@ -626,6 +673,16 @@ fn decode_reply<T: serde::de::DeserializeOwned>(
             format!("{}: {}", body.code, body.message),
         ),
     })
+}
+
+/// The leader's answer to a forwarded proposal: what applying it answered,
+/// and the index of its log entry (the follower waits to apply it too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarded {
+    /// What applying the entry answered.
+    pub outcome: Outcome,
+    /// The entry's Raft log index.
+    pub log_index: u64,
 }
 
 /// What applying one Raft log entry answered the proposer. Deterministic:

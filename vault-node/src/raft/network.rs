@@ -461,11 +461,16 @@ pub(crate) async fn serve_rpc(
             "this node runs no Raft instance yet",
         ));
     };
-    // Every Raft message, not only forwarded ones, must come from a member
-    // (any node while this one knows no membership yet, i.e. a node
-    // waiting to be added): another cluster's or a removed node's
-    // certificate could otherwise lead, append or replace the state.
-    if !is_member(raft, caller) {
+    // Votes and forwarded calls must come from a member of this node's view
+    // (any node while it knows no membership yet: a node waiting to be
+    // added), so a removed node or a stranger cannot start elections or
+    // write through this node. Appends and snapshots are taken from any node
+    // certificate speaking for itself, with Raft's term check as the guard:
+    // this node's view may be older than the leader (a node that was down
+    // while members changed, a learner whose first batch holds the initial
+    // membership), and refusing the leader would lock it out for good.
+    let from_member_only = !matches!(rpc, RaftRpc::AppendEntries(_) | RaftRpc::InstallSnapshot(_));
+    if from_member_only && !is_member(raft, caller) {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
             format!("{} is not a member of this cluster", caller.name),
@@ -498,7 +503,10 @@ pub(crate) async fn serve_rpc(
             let proposal: Proposal = decode(body)?;
             let deadline = Duration::from_millis(super::CLUSTER_DEADLINE_MS);
             let result = match tokio::time::timeout(deadline, raft.client_write(proposal)).await {
-                Ok(Ok(response)) => Ok(response.data),
+                Ok(Ok(response)) => Ok(super::Forwarded {
+                    outcome: response.data,
+                    log_index: response.log_id.index,
+                }),
                 Ok(Err(e)) => Err(Refusal::new(
                     ErrorCode::ClusterUnavailable,
                     format!("the forwarded write was not ordered: {e}"),

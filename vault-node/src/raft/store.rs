@@ -49,7 +49,12 @@ const SNAPSHOT_KEY: &[u8] = b"snapshot";
 /// Counted in log entries, not seconds, so no node's clock can shorten it;
 /// a resend follows its original within [`super::CLUSTER_DEADLINE_MS`],
 /// far fewer entries than this even at peak load.
-pub const PROPOSAL_OUTCOME_WINDOW: u64 = 100_000;
+pub const PROPOSAL_OUTCOME_WINDOW: u64 = 30_000;
+/// How far below the window's edge pruning looks for outcomes left
+/// behind (blank and membership entries advance the edge without pruning),
+/// in log entries. Starting there, not at the oldest key, keeps pruning
+/// from walking over the tombstones of everything pruned before.
+const PROPOSAL_PRUNE_LOOKBACK: u64 = 4_096;
 /// Expired outcomes deleted per applied proposal, at most: more than one,
 /// so the table shrinks back after a burst of blank or membership entries.
 const PROPOSAL_PRUNE_MAX: usize = 4;
@@ -114,13 +119,15 @@ fn record_outcome(
     let age_key = |at: u64| [&[AGE_PREFIX][..], &at.to_be_bytes()].concat();
     let mut writes = Vec::new();
     let cutoff = index.saturating_sub(PROPOSAL_OUTCOME_WINDOW);
+    let from = age_key(cutoff.saturating_sub(PROPOSAL_PRUNE_LOOKBACK));
     let oldest = state
-        .scan_prefix(Cf::Proposals, &[AGE_PREFIX], PROPOSAL_PRUNE_MAX)
+        .scan_from(Cf::Proposals, &from, PROPOSAL_PRUNE_MAX)
         .map_err(read_error)?;
     for (age, seed_key) in oldest {
-        let applied_at = age
-            .get(1..9)
-            .and_then(|at| <[u8; 8]>::try_from(at).ok())
+        // Past the age index (into the `p` keys), or inside the window: done.
+        let applied_at = (age.first() == Some(&AGE_PREFIX) && age.len() == 9)
+            .then(|| age.get(1..9).and_then(|at| <[u8; 8]>::try_from(at).ok()))
+            .flatten()
             .map(u64::from_be_bytes);
         if applied_at.is_none_or(|at| at >= cutoff) {
             break;
