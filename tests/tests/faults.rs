@@ -433,6 +433,97 @@ async fn a_fourth_node_joins_as_a_learner_then_a_voter_and_a_member_leaves() {
     let _ = members;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_while_the_members_change_catches_up_when_it_returns() {
+    let pki = TestPki::new().unwrap();
+    let policy = ["scrub_interval_s = 1"];
+    let (members, mut procs) = spawn_configured_cluster(&pki, 3, &policy);
+    let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.addr).collect();
+    converged(&pki, &addrs).await;
+    let civil = connect(&pki, "civil-affairs", addrs[1]).await.unwrap();
+    let (who, household) = (resident(), kind("household-registration"));
+    let put = |n: u32| {
+        let (civil, who, household) = (&civil, &who, &household);
+        async move {
+            let body = format!("household registration {n}");
+            until_ok("a put", || {
+                civil.put_bytes(
+                    std::sync::Arc::new(body.clone().into_bytes()),
+                    who,
+                    household,
+                )
+            })
+            .await
+        }
+    };
+    put(0).await;
+
+    // Node 3 goes down; node 4 replaces node 1 meanwhile (added first, so
+    // three of four are alive throughout), and node 1 is stopped.
+    kill9(&mut procs[2]);
+    pki.issue_node("node-4").unwrap();
+    let addr4 = tests::cluster::free_addrs(1)[&1].clone();
+    let node4 = spawn_config(&write_config(
+        &pki,
+        4,
+        &BTreeMap::from([(4, addr4.clone())]),
+        false,
+        &policy,
+    ));
+    member_cli(&pki, addrs[1], &["add", "--id", "4", "--addr", &addr4]);
+    let removed = member_cli(&pki, node4.addr, &["remove", "--id", "1"]);
+    let ids: Vec<u64> = removed["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![2, 3, 4], "{removed}");
+    kill9(&mut procs[0]);
+    for n in 1..=5 {
+        put(n).await;
+    }
+
+    // Node 3 returns with its old configuration (members 1, 2, 3) and an old
+    // view of the membership, and node 2 freezes: nodes 3 and 4 are the
+    // majority now, so node 3 must vote for node 4 and take its appends,
+    // although its view does not list node 4. It catches up, learns the
+    // new membership and fetches the blobs it missed.
+    procs[2] = spawn_config(&write_config(&pki, 3, &members, false, &policy));
+    signal(&procs[1], "STOP");
+    let via4 = connect(&pki, "civil-affairs", node4.addr).await.unwrap();
+    until_ok("a put through node 4 with node 2 frozen", || {
+        via4.put_bytes(
+            std::sync::Arc::new(b"household registration 6".to_vec()),
+            &who,
+            &household,
+        )
+    })
+    .await;
+    signal(&procs[1], "CONT");
+    let now = [addrs[1], addrs[2], node4.addr];
+    let statuses = converged(&pki, &now).await;
+    let node3 = &statuses[1];
+    assert_eq!(node3.documents, 7, "{node3:?}");
+    let ids: Vec<u64> = node3.members.iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![2, 3, 4], "{node3:?}");
+    let pki = &pki;
+    eventually("node 3's blobs", || async move {
+        let status = status_of(pki, now[1]).await?;
+        (status.blobs_local >= status.blobs_placed?).then_some(())
+    })
+    .await;
+    // And it serves: a get through node 3.
+    let r1 = connect(pki, "resident-1", addrs[2]).await.unwrap();
+    let listed = until_ok("a list through node 3", || r1.list(&who)).await;
+    assert_eq!(listed.len(), 7);
+    let (_, bytes) = r1
+        .get_bytes(listed[0].document_id, None, None)
+        .await
+        .unwrap();
+    assert!(bytes.starts_with(b"household registration"));
+}
+
 /// Flips one byte of node `name`'s stored copy of `hash`; answers the
 /// damaged file's bytes.
 fn flip_stored_byte(pki: &TestPki, name: &str, hash: &ContentHash, offset: usize) -> Vec<u8> {

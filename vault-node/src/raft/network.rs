@@ -461,15 +461,19 @@ pub(crate) async fn serve_rpc(
             "this node runs no Raft instance yet",
         ));
     };
-    // Votes and forwarded calls must come from a member of this node's view
-    // (any node while it knows no membership yet: a node waiting to be
-    // added), so a removed node or a stranger cannot start elections or
-    // write through this node. Appends and snapshots are taken from any node
-    // certificate speaking for itself, with Raft's term check as the guard:
-    // this node's view may be older than the leader (a node that was down
-    // while members changed, a learner whose first batch holds the initial
-    // membership), and refusing the leader would lock it out for good.
-    let from_member_only = !matches!(rpc, RaftRpc::AppendEntries(_) | RaftRpc::InstallSnapshot(_));
+    // Forwarded calls (writes, read index, membership changes) must come
+    // from a member of this node's view (any node while it knows no
+    // membership yet: a node waiting to be added). Raft's own messages
+    // (votes, appends, snapshots) are taken from any node certificate
+    // speaking for its own id, with Raft's term, log and leader-lease
+    // checks as the guard: this node's view may be older than the cluster's
+    // (a node that was down while members changed, a learner whose first
+    // batch holds the initial membership), and refusing the new leader, or
+    // a candidate it needs to elect one, would lock it out for good.
+    let from_member_only = matches!(
+        rpc,
+        RaftRpc::Propose(_) | RaftRpc::ReadIndex | RaftRpc::ChangeMembership(_)
+    );
     if from_member_only && !is_member(raft, caller) {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
