@@ -73,6 +73,11 @@ pub struct IssueParams {
     pub name: Name,
     /// DNS names or IP literals for the subjectAltName; used for node certificates.
     pub sans: Vec<String>,
+    /// The cluster a node certificate belongs to (a subjectAltName URI
+    /// [`crate::cert::CLUSTER_URI_PREFIX`]`NAME`): a node whose certificate
+    /// names a cluster takes Raft messages and blob copies only from nodes
+    /// of the same cluster. Only for node certificates.
+    pub cluster: Option<Name>,
     /// Start of validity, unix seconds.
     pub not_before: i64,
     /// End of validity, unix seconds.
@@ -90,6 +95,7 @@ impl IssueParams {
             role,
             name,
             sans: Vec::new(),
+            cluster: None,
             not_before: now_unix.saturating_sub(CLOCK_SKEW_S),
             not_after: now_unix.saturating_add(lifetime),
         }
@@ -300,6 +306,18 @@ impl CertificateAuthority {
     fn leaf_params(&self, params: &IssueParams) -> Result<CertificateParams, PkiError> {
         let mut cert = CertificateParams::new(params.sans.clone())
             .map_err(|e| PkiError::generate("subject alternative names", e))?;
+        if let Some(cluster) = &params.cluster {
+            if params.role != Role::Node {
+                return Err(PkiError::bad_cert(format!(
+                    "only node certificates name a cluster, not {} certificates",
+                    params.role.as_str()
+                )));
+            }
+            let uri = format!("{}{}", crate::cert::CLUSTER_URI_PREFIX, cluster.as_str());
+            let uri = rcgen::string::Ia5String::try_from(uri)
+                .map_err(|e| PkiError::generate("cluster URI", e))?;
+            cert.subject_alt_names.push(rcgen::SanType::URI(uri));
+        }
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, self.district.as_str());
         dn.push(DnType::OrganizationalUnitName, params.role.as_str());

@@ -88,7 +88,13 @@ pub struct PeerCert {
     pub key_id: [u8; 32],
     /// The issuer's common name ("" if it has none).
     pub issuer_cn: String,
+    /// The cluster a node certificate names (subjectAltName URI
+    /// [`CLUSTER_URI_PREFIX`]`NAME`), if any.
+    pub cluster: Option<String>,
 }
+
+/// Prefix of the subjectAltName URI naming a node certificate's cluster.
+pub const CLUSTER_URI_PREFIX: &str = "urn:vault:cluster:";
 
 impl PeerCert {
     /// [`PeerCert::key_id`] as 64 lowercase hex characters.
@@ -126,6 +132,7 @@ pub fn parse_certificate(der: &[u8]) -> Result<PeerCert, PkiError> {
         .and_then(|attr| attr.as_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let cluster = cluster_of(&x509)?;
     Ok(PeerCert {
         role,
         name,
@@ -135,7 +142,36 @@ pub fn parse_certificate(der: &[u8]) -> Result<PeerCert, PkiError> {
         public_key,
         key_id,
         issuer_cn,
+        cluster,
     })
+}
+
+/// The cluster named by the certificate's subjectAltName URIs, if any;
+/// naming two is an error.
+fn cluster_of(
+    x509: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<Option<String>, PkiError> {
+    let Some(sans) = x509
+        .subject_alternative_name()
+        .map_err(PkiError::bad_cert)?
+    else {
+        return Ok(None);
+    };
+    let mut clusters = sans
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri) => uri.strip_prefix(CLUSTER_URI_PREFIX),
+            _ => None,
+        });
+    let cluster = clusters.next().map(str::to_owned);
+    if clusters.next().is_some() {
+        return Err(PkiError::bad_cert(
+            "the certificate names more than one cluster",
+        ));
+    }
+    Ok(cluster)
 }
 
 /// Returns the one string value of a subject attribute; zero or several is an error.

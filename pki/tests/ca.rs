@@ -451,3 +451,27 @@ fn parse_certificate_survives_mutations_of_a_real_certificate() -> TestResult {
     });
     Ok(())
 }
+
+#[test]
+fn a_node_certificate_names_its_cluster_and_only_nodes_do() -> TestResult {
+    let tmp = TempDir::new()?;
+    let ca = new_ca(&tmp)?;
+    let mut params = IssueParams::new(Role::Node, Name::parse("node-4")?, NOW);
+    params.sans = vec!["127.0.0.1".into()];
+    params.cluster = Some(Name::parse("district-a")?);
+    let issued = ca.issue(&params, &tmp.path().join("node-4"))?;
+    assert_eq!(issued.cluster.as_deref(), Some("district-a"));
+    // Read back from the file, as a peer sees it in the handshake.
+    let parsed = parse_certificate(&cert_der(&tmp.path().join("node-4")))?;
+    assert_eq!(parsed.cluster.as_deref(), Some("district-a"));
+    // Without --cluster, none.
+    let (plain, _) = issue(&ca, &tmp, Role::Node, "node-5")?;
+    assert_eq!(plain.cluster, None);
+    // Only node certificates name a cluster.
+    let mut params = IssueParams::new(Role::Department, Name::parse("police")?, NOW);
+    params.cluster = Some(Name::parse("district-a")?);
+    let err = ca.issue(&params, &tmp.path().join("police")).unwrap_err();
+    assert!(err.to_string().contains("only node certificates"), "{err}");
+    assert!(!tmp.path().join("police").exists());
+    Ok(())
+}

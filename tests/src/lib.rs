@@ -29,6 +29,9 @@ pub struct TestPki {
     pub ca: CertificateAuthority,
 }
 
+/// The cluster every test node certificate names.
+pub const TEST_CLUSTER: &str = "test-cluster";
+
 impl TestPki {
     /// A new CA with a node identity `node-1` (valid for localhost and
     /// 127.0.0.1) and the usual departments and residents.
@@ -56,10 +59,13 @@ impl TestPki {
         self.issue_with(name, params)
     }
 
-    /// Issues a node identity valid for localhost and 127.0.0.1.
+    /// Issues a node identity valid for localhost and 127.0.0.1, in the
+    /// cluster [`TEST_CLUSTER`] (so every cluster test runs with the
+    /// cluster check on).
     pub fn issue_node(&self, name: &str) -> anyhow::Result<PathBuf> {
         let mut params = IssueParams::new(Role::Node, Name::parse(name)?, now());
         params.sans = vec!["localhost".into(), "127.0.0.1".into()];
+        params.cluster = Some(Name::parse(TEST_CLUSTER)?);
         self.issue_with(name, params)
     }
 

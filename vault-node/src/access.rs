@@ -131,6 +131,7 @@ mod tests {
             public_key: vec![0; 32],
             key_id: [0; 32],
             issuer_cn: "ca".into(),
+            cluster: None,
         }
     }
 

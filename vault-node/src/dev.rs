@@ -24,6 +24,8 @@ pub const DEV_IDENTITIES: &[(&str, Role)] = &[
 
 /// Name of the development node's identity.
 pub const DEV_NODE: &str = "node-1";
+/// The cluster every development node certificate names.
+pub const DEV_CLUSTER: &str = "dev";
 /// Names a development node certificate is valid for.
 pub const DEV_NODE_SANS: &[&str] = &["localhost", "127.0.0.1"];
 
@@ -111,6 +113,7 @@ pub fn ensure_dev_pki(data: &Path, now: i64) -> Result<DevLayout, Refusal> {
         let mut params = IssueParams::new(role, Name::parse(name)?, now);
         if role == Role::Node {
             params.sans = DEV_NODE_SANS.iter().map(|s| s.to_string()).collect();
+            params.cluster = Some(Name::parse(DEV_CLUSTER)?);
         }
         ca.issue(&params, &dir)?;
         tracing::info!(
@@ -136,6 +139,7 @@ pub fn ensure_dev_cluster(data: &Path, nodes: u64, now: i64) -> Result<DevLayout
         let name = format!("node-{id}");
         let mut params = IssueParams::new(Role::Node, Name::parse(&name)?, now);
         params.sans = DEV_NODE_SANS.iter().map(|s| s.to_string()).collect();
+        params.cluster = Some(Name::parse(DEV_CLUSTER)?);
         ca.issue(&params, &dir)?;
         tracing::info!(identity = %name, "issued a development node identity");
     }

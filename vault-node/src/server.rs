@@ -548,7 +548,10 @@ async fn handle(
         | Request::InclusionProof { .. }
         | Request::ConsistencyProof { .. }
         | Request::Accesses { .. } => transparency::handle(ctx, &caller.cert, request).await?,
-        Request::Raft { rpc } => crate::raft::serve_rpc(ctx.raft.get(), &caller.cert, rpc).await?,
+        Request::Raft { rpc } => {
+            crate::raft::network::same_cluster(&ctx.identity.cert, &caller.cert)?;
+            crate::raft::serve_rpc(ctx.raft.get(), &caller.cert, rpc).await?
+        }
         Request::PushBlob { content_hash, size } => {
             crate::replica::serve_push(ctx, &caller.cert, content_hash, size, recv).await?
         }
@@ -599,6 +602,7 @@ async fn change_membership(
             ),
         ));
     }
+    crate::raft::network::same_cluster(&ctx.identity.cert, caller)?;
     tracing::info!(by = %caller.name, ?change, "membership change requested");
     let reply = cluster.change_membership(change).await?;
     Ok(Response::Membership {

@@ -38,11 +38,17 @@ impl Pki {
     }
 
     fn issue(&self, role: Role, name: &str) -> PathBuf {
+        self.issue_in(role, name, None, name)
+    }
+
+    /// Issues `name`'s certificate, naming `cluster`, into identities/`dir`.
+    fn issue_in(&self, role: Role, name: &str, cluster: Option<&str>, dir: &str) -> PathBuf {
         let mut params = IssueParams::new(role, Name::parse(name).unwrap(), now());
         if role == Role::Node {
             params.sans = vec!["localhost".into(), "127.0.0.1".into()];
         }
-        let out = self.dir.path().join("identities").join(name);
+        params.cluster = cluster.map(|c| Name::parse(c).unwrap());
+        let out = self.dir.path().join("identities").join(dir);
         self.ca.issue(&params, &out).unwrap();
         out
     }
@@ -54,8 +60,13 @@ struct Node {
 }
 
 async fn start_node(pki: &Pki, id: u64) -> Node {
+    start_node_in(pki, id, None).await
+}
+
+/// Starts node `id`, its certificate naming `cluster`.
+async fn start_node_in(pki: &Pki, id: u64, cluster: Option<&str>) -> Node {
     let name = format!("node-{id}");
-    let identity_dir = pki.issue(Role::Node, &name);
+    let identity_dir = pki.issue_in(Role::Node, &name, cluster, &name);
     let data_dir = pki.dir.path().join("data").join(&name);
     let server = server::start(NodeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -311,6 +322,38 @@ async fn a_node_certificate_speaks_only_for_its_own_raft_id() {
     match send_rpc_as(&odd, &node.server, vote_from(1)).await {
         Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
         other => panic!("an unnamed node's vote was answered: {other:?}"),
+    }
+    node.cluster.shutdown().await.unwrap();
+    node.server.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_a_named_cluster_takes_raft_messages_only_from_that_cluster() {
+    let pki = Pki::new();
+    let node = start_node_in(&pki, 1, Some("district-a")).await;
+    let members = BTreeMap::from([
+        (1, node.server.addr.to_string()),
+        (2, "127.0.0.1:9".to_string()),
+    ]);
+    node.cluster.initialize(members).await.unwrap();
+    // Member 2 of the same cluster reaches Raft (which does not grant the
+    // vote: node 1's log is ahead).
+    let same = pki.issue_in(Role::Node, "node-2", Some("district-a"), "node-2-a");
+    match send_rpc_as(&same, &node.server, vote_from(2)).await {
+        Response::Raft { reply } => assert_eq!(reply["Ok"]["vote_granted"], false, "{reply}"),
+        other => panic!("a vote from the same cluster was not answered: {other:?}"),
+    }
+    // The same name and id in another cluster, or in none, reaches nothing.
+    let other = pki.issue_in(Role::Node, "node-2", Some("district-b"), "node-2-b");
+    let none = pki.issue_in(Role::Node, "node-2", None, "node-2-none");
+    for (dir, theirs) in [(&other, "district-b"), (&none, "(none)")] {
+        match send_rpc_as(dir, &node.server, vote_from(2)).await {
+            Response::Error(body) => {
+                assert_eq!(body.code, "auth.forbidden", "{body:?}");
+                assert!(body.message.contains(theirs), "{body:?}");
+            }
+            other => panic!("a vote from another cluster was answered: {other:?}"),
+        }
     }
     node.cluster.shutdown().await.unwrap();
     node.server.close();

@@ -62,6 +62,11 @@ enum Command {
         /// A DNS name or IP address for the certificate (repeatable; for nodes).
         #[arg(long = "san")]
         sans: Vec<String>,
+        /// The cluster a node belongs to: a node whose certificate names a
+        /// cluster takes Raft messages and blob copies only from nodes of
+        /// the same cluster (for nodes).
+        #[arg(long)]
+        cluster: Option<Name>,
         /// Lifetime in days (default 365; residents 5 years).
         #[arg(long)]
         days: Option<i64>,
@@ -148,11 +153,13 @@ fn run(command: &Command) -> anyhow::Result<(Value, String)> {
             name,
             out,
             sans,
+            cluster,
             days,
         } => {
             let ca = CertificateAuthority::open(dir)?;
             let mut params = IssueParams::new(*role, name.clone(), now);
             params.sans.clone_from(sans);
+            params.cluster.clone_from(cluster);
             if let Some(days) = days {
                 if !(1..=DAYS_MAX).contains(days) {
                     bail!("--days must be between 1 and {DAYS_MAX}");
@@ -254,14 +261,19 @@ fn cert_json(cert: &PeerCert) -> Value {
         "not_after": cert.not_after,
         "key_id": cert.key_id_hex(),
         "issuer": cert.issuer_cn,
+        "cluster": cert.cluster,
     })
 }
 
 fn cert_text(cert: &PeerCert) -> String {
-    format!(
+    let mut text = format!(
         "role:       {}\nname:       {}\nserial:     {}\nnot before: {}\nnot after:  {}\nkey id:     {}\nissuer:     {}",
         cert.role, cert.name, cert.serial_hex, cert.not_before, cert.not_after, cert.key_id_hex(), cert.issuer_cn
-    )
+    );
+    if let Some(cluster) = &cert.cluster {
+        text.push_str(&format!("\ncluster:    {cluster}"));
+    }
+    text
 }
 
 fn now_unix() -> anyhow::Result<i64> {

@@ -64,6 +64,8 @@ type Rpc<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u
 pub struct Network {
     endpoint: quinn::Endpoint,
     client: quinn::ClientConfig,
+    /// This node's certificate: a peer dialled must belong to its cluster.
+    own: Arc<PeerCert>,
     peers: Arc<Mutex<HashMap<u64, Arc<Slot>>>>,
 }
 
@@ -95,6 +97,7 @@ impl Network {
         Ok(Network {
             endpoint,
             client,
+            own: Arc::new(identity.cert.clone()),
             peers: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -163,7 +166,12 @@ impl Network {
                 .map_err(|_| format!("no answer from {addr} within {RAFT_CONNECT_TIMEOUT_MS} ms"))?
                 .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         match peer_cert(&connection) {
-            Ok(cert) if cert.role == Role::Node && cert.name.as_str() == member_name(target) => {}
+            Ok(cert) if cert.role == Role::Node && cert.name.as_str() == member_name(target) => {
+                if let Err(refusal) = same_cluster(&self.own, &cert) {
+                    connection.close(0u32.into(), b"another cluster");
+                    return Err(format!("{addr}: {}", refusal.message));
+                }
+            }
             Ok(cert) if cert.role == Role::Node => {
                 connection.close(0u32.into(), b"not the expected node");
                 return Err(format!(
@@ -582,6 +590,25 @@ fn speaks_for(caller: &PeerCert, claimed: Option<u64>) -> Result<(), Refusal> {
 
 /// Whether the caller is a member of the membership `raft` knows (any node
 /// certificate while this node knows none yet).
+/// Refuses `caller` unless it belongs to this node's cluster: when this
+/// node's certificate names a cluster (`vault-pki issue --cluster`), the
+/// caller's must name the same one. Nodes whose certificates name none
+/// accept any district node (the cluster is then only what the
+/// membership says).
+pub fn same_cluster(own: &PeerCert, caller: &PeerCert) -> Result<(), Refusal> {
+    match &own.cluster {
+        Some(cluster) if caller.cluster.as_ref() != Some(cluster) => Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} belongs to cluster {}, this node to cluster {cluster}",
+                caller.name,
+                caller.cluster.as_deref().unwrap_or("(none)")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `caller` holds the certificate of a current member (any node,
 /// while the membership is still empty).
 pub fn is_member(raft: &RaftHandle, caller: &PeerCert) -> bool {
