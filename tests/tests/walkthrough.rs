@@ -379,6 +379,7 @@ async fn the_readme_walkthrough_runs_unchanged_on_dev_nodes_3_and_after_a_kill()
     })
     .await;
     assert_eq!(all.len(), 3);
+    assert_eq!(status(cwd, &ids).unwrap()["policy_agrees"], true);
     eprintln!(
         "walkthrough on three nodes: {:.1} s",
         start.elapsed().as_secs_f64()

@@ -414,10 +414,17 @@ async fn status(identity_dir: &Path, nodes: Vec<String>, json: bool) -> anyhow::
             })
             .collect();
         value["nodes"] = nodes.into();
+        value["policy_agrees"] = policy_agrees(&members).into();
         println!("{value}");
         return Ok(());
     }
     print_status(&status);
+    if !policy_agrees(&members) {
+        println!(
+            "WARNING         the members run different R/W policies (replicas, write_quorum): \
+             make every [cluster] table the same"
+        );
+    }
     if status.cluster {
         println!();
         println!(
@@ -486,6 +493,19 @@ async fn member_statuses(
     all
 }
 
+/// Whether every member that answered runs the same R and W (the policy
+/// is per node, from its configuration file, not held in Raft).
+fn policy_agrees(
+    members: &[(u64, String, Result<vault_client::wire::NodeStatus, String>)],
+) -> bool {
+    let mut policies = members
+        .iter()
+        .filter_map(|(_, _, answer)| answer.as_ref().ok())
+        .map(|m| (m.replicas, m.write_quorum));
+    let first = policies.next();
+    policies.all(|p| Some(p) == first)
+}
+
 /// Prints one node's status as text.
 fn print_status(status: &vault_client::wire::NodeStatus) {
     println!("node            {}", status.node);
@@ -538,4 +558,46 @@ async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     node.close();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(replicas: usize, write_quorum: usize) -> vault_client::wire::NodeStatus {
+        vault_client::wire::NodeStatus {
+            node: "node-1".into(),
+            cluster: true,
+            node_id: Some(1),
+            leader: Some(1),
+            members: Vec::new(),
+            last_log_index: Some(1),
+            applied_index: 1,
+            log_size: 1,
+            blobs_local: 0,
+            documents: 0,
+            blobs_placed: Some(0),
+            snapshot_index: None,
+            purged_index: None,
+            replicas: Some(replicas),
+            write_quorum: Some(write_quorum),
+            repair: None,
+        }
+    }
+
+    #[test]
+    fn members_with_another_r_or_w_are_flagged_and_unreachable_ones_ignored() {
+        let row = |id: u64, answer| (id, format!("127.0.0.1:{id}"), answer);
+        let same = vec![
+            row(1, Ok(member(3, 2))),
+            row(2, Ok(member(3, 2))),
+            row(3, Err("no answer".to_string())),
+        ];
+        assert!(policy_agrees(&same));
+        let other_w = vec![row(1, Ok(member(3, 2))), row(2, Ok(member(3, 1)))];
+        assert!(!policy_agrees(&other_w));
+        let other_r = vec![row(1, Ok(member(3, 2))), row(2, Ok(member(2, 2)))];
+        assert!(!policy_agrees(&other_r));
+        assert!(policy_agrees(&[]));
+    }
 }
