@@ -157,21 +157,30 @@ fn cluster_of(
     else {
         return Ok(None);
     };
+    // The URN prefix is matched regardless of case (as URN namespaces
+    // are), so a differently cased one cannot switch the check off.
     let mut clusters = sans
         .value
         .general_names
         .iter()
         .filter_map(|name| match name {
-            x509_parser::extensions::GeneralName::URI(uri) => uri.strip_prefix(CLUSTER_URI_PREFIX),
+            x509_parser::extensions::GeneralName::URI(uri) => uri
+                .split_at_checked(CLUSTER_URI_PREFIX.len())
+                .filter(|(prefix, _)| prefix.eq_ignore_ascii_case(CLUSTER_URI_PREFIX))
+                .map(|(_, cluster)| cluster),
             _ => None,
         });
-    let cluster = clusters.next().map(str::to_owned);
+    let Some(cluster) = clusters.next() else {
+        return Ok(None);
+    };
     if clusters.next().is_some() {
         return Err(PkiError::bad_cert(
             "the certificate names more than one cluster",
         ));
     }
-    Ok(cluster)
+    let cluster = crate::ids::Name::parse(cluster)
+        .map_err(|e| PkiError::bad_cert(format!("the certificate's cluster name: {e}")))?;
+    Ok(Some(cluster.as_str().to_owned()))
 }
 
 /// Returns the one string value of a subject attribute; zero or several is an error.

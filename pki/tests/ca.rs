@@ -475,3 +475,43 @@ fn a_node_certificate_names_its_cluster_and_only_nodes_do() -> TestResult {
     assert!(!tmp.path().join("police").exists());
     Ok(())
 }
+
+/// A self-signed Ed25519 node certificate whose subjectAltName URIs are
+/// `uris`, as DER (what a peer could present).
+fn node_cert_with_uris(uris: &[&str]) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::OrganizationalUnitName, "node");
+    dn.push(rcgen::DnType::CommonName, "node-2");
+    params.distinguished_name = dn;
+    for uri in uris {
+        let uri = rcgen::string::Ia5String::try_from(uri.to_string()).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::URI(uri));
+    }
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
+#[test]
+fn cluster_uris_are_read_strictly() {
+    let cluster = |uris: &[&str]| parse_certificate(&node_cert_with_uris(uris)).map(|c| c.cluster);
+    assert_eq!(cluster(&[]).unwrap(), None);
+    assert_eq!(cluster(&["https://example.org/x"]).unwrap(), None);
+    assert_eq!(
+        cluster(&["urn:vault:cluster:district-a"])
+            .unwrap()
+            .as_deref(),
+        Some("district-a")
+    );
+    // Another case does not switch the check off.
+    assert_eq!(
+        cluster(&["URN:Vault:Cluster:district-a"])
+            .unwrap()
+            .as_deref(),
+        Some("district-a")
+    );
+    // No name, a name breaking the name rules, or two clusters: refused.
+    assert!(cluster(&["urn:vault:cluster:"]).is_err());
+    assert!(cluster(&["urn:vault:cluster:a b"]).is_err());
+    assert!(cluster(&["urn:vault:cluster:a", "urn:vault:cluster:b"]).is_err());
+}

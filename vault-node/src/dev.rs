@@ -131,6 +131,13 @@ pub fn ensure_dev_pki(data: &Path, now: i64) -> Result<DevLayout, Refusal> {
 pub fn ensure_dev_cluster(data: &Path, nodes: u64, now: i64) -> Result<DevLayout, Refusal> {
     let layout = ensure_dev_pki(data, now)?;
     let ca = CertificateAuthority::open(&layout.ca_dir)?;
+    // The cluster node-1's certificate names (none, if an older version
+    // made it): every node of one development cluster must agree.
+    let cluster = pki::Identity::load(&layout.node_identity(1))?
+        .cert
+        .cluster
+        .map(|name| Name::parse(&name))
+        .transpose()?;
     for id in 2..=nodes {
         let dir = layout.node_identity(id);
         if dir.join("cert.pem").exists() {
@@ -139,7 +146,7 @@ pub fn ensure_dev_cluster(data: &Path, nodes: u64, now: i64) -> Result<DevLayout
         let name = format!("node-{id}");
         let mut params = IssueParams::new(Role::Node, Name::parse(&name)?, now);
         params.sans = DEV_NODE_SANS.iter().map(|s| s.to_string()).collect();
-        params.cluster = Some(Name::parse(DEV_CLUSTER)?);
+        params.cluster.clone_from(&cluster);
         ca.issue(&params, &dir)?;
         tracing::info!(identity = %name, "issued a development node identity");
     }

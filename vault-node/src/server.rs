@@ -405,8 +405,11 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
 ) {
     let mut ids = RefusalIds::default();
-    // Only nodes may send the larger Raft frames, and only for Raft RPCs.
-    let max = if caller.cert.role == pki::Role::Node {
+    // Only nodes of this node's cluster may send the larger Raft frames,
+    // and only for Raft RPCs.
+    let peer = caller.cert.role == pki::Role::Node
+        && crate::raft::network::same_cluster(&ctx.identity.cert, &caller.cert).is_ok();
+    let max = if peer {
         RAFT_FRAME_LEN_MAX
     } else {
         FRAME_LEN_MAX
@@ -549,8 +552,7 @@ async fn handle(
         | Request::ConsistencyProof { .. }
         | Request::Accesses { .. } => transparency::handle(ctx, &caller.cert, request).await?,
         Request::Raft { rpc } => {
-            crate::raft::network::same_cluster(&ctx.identity.cert, &caller.cert)?;
-            crate::raft::serve_rpc(ctx.raft.get(), &caller.cert, rpc).await?
+            crate::raft::serve_rpc(ctx.raft.get(), &ctx.identity.cert, &caller.cert, rpc).await?
         }
         Request::PushBlob { content_hash, size } => {
             crate::replica::serve_push(ctx, &caller.cert, content_hash, size, recv).await?

@@ -302,19 +302,15 @@ async fn a_node_certificate_speaks_only_for_its_own_raft_id() {
         }
         other => panic!("a vote from node 2 was not answered: {other:?}"),
     }
-    // A node certificate the membership does not list, speaking for itself,
-    // reaches Raft's own checks (this node's view may be stale), which do
-    // not grant it a vote; but it may not write or read through this node.
+    // This node's certificate names no cluster, so a node certificate the
+    // membership does not list reaches nothing, even speaking for itself:
+    // no vote, no forwarded call (another cluster's or a removed node's key).
     let stranger = pki.issue(Role::Node, "node-7");
-    match send_rpc_as(&stranger, &node.server, vote_from(7)).await {
-        Response::Raft { reply } => {
-            assert_eq!(reply["Ok"]["vote_granted"], false, "{reply}");
+    for rpc in [vote_from(7), RaftRpc::ReadIndex] {
+        match send_rpc_as(&stranger, &node.server, rpc).await {
+            Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
+            other => panic!("a non-member's Raft call was answered: {other:?}"),
         }
-        other => panic!("a vote from node 7 was not answered: {other:?}"),
-    }
-    match send_rpc_as(&stranger, &node.server, RaftRpc::ReadIndex).await {
-        Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
-        other => panic!("a non-member's read index was answered: {other:?}"),
     }
 
     // A certificate not named node-<id> speaks for no one.
@@ -342,6 +338,18 @@ async fn a_node_of_a_named_cluster_takes_raft_messages_only_from_that_cluster() 
     match send_rpc_as(&same, &node.server, vote_from(2)).await {
         Response::Raft { reply } => assert_eq!(reply["Ok"]["vote_granted"], false, "{reply}"),
         other => panic!("a vote from the same cluster was not answered: {other:?}"),
+    }
+    // A node of the same cluster that this node's view does not list (added
+    // while this node was away) reaches Raft too: a stale view must not lock
+    // this node out of the cluster's next leader. It may not forward calls.
+    let newcomer = pki.issue_in(Role::Node, "node-7", Some("district-a"), "node-7-a");
+    match send_rpc_as(&newcomer, &node.server, vote_from(7)).await {
+        Response::Raft { reply } => assert_eq!(reply["Ok"]["vote_granted"], false, "{reply}"),
+        other => panic!("a vote from a newcomer of the cluster was not answered: {other:?}"),
+    }
+    match send_rpc_as(&newcomer, &node.server, RaftRpc::ReadIndex).await {
+        Response::Error(body) => assert_eq!(body.code, "auth.forbidden", "{body:?}"),
+        other => panic!("a non-member's read index was answered: {other:?}"),
     }
     // The same name and id in another cluster, or in none, reaches nothing.
     let other = pki.issue_in(Role::Node, "node-2", Some("district-b"), "node-2-b");

@@ -448,9 +448,11 @@ impl RaftNetwork<TypeConfig> for Peer {
 /// send one.
 pub(crate) async fn serve_rpc(
     raft: Option<&RaftHandle>,
+    own: &PeerCert,
     caller: &PeerCert,
     rpc: RaftRpc,
 ) -> Result<Response, Refusal> {
+    same_cluster(own, caller)?;
     if caller.role != Role::Node {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
@@ -469,19 +471,22 @@ pub(crate) async fn serve_rpc(
             "this node runs no Raft instance yet",
         ));
     };
-    // Forwarded calls (writes, read index, membership changes) must come
+    // Forwarded calls (writes, read index, membership changes) always come
     // from a member of this node's view (any node while it knows no
     // membership yet: a node waiting to be added). Raft's own messages
-    // (votes, appends, snapshots) are taken from any node certificate
-    // speaking for its own id, with Raft's term, log and leader-lease
-    // checks as the guard: this node's view may be older than the cluster's
-    // (a node that was down while members changed, a learner whose first
-    // batch holds the initial membership), and refusing the new leader, or
-    // a candidate it needs to elect one, would lock it out for good.
-    let from_member_only = matches!(
+    // (votes, appends, snapshots) come from any node of this node's *named*
+    // cluster speaking for its own id: this node's view may be older than
+    // the cluster's (a node that was down while members changed, a learner
+    // whose first batch holds the initial membership), and refusing the new
+    // leader, or a candidate it needs, would lock it out. Without a named
+    // cluster they are members-only too, as nothing else tells a node of
+    // this cluster from any other district node certificate (which could
+    // otherwise depose the leader or overwrite a follower's log).
+    let forwarded = matches!(
         rpc,
         RaftRpc::Propose(_) | RaftRpc::ReadIndex | RaftRpc::ChangeMembership(_)
     );
+    let from_member_only = forwarded || own.cluster.is_none();
     if from_member_only && !is_member(raft, caller) {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
@@ -588,8 +593,6 @@ fn speaks_for(caller: &PeerCert, claimed: Option<u64>) -> Result<(), Refusal> {
     }
 }
 
-/// Whether the caller is a member of the membership `raft` knows (any node
-/// certificate while this node knows none yet).
 /// Refuses `caller` unless it belongs to this node's cluster: when this
 /// node's certificate names a cluster (`vault-pki issue --cluster`), the
 /// caller's must name the same one. Nodes whose certificates name none
