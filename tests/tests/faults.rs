@@ -36,14 +36,15 @@ fn kind(name: &str) -> DocumentKind {
     DocumentKind::parse(name).unwrap()
 }
 
+/// Where node `name`'s blob store keeps `hash`.
+fn blob_path(pki: &TestPki, name: &str, hash: &ContentHash) -> std::path::PathBuf {
+    let hex = hash.to_hex();
+    pki.data_dir(name).join("blobs").join(&hex[..2]).join(hex)
+}
+
 /// Whether node `name`'s blob store holds a file for `hash`.
 fn holds(pki: &TestPki, name: &str, hash: &ContentHash) -> bool {
-    let hex = hash.to_hex();
-    pki.data_dir(name)
-        .join("blobs")
-        .join(&hex[..2])
-        .join(hex)
-        .is_file()
+    blob_path(pki, name, hash).is_file()
 }
 
 /// The node process currently leading, by index into `addrs`.
@@ -530,8 +531,7 @@ async fn a_node_down_while_the_members_change_catches_up_when_it_returns() {
 /// Flips one byte of node `name`'s stored copy of `hash`; answers the
 /// damaged file's bytes.
 fn flip_stored_byte(pki: &TestPki, name: &str, hash: &ContentHash, offset: usize) -> Vec<u8> {
-    let hex = hash.to_hex();
-    let path = pki.data_dir(name).join("blobs").join(&hex[..2]).join(hex);
+    let path = blob_path(pki, name, hash);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[offset] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
@@ -540,8 +540,7 @@ fn flip_stored_byte(pki: &TestPki, name: &str, hash: &ContentHash, offset: usize
 
 /// Node `name`'s stored copy of `hash`, as bytes on disk.
 fn stored_bytes(pki: &TestPki, name: &str, hash: &ContentHash) -> Vec<u8> {
-    let hex = hash.to_hex();
-    std::fs::read(pki.data_dir(name).join("blobs").join(&hex[..2]).join(hex)).unwrap()
+    std::fs::read(blob_path(pki, name, hash)).unwrap()
 }
 
 /// Node `addr`'s repair totals.

@@ -63,6 +63,14 @@ fn refused(cwd: &Path, ids: &Path, who: &str, args: &[&str], code: &str, output:
     assert!(!cwd.join(format!("{output}.part")).exists());
 }
 
+/// `get DOCUMENT --grant GRANT` as `who` must be refused with `code`,
+/// leaving no output file.
+fn refused_get(cwd: &Path, ids: &Path, who: &str, (doc, grant): (&str, &str), code: &str) {
+    let out = format!("refused-{code}.pdf");
+    let args = ["get", doc, "--grant", grant, "-o", &out];
+    refused(cwd, ids, who, &args, code, &out);
+}
+
 /// The README's walkthrough, once, with `marriage.pdf` holding `content`.
 /// Answers how many entries the auditor verified.
 fn walkthrough(cwd: &Path, ids: &Path, content: &str) -> u64 {
@@ -170,27 +178,19 @@ fn walkthrough(cwd: &Path, ids: &Path, content: &str) -> u64 {
         );
         assert_eq!(std::fs::read_to_string(cwd.join(copy)).unwrap(), content);
     }
-    let get_under =
-        |grant: &str, out: &str| ["get", &doc, "--grant", grant, "-o", out].map(String::from);
-    let args = get_under(&grant, "copy3.pdf");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    refused(
+    refused_get(
         cwd,
         ids,
         "housing-bureau",
-        &args,
+        (&doc, &grant),
         "grant.exhausted",
-        "copy3.pdf",
     );
-    let args = get_under(&grant, "copy.pdf.stolen");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    refused(
+    refused_get(
         cwd,
         ids,
         "civil-affairs",
-        &args,
+        (&doc, &grant),
         "grant.holder_mismatch",
-        "copy.pdf.stolen",
     );
 
     // Revocation.
@@ -205,15 +205,12 @@ fn walkthrough(cwd: &Path, ids: &Path, content: &str) -> u64 {
     let other_grant = text(&approved, "grant_id");
     let revoked = ok(cwd, ids, "resident-1", &["revoke", &other_grant]);
     assert_eq!(revoked["revoked"], true);
-    let args = get_under(&other_grant, "copy4.pdf");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    refused(
+    refused_get(
         cwd,
         ids,
         "housing-bureau",
-        &args,
+        (&doc, &other_grant),
         "grant.revoked",
-        "copy4.pdf",
     );
     for who in ["resident-1", "housing-bureau"] {
         let grants = ok(cwd, ids, who, &["grants"]);

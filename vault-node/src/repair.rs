@@ -250,10 +250,7 @@ pub fn collect_orphans(
 
 /// Updates the node's repair totals (reported by `status`).
 pub(crate) fn note(ctx: &Ctx, update: impl FnOnce(&mut RepairStatus)) {
-    match ctx.repair.lock() {
-        Ok(mut totals) => update(&mut totals),
-        Err(poisoned) => update(&mut poisoned.into_inner()),
-    }
+    update(&mut ctx.repair.lock().unwrap_or_else(|p| p.into_inner()));
 }
 
 /// Adds one scrub's counts to the node's repair totals.

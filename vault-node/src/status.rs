@@ -87,10 +87,10 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response
             purged_index: raft_progress.and_then(|p| p.1),
             replicas: raft_progress.map(|p| p.2.replicas),
             write_quorum: raft_progress.map(|p| p.2.write_quorum),
-            repair: ctx.cluster.as_ref().map(|_| match ctx.repair.lock() {
-                Ok(totals) => totals.clone(),
-                Err(poisoned) => poisoned.into_inner().clone(),
-            }),
+            repair: ctx
+                .cluster
+                .as_ref()
+                .map(|_| ctx.repair.lock().unwrap_or_else(|p| p.into_inner()).clone()),
         },
     })
 }
