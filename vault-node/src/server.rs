@@ -405,38 +405,21 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
 ) {
     let mut ids = RefusalIds::default();
-    // Only nodes of this node's cluster may send the larger Raft frames,
-    // and only for Raft RPCs.
-    let peer = caller.cert.role == pki::Role::Node
-        && crate::raft::network::same_cluster(&ctx.identity.cert, &caller.cert).is_ok();
-    let max = if peer {
-        RAFT_FRAME_LEN_MAX
-    } else {
-        FRAME_LEN_MAX
-    };
-    let read = match read_frame_len(&mut recv, max).await {
-        Ok(len) => read_frame_body::<Request>(&mut recv, len)
-            .await
-            .map(|request| (request, len)),
-        Err(e) => Err(e),
-    };
-    let result = match read {
-        Err(FrameError::Wire(e)) => Err(Refusal::new(e.code(), format!("{e}"))),
-        Err(_) => return,
-        Ok((request, len)) if len > FRAME_LEN_MAX && !matches!(request, Request::Raft { .. }) => {
-            let e = WireError::FrameTooLarge {
-                len,
-                max: FRAME_LEN_MAX,
-            };
-            Err(Refusal::new(e.code(), format!("{e}")))
+    // A node certificate of another cluster is refused whatever it asks
+    // (Raft, blob copies, membership, status), before its request is read:
+    // the one place that check is made.
+    let other_cluster = match caller.cert.role {
+        pki::Role::Node => {
+            crate::raft::network::same_cluster(&ctx.identity.cert, &caller.cert).err()
         }
-        Ok((request, _)) => {
-            ids = RefusalIds::of(&request);
-            match ctx.vault.check_not_revoked(&caller.cert) {
-                Err(refusal) => Err(refusal),
-                Ok(()) => handle(&ctx, &caller, request, &mut send, &mut recv).await,
-            }
-        }
+        _ => None,
+    };
+    let result = match other_cluster {
+        Some(refusal) => Err(refusal),
+        None => match read_and_handle(&ctx, &caller, &mut send, &mut recv, &mut ids).await {
+            Some(result) => result,
+            None => return,
+        },
     };
     if let Err(refusal) = result {
         record_refusal(&ctx, &caller.cert, &refusal, ids);
@@ -452,6 +435,46 @@ async fn serve_stream(
     }
     let _ = send.finish();
     let _ = send.stopped().await;
+}
+
+/// Reads one request (Raft frames may be larger, from nodes of this
+/// cluster only, and only for Raft RPCs) and handles it; `None` when the stream ended before a request arrived.
+async fn read_and_handle(
+    ctx: &Arc<Ctx>,
+    caller: &Caller,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    ids: &mut RefusalIds,
+) -> Option<Result<(), Refusal>> {
+    let max = if caller.cert.role == pki::Role::Node {
+        RAFT_FRAME_LEN_MAX
+    } else {
+        FRAME_LEN_MAX
+    };
+    let read = match read_frame_len(recv, max).await {
+        Ok(len) => read_frame_body::<Request>(recv, len)
+            .await
+            .map(|request| (request, len)),
+        Err(e) => Err(e),
+    };
+    Some(match read {
+        Err(FrameError::Wire(e)) => Err(Refusal::new(e.code(), format!("{e}"))),
+        Err(_) => return None,
+        Ok((request, len)) if len > FRAME_LEN_MAX && !matches!(request, Request::Raft { .. }) => {
+            let e = WireError::FrameTooLarge {
+                len,
+                max: FRAME_LEN_MAX,
+            };
+            Err(Refusal::new(e.code(), format!("{e}")))
+        }
+        Ok((request, _)) => {
+            *ids = RefusalIds::of(&request);
+            match ctx.vault.check_not_revoked(&caller.cert) {
+                Err(refusal) => Err(refusal),
+                Ok(()) => handle(ctx, caller, request, send, recv).await,
+            }
+        }
+    })
 }
 
 /// The ids a refused request concerned, for its log entry.
@@ -604,7 +627,6 @@ async fn change_membership(
             ),
         ));
     }
-    crate::raft::network::same_cluster(&ctx.identity.cert, caller)?;
     tracing::info!(by = %caller.name, ?change, "membership change requested");
     let reply = cluster.change_membership(change).await?;
     Ok(Response::Membership {
