@@ -2,34 +2,33 @@
 //! metadata store, an encrypted content-addressed blob store, and the
 //! deterministic state machine every metadata change goes through.
 //!
-//! Layers, from pure to I/O: [`access`] and [`state`] decide (no I/O);
-//! [`store`] and [`blobs`] persist; [`vault`] ties storage together;
-//! [`server`] drives it all from the network; [`dev`] sets up a
-//! development PKI for the embedded default.
+//! Layers, lowest first; a module uses only its own layer and those below
+//! (the order is written once, in `layers.toml` at the repository root, and
+//! checked by `vault-layers` in `.ci/run`):
 //!
-//! **Invariant:** metadata changes only through [`state::Command`]s applied
-//! by [`state::apply`]; a blob is durable and verified before the command
-//! that names it is committed.
+//! | layer | holds |
+//! |---|---|
+//! | [`engine`] | commands, records, `apply`, log entries and tree, grant state; no I/O, clock or RNG |
+//! | [`rules`] | access, grant and placement decisions as plain functions; the clock |
+//! | [`storage`] | the RocksDB, in-memory and faulty stores, the blob store, the data directory |
+//! | [`consensus`] | how a command becomes durable: the single-node ledger or the Raft cluster |
+//! | [`replication`] | blob copies across a cluster: push, fetch, scrub, repair |
+//! | [`service`] | request handlers: a typed request and caller in, a reply out |
+//! | [`net`] | the QUIC endpoint, the caller's identity, streaming, the CRL watcher |
+//! | [`node`] | configuration, the development set-up, starting a node |
+//!
+//! **Invariant:** metadata changes only through
+//! [`engine::state::Command`]s applied by [`engine::state::apply`]; a blob
+//! is durable and verified before the command that names it is committed.
 
-pub mod access;
-pub mod audit;
-pub mod blobs;
-pub mod config;
-pub mod consent;
-pub mod dev;
-pub mod grants;
-pub mod ledger;
-pub mod log;
-pub mod placement;
-pub mod raft;
-pub mod repair;
-pub mod replica;
-pub mod server;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod transparency;
-pub mod vault;
+pub mod consensus;
+pub mod engine;
+pub mod net;
+pub mod node;
+pub mod replication;
+pub mod rules;
+pub mod service;
+pub mod storage;
 
 use vault_client::wire::ErrorBody;
 use vault_client::ErrorCode;

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use pki::{CertificateAuthority, Identity, IssueParams, Name, Role};
 use vault_client::framing::{read_frame, write_frame};
 use vault_client::wire::{RaftRpc, Request, Response, RESPONSE_FRAME_LEN_MAX};
-use vault_node::raft::{Cluster, Network, Outcome, WriteError};
-use vault_node::server::{self, NodeConfig, RunningNode};
-use vault_node::state::{Applied, Command, Proposal, Seed};
-use vault_node::store::MetaStore;
+use vault_node::consensus::raft::{Cluster, Network, Outcome, WriteError};
+use vault_node::engine::meta::MetaStore;
+use vault_node::engine::state::{Applied, Command, Proposal, Seed};
+use vault_node::node::{self, NodeConfig, RunningNode};
 
 /// Every wait in these tests gives up after this long.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -68,7 +68,7 @@ async fn start_node_in(pki: &Pki, id: u64, cluster: Option<&str>) -> Node {
     let name = format!("node-{id}");
     let identity_dir = pki.issue_in(Role::Node, &name, cluster, &name);
     let data_dir = pki.dir.path().join("data").join(&name);
-    let server = server::start(NodeConfig {
+    let server = node::start(NodeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.clone(),
         identity_dir,
@@ -105,8 +105,11 @@ fn refusal(n: u8) -> Proposal {
 }
 
 fn log_root(store: &dyn MetaStore) -> (u64, vault_client::merkle::Hash) {
-    let size = vault_node::log::size(store).unwrap();
-    (size, vault_node::log::subtree(store, 0, size).unwrap())
+    let size = vault_node::engine::log::size(store).unwrap();
+    (
+        size,
+        vault_node::engine::log::subtree(store, 0, size).unwrap(),
+    )
 }
 
 /// Polls `check` until it answers `Some`, for at most [`DEADLINE`].

@@ -27,7 +27,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // openraft's network trait fixes the error type (`RPCError`, ~256 bytes);
-// the helpers here return it unchanged, as `vault_node::raft::network` does.
+// the helpers here return it unchanged, as `vault_node::consensus::raft::network` does.
 #![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,11 +49,12 @@ use pki::{
     Purpose, RequestId, RequestScope, ResidentId, Role, Signature,
 };
 use vault_client::ErrorCode;
-use vault_node::raft::{LogStore, Outcome, RaftHandle, StateMachine, TypeConfig};
-use vault_node::state::{
+use vault_node::consensus::raft::{LogStore, Outcome, RaftHandle, StateMachine, TypeConfig};
+use vault_node::engine::meta::{Cf, Entries, KeyValue, MetaStore, StoreError, Write};
+use vault_node::engine::state::{
     Applied, Command, GrantEntry, Proposal, RequestEntry, RequestStatus, Seed,
 };
-use vault_node::store::{Cf, Entries, KeyValue, MemStore, MetaStore, StoreError, Write};
+use vault_node::storage::store::MemStore;
 
 /// Seeds run when `VAULT_SIM_SEED` is not set.
 const SEEDS: [u64; 16] = [
@@ -116,7 +117,7 @@ impl Rng {
 // A store that records what its state machine applies.
 
 /// Keys the vault's Raft storage keeps in [`Cf::RaftMeta`] (private to
-/// `vault_node::raft::store`; repeated here to observe applies).
+/// `vault_node::consensus::raft::store`; repeated here to observe applies).
 const LAST_APPLIED_KEY: &[u8] = b"last_applied";
 const SNAPSHOT_KEY: &[u8] = b"snapshot";
 
@@ -556,7 +557,7 @@ struct Summary {
 /// snapshots small and frequent enough to be exercised.
 fn node_config(seed: u64, id: u64) -> openraft::Config {
     let mut rng = Rng::new(seed ^ id.wrapping_mul(0x2545_f491_4f6c_dd1d));
-    let mut config = vault_node::raft::config().unwrap();
+    let mut config = vault_node::consensus::raft::config().unwrap();
     config.cluster_name = "vault-sim".into();
     config.election_timeout_min = 1_000 + id * 137 + rng.below(200);
     config.election_timeout_max = config.election_timeout_min + 1;
@@ -568,8 +569,11 @@ fn node_config(seed: u64, id: u64) -> openraft::Config {
 }
 
 fn log_root(store: &dyn MetaStore) -> (u64, vault_client::merkle::Hash) {
-    let size = vault_node::log::size(store).unwrap();
-    (size, vault_node::log::subtree(store, 0, size).unwrap())
+    let size = vault_node::engine::log::size(store).unwrap();
+    (
+        size,
+        vault_node::engine::log::subtree(store, 0, size).unwrap(),
+    )
 }
 
 /// BLAKE3 over every key and value of the replicated column families.
@@ -1194,7 +1198,7 @@ impl Sim {
                 "seed {seed}: a use number was handed out twice: {uses:?}"
             );
             for node in &self.nodes {
-                let counter = vault_node::state::grant_counter(&*node.store, grant_id)
+                let counter = vault_node::engine::state::grant_counter(&*node.store, grant_id)
                     .unwrap()
                     .unwrap_or_else(|| panic!("seed {seed}: node {} lost the grant", node.id));
                 assert!(

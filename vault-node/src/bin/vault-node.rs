@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use vault_node::dev;
-use vault_node::server::{self, ClusterConfig, NodeConfig};
+use vault_node::node::dev;
+use vault_node::node::{self, ClusterConfig, NodeConfig};
 
 /// Run a district document vault node.
 #[derive(Parser)]
@@ -180,7 +180,7 @@ fn main() -> anyhow::Result<()> {
             } => return member(change, &identity, node_list(&identity, node)?, json).await,
             Command::Run {
                 config: Some(path), ..
-            } => vault_node::config::load(&path).map_err(anyhow::Error::msg)?,
+            } => vault_node::node::config::load(&path).map_err(anyhow::Error::msg)?,
             Command::Dev { data, listen, .. } => {
                 let now = vault_client::client::now_unix();
                 let layout = dev::ensure_dev_pki(&data, now)?;
@@ -215,7 +215,7 @@ fn main() -> anyhow::Result<()> {
                             node_id,
                             members,
                             bootstrap,
-                            policy: vault_node::placement::ClusterPolicy::default(),
+                            policy: vault_node::rules::placement::ClusterPolicy::default(),
                         })
                     }
                     None => None,
@@ -541,7 +541,7 @@ fn print_status(status: &vault_client::wire::NodeStatus) {
 
 async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
-    let node = server::start(config).await?;
+    let node = node::start(config).await?;
     // One JSON line on stdout: what scripts and tests read to find the node.
     let started = serde_json::json!({
         "node": node.cert.name.as_str(),

@@ -7,9 +7,9 @@
 
 use pki::{LogDetail, LogEntry, LogEvent, ResidentId, Role};
 
-use crate::log::{LogRecord, Salts};
-use crate::state::{self, Applied, Command, Proposal, StateError};
-use crate::store::{MetaStore, Write};
+use crate::engine::log::{LogRecord, Salts};
+use crate::engine::meta::{MetaStore, Write};
+use crate::engine::state::{self, Applied, Command, Proposal, StateError};
 
 /// The actor name recorded for residents (their identity is in the tag).
 pub const RESIDENT_ACTOR: &str = "resident";
@@ -208,11 +208,11 @@ pub fn records(
         (Command::RecordCertificateRevocations { serials }, _) => {
             for serial in serials {
                 let marker = format!("revoked_serial/{serial}").into_bytes();
-                if state.get(crate::store::Cf::Meta, &marker)?.is_some() {
+                if state.get(crate::engine::meta::Cf::Meta, &marker)?.is_some() {
                     continue;
                 }
                 writes.push(Write::Put {
-                    cf: crate::store::Cf::Meta,
+                    cf: crate::engine::meta::Cf::Meta,
                     key: marker,
                     value: Vec::new(),
                 });

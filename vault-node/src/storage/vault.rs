@@ -11,10 +11,11 @@ use std::sync::{Arc, RwLock};
 use pki::{ContentHash, PeerCert, ResidentId};
 use vault_client::{DocumentId, ErrorCode};
 
-use crate::access::ListScope;
-use crate::blobs::{BlobError, BlobStore, MASTER_KEY_LEN};
-use crate::state::{self, Applied, Command, DocumentEntry, Ledger, StateError, StoredGrant};
-use crate::store::{MetaStore, RocksStore, StoreError};
+use crate::engine::meta::MetaStore;
+use crate::engine::state::{self, DocumentEntry, StoredGrant};
+use crate::rules::access::ListScope;
+use crate::storage::blobs::{BlobError, BlobStore, MASTER_KEY_LEN};
+use crate::storage::store::RocksStore;
 use crate::Refusal;
 
 /// A data directory's layout version, written to `DATA/FORMAT`.
@@ -22,12 +23,15 @@ pub const DATA_FORMAT_VERSION: u32 = 3;
 
 /// A node's storage.
 pub struct Vault {
-    ledger: Ledger<Arc<dyn MetaStore>>,
+    /// The node's own metadata store (`db/`): the single-node ledger's.
+    local: Arc<dyn MetaStore>,
     /// In cluster mode, the cluster's state machine store: reads come
     /// from it instead of the single-node ledger's.
     reads: std::sync::OnceLock<Arc<dyn MetaStore>>,
     blobs: BlobStore,
     revoked: RwLock<HashSet<String>>,
+    /// The district CRLs in force (DER), for verifying grants' chains.
+    crls: RwLock<Vec<Vec<u8>>>,
     data_dir: PathBuf,
     /// Immutable records, parsed once: documents and grants never change.
     documents: Memo<DocumentId, DocumentEntry>,
@@ -80,18 +84,18 @@ impl Vault {
         Self::from_parts(store, blobs, data_dir)
     }
 
-    /// Builds a vault over any store (unit tests use [`crate::store::MemStore`]).
+    /// Builds a vault over any store (unit tests use [`crate::storage::store::MemStore`]).
     pub fn from_parts(
         store: Arc<dyn MetaStore>,
         blobs: BlobStore,
         data_dir: &Path,
     ) -> Result<Self, Refusal> {
-        let ledger = Ledger::open(store).map_err(Refusal::from)?;
         Ok(Vault {
-            ledger,
+            local: store,
             reads: std::sync::OnceLock::new(),
             blobs,
             revoked: RwLock::new(HashSet::new()),
+            crls: RwLock::new(Vec::new()),
             data_dir: data_dir.to_path_buf(),
             documents: Memo::new(),
             grants: Memo::new(),
@@ -109,12 +113,18 @@ impl Vault {
     }
 
     /// The metadata store (reads): the cluster's state machine store once
-    /// [`Vault::read_from`] set it, else the single-node ledger's.
+    /// [`Vault::read_from`] set it, else the node's own ([`Vault::local_store`]).
     pub fn store(&self) -> &dyn MetaStore {
         match self.reads.get() {
             Some(store) => store.as_ref(),
-            None => self.ledger.store().as_ref(),
+            None => self.local.as_ref(),
         }
+    }
+
+    /// The node's own metadata store (`db/`), which the single-node ledger
+    /// writes (in cluster mode the Raft state machine has its own).
+    pub fn local_store(&self) -> Arc<dyn MetaStore> {
+        self.local.clone()
     }
 
     /// Serves every later read from `store` (cluster mode: the Raft state
@@ -122,11 +132,6 @@ impl Vault {
     /// this one did. Call before serving any request.
     pub fn read_from(&self, store: Arc<dyn MetaStore>) -> bool {
         self.reads.set(store).is_ok()
-    }
-
-    /// Appends and applies a command (blocking: a synced write).
-    pub fn submit(&self, command: &Command) -> Result<Applied, Refusal> {
-        self.ledger.submit(command).map_err(Refusal::from)
     }
 
     /// Whether this node holds a verified blob for `hash` that the state
@@ -194,6 +199,17 @@ impl Vault {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The district CRLs in force (DER).
+    pub fn crls(&self) -> Vec<Vec<u8>> {
+        self.crls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the CRLs in force (DER) and the serials they revoke.
+    pub fn set_crls(&self, crls: Vec<Vec<u8>>, serials: HashSet<String>) {
+        *self.crls.write().unwrap_or_else(|p| p.into_inner()) = crls;
+        self.set_revoked(serials);
     }
 
     /// Replaces the set of revoked certificate serials (from the CRL).
@@ -276,20 +292,6 @@ fn master_key(path: &Path) -> Result<[u8; MASTER_KEY_LEN], Refusal> {
 
 fn storage(message: String) -> Refusal {
     Refusal::new(ErrorCode::Storage, message)
-}
-
-impl From<StateError> for Refusal {
-    fn from(e: StateError) -> Self {
-        match e {
-            StateError::Store(StoreError::DiskFull) => Refusal::new(
-                ErrorCode::DiskFull,
-                "the node's disk is full; nothing was stored".to_string(),
-            ),
-            StateError::Conflict(message) => Refusal::new(ErrorCode::InvalidArgument, message),
-            StateError::Refused(refusal) => refusal,
-            other => Refusal::new(ErrorCode::Storage, format!("{other}; nothing was stored")),
-        }
-    }
 }
 
 impl From<BlobError> for Refusal {

@@ -11,11 +11,13 @@
 //! is durable. A refused command takes no log index and writes nothing; a
 //! failed batch fails every command in it and leaves the state unchanged.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::state::{applied_index, apply, Applied, Command, Proposal, Seed, StateError};
-use crate::store::{Cf, Entries, MetaStore, StoreError, Write};
+use crate::consensus::fresh_seed;
+use crate::engine::meta::MetaStore;
+use crate::engine::state::{applied_index, apply, Applied, Command, Proposal, StateError};
+use crate::rules::clock::{Clock, SystemClock};
+use crate::storage::overlay::Overlay;
 
 /// Most commands applied in one synced batch.
 pub const BATCH_COMMANDS_MAX: usize = 1024;
@@ -31,16 +33,24 @@ struct Queue {
 /// Appends commands to the log and applies them, in synced group commits.
 pub struct Ledger<S> {
     store: S,
+    clock: Arc<dyn Clock>,
     queue: Mutex<Queue>,
     flushed: Condvar,
 }
 
 impl<S: MetaStore> Ledger<S> {
-    /// Opens the ledger over `store`, continuing after its last command.
+    /// Opens the ledger over `store`, continuing after its last command,
+    /// with commands timed by the system clock.
     pub fn open(store: S) -> Result<Self, StateError> {
+        Self::with_clock(store, Arc::new(SystemClock))
+    }
+
+    /// Opens the ledger over `store`; `clock` times each submitted command.
+    pub fn with_clock(store: S, clock: Arc<dyn Clock>) -> Result<Self, StateError> {
         let next_index = applied_index(&store)? + 1;
         Ok(Ledger {
             store,
+            clock,
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
                 flushing: false,
@@ -58,7 +68,7 @@ impl<S: MetaStore> Ledger<S> {
     /// Appends and applies `command`, returning once it is durable. On
     /// error the state is unchanged. Blocks: call from a blocking thread.
     pub fn submit(&self, command: &Command) -> Result<Applied, StateError> {
-        let seed = Seed::fresh(now_unix());
+        let seed = fresh_seed(self.clock.now_unix());
         self.propose(Proposal {
             command: command.clone(),
             seed,
@@ -133,13 +143,6 @@ impl<S: MetaStore> Ledger<S> {
     }
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn take(slot: &Slot) -> Option<Result<Applied, StateError>> {
     slot.0.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
@@ -149,107 +152,12 @@ fn fill(slot: &Slot, result: Result<Applied, StateError>) {
     slot.1.notify_all();
 }
 
-/// Reads through staged (uncommitted) writes to a base store.
-pub struct Overlay<'a, S: ?Sized> {
-    base: &'a S,
-    staged: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
-    order: Vec<Write>,
-}
-
-impl<'a, S: MetaStore + ?Sized> Overlay<'a, S> {
-    /// An empty overlay over `base`.
-    pub fn new(base: &'a S) -> Self {
-        Overlay {
-            base,
-            staged: BTreeMap::new(),
-            order: Vec::new(),
-        }
-    }
-
-    /// Stages writes (later reads see them).
-    pub fn stage(&mut self, writes: Vec<Write>) {
-        for write in writes {
-            match &write {
-                Write::Put { cf, key, value } => {
-                    self.staged.insert((*cf, key.clone()), Some(value.clone()));
-                }
-                Write::Delete { cf, key } => {
-                    self.staged.insert((*cf, key.clone()), None);
-                }
-            }
-            self.order.push(write);
-        }
-    }
-
-    /// Every staged write, in order.
-    pub fn into_writes(self) -> Vec<Write> {
-        self.order
-    }
-}
-
-impl<S: MetaStore + ?Sized> MetaStore for Overlay<'_, S> {
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.staged.get(&(cf, key.to_vec())) {
-            Some(staged) => Ok(staged.clone()),
-            None => self.base.get(cf, key),
-        }
-    }
-
-    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Entries, StoreError> {
-        let staged: Vec<_> = self
-            .staged
-            .range((cf, prefix.to_vec())..)
-            .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
-            .collect();
-        let extra = staged.len();
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
-            .base
-            .scan_prefix(cf, prefix, limit.saturating_add(extra))?
-            .into_iter()
-            .collect();
-        for ((_, key), value) in staged {
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
-        }
-        Ok(merged.into_iter().take(limit).collect())
-    }
-
-    fn write(&self, _writes: &[Write]) -> Result<(), StoreError> {
-        Err(StoreError::Io(
-            "an overlay is read-only; stage writes instead".into(),
-        ))
-    }
-
-    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Entries, StoreError> {
-        // Every staged key from `start` (a batch's worth at most): deletes
-        // among them may remove base entries, so none may be cut early.
-        let staged: Vec<_> = self
-            .staged
-            .range((cf, start.to_vec())..)
-            .take_while(|((c, _), _)| *c == cf)
-            .collect();
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
-            .base
-            .scan_from(cf, start, limit.saturating_add(staged.len()))?
-            .into_iter()
-            .collect();
-        for ((_, key), value) in staged {
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
-        }
-        Ok(merged.into_iter().take(limit).collect())
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::store::{FaultyStore, MemStore};
+    use crate::engine::meta::{Cf, StoreError, Write};
+    use crate::storage::store::{FaultyStore, MemStore};
 
     fn put(cf: Cf, key: &[u8], value: &[u8]) -> Write {
         Write::Put {
@@ -325,7 +233,7 @@ mod tests {
                         issuer: Name::parse("civil-affairs").unwrap(),
                     };
                     let signature = Signature([i; 64]);
-                    let entry = crate::state::DocumentEntry {
+                    let entry = crate::engine::state::DocumentEntry {
                         document_id: record.document_id(&signature),
                         record,
                         signature,
@@ -340,7 +248,7 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(applied_index(ledger.store()).unwrap(), 32);
-        let listed = crate::state::documents_of(
+        let listed = crate::engine::state::documents_of(
             ledger.store(),
             &pki::ResidentId::parse("resident-1").unwrap(),
             100,

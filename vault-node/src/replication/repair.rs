@@ -1,21 +1,21 @@
 //! Repair in cluster mode. One scrub does three things:
 //!
 //! - **reconcile:** for every blob the state machine knows, compares what
-//!   this node should hold (its [placement](crate::placement) over the
+//!   this node should hold (its [placement](crate::rules::placement) over the
 //!   Raft-held voters) with what it has;
 //! - **re-hash:** reads back every copy it should hold or holds,
 //!   authenticating the outboard and every group (AES-GCM, which covers
 //!   the BLAKE3 tree); a copy that is missing or fails is replaced by a
-//!   verified one fetched from a replica ([`crate::replica`]'s fetch path,
-//!   written in place atomically by a [`BlobWriter`](crate::blobs::BlobWriter));
+//!   verified one fetched from a replica ([`crate::replication::replica`]'s fetch path,
+//!   written in place atomically by a [`BlobWriter`](crate::storage::blobs::BlobWriter));
 //! - **collect orphans:** deletes blob files no document refers to once
-//!   they are older than [`ClusterPolicy::orphan_grace_s`](crate::placement::ClusterPolicy)
+//!   they are older than [`ClusterPolicy::orphan_grace_s`](crate::rules::placement::ClusterPolicy)
 //!   (an upload whose registration failed; an upload in flight is far
 //!   younger than the grace).
 //!
 //! A scrub runs [`SCRUB_FIRST_DELAY_S`] after start and then every
 //! `scrub_interval_s` of the policy; tests trigger one with
-//! [`RunningNode::scrub_once`](crate::server::RunningNode::scrub_once).
+//! [`RunningNode::scrub_once`](crate::net::server::RunningNode::scrub_once).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -26,10 +26,10 @@ use vault_client::tree::{self, GROUP_SIZE};
 use vault_client::wire::RepairStatus;
 use vault_client::ErrorCode;
 
-use crate::blobs::{BlobError, BlobStore, TAG_LEN};
-use crate::server::Ctx;
-use crate::state::BlobEntry;
-use crate::store::{Cf, MetaStore};
+use crate::engine::meta::{Cf, MetaStore};
+use crate::engine::state::BlobEntry;
+use crate::replication::Replication;
+use crate::storage::blobs::{BlobError, BlobStore, TAG_LEN};
 use crate::Refusal;
 
 /// Seconds after start before the first scrub.
@@ -96,11 +96,11 @@ pub fn groups_for(size: u64, start: u64, end: u64) -> Range<u64> {
 
 /// Verifies the local copy of `hash` on a blocking thread.
 async fn verify_blocking(
-    ctx: &Arc<Ctx>,
+    rep: &Replication,
     hash: ContentHash,
     groups: Option<Range<u64>>,
 ) -> Result<bool, Refusal> {
-    let vault = ctx.vault.clone();
+    let vault = rep.vault.clone();
     tokio::task::spawn_blocking(move || verify_local(vault.blobs(), &hash, groups))
         .await
         .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?
@@ -112,33 +112,25 @@ async fn verify_blocking(
 /// fetching a verified copy from a member otherwise. Returns whether it
 /// fetched one.
 pub(crate) async fn ensure_authentic(
-    ctx: &Arc<Ctx>,
+    rep: &Replication,
     hash: ContentHash,
     size: u64,
     groups: Option<Range<u64>>,
 ) -> Result<bool, Refusal> {
-    if verify_blocking(ctx, hash, groups).await? {
+    if verify_blocking(rep, hash, groups).await? {
         return Ok(false);
     }
-    let Some(cluster) = &ctx.cluster else {
-        return Err(Refusal::new(
-            ErrorCode::Integrity,
-            format!("the local copy of blob {hash} is missing or corrupt"),
-        ));
-    };
     tracing::warn!(blob = %hash, "the local copy is missing or corrupt; fetching one from a member");
-    crate::replica::fetch_any(ctx, cluster, hash, size).await?;
+    crate::replication::replica::fetch_any(rep, hash, size).await?;
     Ok(true)
 }
 
 /// Walks every blob the state machine knows, reads each local copy back
 /// fully and replaces those missing or corrupt with a verified copy from
 /// a member. Does nothing outside cluster mode.
-pub(crate) async fn scrub_once(ctx: &Arc<Ctx>) -> ScrubCounts {
+pub(crate) async fn scrub_once(rep: &Replication) -> ScrubCounts {
     let mut counts = ScrubCounts::default();
-    let Some(cluster) = &ctx.cluster else {
-        return counts;
-    };
+    let cluster = &rep.cluster;
     let store = cluster.store().clone();
     let mut start: Vec<u8> = Vec::new();
     loop {
@@ -171,13 +163,13 @@ pub(crate) async fn scrub_once(ctx: &Arc<Ctx>) -> ScrubCounts {
             };
             let hash = ContentHash(bytes);
             if !cluster.placement(&hash).contains(&cluster.id())
-                && !ctx.vault.blobs().contains(&hash)
+                && !rep.vault.blobs().contains(&hash)
             {
                 counts.elsewhere += 1;
                 continue;
             }
             counts.checked += 1;
-            match ensure_authentic(ctx, hash, entry.size, None).await {
+            match ensure_authentic(rep, hash, entry.size, None).await {
                 Ok(false) => {}
                 Ok(true) => {
                     counts.repaired += 1;
@@ -203,7 +195,7 @@ pub(crate) async fn scrub_once(ctx: &Arc<Ctx>) -> ScrubCounts {
     let collected = match cluster.linearize().await {
         Ok(()) => {
             let grace = Duration::from_secs(cluster.policy().orphan_grace_s);
-            let vault = ctx.vault.clone();
+            let vault = rep.vault.clone();
             tokio::task::spawn_blocking(move || collect_orphans(&vault, &*store, grace))
                 .await
                 .map_err(|e| e.to_string())
@@ -215,14 +207,14 @@ pub(crate) async fn scrub_once(ctx: &Arc<Ctx>) -> ScrubCounts {
         Ok(n) => counts.orphans_collected = n,
         Err(e) => tracing::error!(error = %e, "scrub: cannot collect orphan blobs"),
     }
-    note_scrub(ctx, &counts);
+    note_scrub(rep, &counts);
     counts
 }
 
 /// Deletes every blob file here that no blob entry of `state` refers to
 /// and that is older than `grace`; answers how many.
 pub fn collect_orphans(
-    vault: &crate::vault::Vault,
+    vault: &crate::storage::vault::Vault,
     state: &dyn MetaStore,
     grace: Duration,
 ) -> Result<u64, Refusal> {
@@ -235,7 +227,7 @@ pub fn collect_orphans(
             if age < grace {
                 return Ok(());
             }
-            let known = crate::state::blob(state, &hash)
+            let known = crate::engine::state::blob(state, &hash)
                 .map_err(|e| BlobError::Io(e.to_string()))?
                 .is_some();
             if !known && vault.blobs().remove_if_unchanged(&hash, modified)? {
@@ -249,15 +241,15 @@ pub fn collect_orphans(
 }
 
 /// Updates the node's repair totals (reported by `status`).
-pub(crate) fn note(ctx: &Ctx, update: impl FnOnce(&mut RepairStatus)) {
-    update(&mut ctx.repair.lock().unwrap_or_else(|p| p.into_inner()));
+pub(crate) fn note(rep: &Replication, update: impl FnOnce(&mut RepairStatus)) {
+    update(&mut rep.totals.lock().unwrap_or_else(|p| p.into_inner()));
 }
 
 /// Adds one scrub's counts to the node's repair totals.
-fn note_scrub(ctx: &Ctx, counts: &ScrubCounts) {
-    note(ctx, |totals| {
+fn note_scrub(rep: &Replication, counts: &ScrubCounts) {
+    note(rep, |totals| {
         totals.scrubs += 1;
-        totals.last_scrub_at = Some(vault_client::client::now_unix());
+        totals.last_scrub_at = Some(rep.clock.now_unix());
         totals.checked += counts.checked;
         totals.repaired += counts.repaired;
         totals.failed += counts.failed;
@@ -266,10 +258,10 @@ fn note_scrub(ctx: &Ctx, counts: &ScrubCounts) {
 }
 
 /// Runs [`scrub_once`] on a schedule, logging the counts.
-pub(crate) async fn scrub_loop(ctx: Arc<Ctx>) {
+pub(crate) async fn scrub_loop(rep: Arc<Replication>) {
     tokio::time::sleep(Duration::from_secs(SCRUB_FIRST_DELAY_S)).await;
     loop {
-        let counts = scrub_once(&ctx).await;
+        let counts = scrub_once(&rep).await;
         tracing::info!(
             checked = counts.checked,
             repaired = counts.repaired,
@@ -278,12 +270,7 @@ pub(crate) async fn scrub_loop(ctx: Arc<Ctx>) {
             orphans_collected = counts.orphans_collected,
             "scrubbed the local blobs"
         );
-        let interval = ctx
-            .cluster
-            .as_ref()
-            .map_or(crate::placement::DEFAULT_SCRUB_INTERVAL_S, |c| {
-                c.policy().scrub_interval_s
-            });
+        let interval = rep.cluster.policy().scrub_interval_s;
         tokio::time::sleep(Duration::from_secs(interval)).await;
     }
 }

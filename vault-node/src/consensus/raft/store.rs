@@ -23,9 +23,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{Outcome, TypeConfig};
-use crate::ledger::Overlay;
-use crate::state::{apply, StateError};
-use crate::store::{Cf, MetaStore, Write};
+use crate::engine::meta::{Cf, MetaStore, Write};
+use crate::engine::state::{apply, StateError};
+use crate::storage::overlay::Overlay;
 
 type Error = StorageError<u64>;
 type Meta = SnapshotMeta<u64, openraft::BasicNode>;
@@ -68,7 +68,7 @@ const OUTCOME_HEADER_LEN: usize = 8 + 32;
 
 /// The key of a proposal's outcome in [`Cf::Proposals`]: `p`, the seed's
 /// time (u64 BE) and the first 16 bytes of its random nonce.
-pub fn proposal_key(seed: &crate::state::Seed) -> Vec<u8> {
+pub fn proposal_key(seed: &crate::engine::state::Seed) -> Vec<u8> {
     let mut key = Vec::with_capacity(25);
     key.push(OUTCOME_PREFIX);
     key.extend_from_slice(&u64::try_from(seed.at).unwrap_or(0).to_be_bytes());
@@ -433,7 +433,9 @@ fn flush_loop<S: MetaStore + ?Sized>(
         }
         let synced = match store.upgrade() {
             Some(store) => store.sync(),
-            None => Err(crate::store::StoreError::Io("the store was closed".into())),
+            None => Err(crate::engine::meta::StoreError::Io(
+                "the store was closed".into(),
+            )),
         };
         if let Err(e) = &synced {
             tracing::error!(error = %e, "cannot sync the Raft log");
@@ -447,7 +449,7 @@ fn flush_loop<S: MetaStore + ?Sized>(
     }
 }
 
-/// The vault's state machine under Raft: [`crate::state::apply`] per entry,
+/// The vault's state machine under Raft: [`crate::engine::state::apply`] per entry,
 /// plus the last applied log id, the membership and the current snapshot in
 /// [`Cf::RaftMeta`]. Clones share the store and serve as snapshot builders.
 pub struct StateMachine<S: ?Sized> {
@@ -756,8 +758,8 @@ fn decode_snapshot(bytes: &[u8]) -> Result<(Meta, Records<'_>), String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::state::{Command, Proposal, Seed};
-    use crate::store::{MemStore, RocksStore};
+    use crate::engine::state::{Command, Proposal, Seed};
+    use crate::storage::store::{MemStore, RocksStore};
     use openraft::testing::{StoreBuilder, Suite};
     use openraft::CommittedLeaderId;
     use pki::{Name, Role};
@@ -870,8 +872,8 @@ mod tests {
     }
 
     fn log_root(store: &dyn MetaStore) -> (u64, vault_client::merkle::Hash) {
-        let size = crate::log::size(store).unwrap();
-        (size, crate::log::subtree(store, 0, size).unwrap())
+        let size = crate::engine::log::size(store).unwrap();
+        (size, crate::engine::log::subtree(store, 0, size).unwrap())
     }
 
     #[tokio::test]
@@ -890,7 +892,10 @@ mod tests {
         let outcomes = sm.apply(entries).await.unwrap();
         assert_eq!(outcomes[0], Outcome::Internal);
         for outcome in &outcomes[1..] {
-            assert_eq!(*outcome, Outcome::Applied(crate::state::Applied::Recorded));
+            assert_eq!(
+                *outcome,
+                Outcome::Applied(crate::engine::state::Applied::Recorded)
+            );
         }
 
         let direct = MemStore::new();
@@ -901,7 +906,7 @@ mod tests {
         let (size, root) = log_root(&direct);
         assert_eq!(size, 3);
         assert_eq!(log_root(&*rocks), (size, root));
-        assert_eq!(crate::state::applied_index(&*rocks).unwrap(), 4);
+        assert_eq!(crate::engine::state::applied_index(&*rocks).unwrap(), 4);
         let (last, _) = sm.applied_state().await.unwrap();
         assert_eq!(last.map(|id| id.index), Some(4));
 
@@ -941,7 +946,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(log_root(&*other), (size, root));
-        assert_eq!(crate::state::applied_index(&*other).unwrap(), 4);
+        assert_eq!(crate::engine::state::applied_index(&*other).unwrap(), 4);
         assert_eq!(follower.applied_state().await.unwrap().0, last);
         assert!(other
             .get(Cf::Commands, &3u64.to_be_bytes())
@@ -956,7 +961,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(follower.applied_state().await.unwrap().0, None);
-        assert_eq!(crate::log::size(&*other).unwrap(), 0);
+        assert_eq!(crate::engine::log::size(&*other).unwrap(), 0);
     }
 
     #[tokio::test]
@@ -970,11 +975,11 @@ mod tests {
             .apply([normal(1, first.clone()), normal(2, first.clone())])
             .await
             .unwrap();
-        let recorded = Outcome::Applied(crate::state::Applied::Recorded);
+        let recorded = Outcome::Applied(crate::engine::state::Applied::Recorded);
         assert_eq!(outcomes, vec![recorded.clone(), recorded.clone()]);
         let outcomes = sm.apply([normal(3, first.clone())]).await.unwrap();
         assert_eq!(outcomes, vec![recorded.clone()]);
-        assert_eq!(crate::log::size(&*store).unwrap(), 1);
+        assert_eq!(crate::engine::log::size(&*store).unwrap(), 1);
         assert_eq!(
             sm.applied_state().await.unwrap().0.map(|id| id.index),
             Some(3)
@@ -1002,7 +1007,7 @@ mod tests {
             *code = "grant.revoked".into();
         }
         sm.apply([normal(6, other)]).await.unwrap();
-        assert_eq!(crate::log::size(&*store).unwrap(), 2);
+        assert_eq!(crate::engine::log::size(&*store).unwrap(), 2);
         // Outcomes are kept for PROPOSAL_OUTCOME_WINDOW entries, whatever
         // the seeds' clocks say; past that they are pruned as later
         // proposals apply, and a copy arriving then would apply again.
@@ -1010,7 +1015,11 @@ mod tests {
         skewed.seed.at = first.seed.at + 1_000_000;
         sm.apply([normal(7, skewed.clone())]).await.unwrap();
         sm.apply([normal(8, first.clone())]).await.unwrap();
-        assert_eq!(crate::log::size(&*store).unwrap(), 3, "pruned by a clock");
+        assert_eq!(
+            crate::engine::log::size(&*store).unwrap(),
+            3,
+            "pruned by a clock"
+        );
         // Entries 1 (first) and 4 (deny) fall out of the window, 7 stays.
         let far = 5 + PROPOSAL_OUTCOME_WINDOW;
         let mut later = refusal(3);
@@ -1027,7 +1036,7 @@ mod tests {
             vec![proposal_key(&later.seed), proposal_key(&skewed.seed)]
         );
         sm.apply([normal(far + 1, first)]).await.unwrap();
-        assert_eq!(crate::log::size(&*store).unwrap(), 5);
+        assert_eq!(crate::engine::log::size(&*store).unwrap(), 5);
     }
 
     #[tokio::test]

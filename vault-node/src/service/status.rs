@@ -9,16 +9,22 @@ use pki::{PeerCert, Role};
 use vault_client::wire::{NodeStatus, Response};
 use vault_client::ErrorCode;
 
-use crate::server::Ctx;
-use crate::state::StateError;
-use crate::store::{Cf, MetaStore};
+use crate::engine::meta::{Cf, MetaStore};
+use crate::engine::state::StateError;
+use crate::replication::Replication;
+use crate::storage::vault::Vault;
 use crate::Refusal;
 
 /// Entries read per scan when counting documents.
 const COUNT_BATCH: usize = 10_000;
 
 /// Answers a status request from a node or an auditor.
-pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response, Refusal> {
+pub async fn handle(
+    node: &str,
+    vault: &Arc<Vault>,
+    replication: Option<&Arc<Replication>>,
+    caller: &PeerCert,
+) -> Result<Response, Refusal> {
     if !matches!(caller.role, Role::Node | Role::Auditor) {
         return Err(Refusal::new(
             ErrorCode::Forbidden,
@@ -29,7 +35,8 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response
             ),
         ));
     }
-    let raft_progress = ctx.cluster.as_ref().map(|cluster| {
+    let cluster = replication.map(|r| &r.cluster);
+    let raft_progress = cluster.map(|cluster| {
         let metrics = cluster.raft().metrics().borrow().clone();
         (
             metrics.snapshot.map(|id| id.index),
@@ -37,14 +44,15 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response
             *cluster.policy(),
         )
     });
-    let placed = match &ctx.cluster {
+    let placed = match cluster {
         Some(cluster) => Some(count_placed(cluster).await?),
         None => None,
     };
-    let (node_id, leader, members, last_log_index) = match &ctx.cluster {
+    let (node_id, leader, members, last_log_index) = match cluster {
         Some(cluster) => {
             let metrics = cluster.raft().metrics().borrow().clone();
-            let members = crate::raft::members_of(metrics.membership_config.membership());
+            let members =
+                crate::consensus::raft::members_of(metrics.membership_config.membership());
             (
                 Some(cluster.id()),
                 metrics.current_leader,
@@ -54,11 +62,11 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response
         }
         None => (None, None, Vec::new(), None),
     };
-    let vault = ctx.vault.clone();
+    let vault = vault.clone();
     let counted = tokio::task::spawn_blocking(move || -> Result<_, Refusal> {
         let store = vault.store();
-        let applied_index = crate::state::applied_index(store)?;
-        let log_size = crate::log::size(store).map_err(StateError::from)?;
+        let applied_index = crate::engine::state::applied_index(store)?;
+        let log_size = crate::engine::log::size(store).map_err(StateError::from)?;
         let documents = count(store, Cf::Documents).map_err(StateError::from)?;
         let blobs_local = count_files(&vault.data_dir().join("blobs"));
         Ok((applied_index, log_size, documents, blobs_local))
@@ -68,8 +76,8 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response
     let (applied_index, log_size, documents, blobs_local) = counted;
     Ok(Response::Status {
         status: NodeStatus {
-            node: ctx.identity.cert.name.to_string(),
-            cluster: ctx.cluster.is_some(),
+            node: node.to_string(),
+            cluster: cluster.is_some(),
             node_id,
             leader,
             members,
@@ -83,16 +91,13 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, caller: &PeerCert) -> Result<Response
             purged_index: raft_progress.and_then(|p| p.1),
             replicas: raft_progress.map(|p| p.2.replicas),
             write_quorum: raft_progress.map(|p| p.2.write_quorum),
-            repair: ctx
-                .cluster
-                .as_ref()
-                .map(|_| ctx.repair.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            repair: replication.map(|r| r.totals()),
         },
     })
 }
 
 /// How many of the blobs the state machine knows are placed on this node.
-async fn count_placed(cluster: &Arc<crate::raft::Cluster>) -> Result<u64, Refusal> {
+async fn count_placed(cluster: &Arc<crate::consensus::raft::Cluster>) -> Result<u64, Refusal> {
     let cluster = cluster.clone();
     tokio::task::spawn_blocking(move || -> Result<u64, Refusal> {
         let store = cluster.store();
@@ -109,7 +114,8 @@ async fn count_placed(cluster: &Arc<crate::raft::Cluster>) -> Result<u64, Refusa
                     continue;
                 };
                 let hash = pki::ContentHash(bytes);
-                let chosen = crate::placement::replicas(&hash, voters.iter().copied(), replicas);
+                let chosen =
+                    crate::rules::placement::replicas(&hash, voters.iter().copied(), replicas);
                 if chosen.contains(&cluster.id()) {
                     placed += 1;
                 }
@@ -128,7 +134,7 @@ async fn count_placed(cluster: &Arc<crate::raft::Cluster>) -> Result<u64, Refusa
 }
 
 /// How many entries `cf` holds.
-fn count(store: &dyn MetaStore, cf: Cf) -> Result<u64, crate::store::StoreError> {
+fn count(store: &dyn MetaStore, cf: Cf) -> Result<u64, crate::engine::meta::StoreError> {
     let mut total = 0u64;
     let mut start = Vec::new();
     loop {

@@ -1,27 +1,48 @@
 //! Consent handlers: departments request access, residents approve, deny
 //! and revoke, departments fetch under grants. Each decision is made by the
-//! pure rules in [`crate::access`] and [`crate::grants`]; each change goes
+//! pure rules in [`crate::rules::access`] and [`crate::rules::grants`]; each change goes
 //! through the state machine as a [`Command`], so a refusal changes no state.
 
 use std::sync::Arc;
 
 use pki::{
-    AccessRequest, GrantBody, GrantId, GrantedDocument, PeerCert, RequestId, RequestScope, Role,
-    Signature,
+    AccessRequest, GrantBody, GrantId, GrantedDocument, Identity, PeerCert, RequestId,
+    RequestScope, Role, Signature,
 };
 use vault_client::wire::{GrantView, Request, RequestView, RequestedDocument, Response};
 use vault_client::ErrorCode;
 
-use crate::grants;
-use crate::server::Ctx;
-use crate::state::{
+use crate::consensus::Consensus;
+use crate::engine::state::{
     self, Applied, Command, DocumentEntry, GrantEntry, GrantSide, RequestEntry, RequestStatus,
 };
+use crate::rules::access::require_role;
+use crate::rules::clock::Clock;
+use crate::rules::grants::{self, GrantCache, PurposeRegistry};
+use crate::storage::vault::Vault;
 use crate::Refusal;
 
+/// What the consent handlers use: the node's storage, how commands become
+/// durable, the clock, the purpose registry, the cache of verified grant
+/// signatures and the node's identity (it seals grants).
+pub struct Consent {
+    /// This node's storage (reads, revoked serials, CRLs).
+    pub vault: Arc<Vault>,
+    /// How commands become durable.
+    pub consensus: Arc<Consensus>,
+    /// The clock decisions are made against.
+    pub clock: Arc<dyn Clock>,
+    /// The registered purposes.
+    pub purposes: PurposeRegistry,
+    /// Grants whose signatures verified.
+    pub grant_cache: GrantCache,
+    /// The node's identity: its key seals grants.
+    pub identity: Arc<Identity>,
+}
+
 /// Handles every consent-related request.
-pub(crate) async fn handle(
-    ctx: &Arc<Ctx>,
+pub async fn handle(
+    ctx: &Consent,
     caller: &PeerCert,
     caller_der: &[u8],
     request: Request,
@@ -47,27 +68,18 @@ pub(crate) async fn handle(
     }
 }
 
-/// Applies a command (see [`Ctx::submit`]).
-async fn submit(ctx: &Arc<Ctx>, command: Command) -> Result<Applied, Refusal> {
-    ctx.submit(command).await
-}
-
-fn now() -> i64 {
-    vault_client::client::now_unix()
+/// Applies a command (see [`Consensus::submit`]).
+async fn submit(ctx: &Consent, command: Command) -> Result<Applied, Refusal> {
+    ctx.consensus.submit(command, &*ctx.clock).await
 }
 
 async fn create_request(
-    ctx: &Arc<Ctx>,
+    ctx: &Consent,
     caller: &PeerCert,
     request: AccessRequest,
     signature: Signature,
 ) -> Result<Response, Refusal> {
-    if caller.role != Role::Department {
-        return Err(Refusal::new(
-            ErrorCode::Forbidden,
-            "only departments make access requests",
-        ));
-    }
+    require_role(caller, Role::Department, "make access requests")?;
     request.verify(&signature, caller).map_err(|e| {
         let code = if e.code() == "pki.malformed_statement" {
             ErrorCode::InvalidArgument
@@ -107,7 +119,7 @@ async fn create_request(
 /// kinds the resident does not hold are dropped silently: the department
 /// learns nothing about a resident's documents before consent (the resident
 /// sees what resolved; the department sees the documents only in the grant).
-fn resolve(ctx: &Ctx, request: &AccessRequest) -> Result<Vec<GrantedDocument>, Refusal> {
+fn resolve(ctx: &Consent, request: &AccessRequest) -> Result<Vec<GrantedDocument>, Refusal> {
     let mut out = Vec::new();
     match &request.scope {
         RequestScope::Documents(ids) => {
@@ -143,7 +155,7 @@ fn granted(entry: &DocumentEntry) -> GrantedDocument {
     }
 }
 
-fn pending(ctx: &Ctx, caller: &PeerCert) -> Result<Response, Refusal> {
+fn pending(ctx: &Consent, caller: &PeerCert) -> Result<Response, Refusal> {
     let resident = resident_of(caller)?;
     let entries = state::pending_requests(ctx.vault.store(), &resident).map_err(Refusal::from)?;
     let mut requests = Vec::new();
@@ -153,7 +165,7 @@ fn pending(ctx: &Ctx, caller: &PeerCert) -> Result<Response, Refusal> {
     Ok(Response::Requests { requests })
 }
 
-fn request_view(ctx: &Ctx, entry: &RequestEntry) -> Result<RequestView, Refusal> {
+fn request_view(ctx: &Consent, entry: &RequestEntry) -> Result<RequestView, Refusal> {
     let (description, legal_basis) = match ctx.purposes.get(&entry.request.purpose) {
         Ok(p) => (p.description.clone(), p.legal_basis.clone()),
         Err(_) => ("(no longer in the registry)".into(), String::new()),
@@ -182,21 +194,12 @@ fn request_view(ctx: &Ctx, entry: &RequestEntry) -> Result<RequestView, Refusal>
 }
 
 fn resident_of(caller: &PeerCert) -> Result<pki::ResidentId, Refusal> {
-    if caller.role != Role::Resident {
-        return Err(Refusal::new(
-            ErrorCode::Forbidden,
-            format!(
-                "only residents do this; you are {} {}",
-                caller.role.as_str(),
-                caller.name
-            ),
-        ));
-    }
+    require_role(caller, Role::Resident, "do this")?;
     Ok(pki::ResidentId::parse(caller.name.as_str())?)
 }
 
 /// Loads a request and checks the caller is the resident it names.
-fn addressed(ctx: &Ctx, caller: &PeerCert, id: RequestId) -> Result<RequestEntry, Refusal> {
+fn addressed(ctx: &Consent, caller: &PeerCert, id: RequestId) -> Result<RequestEntry, Refusal> {
     let entry = state::request(ctx.vault.store(), id)
         .map_err(Refusal::from)?
         .ok_or_else(|| {
@@ -222,7 +225,7 @@ fn addressed(ctx: &Ctx, caller: &PeerCert, id: RequestId) -> Result<RequestEntry
 }
 
 async fn approve(
-    ctx: &Arc<Ctx>,
+    ctx: &Consent,
     caller: &PeerCert,
     caller_der: &[u8],
     request_id: RequestId,
@@ -230,7 +233,7 @@ async fn approve(
     consent: Signature,
 ) -> Result<Response, Refusal> {
     let entry = addressed(ctx, caller, request_id)?;
-    let now = now();
+    let now = ctx.clock.now_unix();
     grants::check_approval(&entry, &body, now)?;
     body.verify_consent(&consent, caller)
         .map_err(grants::grant_refusal)?;
@@ -249,7 +252,7 @@ async fn approve(
 }
 
 async fn deny(
-    ctx: &Arc<Ctx>,
+    ctx: &Consent,
     caller: &PeerCert,
     request_id: RequestId,
 ) -> Result<Response, Refusal> {
@@ -258,7 +261,7 @@ async fn deny(
         ctx,
         Command::DenyRequest {
             request_id,
-            at: now(),
+            at: ctx.clock.now_unix(),
         },
     )
     .await?;
@@ -294,7 +297,7 @@ fn side_of(caller: &PeerCert) -> Result<GrantSide, Refusal> {
     }
 }
 
-fn list_grants(ctx: &Ctx, caller: &PeerCert) -> Result<Response, Refusal> {
+fn list_grants(ctx: &Consent, caller: &PeerCert) -> Result<Response, Refusal> {
     let side = side_of(caller)?;
     let entries =
         state::grants_of(ctx.vault.store(), side, caller.name.as_str()).map_err(Refusal::from)?;
@@ -316,7 +319,7 @@ fn is_party(caller: &PeerCert, entry: &GrantEntry) -> bool {
     }
 }
 
-fn party_grant(ctx: &Ctx, caller: &PeerCert, grant_id: GrantId) -> Result<GrantEntry, Refusal> {
+fn party_grant(ctx: &Consent, caller: &PeerCert, grant_id: GrantId) -> Result<GrantEntry, Refusal> {
     let entry = state::grant(ctx.vault.store(), grant_id)
         .map_err(Refusal::from)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
@@ -330,7 +333,7 @@ fn party_grant(ctx: &Ctx, caller: &PeerCert, grant_id: GrantId) -> Result<GrantE
     Ok(entry)
 }
 
-fn show_grant(ctx: &Ctx, caller: &PeerCert, grant_id: GrantId) -> Result<Response, Refusal> {
+fn show_grant(ctx: &Consent, caller: &PeerCert, grant_id: GrantId) -> Result<Response, Refusal> {
     let entry = party_grant(ctx, caller, grant_id)?;
     Ok(Response::GrantDetail {
         grant: grant_view(&entry),
@@ -338,15 +341,15 @@ fn show_grant(ctx: &Ctx, caller: &PeerCert, grant_id: GrantId) -> Result<Respons
     })
 }
 
-async fn revoke(ctx: &Arc<Ctx>, caller: &PeerCert, grant_id: GrantId) -> Result<Response, Refusal> {
+async fn revoke(ctx: &Consent, caller: &PeerCert, grant_id: GrantId) -> Result<Response, Refusal> {
     // Whether the caller may revoke is decided on the cluster's latest state.
-    ctx.linearize().await?;
+    ctx.consensus.linearize().await?;
     let entry = party_grant(ctx, caller, grant_id)?;
     let command = Command::RevokeGrant {
         grant_id,
         by: caller.name.clone(),
         role: caller.role,
-        at: now(),
+        at: ctx.clock.now_unix(),
     };
     submit(ctx, command).await?;
     ctx.grant_cache.forget(&entry.grant);
@@ -357,8 +360,8 @@ async fn revoke(ctx: &Arc<Ctx>, caller: &PeerCert, grant_id: GrantId) -> Result<
 /// Checks a fetch under a grant (holder, scope, window, uses, revocation,
 /// signatures); the use itself is counted by the caller through the state
 /// machine, which repeats the state checks atomically.
-pub(crate) fn check_use(
-    ctx: &Arc<Ctx>,
+pub fn check_use(
+    ctx: &Consent,
     caller: &PeerCert,
     document: &DocumentEntry,
     grant_id: GrantId,
@@ -368,7 +371,7 @@ pub(crate) fn check_use(
         .map_err(Refusal::from)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
     ctx.grant_cache
-        .verify(&entry.grant, ctx.identity.ca_der(), || ctx.crls())?;
+        .verify(&entry.grant, ctx.identity.ca_der(), || ctx.vault.crls())?;
     grants::check_use(
         &entry,
         &counter,
@@ -376,6 +379,6 @@ pub(crate) fn check_use(
         &document.document_id,
         &document.record.content_hash,
         &|serial| ctx.vault.is_revoked(serial),
-        now(),
+        ctx.clock.now_unix(),
     )
 }

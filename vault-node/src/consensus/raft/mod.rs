@@ -1,16 +1,16 @@
 //! Replication, first slice: openraft's storage on the node's own RocksDB.
 //!
-//! [`LogStore`] keeps the Raft log ([`Cf::RaftLog`](crate::store::Cf::RaftLog))
+//! [`LogStore`] keeps the Raft log ([`Cf::RaftLog`](crate::engine::meta::Cf::RaftLog))
 //! and the vote, committed and purged pointers
-//! ([`Cf::RaftMeta`](crate::store::Cf::RaftMeta)). [`StateMachine`] applies
-//! each committed [`Proposal`] with [`crate::state::apply`], the same pure
-//! function the single-node [`Ledger`](crate::ledger::Ledger) uses, with the
+//! ([`Cf::RaftMeta`](crate::engine::meta::Cf::RaftMeta)). [`StateMachine`] applies
+//! each committed [`Proposal`] with [`crate::engine::state::apply`], the same pure
+//! function the single-node [`Ledger`](crate::consensus::ledger::Ledger) uses, with the
 //! Raft log index as the command index, and commits its writes together
 //! with the last applied log id and membership in one synced batch.
 //!
 //! [`Network`] carries openraft's RPCs between nodes over QUIC (see
 //! [`network`]); a node answers them once its Raft instance is attached
-//! with [`RunningNode::attach_raft`](crate::server::RunningNode::attach_raft).
+//! with [`RunningNode::attach_raft`](crate::net::server::RunningNode::attach_raft).
 //! [`Cluster`] ties the pieces together.
 //!
 //! **Where the Raft state lives:** a [`Cluster`] opens its own RocksDB in
@@ -18,7 +18,7 @@
 //! single-node `<data_dir>/db/`; its replicated column families and the two
 //! Raft ones are separate from the single-node vault's.
 //!
-//! A node started with a [`ClusterConfig`](crate::server::ClusterConfig)
+//! A node started with a [`ClusterConfig`](crate::net::server::ClusterConfig)
 //! orders every metadata write through [`Cluster::propose`] (a follower
 //! forwards it to the leader), serves reads from the cluster's state
 //! machine store, and confirms authorization reads with
@@ -51,9 +51,9 @@ use serde::{Deserialize, Serialize};
 use vault_client::wire::{ErrorBody, MembershipChange, RaftRpc, StatusMember};
 use vault_client::ErrorCode;
 
-use crate::placement::ClusterPolicy;
-use crate::state::{Applied, Proposal, StateError};
-use crate::store::RocksStore;
+use crate::engine::state::{Applied, Proposal, StateError};
+use crate::rules::placement::ClusterPolicy;
+use crate::storage::store::RocksStore;
 use crate::Refusal;
 
 pub(crate) use network::serve_rpc;
@@ -141,10 +141,7 @@ pub struct Cluster {
     policy: ClusterPolicy,
 }
 
-/// How long [`Cluster::propose`] and [`Cluster::linearize`] look for a
-/// leader before answering [`ErrorCode::ClusterUnavailable`], in
-/// milliseconds.
-pub const CLUSTER_DEADLINE_MS: u64 = 10_000;
+pub use crate::rules::placement::CLUSTER_DEADLINE_MS;
 /// Pause between two attempts to find a leader, in milliseconds.
 const LEADER_RETRY_MS: u64 = 100;
 /// How long a forwarded proposal may take, in milliseconds: as long as the
@@ -264,7 +261,7 @@ impl Cluster {
 
     /// The nodes that hold `hash` (R of the voters, by rendezvous hashing).
     pub fn placement(&self, hash: &pki::ContentHash) -> Vec<u64> {
-        crate::placement::replicas(hash, self.voters(), self.policy.replicas)
+        crate::rules::placement::replicas(hash, self.voters(), self.policy.replicas)
     }
 
     /// The leader this node knows of, if any.
@@ -701,7 +698,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome as the single-node [`Ledger`](crate::ledger::Ledger)
+    /// The outcome as the single-node [`Ledger`](crate::consensus::ledger::Ledger)
     /// reports it: `None` for an internal entry.
     pub fn into_result(self) -> Result<Option<Applied>, StateError> {
         match self {

@@ -31,8 +31,40 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::placement::{self, ClusterPolicy};
-use crate::server::{ClusterConfig, NodeConfig};
+use crate::rules::placement::{self, ClusterPolicy};
+
+/// What a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// The node's data directory.
+    pub data_dir: PathBuf,
+    /// The node's identity directory (cert.pem, key.pem, ca.pem).
+    pub identity_dir: PathBuf,
+    /// The district CRL (PEM), re-read when it changes.
+    pub crl_path: Option<PathBuf>,
+    /// The purpose registry (JSON); none means no access requests are accepted.
+    pub purposes_path: Option<PathBuf>,
+    /// Cluster mode: replicate metadata with Raft among these members.
+    /// `None` runs the single-node vault.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A node's place in a Raft cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's Raft id (a key of `members`).
+    pub node_id: u64,
+    /// Every member, this node included: Raft id to `HOST:PORT` (the host
+    /// must be a name in that node's certificate).
+    pub members: BTreeMap<u64, String>,
+    /// Whether this node makes the initial membership (on one node only;
+    /// ignored once the cluster is initialized).
+    pub bootstrap: bool,
+    /// Placement, replication, repair and snapshot settings.
+    pub policy: ClusterPolicy,
+}
 
 /// The file's top level.
 #[derive(Debug, Clone, Deserialize)]

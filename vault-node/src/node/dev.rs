@@ -85,7 +85,7 @@ pub fn ensure_purposes(path: &Path) -> Result<(), Refusal> {
     if path.exists() {
         return Ok(());
     }
-    let list = crate::grants::PurposeRegistry::development();
+    let list = crate::rules::grants::PurposeRegistry::development();
     let text = serde_json::to_string_pretty(&list)
         .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
     std::fs::write(path, text)

@@ -10,16 +10,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use pki::{DocumentId, Grant, GrantBody, GrantId, PeerCert, Purpose, Role};
+use pki::{DocumentId, Grant, GrantBody, PeerCert, Purpose, Role};
 use serde::{Deserialize, Serialize};
 use vault_client::ErrorCode;
 
-use crate::state::{GrantCounter, RequestEntry, StoredGrant};
+pub use crate::engine::grant_state::{check_state, GRANT_SKEW_S};
+use crate::engine::state::{GrantCounter, RequestEntry, StoredGrant};
 use crate::Refusal;
 
-/// How far ahead of the node's clock a grant's `not_before` may be (the
-/// resident's clock may run fast). `not_after` gets no allowance: fail closed.
-pub const GRANT_SKEW_S: i64 = 30;
 /// Verified grants remembered; the cache is cleared when it fills.
 pub const GRANT_CACHE_MAX: usize = 100_000;
 /// Most purposes a registry may hold.
@@ -167,51 +165,6 @@ pub fn check_approval(request: &RequestEntry, body: &GrantBody, now: i64) -> Res
     }
     if body.not_before < now - GRANT_SKEW_S - r.ttl_s as i64 || body.not_after <= now {
         return Err(widened("has a validity window already over"));
-    }
-    Ok(())
-}
-
-/// State checks that the state machine repeats when it counts a use
-/// (deterministic: `at` comes from the command).
-pub fn check_state(id: GrantId, counter: &GrantCounter, at: i64) -> Result<(), Refusal> {
-    let body = counter;
-    if let Some(revoked) = &counter.revoked {
-        return Err(Refusal::new(
-            ErrorCode::GrantRevoked,
-            format!(
-                "grant {id} was revoked by {} {} at {}",
-                revoked.role.as_str(),
-                revoked.by,
-                revoked.at
-            ),
-        ));
-    }
-    if at + GRANT_SKEW_S < body.not_before {
-        return Err(Refusal::new(
-            ErrorCode::GrantNotYetValid,
-            format!(
-                "grant {id} is valid from {}; it is now {at}",
-                body.not_before
-            ),
-        ));
-    }
-    if at > body.not_after {
-        return Err(Refusal::new(
-            ErrorCode::GrantExpired,
-            format!(
-                "grant {id} expired at {}; ask the resident for a new one",
-                body.not_after
-            ),
-        ));
-    }
-    if counter.uses >= body.max_uses {
-        return Err(Refusal::new(
-            ErrorCode::GrantExhausted,
-            format!(
-                "grant {id} allowed {} uses and all are spent",
-                body.max_uses
-            ),
-        ));
     }
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! `BLAKE3("vault/placement/v1" || h || n)`, and the blob lives on the
 //! [`ClusterPolicy::replicas`] highest scores. Adding or removing a node
 //! moves only the blobs whose top `R` it enters or leaves (about `R/N` of
-//! them), which the reconciler in [`crate::repair`] then fetches.
+//! them), which the reconciler in [`crate::replication::repair`] then fetches.
+
+use std::time::Duration;
 
 use pki::ContentHash;
 
@@ -71,21 +73,37 @@ impl ClusterPolicy {
     }
 }
 
+/// Time any blob transfer between nodes may take, in seconds, on top of
+/// [`TRANSFER_RATE_MIN_BYTES_S`].
+pub const TRANSFER_BASE_S: u64 = 30;
+/// The slowest transfer rate between nodes that is not given up on, in
+/// bytes per second (a 4 GiB document gets 30 s + 68 min).
+pub const TRANSFER_RATE_MIN_BYTES_S: u64 = 1024 * 1024;
+
+/// How long pushing or fetching a blob of `size` bytes may take.
+pub fn transfer_deadline(size: u64) -> Duration {
+    Duration::from_secs(TRANSFER_BASE_S + size / TRANSFER_RATE_MIN_BYTES_S)
+}
+
+/// How long `Cluster::propose` and `Cluster::linearize` look for a
+/// leader before answering `cluster.unavailable`, in
+/// milliseconds.
+pub const CLUSTER_DEADLINE_MS: u64 = 10_000;
 /// Smallest `orphan_grace_s` accepted, in seconds: longer than the slowest
 /// upload can wait for its registration (pushing the largest document at
 /// the slowest rate not given up on, then the cluster deadline), so a copy
 /// stored for a document still being registered is never collected.
-pub const ORPHAN_GRACE_S_MIN: u64 = crate::replica::TRANSFER_BASE_S
-    + vault_client::wire::DOCUMENT_SIZE_MAX / crate::replica::TRANSFER_RATE_MIN_BYTES_S
-    + crate::raft::CLUSTER_DEADLINE_MS / 1000;
+pub const ORPHAN_GRACE_S_MIN: u64 = TRANSFER_BASE_S
+    + vault_client::wire::DOCUMENT_SIZE_MAX / TRANSFER_RATE_MIN_BYTES_S
+    + CLUSTER_DEADLINE_MS / 1000;
 /// Default R.
 pub const DEFAULT_REPLICAS: usize = 3;
 /// Default W.
 pub const DEFAULT_WRITE_QUORUM: usize = 2;
 /// Default seconds between scrubs.
 pub const DEFAULT_SCRUB_INTERVAL_S: u64 = 60;
-/// Default grace before an orphan blob is collected: one hour, far longer
-/// than any upload takes.
+/// Default grace before an orphan blob is collected: three hours, longer
+/// than [`ORPHAN_GRACE_S_MIN`] (the slowest upload's registration).
 pub const DEFAULT_ORPHAN_GRACE_S: u64 = 3 * 3_600;
 /// Default entries between snapshots.
 pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5_000;

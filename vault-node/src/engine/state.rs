@@ -5,7 +5,7 @@
 //! the same result. [`Ledger`] is the single-node driver: it appends
 //! commands (with their [`Seed`]) to the RocksDB command log and applies
 //! them in synced group commits. Every command also appends its entries to
-//! the transparency log ([`crate::audit`], [`crate::log`]) in the same batch.
+//! the transparency log ([`crate::engine::entries`], [`crate::engine::log`]) in the same batch.
 //!
 //! **Invariant:** the state a node holds is a pure function of its command
 //! log. **Invariant:** a command whose writes fail to commit leaves no trace.
@@ -17,7 +17,7 @@ use pki::{
 use serde::{Deserialize, Serialize};
 use vault_client::{DocumentId, ErrorCode};
 
-use crate::store::{Cf, MetaStore, StoreError, Write};
+use crate::engine::meta::{Cf, MetaStore, StoreError, Write};
 use crate::Refusal;
 
 /// Key of the last applied command index in [`Cf::Meta`].
@@ -220,7 +220,7 @@ pub struct BlobEntry {
 }
 
 /// What applying a command did. Serializable: it is the answer a Raft
-/// state machine returns to the proposer ([`crate::raft::Outcome`]).
+/// state machine returns to the proposer ([`crate::consensus::raft::Outcome`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "applied", rename_all = "snake_case")]
 pub enum Applied {
@@ -271,18 +271,6 @@ pub struct Seed {
 }
 
 impl Seed {
-    /// A fresh seed at `at`.
-    pub fn fresh(at: i64) -> Self {
-        let rng = ring::rand::SystemRandom::new();
-        let mut nonce = [0u8; 32];
-        let mut salt = [0u8; 32];
-        // A failing system RNG leaves zeros: entries stay correct, details
-        // merely less hidden; ring's SystemRandom does not fail on Linux.
-        let _ = ring::rand::SecureRandom::fill(&rng, &mut nonce);
-        let _ = ring::rand::SecureRandom::fill(&rng, &mut salt);
-        Seed { at, nonce, salt }
-    }
-
     /// The nonce for the `n`-th record of a command.
     pub(crate) fn nonce_for(&self, n: usize) -> [u8; 32] {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.nonce);
@@ -370,8 +358,8 @@ pub fn apply(
         | Command::RecordRefusal { .. }
         | Command::RecordCertificateRevocations { .. } => Applied::Recorded,
     };
-    let records = crate::audit::records(state, proposal, &applied, &mut writes)?;
-    crate::log::append_all(state, records, &mut writes)?;
+    let records = crate::engine::entries::records(state, proposal, &applied, &mut writes)?;
+    crate::engine::log::append_all(state, records, &mut writes)?;
     Ok((applied, writes))
 }
 
@@ -537,7 +525,7 @@ fn use_grant(
 ) -> Result<Applied, StateError> {
     let mut counter = grant_counter(state, grant_id)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
-    crate::grants::check_state(grant_id, &counter, at)?;
+    crate::engine::grant_state::check_state(grant_id, &counter, at)?;
     counter.uses += 1;
     let use_number = counter.uses;
     writes.push(put(
@@ -754,14 +742,28 @@ fn read<T: for<'de> Deserialize<'de>>(
     }
 }
 
-pub use crate::ledger::Ledger;
+impl From<StateError> for Refusal {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Store(StoreError::DiskFull) => Refusal::new(
+                ErrorCode::DiskFull,
+                "the node's disk is full; nothing was stored".to_string(),
+            ),
+            StateError::Conflict(message) => Refusal::new(ErrorCode::InvalidArgument, message),
+            StateError::Refused(refusal) => refusal,
+            other => Refusal::new(ErrorCode::Storage, format!("{other}; nothing was stored")),
+        }
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::*;
-    use crate::store::{FaultyStore, MemStore};
     use pki::{DocumentKind, Name};
+
+    use super::*;
+    use crate::consensus::Ledger;
+    use crate::storage::store::{FaultyStore, MemStore};
 
     fn entry(resident: &str, seed: u8, at: i64) -> DocumentEntry {
         let record = IssueRecord {
@@ -788,7 +790,7 @@ mod tests {
         let e = entry("resident-1", 1, 100);
         let proposal = Proposal {
             command: Command::RegisterDocument(e.clone()),
-            seed: Seed::fresh(100),
+            seed: crate::consensus::fresh_seed(100),
         };
         let (applied, writes) = apply(&store, 1, &proposal).unwrap();
         assert_eq!(

@@ -45,7 +45,7 @@ use vault_client::wire::{
 use vault_client::ErrorCode;
 
 use super::{RaftHandle, TypeConfig};
-use crate::state::Proposal;
+use crate::engine::state::Proposal;
 use crate::Refusal;
 
 /// How long connecting to a peer (QUIC and TLS handshake) may take, in
@@ -452,16 +452,7 @@ pub(crate) async fn serve_rpc(
     caller: &PeerCert,
     rpc: RaftRpc,
 ) -> Result<Response, Refusal> {
-    if caller.role != Role::Node {
-        return Err(Refusal::new(
-            ErrorCode::Forbidden,
-            format!(
-                "only nodes may send Raft messages; {} holds a {} certificate",
-                caller.name,
-                caller.role.as_str()
-            ),
-        ));
-    }
+    crate::rules::access::require_role(caller, Role::Node, "send Raft messages")?;
     let Some(raft) = raft else {
         // Not recorded in the log (internal): a peer may call before the
         // local Raft instance is attached.

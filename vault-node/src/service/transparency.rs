@@ -6,13 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pki::{Checkpoint, PeerCert, ResidentId, Role};
+use pki::{Checkpoint, Identity, PeerCert, ResidentId, Role};
 use vault_client::merkle::{self, Hash, ProofError};
 use vault_client::wire::{AccessRecord, Response};
 use vault_client::ErrorCode;
 
-use crate::log;
-use crate::server::Ctx;
+use crate::engine::log;
+use crate::rules::access::require_role;
+use crate::storage::vault::Vault;
 use crate::Refusal;
 
 /// How long a verified checkpoint is reused before the log is re-verified.
@@ -20,9 +21,21 @@ pub const CHECKPOINT_REUSE_MS: u64 = 1_000;
 /// Most entries returned to a resident at once.
 pub const ACCESSES_MAX: usize = 1_000;
 
+/// What the log handlers use: the node's storage (the log lives in its
+/// metadata), the node's identity (it signs checkpoints) and the last
+/// verified checkpoint.
+pub struct Transparency {
+    /// This node's storage.
+    pub vault: Arc<Vault>,
+    /// The node's identity: its key signs checkpoints.
+    pub identity: Arc<Identity>,
+    /// The last verified checkpoint.
+    pub checkpoints: CheckpointCache,
+}
+
 /// A cached, verified checkpoint.
 #[derive(Default)]
-pub(crate) struct CheckpointCache {
+pub struct CheckpointCache {
     last: std::sync::Mutex<Option<(Instant, u64, Hash, String)>>,
     /// One verification at a time; waiters reuse its result.
     verifying: tokio::sync::Mutex<()>,
@@ -35,14 +48,14 @@ impl From<ProofError> for Refusal {
 }
 
 /// The log's origin line: the district's name and "/vault-log".
-pub(crate) fn origin(ctx: &Ctx) -> String {
+pub fn origin(ctx: &Transparency) -> String {
     let district = ctx.identity.cert.issuer_cn.trim_end_matches(" Root CA");
     format!("{district}/vault-log")
 }
 
 /// A signed checkpoint over the current log, after checking every entry
 /// against the stored tree (reused for [`CHECKPOINT_REUSE_MS`]).
-pub(crate) async fn checkpoint(ctx: &Arc<Ctx>) -> Result<(u64, Hash, String), Refusal> {
+pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refusal> {
     let _one = ctx.checkpoints.verifying.lock().await;
     {
         let cached = ctx
@@ -56,9 +69,9 @@ pub(crate) async fn checkpoint(ctx: &Arc<Ctx>) -> Result<(u64, Hash, String), Re
             }
         }
     }
-    let ctx2 = ctx.clone();
+    let vault = ctx.vault.clone();
     let (size, root) = tokio::task::spawn_blocking(move || {
-        let store = ctx2.vault.store();
+        let store = vault.store();
         let size = log::size(store).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
         Ok::<_, Refusal>((size, log::verify(store, size)?))
     })
@@ -78,8 +91,8 @@ pub(crate) async fn checkpoint(ctx: &Arc<Ctx>) -> Result<(u64, Hash, String), Re
 }
 
 /// Handles the log requests.
-pub(crate) async fn handle(
-    ctx: &Arc<Ctx>,
+pub async fn handle(
+    ctx: &Transparency,
     caller: &PeerCert,
     request: vault_client::wire::Request,
 ) -> Result<Response, Refusal> {
@@ -105,17 +118,21 @@ pub(crate) async fn handle(
     }
 }
 
-fn current_size(ctx: &Ctx) -> Result<u64, Refusal> {
+fn current_size(ctx: &Transparency) -> Result<u64, Refusal> {
     log::size(ctx.vault.store()).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))
 }
 
-fn entries(ctx: &Ctx, caller: &PeerCert, start: u64, count: u64) -> Result<Response, Refusal> {
-    if caller.role != Role::Auditor {
-        return Err(Refusal::new(
-            ErrorCode::Forbidden,
-            "only auditors read the log's entries; residents use `vault accesses`",
-        ));
-    }
+fn entries(
+    ctx: &Transparency,
+    caller: &PeerCert,
+    start: u64,
+    count: u64,
+) -> Result<Response, Refusal> {
+    require_role(
+        caller,
+        Role::Auditor,
+        "read the log's entries (residents use `vault accesses`)",
+    )?;
     let entries = log::entries(ctx.vault.store(), start, count)
         .map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
     Ok(Response::LogEntries {
@@ -124,7 +141,7 @@ fn entries(ctx: &Ctx, caller: &PeerCert, start: u64, count: u64) -> Result<Respo
     })
 }
 
-fn check_size(ctx: &Ctx, size: u64) -> Result<(), Refusal> {
+fn check_size(ctx: &Transparency, size: u64) -> Result<(), Refusal> {
     let current = current_size(ctx)?;
     if size > current {
         return Err(Refusal::new(
@@ -135,7 +152,7 @@ fn check_size(ctx: &Ctx, size: u64) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn inclusion(ctx: &Ctx, index: u64, size: u64) -> Result<Response, Refusal> {
+fn inclusion(ctx: &Transparency, index: u64, size: u64) -> Result<Response, Refusal> {
     check_size(ctx, size)?;
     let store = ctx.vault.store();
     let proof = merkle::inclusion_proof(index, size, &mut |s, l| log::subtree(store, s, l))?;
@@ -150,7 +167,7 @@ fn inclusion(ctx: &Ctx, index: u64, size: u64) -> Result<Response, Refusal> {
     })
 }
 
-fn consistency(ctx: &Ctx, from: u64, to: u64) -> Result<Response, Refusal> {
+fn consistency(ctx: &Transparency, from: u64, to: u64) -> Result<Response, Refusal> {
     check_size(ctx, to)?;
     let store = ctx.vault.store();
     let proof = merkle::consistency_proof(from, to, &mut |s, l| log::subtree(store, s, l))?;
@@ -166,17 +183,13 @@ fn consistency(ctx: &Ctx, from: u64, to: u64) -> Result<Response, Refusal> {
 /// The resident's newest entries (fetches only unless `all`), newest
 /// [`ACCESSES_MAX`]; `truncated` says older ones were left out. Refusals by
 /// strangers cannot push fetches out of the list.
-async fn accesses(ctx: &Arc<Ctx>, caller: &PeerCert, all: bool) -> Result<Response, Refusal> {
-    if caller.role != Role::Resident {
-        return Err(Refusal::new(
-            ErrorCode::Forbidden,
-            "only residents read their own accesses",
-        ));
-    }
+async fn accesses(ctx: &Transparency, caller: &PeerCert, all: bool) -> Result<Response, Refusal> {
+    require_role(caller, Role::Resident, "read their own accesses")?;
     let resident = ResidentId::parse(caller.name.as_str())?;
     let (size, _, note) = checkpoint(ctx).await?;
     let store = ctx.vault.store();
-    let storage = |e: crate::store::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
+    let storage =
+        |e: crate::engine::meta::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
     let Some(salt) = log::salt(store, &resident).map_err(storage)? else {
         return Ok(Response::Accesses {
             note,

@@ -19,7 +19,7 @@ use pki::{LogDetail, LogEntry, ResidentId};
 use vault_client::merkle::{self, Hash};
 use vault_client::ErrorCode;
 
-use crate::store::{Cf, MetaStore, StoreError, Write};
+use crate::engine::meta::{Cf, MetaStore, StoreError, Write};
 use crate::Refusal;
 
 const LOG_SIZE_KEY: &[u8] = b"log_size";
@@ -293,7 +293,7 @@ impl Salts {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::store::MemStore;
+    use crate::storage::store::MemStore;
     use pki::{LogEvent, Role};
 
     fn record(i: u8) -> LogRecord {

@@ -3,18 +3,37 @@
 //!
 //! Without a grant, a document may be read only by the department that
 //! issued it and by the resident it belongs to (anyone else needs a grant,
-//! see [`crate::grants`]); a resident lists their own documents, a
+//! see [`crate::rules::grants`]); a resident lists their own documents, a
 //! department only the ones it issued.
 
 use pki::{IssueRecord, PeerCert, ResidentId, Role, Signature};
 use vault_client::wire::DOCUMENT_SIZE_MAX;
 use vault_client::ErrorCode;
 
-use crate::state::DocumentEntry;
+use crate::engine::state::DocumentEntry;
 use crate::Refusal;
 
 /// How far a record's issue time may be from the node's clock, in seconds.
 pub const ISSUE_SKEW_S_MAX: i64 = 300;
+
+/// The one role check: refuses (`forbidden`) a caller whose certificate
+/// is not of `role`, saying what only that role may do, e.g.
+/// `require_role(caller, Role::Node, "exchange blobs")` answers "only nodes
+/// exchange blobs; tax-office holds a department certificate".
+pub fn require_role(caller: &PeerCert, role: Role, action: &str) -> Result<(), Refusal> {
+    if caller.role == role {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        ErrorCode::Forbidden,
+        format!(
+            "only {}s {action}; {} holds a {} certificate",
+            role.as_str(),
+            caller.name,
+            caller.role.as_str()
+        ),
+    ))
+}
 
 /// Checks a put: the caller is a department, names itself as issuer, signed
 /// the record with the key of the certificate it connected with, at a
@@ -25,15 +44,7 @@ pub fn check_put(
     signature: &Signature,
     now: i64,
 ) -> Result<(), Refusal> {
-    if caller.role != Role::Department {
-        return Err(Refusal::new(
-            ErrorCode::Forbidden,
-            format!(
-                "only departments put documents; your certificate is a {} certificate",
-                caller.role.as_str()
-            ),
-        ));
-    }
+    require_role(caller, Role::Department, "put documents")?;
     if record.issuer != caller.name {
         return Err(Refusal::new(
             ErrorCode::IssuerMismatch,

@@ -1,0 +1,387 @@
+//! The node's request loop: accepts mutually authenticated connections
+//! (rustls verifies the client chain and the CRL during the handshake),
+//! reads one request per stream, refuses what the caller may not send, and
+//! dispatches the rest to its service, handing each only what it uses;
+//! uploads and downloads are streamed here (see [`crate::net::transfer`]).
+//!
+//! **Invariant:** nothing a peer sends can panic the node or change state
+//! when refused; every refusal is logged with its code and answered with
+//! a stable code and a sentence.
+
+use std::sync::{Arc, OnceLock};
+
+use pki::{Identity, PeerCert, Role};
+use vault_client::framing::{read_frame_body, read_frame_len, write_frame, FrameError};
+use vault_client::wire::{Request, Response, WireError, FRAME_LEN_MAX, RAFT_FRAME_LEN_MAX};
+use vault_client::{DocumentId, ErrorCode};
+
+use crate::consensus::raft::RaftHandle;
+use crate::consensus::Consensus;
+use crate::engine::state::{Applied, Command};
+use crate::net::transfer;
+use crate::replication::{stream, Replication};
+use crate::rules::access::require_role;
+use crate::rules::clock::Clock;
+use crate::service::consent::{self, Consent};
+use crate::service::documents::Documents;
+use crate::service::transparency::{self, Transparency};
+use crate::service::{membership, status, Caller};
+use crate::storage::vault::Vault;
+use crate::Refusal;
+
+/// The node's services, as the request loop dispatches to them. Each
+/// handler is given the part it uses.
+pub struct Services {
+    /// The node's identity.
+    pub identity: Arc<Identity>,
+    /// This node's storage.
+    pub vault: Arc<Vault>,
+    /// How commands become durable.
+    pub consensus: Arc<Consensus>,
+    /// The one clock.
+    pub clock: Arc<dyn Clock>,
+    /// Put, get, list.
+    pub documents: Documents,
+    /// Requests, approvals, grants.
+    pub consent: Arc<Consent>,
+    /// Checkpoints, proofs, log entries, accesses.
+    pub transparency: Transparency,
+    /// Blob copies (cluster mode).
+    pub replication: Option<Arc<Replication>>,
+    /// The node's Raft instance, once attached; until then Raft RPCs are
+    /// refused.
+    pub raft: OnceLock<RaftHandle>,
+}
+
+impl Services {
+    /// Applies a command (see [`Consensus::submit`]).
+    pub async fn submit(&self, command: Command) -> Result<Applied, Refusal> {
+        self.consensus.submit(command, &*self.clock).await
+    }
+}
+
+/// Accepts connections until the endpoint closes, serving each on its own task.
+pub async fn accept_loop(endpoint: quinn::Endpoint, services: Arc<Services>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let services = services.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(connection) => serve_connection(connection, services).await,
+                Err(e) => {
+                    tracing::warn!(%remote, code = "tls.handshake_refused", error = %e, "handshake refused")
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection(connection: quinn::Connection, services: Arc<Services>) {
+    let remote = connection.remote_address();
+    let caller = match peer_cert(&connection) {
+        Ok(caller) => Arc::new(caller),
+        Err(e) => {
+            tracing::warn!(%remote, code = %e.code, error = %e.message, "refused connection");
+            connection.close(1u32.into(), b"bad certificate");
+            return;
+        }
+    };
+    tracing::debug!(%remote, role = caller.cert.role.as_str(), name = %caller.cert.name, "connected");
+    loop {
+        match connection.accept_bi().await {
+            Ok((send, recv)) => {
+                let services = services.clone();
+                let caller = caller.clone();
+                tokio::spawn(async move { serve_stream(services, caller, send, recv).await });
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+async fn serve_stream(
+    services: Arc<Services>,
+    caller: Arc<Caller>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let mut ids = RefusalIds::default();
+    // A node certificate of another cluster is refused whatever it asks
+    // (Raft, blob copies, membership, status), before its request is read:
+    // the one place that check is made.
+    let other_cluster = match caller.cert.role {
+        pki::Role::Node => {
+            crate::consensus::raft::network::same_cluster(&services.identity.cert, &caller.cert)
+                .err()
+        }
+        _ => None,
+    };
+    let result = match other_cluster {
+        Some(refusal) => Err(refusal),
+        None => match read_and_handle(&services, &caller, &mut send, &mut recv, &mut ids).await {
+            Some(result) => result,
+            None => return,
+        },
+    };
+    if let Err(refusal) = result {
+        record_refusal(&services, &caller.cert, &refusal, ids);
+        tracing::warn!(
+            role = caller.cert.role.as_str(),
+            name = %caller.cert.name,
+            code = %refusal.code,
+            error = %refusal.message,
+            "request refused"
+        );
+        let _ = write_frame(&mut send, &Response::Error(refusal.body())).await;
+        let _ = recv.stop(0u32.into());
+    }
+    let _ = send.finish();
+    let _ = send.stopped().await;
+}
+
+/// Reads one request (Raft frames may be larger, from nodes of this
+/// cluster only, and only for Raft RPCs) and handles it; `None` when the stream ended before a request arrived.
+async fn read_and_handle(
+    services: &Arc<Services>,
+    caller: &Caller,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    ids: &mut RefusalIds,
+) -> Option<Result<(), Refusal>> {
+    let max = if caller.cert.role == pki::Role::Node {
+        RAFT_FRAME_LEN_MAX
+    } else {
+        FRAME_LEN_MAX
+    };
+    let read = match read_frame_len(recv, max).await {
+        Ok(len) => read_frame_body::<Request>(recv, len)
+            .await
+            .map(|request| (request, len)),
+        Err(e) => Err(e),
+    };
+    Some(match read {
+        Err(FrameError::Wire(e)) => Err(Refusal::new(e.code(), format!("{e}"))),
+        Err(_) => return None,
+        Ok((request, len)) if len > FRAME_LEN_MAX && !matches!(request, Request::Raft { .. }) => {
+            let e = WireError::FrameTooLarge {
+                len,
+                max: FRAME_LEN_MAX,
+            };
+            Err(Refusal::new(e.code(), format!("{e}")))
+        }
+        Ok((request, _)) => {
+            *ids = RefusalIds::of(&request);
+            match services.vault.check_not_revoked(&caller.cert) {
+                Err(refusal) => Err(refusal),
+                Ok(()) => handle(services, caller, request, send, recv).await,
+            }
+        }
+    })
+}
+
+/// The ids a refused request concerned, for its log entry.
+#[derive(Default, Clone, Copy)]
+struct RefusalIds {
+    document_id: Option<DocumentId>,
+    grant_id: Option<pki::GrantId>,
+    request_id: Option<pki::RequestId>,
+}
+
+impl RefusalIds {
+    fn of(request: &Request) -> Self {
+        match request {
+            Request::Get {
+                document_id, grant, ..
+            } => RefusalIds {
+                document_id: Some(*document_id),
+                grant_id: *grant,
+                request_id: None,
+            },
+            Request::Approve { request_id, .. } | Request::Deny { request_id } => RefusalIds {
+                request_id: Some(*request_id),
+                ..Default::default()
+            },
+            Request::ShowGrant { grant_id } | Request::RevokeGrant { grant_id } => RefusalIds {
+                grant_id: Some(*grant_id),
+                ..Default::default()
+            },
+            _ => RefusalIds::default(),
+        }
+    }
+}
+
+/// Records a refusal in the log, in the background (the refusal itself
+/// changed no state; this entry is its only trace).
+fn record_refusal(services: &Arc<Services>, caller: &PeerCert, refusal: &Refusal, ids: RefusalIds) {
+    // Node-to-node calls (Raft, blob copies, membership, status) are not
+    // accesses to anyone's documents, and a misconfigured or removed node
+    // retrying every heartbeat would grow the log without end: refusals of
+    // node certificates go to the node's own log (tracing) only.
+    if caller.role == pki::Role::Node {
+        return;
+    }
+    if matches!(
+        refusal.code,
+        ErrorCode::Connection
+            | ErrorCode::Internal
+            | ErrorCode::Storage
+            | ErrorCode::DiskFull
+            | ErrorCode::LogCorrupt
+            | ErrorCode::LogRange
+    ) {
+        return;
+    }
+    let document_id = ids
+        .document_id
+        .filter(|id| services.vault.document(*id).is_ok());
+    let command = Command::RecordRefusal {
+        role: caller.role,
+        by: caller.name.clone(),
+        code: refusal.code.as_str().to_string(),
+        document_id,
+        grant_id: ids.grant_id,
+        request_id: ids.request_id,
+    };
+    let services = services.clone();
+    tokio::spawn(async move {
+        if let Err(e) = services.submit(command).await {
+            tracing::error!(code = %e.code, error = %e.message, "cannot record a refusal in the log");
+        }
+    });
+}
+
+async fn handle(
+    services: &Arc<Services>,
+    caller: &Caller,
+    request: Request,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<(), Refusal> {
+    let response = match request {
+        Request::Put { record, signature } => {
+            return handle_put(&services.documents, caller, record, signature, send, recv).await
+        }
+        Request::Get {
+            document_id,
+            range,
+            grant,
+        } => {
+            let download = services
+                .documents
+                .prepare_get(&caller.cert, document_id, range, grant)
+                .await?;
+            transfer::send_download(download, send).await;
+            return Ok(());
+        }
+        Request::List { resident } => services.documents.list(&caller.cert, &resident)?,
+        Request::Checkpoint
+        | Request::LogEntries { .. }
+        | Request::InclusionProof { .. }
+        | Request::ConsistencyProof { .. }
+        | Request::Accesses { .. } => {
+            transparency::handle(&services.transparency, &caller.cert, request).await?
+        }
+        Request::Raft { rpc } => {
+            crate::consensus::raft::serve_rpc(
+                services.raft.get(),
+                &services.identity.cert,
+                &caller.cert,
+                rpc,
+            )
+            .await?
+        }
+        Request::PushBlob { content_hash, size } => {
+            let replication = replication_for(services, &caller.cert)?;
+            crate::replication::replica::serve_push(
+                replication,
+                &caller.cert,
+                content_hash,
+                size,
+                recv,
+            )
+            .await?
+        }
+        Request::FetchBlob { content_hash } => {
+            let replication = replication_for(services, &caller.cert)?;
+            return crate::replication::replica::serve_fetch(
+                replication,
+                &caller.cert,
+                content_hash,
+                send,
+            )
+            .await;
+        }
+        Request::Status => {
+            status::handle(
+                services.identity.cert.name.as_str(),
+                &services.vault,
+                services.replication.as_ref(),
+                &caller.cert,
+            )
+            .await?
+        }
+        Request::ChangeMembership { change } => {
+            membership::change(
+                services.consensus.cluster().map(|c| &**c),
+                &caller.cert,
+                change,
+            )
+            .await?
+        }
+        other => consent::handle(&services.consent, &caller.cert, &caller.der, other).await?,
+    };
+    write(send, &response).await
+}
+
+/// Blob copies are exchanged by nodes of a cluster only.
+fn replication_for<'a>(
+    services: &'a Services,
+    caller: &PeerCert,
+) -> Result<&'a Replication, Refusal> {
+    require_role(caller, Role::Node, "exchange blobs")?;
+    services
+        .replication
+        .as_deref()
+        .ok_or_else(|| Refusal::new(ErrorCode::Forbidden, "this node runs no cluster"))
+}
+
+/// A put: checked, then its body streamed into the blob store, then
+/// registered.
+async fn handle_put(
+    documents: &Documents,
+    caller: &Caller,
+    record: pki::IssueRecord,
+    signature: pki::Signature,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<(), Refusal> {
+    let put = documents.begin_put(&caller.cert, record, signature)?;
+    write(send, &Response::SendBody { send: true }).await?;
+    let (hash, size) = (put.record.content_hash, put.record.size);
+    let fresh_blob = stream::receive_blob(&documents.vault, hash, size, recv).await?;
+    let response = documents.finish_put(caller, put, fresh_blob).await?;
+    write(send, &response).await
+}
+
+async fn write(send: &mut quinn::SendStream, response: &Response) -> Result<(), Refusal> {
+    write_frame(send, response)
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))
+}
+
+fn peer_cert(connection: &quinn::Connection) -> Result<Caller, Refusal> {
+    let certs = connection
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate"))?;
+    Ok(Caller {
+        cert: pki::parse_certificate(leaf)?,
+        der: leaf.to_vec(),
+    })
+}

@@ -1,0 +1,258 @@
+//! Assembly: the node's configuration ([`config`]), the development set-up
+//! behind `vault-node dev` ([`dev`]), and [`start`]: open the storage, bind
+//! the endpoint, choose the consensus (single node or cluster), build each
+//! service with what it uses, and serve.
+
+pub mod config;
+pub mod dev;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use pki::{Identity, PeerCert};
+use vault_client::transport;
+use vault_client::ErrorCode;
+
+pub use config::{ClusterConfig, NodeConfig};
+
+use crate::consensus::raft::{Network, RaftHandle};
+use crate::consensus::{Cluster, Consensus, Ledger};
+use crate::net::crl;
+use crate::net::server::{self, Services};
+use crate::replication::Replication;
+use crate::rules::clock::{Clock, SystemClock};
+use crate::rules::grants::{GrantCache, PurposeRegistry};
+use crate::service::consent::Consent;
+use crate::service::documents::Documents;
+use crate::service::transparency::{CheckpointCache, Transparency};
+use crate::storage::vault::Vault;
+use crate::Refusal;
+
+/// A running node.
+pub struct RunningNode {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The node's certificate.
+    pub cert: PeerCert,
+    endpoint: quinn::Endpoint,
+    services: Arc<Services>,
+}
+
+impl RunningNode {
+    /// The node's storage.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.services.vault
+    }
+
+    /// How the node makes commands durable (submit commands through it).
+    pub fn consensus(&self) -> &Arc<Consensus> {
+        &self.services.consensus
+    }
+
+    /// The node's QUIC endpoint (it can also open connections, e.g. to
+    /// other nodes for Raft).
+    pub fn endpoint(&self) -> &quinn::Endpoint {
+        &self.endpoint
+    }
+
+    /// The node's identity (certificate and key).
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.services.identity
+    }
+
+    /// The node's cluster membership, when it runs in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.services.consensus.cluster()
+    }
+
+    /// Lets this node answer Raft RPCs from other nodes with `raft`. Only
+    /// the first call takes effect; returns whether this one did.
+    pub fn attach_raft(&self, raft: RaftHandle) -> bool {
+        self.services.raft.set(raft).is_ok()
+    }
+
+    /// Runs one scrub now (cluster mode): re-reads every blob the state
+    /// machine knows and repairs missing or corrupt copies from members.
+    pub async fn scrub_once(&self) -> crate::replication::repair::ScrubCounts {
+        match &self.services.replication {
+            Some(replication) => replication.scrub_once().await,
+            None => Default::default(),
+        }
+    }
+
+    /// Waits until the endpoint is closed.
+    pub async fn wait(&self) {
+        self.endpoint.wait_idle().await;
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"node shutting down");
+    }
+}
+
+/// Opens storage, binds the endpoint and starts serving in the background.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let identity = Arc::new(node_identity(&config)?);
+    let vault = Arc::new(Vault::open(&config.data_dir)?);
+    let purposes = match &config.purposes_path {
+        Some(path) => PurposeRegistry::load(path)?,
+        None => PurposeRegistry::default(),
+    };
+    let crls = crl::load_crl_state(config.crl_path.as_deref(), &vault)?;
+    let endpoint = bind(&config, &identity, &crls)?;
+    let addr = endpoint
+        .local_addr()
+        .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
+    let consensus = Arc::new(open_consensus(&config, &endpoint, &identity, &vault, &clock).await?);
+    let services = Arc::new(services(identity, vault, consensus, clock, purposes));
+    crl::record_revocations(&services);
+    tokio::spawn(server::accept_loop(endpoint.clone(), services.clone()));
+    if let (Some(cluster), Some(cluster_config)) = (services.consensus.cluster(), &config.cluster) {
+        if cluster_config.bootstrap {
+            bootstrap(cluster, cluster_config.members.clone()).await?;
+        }
+    }
+    if let Some(path) = config.crl_path.clone() {
+        tokio::spawn(crl::watch_crl(endpoint.clone(), services.clone(), path));
+    }
+    if let Some(replication) = &services.replication {
+        tokio::spawn(crate::replication::repair::scrub_loop(replication.clone()));
+    }
+    Ok(RunningNode {
+        addr,
+        cert: services.identity.cert.clone(),
+        endpoint,
+        services,
+    })
+}
+
+/// The node's identity, which must hold a node certificate.
+fn node_identity(config: &NodeConfig) -> Result<Identity, Refusal> {
+    let identity = Identity::load(&config.identity_dir)?;
+    if identity.cert.role != pki::Role::Node {
+        return Err(Refusal::new(
+            ErrorCode::BadCertificate,
+            format!(
+                "{} does not hold a node certificate",
+                config.identity_dir.display()
+            ),
+        ));
+    }
+    Ok(identity)
+}
+
+/// Binds the QUIC endpoint on the configured address.
+fn bind(
+    config: &NodeConfig,
+    identity: &Identity,
+    crls: &[Vec<u8>],
+) -> Result<quinn::Endpoint, Refusal> {
+    let server = crl::server_config(identity, crls)?;
+    let socket = transport::bind_udp(config.listen).map_err(|e| {
+        Refusal::new(
+            ErrorCode::Connection,
+            format!("cannot bind {}: {e}", config.listen),
+        )
+    })?;
+    let (recv_buf, send_buf) = transport::socket_buffer_sizes(&socket);
+    let endpoint = transport::endpoint(socket, Some(server))
+        .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
+    if let Ok(addr) = endpoint.local_addr() {
+        tracing::info!(%addr, recv_buf, send_buf, node = %identity.cert.name, "node listening");
+    }
+    Ok(endpoint)
+}
+
+/// The single-node ledger over the node's own store, or the Raft cluster
+/// (whose state machine store then serves the vault's reads).
+async fn open_consensus(
+    config: &NodeConfig,
+    endpoint: &quinn::Endpoint,
+    identity: &Identity,
+    vault: &Vault,
+    clock: &Arc<dyn Clock>,
+) -> Result<Consensus, Refusal> {
+    let Some(cluster_config) = &config.cluster else {
+        let ledger =
+            Ledger::with_clock(vault.local_store(), clock.clone()).map_err(Refusal::from)?;
+        return Ok(Consensus::Single(Arc::new(ledger)));
+    };
+    let network = Network::new(endpoint.clone(), identity)?;
+    let cluster = Cluster::open_with(
+        cluster_config.node_id,
+        &config.data_dir.join("raft"),
+        network,
+        cluster_config.policy,
+    )
+    .await?;
+    vault.read_from(cluster.store().clone());
+    Ok(Consensus::Cluster(Arc::new(cluster)))
+}
+
+/// Each service with what it uses.
+fn services(
+    identity: Arc<Identity>,
+    vault: Arc<Vault>,
+    consensus: Arc<Consensus>,
+    clock: Arc<dyn Clock>,
+    purposes: PurposeRegistry,
+) -> Services {
+    let raft = OnceLock::new();
+    let replication = consensus.cluster().map(|cluster| {
+        let _ = raft.set(cluster.raft().clone());
+        Arc::new(Replication::new(
+            vault.clone(),
+            cluster.clone(),
+            clock.clone(),
+        ))
+    });
+    let consent = Arc::new(Consent {
+        vault: vault.clone(),
+        consensus: consensus.clone(),
+        clock: clock.clone(),
+        purposes,
+        grant_cache: GrantCache::default(),
+        identity: identity.clone(),
+    });
+    let documents = Documents {
+        vault: vault.clone(),
+        consensus: consensus.clone(),
+        replication: replication.clone(),
+        consent: consent.clone(),
+        clock: clock.clone(),
+    };
+    let transparency = Transparency {
+        vault: vault.clone(),
+        identity: identity.clone(),
+        checkpoints: CheckpointCache::default(),
+    };
+    Services {
+        identity,
+        vault,
+        consensus,
+        clock,
+        documents,
+        consent,
+        transparency,
+        replication,
+        raft,
+    }
+}
+
+/// Makes the initial membership unless the cluster already has one.
+async fn bootstrap(cluster: &Cluster, members: BTreeMap<u64, String>) -> Result<(), Refusal> {
+    let initialized = cluster
+        .raft()
+        .is_initialized()
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("Raft: {e}")))?;
+    if initialized {
+        return Ok(());
+    }
+    cluster.initialize(members).await?;
+    tracing::info!(node = cluster.id(), "initialized the cluster membership");
+    Ok(())
+}
