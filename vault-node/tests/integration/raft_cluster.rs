@@ -2,8 +2,6 @@
 //! certificates: writes through the leader reach every state machine, and
 //! a new leader takes over when the old one stops.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

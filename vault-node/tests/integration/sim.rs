@@ -11,7 +11,7 @@
 //! window one millisecond wide, so the draw has a single outcome).
 //!
 //! Each run prints its seed; reproduce one with
-//! `VAULT_SIM_SEED=<seed> cargo test -p vault-node --test sim` (or soak a
+//! `VAULT_SIM_SEED=<seed> cargo test -p vault-node --test integration sim::` (or soak a
 //! range with `VAULT_SIM_SEED=1000..1400`); `VAULT_SIM_TRACE=1` with
 //! `-- --nocapture` prints every step. Each run gets a fresh current-thread
 //! runtime with paused time (rather than one `#[tokio::test]` runtime for
@@ -25,7 +25,6 @@
 //! succeeds, even after the old leader was cut off; and a cut-off leader
 //! cannot confirm a linearizable read.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 // openraft's network trait fixes the error type (`RPCError`, ~256 bytes);
 // the helpers here return it unchanged, as `vault_node::consensus::raft::network` does.
 #![allow(clippy::result_large_err)]
@@ -1288,7 +1287,7 @@ async fn simulate(seed: u64) -> Summary {
 /// share nothing (no leftover tasks, no timers) and start alike.
 fn run(seed: u64) -> Summary {
     eprintln!(
-        "sim seed {seed}: reproduce with VAULT_SIM_SEED={seed} cargo test -p vault-node --test sim"
+        "sim seed {seed}: reproduce with VAULT_SIM_SEED={seed} cargo test -p vault-node --test integration sim::"
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
