@@ -104,6 +104,28 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// An entry of `event` at `time` by `actor`, with every other field
+    /// empty (no resident tag, ids, counts or code; a zero commitment):
+    /// the base the other fields are set on.
+    pub fn new(event: LogEvent, time: i64, actor_role: Role, actor: &str) -> Self {
+        LogEntry {
+            event,
+            time,
+            actor_role,
+            actor: actor.to_string(),
+            resident_tag: [0; 32],
+            document_id: None,
+            request_id: None,
+            grant_id: None,
+            use_number: 0,
+            code: String::new(),
+            not_before: 0,
+            not_after: 0,
+            max_uses: 0,
+            commitment: [0; 32],
+        }
+    }
+
     /// Canonical bytes: tag; event u8; time i64 BE; actor role u8 (1 node, 2 department,
     /// 3 auditor, 4 resident); actor (u16 BE len + UTF-8); resident tag [32]; three optional
     /// ids (u8 0/1 then 16 bytes); use_number u32 BE; code (u16 len + UTF-8); not_before,
@@ -419,20 +441,12 @@ mod tests {
 
     fn entry() -> LogEntry {
         LogEntry {
-            event: LogEvent::Fetch,
-            time: 1_700_000_000,
-            actor_role: Role::Department,
-            actor: "housing-bureau".into(),
             resident_tag: [7; 32],
             document_id: Some(DocumentId::from_bytes([1; 16])),
-            request_id: None,
             grant_id: Some(GrantId::from_bytes([2; 16])),
             use_number: 2,
-            code: String::new(),
-            not_before: 0,
-            not_after: 0,
-            max_uses: 0,
             commitment: [9; 32],
+            ..LogEntry::new(LogEvent::Fetch, 1_700_000_000, Role::Department, "housing-bureau")
         }
     }
 

@@ -299,20 +299,10 @@ mod tests {
     fn record(i: u8) -> LogRecord {
         LogRecord {
             entry: LogEntry {
-                event: LogEvent::Refusal,
-                time: i64::from(i),
-                actor_role: Role::Department,
-                actor: "tax-office".into(),
                 resident_tag: [i; 32],
-                document_id: None,
-                request_id: None,
-                grant_id: None,
-                use_number: 0,
                 code: "auth.forbidden".into(),
-                not_before: 0,
-                not_after: 0,
-                max_uses: 0,
                 commitment: [i; 32],
+                ..LogEntry::new(LogEvent::Refusal, i64::from(i), Role::Department, "tax-office")
             },
             detail: LogDetail {
                 resident: None,
