@@ -446,7 +446,12 @@ mod tests {
             grant_id: Some(GrantId::from_bytes([2; 16])),
             use_number: 2,
             commitment: [9; 32],
-            ..LogEntry::new(LogEvent::Fetch, 1_700_000_000, Role::Department, "housing-bureau")
+            ..LogEntry::new(
+                LogEvent::Fetch,
+                1_700_000_000,
+                Role::Department,
+                "housing-bureau",
+            )
         }
     }
 

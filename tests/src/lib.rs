@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{anyhow, bail, Context};
 use pki::{CertificateAuthority, Identity, IssueParams, Name, Role};
-use vault_node::server::{self, NodeConfig, RunningNode};
+use vault_node::node::{self, NodeConfig, RunningNode};
 
 pub mod cluster;
 
@@ -94,7 +94,7 @@ impl TestPki {
     /// The purpose registry (the development one), written on first use.
     pub fn purposes_path(&self) -> anyhow::Result<PathBuf> {
         let path = self.dir.path().join("purposes.json");
-        vault_node::dev::ensure_purposes(&path)?;
+        vault_node::node::dev::ensure_purposes(&path)?;
         Ok(path)
     }
 
@@ -114,7 +114,7 @@ pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
         purposes_path: Some(pki.purposes_path()?),
         cluster: None,
     };
-    Ok(server::start(config).await?)
+    Ok(node::start(config).await?)
 }
 
 /// Connects as identity `name`.

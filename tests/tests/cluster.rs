@@ -18,7 +18,7 @@ use tests::cluster::{
     DEADLINE, POLL,
 };
 use tests::{connect, path_str, pseudo_random_bytes, NodeProcess, TestPki};
-use vault_node::server::{self, ClusterConfig, NodeConfig, RunningNode};
+use vault_node::node::{self, ClusterConfig, NodeConfig, RunningNode};
 
 async fn start_cluster(pki: &TestPki) -> Vec<RunningNode> {
     let members = free_addrs(3);
@@ -28,7 +28,7 @@ async fn start_cluster(pki: &TestPki) -> Vec<RunningNode> {
         if id != 1 {
             pki.issue_node(&name).unwrap();
         }
-        let node = server::start(NodeConfig {
+        let node = node::start(NodeConfig {
             listen: addr.parse().unwrap(),
             data_dir: pki.data_dir(&name),
             identity_dir: pki.identity_dir(&name),
@@ -38,7 +38,7 @@ async fn start_cluster(pki: &TestPki) -> Vec<RunningNode> {
                 node_id: id,
                 members: members.clone(),
                 bootstrap: id == 1,
-                policy: vault_node::placement::ClusterPolicy::default(),
+                policy: vault_node::rules::placement::ClusterPolicy::default(),
             }),
         })
         .await
@@ -157,7 +157,7 @@ async fn writes_through_any_node_are_seen_by_all_and_grants_are_checked_lineariz
     let sizes = eventually("equal logs", || {
         let sizes: Vec<_> = nodes
             .iter()
-            .map(|n| vault_node::log::size(n.vault().store()).unwrap())
+            .map(|n| vault_node::engine::log::size(n.vault().store()).unwrap())
             .collect();
         async move { sizes.iter().all(|s| *s == sizes[0]).then_some(sizes) }
     })
@@ -225,7 +225,7 @@ fn flip_byte(path: &std::path::Path, offset: usize) {
 /// Whether the node's copy of `hash` authenticates in full (outboard and
 /// every group).
 fn authentic(node: &RunningNode, hash: &pki::ContentHash) -> bool {
-    vault_node::repair::verify_local(node.vault().blobs(), hash, None).unwrap()
+    vault_node::replication::repair::verify_local(node.vault().blobs(), hash, None).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -328,7 +328,7 @@ fn placed_everywhere(
     replicas: usize,
 ) -> bool {
     hashes.iter().all(|h| {
-        vault_node::placement::replicas(h, voters.iter().copied(), replicas)
+        vault_node::rules::placement::replicas(h, voters.iter().copied(), replicas)
             .iter()
             .all(|n| holds(pki, &format!("node-{n}"), h))
     })
@@ -608,6 +608,6 @@ async fn a_flipped_byte_on_one_node_is_never_served_and_is_repaired_from_a_repli
 
     // Node 2's repaired copy authenticates in full, read back offline.
     kill9(&mut procs[1]);
-    let vault = vault_node::vault::Vault::open(&pki.data_dir("node-2")).unwrap();
-    assert!(vault_node::repair::verify_local(vault.blobs(), &hash, None).unwrap());
+    let vault = vault_node::storage::vault::Vault::open(&pki.data_dir("node-2")).unwrap();
+    assert!(vault_node::replication::repair::verify_local(vault.blobs(), &hash, None).unwrap());
 }

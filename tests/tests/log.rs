@@ -9,7 +9,8 @@ use std::path::Path;
 use pki::{Checkpoint, Identity};
 use tests::{vault_cli, NodeProcess, TestPki};
 use vault_client::merkle;
-use vault_node::store::{Cf, MetaStore, RocksStore, Write};
+use vault_node::engine::meta::{Cf, MetaStore, Write};
+use vault_node::storage::store::RocksStore;
 
 struct Story {
     doc: String,

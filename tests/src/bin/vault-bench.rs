@@ -124,7 +124,7 @@ async fn child(argv: &[String]) -> anyhow::Result<()> {
     };
     match arg(0)? {
         "node" => {
-            let node = vault_node::server::start(vault_node::server::NodeConfig {
+            let node = vault_node::node::start(vault_node::node::NodeConfig {
                 listen: "127.0.0.1:0".parse()?,
                 identity_dir: arg(1)?.into(),
                 data_dir: arg(2)?.into(),
@@ -424,7 +424,7 @@ async fn raw_download(connection: &quinn::Connection, size: u64) -> anyhow::Resu
 /// fetches by many concurrent clients beside raw quinn downloads.
 async fn grant_suite(
     pki: &TestPki,
-    node: &vault_node::server::RunningNode,
+    node: &vault_node::node::RunningNode,
     raw: SocketAddr,
     args: &Args,
 ) -> anyhow::Result<Vec<Row>> {
@@ -544,7 +544,7 @@ fn signature_rows(pki: &TestPki, grant: &pki::Grant, min: Duration) -> anyhow::R
     })?;
     sigs.ceiling = Some(("raw ring ed25519 verify", 2.0));
     rows.push(sigs);
-    let cache = vault_node::grants::GrantCache::default();
+    let cache = vault_node::rules::grants::GrantCache::default();
     cache
         .verify(grant, &ca, Vec::new)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -635,10 +635,11 @@ where
 /// `audit verify` throughput over the whole log.
 async fn log_suite(
     pki: &TestPki,
-    node: &vault_node::server::RunningNode,
+    node: &vault_node::node::RunningNode,
     args: &Args,
 ) -> anyhow::Result<Vec<Row>> {
-    use vault_node::store::{Cf, MetaStore, RocksStore, Write};
+    use vault_node::engine::meta::{Cf, MetaStore, Write};
+    use vault_node::storage::store::RocksStore;
     let min = Duration::from_millis(args.min_ms);
     let mut rows = Vec::new();
     // Ceiling: synced RocksDB write batches of 64 small puts, one writer.
@@ -674,16 +675,16 @@ async fn log_suite(
         },
     )?);
     // Durable appends: 64 concurrent submitters, one log entry per command.
-    let vault = node.vault().clone();
-    let submitters: Vec<_> = (0..64).map(|_| (vault.clone(), ())).collect();
+    let ledger = single_ledger(node)?;
+    let submitters: Vec<_> = (0..64).map(|_| (ledger.clone(), ())).collect();
     let mut appends = measure_concurrent(
         "durable log appends (64 writers)",
         0,
         min,
         submitters,
-        |vault, ()| async move {
+        |ledger, ()| async move {
             tokio::task::spawn_blocking(move || {
-                vault.submit(&vault_node::state::Command::RecordRefusal {
+                ledger.submit(&vault_node::engine::state::Command::RecordRefusal {
                     role: pki::Role::Department,
                     by: pki::Name::parse("bench")?,
                     code: "bench.append".into(),
@@ -700,13 +701,14 @@ async fn log_suite(
     appends.ceiling = Some(("raw rocksdb synced batch (64 puts)", 1.0 / 64.0));
     rows.push(appends);
     // Fill the log, then proofs and a full audit.
-    let size = fill_log(&vault, args.log_entries).await?;
+    let size = fill_log(node, args.log_entries).await?;
+    let vault = node.vault().clone();
     let store = vault.store();
     let mut i = 0u64;
     rows.push(measure_sync("inclusion proof generation", min, || {
         i = (i * 7919 + 13) % size;
         vault_client::merkle::inclusion_proof(i, size, &mut |s, l| {
-            vault_node::log::subtree(store, s, l)
+            vault_node::engine::log::subtree(store, s, l)
         })
         .map(|_| ())
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -733,14 +735,15 @@ async fn log_suite(
 }
 
 /// Appends refusals until the log holds at least `target` entries.
-async fn fill_log(vault: &Arc<vault_node::vault::Vault>, target: u64) -> anyhow::Result<u64> {
+async fn fill_log(node: &vault_node::node::RunningNode, target: u64) -> anyhow::Result<u64> {
+    let vault = node.vault();
     let mut tasks = Vec::new();
     for _ in 0..64 {
-        let vault = vault.clone();
+        let (vault, ledger) = (vault.clone(), single_ledger(node)?);
         tasks.push(tokio::task::spawn_blocking(
             move || -> anyhow::Result<()> {
-                while vault_node::log::size(vault.store())? < target {
-                    vault.submit(&vault_node::state::Command::RecordRefusal {
+                while vault_node::engine::log::size(vault.store())? < target {
+                    ledger.submit(&vault_node::engine::state::Command::RecordRefusal {
                         role: pki::Role::Auditor,
                         by: pki::Name::parse("bench")?,
                         code: "bench.fill".into(),
@@ -756,14 +759,14 @@ async fn fill_log(vault: &Arc<vault_node::vault::Vault>, target: u64) -> anyhow:
     for t in tasks {
         t.await??;
     }
-    Ok(vault_node::log::size(vault.store())?)
+    Ok(vault_node::engine::log::size(vault.store())?)
 }
 
 /// Fetch latency of one 4 KiB document as the store grows to each of
 /// `args.growth` documents (ballast registered through the state machine).
 async fn growth_suite(
     pki: &TestPki,
-    node: &vault_node::server::RunningNode,
+    node: &vault_node::node::RunningNode,
     args: &Args,
 ) -> anyhow::Result<Vec<Row>> {
     let min = Duration::from_millis(args.min_ms);
@@ -783,7 +786,7 @@ async fn growth_suite(
     let mut rows = Vec::new();
     let mut stored = 1u64;
     for &target in &args.growth {
-        stored = fill_documents(node.vault(), &model, stored, target).await?;
+        stored = fill_documents(node, &model, stored, target).await?;
         let client = Arc::new(connect(pki, "civil-affairs", node.addr).await?);
         let id = put.document_id;
         let mut row = measure_concurrent(
@@ -808,15 +811,15 @@ async fn growth_suite(
 /// Registers copies of `model` (distinct ids, residents and times) until
 /// `target` documents are stored; returns the count.
 async fn fill_documents(
-    vault: &Arc<vault_node::vault::Vault>,
-    model: &vault_node::state::DocumentEntry,
+    node: &vault_node::node::RunningNode,
+    model: &vault_node::engine::state::DocumentEntry,
     from: u64,
     target: u64,
 ) -> anyhow::Result<u64> {
     let next = Arc::new(std::sync::atomic::AtomicU64::new(from));
     let mut tasks = Vec::new();
     for _ in 0..64 {
-        let (vault, next, model) = (vault.clone(), next.clone(), model.clone());
+        let (ledger, next, model) = (single_ledger(node)?, next.clone(), model.clone());
         tasks.push(tokio::task::spawn_blocking(
             move || -> anyhow::Result<()> {
                 loop {
@@ -829,8 +832,8 @@ async fn fill_documents(
                     entry.record.issued_at = i as i64;
                     entry.registered_at = i as i64;
                     entry.document_id = entry.record.document_id(&entry.signature);
-                    vault
-                        .submit(&vault_node::state::Command::RegisterDocument(entry))
+                    ledger
+                        .submit(&vault_node::engine::state::Command::RegisterDocument(entry))
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                 }
             },
@@ -931,7 +934,7 @@ fn rss_suite(pki: &TestPki, args: &Args) -> anyhow::Result<Vec<Row>> {
 /// of [`REPAIR_BLOB_BYTES`]; one scrub fetches them back, verified, from
 /// its members. Beside it, raw quinn downloads of the same size.
 async fn repair_rows(
-    nodes: &[vault_node::server::RunningNode],
+    nodes: &[vault_node::node::RunningNode],
     follower: usize,
     client: &vault_client::VaultClient,
     raw_client: &quinn::Connection,
@@ -959,7 +962,7 @@ async fn repair_rows(
     }
     // Let the background scrub that runs after start finish first, so the
     // one measured here is the only one repairing.
-    let quiet = Duration::from_secs(vault_node::repair::SCRUB_FIRST_DELAY_S + 3);
+    let quiet = Duration::from_secs(vault_node::replication::repair::SCRUB_FIRST_DELAY_S + 3);
     tokio::time::sleep(quiet.saturating_sub(started.elapsed())).await;
     for hash in &hashes {
         blobs.remove(hash)?;
@@ -1004,7 +1007,7 @@ const REPAIR_BLOB_BYTES: u64 = 8 << 20;
 /// surviving node.
 async fn cluster_suite(
     pki: &TestPki,
-    single: &vault_node::server::RunningNode,
+    single: &vault_node::node::RunningNode,
     raw_client: &quinn::Connection,
     args: &Args,
 ) -> anyhow::Result<Vec<Row>> {
@@ -1095,8 +1098,8 @@ async fn cluster_suite(
 
 /// Three in-process cluster members on loopback, node 1 bootstrapping, as
 /// in tests/cluster.rs.
-async fn start_cluster(pki: &TestPki) -> anyhow::Result<Vec<vault_node::server::RunningNode>> {
-    use vault_node::server::{ClusterConfig, NodeConfig};
+async fn start_cluster(pki: &TestPki) -> anyhow::Result<Vec<vault_node::node::RunningNode>> {
+    use vault_node::node::{ClusterConfig, NodeConfig};
     let sockets = (0..3)
         .map(|_| std::net::UdpSocket::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()?;
@@ -1112,7 +1115,7 @@ async fn start_cluster(pki: &TestPki) -> anyhow::Result<Vec<vault_node::server::
             pki.issue_node(&name)?;
         }
         nodes.push(
-            vault_node::server::start(NodeConfig {
+            vault_node::node::start(NodeConfig {
                 listen: addr.parse()?,
                 data_dir: pki.data_dir(&name),
                 identity_dir: pki.identity_dir(&name),
@@ -1122,7 +1125,7 @@ async fn start_cluster(pki: &TestPki) -> anyhow::Result<Vec<vault_node::server::
                     node_id: id,
                     members: members.clone(),
                     bootstrap: id == 1,
-                    policy: vault_node::placement::ClusterPolicy::default(),
+                    policy: vault_node::rules::placement::ClusterPolicy::default(),
                 }),
             })
             .await?,
@@ -1133,7 +1136,7 @@ async fn start_cluster(pki: &TestPki) -> anyhow::Result<Vec<vault_node::server::
 
 /// Waits (up to 30 s) until every node but `skip` names the same leader.
 async fn wait_for_leader(
-    nodes: &[vault_node::server::RunningNode],
+    nodes: &[vault_node::node::RunningNode],
     skip: Option<usize>,
 ) -> anyhow::Result<u64> {
     let start = Instant::now();
@@ -1157,7 +1160,7 @@ async fn wait_for_leader(
     }
 }
 
-fn node_index(nodes: &[vault_node::server::RunningNode], id: u64) -> anyhow::Result<usize> {
+fn node_index(nodes: &[vault_node::node::RunningNode], id: u64) -> anyhow::Result<usize> {
     nodes
         .iter()
         .position(|n| n.cluster().map(|c| c.id()) == Some(id))
@@ -1310,4 +1313,16 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The single node's ledger: benchmarks submit commands through it on
+/// blocking threads, as the node itself does.
+fn single_ledger(
+    node: &vault_node::node::RunningNode,
+) -> anyhow::Result<Arc<vault_node::consensus::Ledger<Arc<dyn vault_node::engine::meta::MetaStore>>>>
+{
+    node.consensus()
+        .ledger()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the benchmark's node runs a cluster, not a single ledger"))
 }

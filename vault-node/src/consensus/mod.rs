@@ -77,6 +77,15 @@ impl Consensus {
         }
     }
 
+    /// The single-node ledger, when this node runs alone (its blocking
+    /// [`Ledger::submit`] suits callers already on a blocking thread).
+    pub fn ledger(&self) -> Option<&Arc<Ledger<Arc<dyn MetaStore>>>> {
+        match self {
+            Consensus::Single(ledger) => Some(ledger),
+            Consensus::Cluster(_) => None,
+        }
+    }
+
     /// The cluster, when this node is a member of one.
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         match self {

@@ -302,7 +302,12 @@ mod tests {
                 resident_tag: [i; 32],
                 code: "auth.forbidden".into(),
                 commitment: [i; 32],
-                ..LogEntry::new(LogEvent::Refusal, i64::from(i), Role::Department, "tax-office")
+                ..LogEntry::new(
+                    LogEvent::Refusal,
+                    i64::from(i),
+                    Role::Department,
+                    "tax-office",
+                )
             },
             detail: LogDetail {
                 resident: None,
