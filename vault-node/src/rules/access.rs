@@ -60,15 +60,7 @@ pub fn check_put(
             format!("the record's signature does not verify with your certificate: {e}"),
         )
     })?;
-    if (record.issued_at - now).abs() > ISSUE_SKEW_S_MAX {
-        return Err(Refusal::new(
-            ErrorCode::ClockSkew,
-            format!(
-                "the record's issue time is {}s from the node's clock (limit {ISSUE_SKEW_S_MAX}s); check the clock",
-                record.issued_at - now
-            ),
-        ));
-    }
+    check_issue_time(record.issued_at, now)?;
     if record.size > DOCUMENT_SIZE_MAX {
         return Err(Refusal::new(
             ErrorCode::TooLarge,
@@ -126,6 +118,22 @@ pub fn check_list(caller: &PeerCert, resident: &ResidentId) -> Result<ListScope,
     }
 }
 
+/// Refuses an issue time more than [`ISSUE_SKEW_S_MAX`] from `now`, in
+/// either direction. The difference is taken in `i128`, so no time a peer
+/// sends (`i64::MIN` included) overflows.
+pub fn check_issue_time(issued_at: i64, now: i64) -> Result<(), Refusal> {
+    let skew = i128::from(issued_at) - i128::from(now);
+    if skew.unsigned_abs() > u128::from(ISSUE_SKEW_S_MAX.unsigned_abs()) {
+        return Err(Refusal::new(
+            ErrorCode::ClockSkew,
+            format!(
+                "the record's issue time is {skew}s from the node's clock (limit {ISSUE_SKEW_S_MAX}s); check the clock"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -163,6 +171,27 @@ mod tests {
             issuer_cert: vec![],
             registered_at: 0,
         }
+    }
+
+    #[test]
+    fn issue_times_far_off_are_refused_without_overflow() {
+        let now = 1_800_000_000;
+        assert!(check_issue_time(now, now).is_ok());
+        assert!(check_issue_time(now + ISSUE_SKEW_S_MAX, now).is_ok());
+        assert!(check_issue_time(now - ISSUE_SKEW_S_MAX, now).is_ok());
+        for at in [
+            now + ISSUE_SKEW_S_MAX + 1,
+            now - ISSUE_SKEW_S_MAX - 1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let refusal = check_issue_time(at, now).unwrap_err();
+            assert_eq!(refusal.code, ErrorCode::ClockSkew, "{at}");
+        }
+        assert_eq!(
+            check_issue_time(i64::MIN, i64::MAX).unwrap_err().code,
+            ErrorCode::ClockSkew
+        );
     }
 
     #[test]
