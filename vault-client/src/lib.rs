@@ -3,18 +3,18 @@
 //! library over quinn used by the `vault` command line and by nodes talking
 //! to each other.
 //!
-//! The crate is in two layers, each module referring only to modules in its
-//! own layer before it or in a lower layer:
+//! The crate is in two layers, and every module refers (through `crate::`)
+//! only to modules before it in this order, never back:
 //!
 //! - **The pure protocol** (always built): [`error`] (stable error codes),
-//!   [`wire`] (messages, the frame codec with its incremental decoder,
-//!   limits, reset codes, the byte-range rule), [`tree`] (BLAKE3 verified
-//!   streaming), [`merkle`] (RFC 6962), [`replay`] (the auditor's rules)
-//!   and [`progress`] (the progress-reporting interface).
+//!   [`tree`] (BLAKE3 verified streaming), [`merkle`] (RFC 6962), [`wire`]
+//!   (messages, the frame codec with its incremental decoder, limits, reset
+//!   codes, the byte-range rule), [`replay`] (the auditor's rules and
+//!   checks) and [`progress`] (the progress-reporting interface).
 //! - **The network** (feature `net`, default): `client_error`
 //!   (`ClientError`), `framing` (frames on quinn streams, the
 //!   request-with-deadline exchange), `transport` (endpoints, the peer's
-//!   certificate), `sink` (a download's local files), `client`
+//!   certificate), `sink` (a transfer's local files), `client`
 //!   (`VaultClient`) and `audit` (the auditor over the network).
 //!
 //! **Invariant:** the pure layer does no I/O and has no quinn, tokio,

@@ -67,34 +67,9 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
                 }
             }
             LogEvent::GrantIssued => {
-                let Some(grant) = e.grant_id else { continue };
-                if grants.contains_key(&grant) {
-                    violation(
-                        index,
-                        "grant.duplicate",
-                        format!("grant {grant} was already issued"),
-                    );
-                    continue;
+                if let Some(grant) = e.grant_id {
+                    check_grant_issued(index, grant, e, &mut grants, &mut approved, &mut violation);
                 }
-                // Each approval backs exactly one grant.
-                if e.request_id.is_none_or(|r| approved.remove(&r).is_none()) {
-                    violation(
-                        index,
-                        "grant.without_approval",
-                        format!("grant {grant} has no unused prior approval"),
-                    );
-                }
-                grants.insert(
-                    grant,
-                    GrantFacts {
-                        not_before: e.not_before,
-                        not_after: e.not_after,
-                        max_uses: e.max_uses,
-                        uses_seen: 0,
-                        revoked_at: None,
-                        request_id: e.request_id,
-                    },
-                );
             }
             LogEvent::Revoke => {
                 if let Some(facts) = e.grant_id.and_then(|g| grants.get_mut(&g)) {
@@ -109,6 +84,45 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// A `grant_issued` entry: a grant issued once, backed by an unused prior
+/// approval; its facts are remembered for the fetches under it.
+fn check_grant_issued(
+    index: u64,
+    grant: GrantId,
+    e: &LogEntry,
+    grants: &mut HashMap<GrantId, GrantFacts>,
+    approved: &mut HashMap<RequestId, u64>,
+    violation: &mut impl FnMut(u64, &str, String),
+) {
+    if grants.contains_key(&grant) {
+        violation(
+            index,
+            "grant.duplicate",
+            format!("grant {grant} was already issued"),
+        );
+        return;
+    }
+    // Each approval backs exactly one grant.
+    if e.request_id.is_none_or(|r| approved.remove(&r).is_none()) {
+        violation(
+            index,
+            "grant.without_approval",
+            format!("grant {grant} has no unused prior approval"),
+        );
+    }
+    grants.insert(
+        grant,
+        GrantFacts {
+            not_before: e.not_before,
+            not_after: e.not_after,
+            max_uses: e.max_uses,
+            uses_seen: 0,
+            revoked_at: None,
+            request_id: e.request_id,
+        },
+    );
 }
 
 fn check_grant_fetch(
