@@ -220,3 +220,36 @@ pub fn parse_range(text: &str) -> Result<ByteRange, String> {
     }
     Ok(ByteRange { start, end })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        assert_eq!(parse_duration("3600"), Ok(3600));
+        assert_eq!(parse_duration("90m"), Ok(5400));
+        assert_eq!(parse_duration(" 12h "), Ok(43_200));
+        assert_eq!(parse_duration("30d"), Ok(2_592_000));
+        assert_eq!(parse_duration("5s"), Ok(5));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("3w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration(&format!("{}d", u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn ranges_are_start_dot_dot_end_in_order() {
+        assert_eq!(
+            parse_range("0..1024"),
+            Ok(ByteRange {
+                start: 0,
+                end: 1024
+            })
+        );
+        assert_eq!(parse_range("7..7"), Ok(ByteRange { start: 7, end: 7 }));
+        assert!(parse_range("9..3").is_err());
+        assert!(parse_range("1-2").is_err());
+        assert!(parse_range("a..2").is_err());
+    }
+}

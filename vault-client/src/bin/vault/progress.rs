@@ -52,3 +52,30 @@ impl Progress for ProgressBar {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bar_is_drawn_only_for_enough_bytes_still_to_go() {
+        let progress = ProgressBar::default();
+        progress.start(PROGRESS_MIN_BYTES - 1, 0);
+        assert!(progress.bar().is_none());
+        // A resumed download with little left shows none either.
+        progress.start(10 * PROGRESS_MIN_BYTES, 9 * PROGRESS_MIN_BYTES + 1);
+        assert!(progress.bar().is_none());
+        progress.start(10 * PROGRESS_MIN_BYTES, PROGRESS_MIN_BYTES);
+        assert_eq!(
+            progress.bar().as_ref().map(|b| (b.length(), b.position())),
+            Some((Some(10 * PROGRESS_MIN_BYTES), PROGRESS_MIN_BYTES))
+        );
+        progress.advance(5);
+        assert_eq!(
+            progress.bar().as_ref().map(|b| b.position()),
+            Some(PROGRESS_MIN_BYTES + 5)
+        );
+        progress.finish();
+        assert!(progress.bar().is_none());
+    }
+}
