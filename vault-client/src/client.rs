@@ -1,5 +1,12 @@
 //! The async client library over quinn: connect with an identity, put,
-//! get (verified, resumable, ranged) and list documents.
+//! get (verified, resumable, ranged) and list documents, and the consent,
+//! grant and log calls.
+//!
+//! Part of the `net` feature. What it checks is the pure protocol's: frames
+//! ([`crate::wire`]), the byte-range rule ([`ByteRange::resolve`]), verified
+//! streaming ([`crate::tree`]) and log proofs ([`crate::merkle`]). It draws
+//! no progress bar: a caller that wants one hands the client a
+//! [`Progress`] ([`VaultClient::with_progress`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,18 +19,22 @@ use pki::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::error::{ClientError, ErrorCode};
-use crate::framing::{read_frame, write_frame, FrameError};
-use crate::sink::{FileSink, PartState};
-use crate::transport;
+pub use crate::sink::hash_file;
+
+use crate::client_error::{integrity_reset, ClientError};
+use crate::error::ErrorCode;
+use crate::framing::{
+    exchange, exchange_on, read_frame, write_frame, ExchangeError, FrameError, FrameLimits,
+};
+use crate::progress::Progress;
+use crate::sink::{read_full, FileSink, PartState, FILE_CHUNK_BYTES};
+use crate::transport::{self, PeerCertError};
 use crate::tree::{RangeDecoder, GROUP_SIZE};
 use crate::wire::{
     ByteRange, DocumentId, DocumentView, GrantView, Request, RequestView, Response,
-    DOCUMENT_SIZE_MAX, RESPONSE_FRAME_LEN_MAX,
+    DOCUMENT_SIZE_MAX, RESET_INTEGRITY, RESPONSE_FRAME_LEN_MAX,
 };
 
-/// Bytes read from a local file per upload chunk.
-const UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
 /// How long to wait for a node to complete the handshake, in milliseconds.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// How long [`VaultClient::connect_any`] gives one node before it also
@@ -49,6 +60,8 @@ pub struct VaultClient {
     _endpoint: quinn::Endpoint,
     /// Provenance already verified, keyed by a hash of exactly what was checked.
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], PeerCert>>,
+    /// Where transfers asked to show progress report it.
+    progress: Option<Arc<dyn Progress>>,
 }
 
 /// Verified provenance entries remembered per client; cleared when full.
@@ -88,7 +101,8 @@ pub struct GetOptions {
     pub range: Option<ByteRange>,
     /// Resume from a `.part` file left by an interrupted download.
     pub resume: bool,
-    /// Show a progress bar on standard error for large transfers.
+    /// Report the transfer's progress to the client's [`Progress`] (see
+    /// [`VaultClient::with_progress`]; nothing happens without one).
     pub progress: bool,
     /// Fetch under this grant (departments other than the issuer).
     pub grant: Option<GrantId>,
@@ -175,7 +189,7 @@ impl VaultClient {
                 "no answer from {node} within {CONNECT_TIMEOUT_MS} ms; is the node running?"
             ))
         })??;
-        let node_cert = peer_cert(&connection)?;
+        let node_cert = node_certificate(&connection)?;
         if node_cert.role != Role::Node {
             connection.close(0u32.into(), b"not a node");
             return Err(ClientError::local(
@@ -192,7 +206,20 @@ impl VaultClient {
             node_cert,
             _endpoint: endpoint,
             verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+            progress: None,
         })
+    }
+
+    /// Reports the progress of the transfers that ask for it (`progress`
+    /// in [`VaultClient::put_file`] and [`GetOptions`]) to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The progress observer of a transfer that asked (`show`) for one.
+    fn progress(&self, show: bool) -> Option<&dyn Progress> {
+        self.progress.as_deref().filter(|_| show)
     }
 
     /// The caller's identity.
@@ -206,7 +233,8 @@ impl VaultClient {
     }
 
     /// Puts a local file for `resident` as a document of `kind`, signed by
-    /// the caller (who must be a department).
+    /// the caller (who must be a department); with `progress`, the upload
+    /// reports to the client's [`Progress`].
     pub async fn put_file(
         &self,
         path: &Path,
@@ -220,8 +248,7 @@ impl VaultClient {
             .map_err(|e| local_io(e.to_string()))??;
         let record = self.record(resident, kind, content_hash, size)?;
         let body = Body::File(path.to_path_buf());
-        self.put_record(record, body, progress_bar(progress, size))
-            .await
+        self.put_record(record, body, self.progress(progress)).await
     }
 
     /// Puts bytes held in memory (for programs and tests).
@@ -263,7 +290,7 @@ impl VaultClient {
         &self,
         record: IssueRecord,
         body: Body,
-        progress: Option<indicatif::ProgressBar>,
+        progress: Option<&dyn Progress>,
     ) -> Result<PutOutcome, ClientError> {
         let signature = record.sign(&self.identity);
         let (mut send, mut recv) = self.connection.open_bi().await?;
@@ -297,13 +324,14 @@ impl VaultClient {
         }
     }
 
-    /// Sends one request and reads one response (no body either way).
+    /// Sends one request and reads one response (no body either way); a
+    /// refusal is an error. No deadline: a dead node's connection ends at
+    /// its idle timeout.
     pub async fn call(&self, request: &Request) -> Result<Response, ClientError> {
-        let (mut send, mut recv) = self.connection.open_bi().await?;
-        write_frame(&mut send, request).await.map_err(frame_error)?;
-        send.finish()
-            .map_err(|e| ClientError::Connection(e.to_string()))?;
-        read_response(&mut recv).await
+        let response = exchange(&self.connection, request, FrameLimits::CLIENT, None)
+            .await
+            .map_err(exchange_error)?;
+        refused(response)
     }
 
     /// A department asks for a resident's documents for a purpose.
@@ -587,16 +615,10 @@ impl VaultClient {
 
     /// Lists the documents of `resident` the caller may see.
     pub async fn list(&self, resident: &ResidentId) -> Result<Vec<DocumentView>, ClientError> {
-        let (mut send, mut recv) = self.connection.open_bi().await?;
         let request = Request::List {
             resident: resident.clone(),
         };
-        write_frame(&mut send, &request)
-            .await
-            .map_err(frame_error)?;
-        send.finish()
-            .map_err(|e| ClientError::Connection(e.to_string()))?;
-        match read_response(&mut recv).await? {
+        match self.call(&request).await? {
             Response::Documents { documents } => Ok(documents),
             other => Err(unexpected(&other)),
         }
@@ -706,10 +728,9 @@ impl VaultClient {
         let base = if resume_from > 0 { 0 } else { range.start };
         let full = resume_from > 0 || (range.start == 0 && range.end == document.record.size);
         let sink = FileSink::open(part, document, resume_from, full)?;
-        let progress = progress_bar(progress, range.end - range.start);
-        if let Some(bar) = &progress {
-            bar.set_length(range.end - base);
-            bar.set_position(range.start - base);
+        let progress = self.progress(progress);
+        if let Some(progress) = progress {
+            progress.start(range.end - base, range.start - base);
         }
         let mut buf = vec![0u8; GROUP_SIZE as usize];
         while let Some(piece) = decoder.next_piece() {
@@ -718,8 +739,8 @@ impl VaultClient {
             if let Some(verified) = decoder.verify_next(&buf[..len])? {
                 sink.write(verified.offset - base, verified.bytes.to_vec())
                     .await?;
-                if let Some(bar) = &progress {
-                    bar.set_position(verified.offset + verified.bytes.len() as u64 - base);
+                if let Some(progress) = progress {
+                    progress.advance(verified.bytes.len() as u64);
                 }
             }
         }
@@ -731,8 +752,8 @@ impl VaultClient {
         };
         sink.finish(check).await?;
         part.commit()?;
-        if let Some(bar) = &progress {
-            bar.finish_and_clear();
+        if let Some(progress) = progress {
+            progress.finish();
         }
         Ok(range.end - base)
     }
@@ -744,19 +765,15 @@ impl VaultClient {
         grant: Option<GrantId>,
     ) -> Result<(quinn::RecvStream, DocumentView, PeerCert, ByteRange, u64), ClientError> {
         let (mut send, mut recv) = self.connection.open_bi().await?;
-        write_frame(
-            &mut send,
-            &Request::Get {
-                document_id,
-                range,
-                grant,
-            },
-        )
-        .await
-        .map_err(frame_error)?;
-        send.finish()
-            .map_err(|e| ClientError::Connection(e.to_string()))?;
-        let (document, served, encoded_len) = match read_response(&mut recv).await? {
+        let request = Request::Get {
+            document_id,
+            range,
+            grant,
+        };
+        let response = exchange_on(&mut send, &mut recv, &request, FrameLimits::CLIENT, None)
+            .await
+            .map_err(exchange_error)?;
+        let (document, served, encoded_len) = match refused(response)? {
             Response::Document {
                 document,
                 range,
@@ -770,15 +787,14 @@ impl VaultClient {
                 "the node answered with a different document",
             ));
         }
-        let size = document.record.size;
-        let asked = range.unwrap_or(ByteRange {
-            start: 0,
-            end: size,
-        });
-        let expected = ByteRange {
-            start: asked.start,
-            end: asked.end.min(size),
-        };
+        // The node applies the same rule to answer; a range it refuses is
+        // refused before any `Document` frame.
+        let expected = ByteRange::resolve(range, document.record.size).map_err(|e| {
+            ClientError::local(
+                ErrorCode::Protocol,
+                format!("the node served a range it should have refused: {e}"),
+            )
+        })?;
         if served != expected {
             return Err(ClientError::local(
                 ErrorCode::Protocol,
@@ -883,7 +899,7 @@ async fn send_body_bytes(
     send: &mut quinn::SendStream,
     body: Body,
     size: u64,
-    progress: Option<indicatif::ProgressBar>,
+    progress: Option<&dyn Progress>,
 ) -> Result<(), ClientError> {
     match body {
         Body::Memory(bytes) => {
@@ -892,16 +908,16 @@ async fn send_body_bytes(
         Body::File(path) => {
             let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(UPLOAD_QUEUE_DEPTH);
             let reader = tokio::task::spawn_blocking(move || read_file_chunks(&path, tx));
-            if let Some(bar) = &progress {
-                bar.set_length(size);
+            if let Some(progress) = progress {
+                progress.start(size, 0);
             }
             let mut sent = 0u64;
             while let Some(chunk) = rx.recv().await {
                 let chunk = chunk.map_err(|e| local_io(e.to_string()))?;
                 send.write_all(&chunk).await?;
                 sent += chunk.len() as u64;
-                if let Some(bar) = &progress {
-                    bar.set_position(sent);
+                if let Some(progress) = progress {
+                    progress.advance(chunk.len() as u64);
                 }
             }
             reader.await.map_err(|e| local_io(e.to_string()))?;
@@ -911,8 +927,8 @@ async fn send_body_bytes(
                     "the file changed while it was being uploaded; nothing was stored",
                 ));
             }
-            if let Some(bar) = &progress {
-                bar.finish_and_clear();
+            if let Some(progress) = progress {
+                progress.finish();
             }
         }
     }
@@ -928,7 +944,7 @@ fn read_file_chunks(path: &Path, tx: mpsc::Sender<std::io::Result<Vec<u8>>>) {
         }
     };
     loop {
-        let mut chunk = vec![0u8; UPLOAD_CHUNK_BYTES];
+        let mut chunk = vec![0u8; FILE_CHUNK_BYTES];
         match read_full(&mut file, &mut chunk) {
             Ok(0) => return,
             Ok(n) => {
@@ -945,64 +961,31 @@ fn read_file_chunks(path: &Path, tx: mpsc::Sender<std::io::Result<Vec<u8>>>) {
     }
 }
 
-/// Reads until `buf` is full or the file ends; returns bytes read.
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// BLAKE3 of a file and its length, reading it once.
-pub fn hash_file(path: &Path) -> Result<(ContentHash, u64), ClientError> {
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| local_io(format!("cannot open {}: {e}", path.display())))?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; UPLOAD_CHUNK_BYTES];
-    let mut size = 0u64;
-    loop {
-        let n = read_full(&mut file, &mut buf)
-            .map_err(|e| local_io(format!("cannot read {}: {e}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((ContentHash(*hasher.finalize().as_bytes()), size))
-}
-
 async fn read_response(recv: &mut quinn::RecvStream) -> Result<Response, ClientError> {
-    match read_frame::<Response>(recv, RESPONSE_FRAME_LEN_MAX).await {
-        Ok(Response::Error(body)) => Err(body.into()),
-        Ok(response) => Ok(response),
-        Err(e) => Err(frame_error(e)),
+    let response = read_frame::<Response>(recv, RESPONSE_FRAME_LEN_MAX)
+        .await
+        .map_err(frame_error)?;
+    refused(response)
+}
+
+/// A node's refusal as an error; any other response as it came.
+fn refused(response: Response) -> Result<Response, ClientError> {
+    match response {
+        Response::Error(body) => Err(body.into()),
+        response => Ok(response),
     }
 }
 
 fn frame_error(e: FrameError) -> ClientError {
-    match e {
-        FrameError::Wire(e) => e.into(),
-        FrameError::Reset(code) if code == u64::from(crate::wire::RESET_INTEGRITY) => {
-            integrity_reset()
-        }
-        other => ClientError::Connection(other.to_string()),
-    }
+    exchange_error(e.into())
 }
 
-/// The node found stored bytes corrupt and stopped the transfer.
-pub(crate) fn integrity_reset() -> ClientError {
-    ClientError::local(
-        ErrorCode::Integrity,
-        "the node found the stored document corrupt and stopped; nothing was kept",
-    )
+fn exchange_error(e: ExchangeError) -> ClientError {
+    match e {
+        ExchangeError::Encode(e) | ExchangeError::Frame(e) => e.into(),
+        ExchangeError::Reset(code) if code == u64::from(RESET_INTEGRITY) => integrity_reset(),
+        other => ClientError::Connection(other.to_string()),
+    }
 }
 
 fn unexpected(response: &Response) -> ClientError {
@@ -1019,20 +1002,15 @@ fn piece_len(len: u64) -> Result<usize, ClientError> {
     Ok(len as usize)
 }
 
-fn peer_cert(connection: &quinn::Connection) -> Result<PeerCert, ClientError> {
-    let certs = connection
-        .peer_identity()
-        .and_then(|any| {
-            any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
-                .ok()
-        })
-        .ok_or_else(|| {
-            ClientError::local(ErrorCode::BadCertificate, "the node sent no certificate")
-        })?;
-    let leaf = certs.first().ok_or_else(|| {
-        ClientError::local(ErrorCode::BadCertificate, "the node sent no certificate")
-    })?;
-    Ok(pki::parse_certificate(leaf)?)
+fn node_certificate(connection: &quinn::Connection) -> Result<PeerCert, ClientError> {
+    match transport::peer_certificate(connection) {
+        Ok(presented) => Ok(presented.cert),
+        Err(PeerCertError::Missing) => Err(ClientError::local(
+            ErrorCode::BadCertificate,
+            "the node sent no certificate",
+        )),
+        Err(PeerCertError::Invalid(e)) => Err(e.into()),
+    }
 }
 
 async fn resolve(node: &str) -> Result<(String, SocketAddr), ClientError> {
@@ -1053,24 +1031,9 @@ async fn resolve(node: &str) -> Result<(String, SocketAddr), ClientError> {
     Ok((host.to_string(), addr))
 }
 
-/// Transfers smaller than this show no progress bar.
+/// Transfers smaller than this, in bytes, are not worth a progress
+/// display (the `vault` command line shows none for them).
 pub const PROGRESS_MIN_BYTES: u64 = 4 * 1024 * 1024;
-
-fn progress_bar(show: bool, len: u64) -> Option<indicatif::ProgressBar> {
-    if !show || len < PROGRESS_MIN_BYTES {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(len),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    Some(bar)
-}
 
 fn local_io(message: impl Into<String>) -> ClientError {
     ClientError::local(ErrorCode::LocalIo, message)

@@ -3,24 +3,54 @@
 //! library over quinn used by the `vault` command line and by nodes talking
 //! to each other.
 //!
-//! **Invariant:** `wire` and `tree` do no I/O; they are plain functions over
-//! bytes, fuzzable and testable without a network. `framing`, `transport`,
-//! `client` and `sink` are the only modules that touch sockets or files.
+//! The crate is in two layers, and every module refers (through `crate::`)
+//! only to modules before it in this order, never back:
+//!
+//! - **The pure protocol** (always built): [`error`] (stable error codes),
+//!   [`tree`] (BLAKE3 verified streaming), [`merkle`] (RFC 6962), [`wire`]
+//!   (messages, the frame codec with its incremental decoder, limits, reset
+//!   codes, the byte-range rule), [`replay`] (the auditor's rules and
+//!   checks) and [`progress`] (the progress-reporting interface).
+//! - **The network** (feature `net`, default): `client_error`
+//!   (`ClientError`), `framing` (frames on quinn streams, the
+//!   request-with-deadline exchange), `transport` (endpoints, the peer's
+//!   certificate), `sink` (a transfer's local files), `client`
+//!   (`VaultClient`) and `audit` (the auditor over the network).
+//!
+//! **Invariant:** the pure layer does no I/O and has no quinn, tokio,
+//! indicatif or socket crate in its dependency closure
+//! (`cargo tree -p vault-client --no-default-features -e normal`); it is
+//! plain functions over bytes, fuzzable and testable without a network.
+//! The `vault` binary (features `net` and `cli`) draws the progress bar.
 //!
 //! This crate does not store anything and makes no access decisions: the
 //! node does. It never trusts the node either: every downloaded byte is
 //! verified against the content hash the issuing department signed.
 
-pub mod audit;
-pub mod client;
 pub mod error;
-pub mod framing;
 pub mod merkle;
-pub mod sink;
-pub mod transport;
+pub mod progress;
+pub mod replay;
 pub mod tree;
 pub mod wire;
 
+#[cfg(feature = "net")]
+pub mod audit;
+#[cfg(feature = "net")]
+pub mod client;
+#[cfg(feature = "net")]
+pub mod client_error;
+#[cfg(feature = "net")]
+pub mod framing;
+#[cfg(feature = "net")]
+pub mod sink;
+#[cfg(feature = "net")]
+pub mod transport;
+
+#[cfg(feature = "net")]
 pub use client::{GetOptions, GetOutcome, PutOutcome, VaultClient};
-pub use error::{ClientError, ErrorCode};
+#[cfg(feature = "net")]
+pub use client_error::ClientError;
+pub use error::ErrorCode;
+pub use progress::Progress;
 pub use wire::{ByteRange, DocumentId, DocumentView};

@@ -258,40 +258,69 @@ pub fn verify_consistency(
     new_root: &Hash,
     proof: &[Hash],
 ) -> Result<(), ProofError> {
-    if old > new {
-        return Err(ProofError::Range(format!(
-            "old size {old} exceeds new size {new}"
-        )));
+    if let Some(verdict) = consistency_without_path(old, new, old_root, new_root, proof) {
+        return verdict;
     }
-    if old == new {
-        if !proof.is_empty() {
-            return Err(ProofError::Length {
-                got: proof.len(),
-                want: 0,
-            });
-        }
-        return if old_root == new_root {
-            Ok(())
-        } else {
-            Err(ProofError::Mismatch)
-        };
+    let (fr, sr) = consistency_roots(old, new, old_root, proof)?;
+    if &fr != old_root || &sr != new_root {
+        return Err(ProofError::Mismatch);
     }
-    if old == 0 {
-        return if proof.is_empty() {
-            Ok(())
+    Ok(())
+}
+
+/// The verdict on a consistency proof that needs no path walk (sizes out
+/// of order, equal sizes, an empty old tree) or whose length is out of
+/// bounds; `None` when the path must be walked.
+fn consistency_without_path(
+    old: u64,
+    new: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
+) -> Option<Result<(), ProofError>> {
+    let empty = |verdict: Result<(), ProofError>| {
+        if proof.is_empty() {
+            verdict
         } else {
             Err(ProofError::Length {
                 got: proof.len(),
                 want: 0,
             })
+        }
+    };
+    if old > new {
+        return Some(Err(ProofError::Range(format!(
+            "old size {old} exceeds new size {new}"
+        ))));
+    }
+    if old == new {
+        let same = if old_root == new_root {
+            Ok(())
+        } else {
+            Err(ProofError::Mismatch)
         };
+        return Some(empty(same));
+    }
+    if old == 0 {
+        return Some(empty(Ok(())));
     }
     if proof.is_empty() || proof.len() > PROOF_LEN_MAX {
-        return Err(ProofError::Length {
+        return Some(Err(ProofError::Length {
             got: proof.len(),
             want: 1,
-        });
+        }));
     }
+    None
+}
+
+/// Walks a consistency proof from `0 < old < new` (RFC 9162 2.1.4.2 steps
+/// 2-7), answering the old and the new root it leads to.
+fn consistency_roots(
+    old: u64,
+    new: u64,
+    old_root: &Hash,
+    proof: &[Hash],
+) -> Result<(Hash, Hash), ProofError> {
     let mut path: Vec<Hash> = proof.to_vec();
     if old.is_power_of_two() {
         path.insert(0, *old_root);
@@ -301,8 +330,11 @@ pub fn verify_consistency(
         f_n >>= 1;
         s_n >>= 1;
     }
-    let (mut fr, mut sr) = (path[0], path[0]);
-    for c in &path[1..] {
+    let Some((first, rest)) = path.split_first() else {
+        return Err(ProofError::Length { got: 0, want: 1 });
+    };
+    let (mut fr, mut sr) = (*first, *first);
+    for c in rest {
         if s_n == 0 {
             return Err(ProofError::Length {
                 got: proof.len(),
@@ -330,10 +362,7 @@ pub fn verify_consistency(
             want: proof.len() + 1,
         });
     }
-    if &fr != old_root || &sr != new_root {
-        return Err(ProofError::Mismatch);
-    }
-    Ok(())
+    Ok((fr, sr))
 }
 
 #[cfg(test)]

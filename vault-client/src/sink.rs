@@ -1,10 +1,14 @@
-//! Where a download's verified bytes go: `FILE.part` beside the output,
-//! with a small `FILE.part.json` naming the document so that an interrupted
-//! download resumes only into the same document. Only verified bytes are
-//! ever written, in order, so the `.part` file's length (rounded down to a
-//! group) is the verified prefix.
+//! Local files of a transfer. Where a download's verified bytes go:
+//! `FILE.part` beside the output, with a small `FILE.part.json` naming the
+//! document so that an interrupted download resumes only into the same
+//! document. Only verified bytes are ever written, in order, so the `.part`
+//! file's length (rounded down to a group) is the verified prefix. And
+//! [`hash_file`], which an upload and a resumed download both use.
+//!
+//! Part of the `net` feature (the writer runs on tokio's blocking pool).
 
 use std::fs::{self, File, OpenOptions};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -12,12 +16,15 @@ use pki::ContentHash;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::error::{ClientError, ErrorCode};
+use crate::client_error::ClientError;
+use crate::error::ErrorCode;
 use crate::tree::GROUP_SIZE;
 use crate::wire::{DocumentId, DocumentView};
 
 /// Verified pieces queued between the network and the file writer.
 const WRITE_QUEUE_DEPTH: usize = 64;
+/// Bytes read from a local file at a time, in bytes.
+pub(crate) const FILE_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// The `.part` and `.part.json` files of one output path.
 #[derive(Debug, Clone)]
@@ -161,7 +168,7 @@ impl FileSink {
         tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
             file.sync_all().map_err(|e| io_error(&part, e))?;
             if let Some(expected) = check {
-                let (actual, _) = crate::client::hash_file(&part)?;
+                let (actual, _) = hash_file(&part)?;
                 if actual != expected {
                     return Err(ClientError::local(
                         ErrorCode::Integrity,
@@ -178,4 +185,38 @@ impl FileSink {
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> ClientError {
     ClientError::local(ErrorCode::LocalIo, format!("{}: {e}", path.display()))
+}
+
+/// BLAKE3 of a file and its length, reading it once.
+pub fn hash_file(path: &Path) -> Result<(ContentHash, u64), ClientError> {
+    let local_io = |message: String| ClientError::local(ErrorCode::LocalIo, message);
+    let mut file =
+        File::open(path).map_err(|e| local_io(format!("cannot open {}: {e}", path.display())))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; FILE_CHUNK_BYTES];
+    let mut size = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf)
+            .map_err(|e| local_io(format!("cannot read {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((ContentHash(*hasher.finalize().as_bytes()), size))
+}
+
+/// Reads until `buf` is full or the file ends; returns bytes read.
+pub(crate) fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }

@@ -7,11 +7,15 @@
 //! Both sides use the same transport settings so that benchmarks compare like
 //! with like: UDP socket buffers of [`SOCKET_BUFFER_BYTES`], large stream and
 //! connection windows, GSO (quinn's default where the kernel supports it).
+//!
+//! [`peer_certificate`] is the one place that reads the certificate a peer
+//! presented in the handshake. Part of the `net` feature.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
+use pki::PeerCert;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Requested UDP send and receive buffer, in bytes (the kernel may cap it at
@@ -89,4 +93,45 @@ pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, S
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport_config());
     Ok(config)
+}
+
+/// The leaf certificate a peer presented in the TLS handshake: parsed, and
+/// as the DER bytes it sent.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate {
+    /// The parsed certificate (role, name, key).
+    pub cert: PeerCert,
+    /// Its DER encoding, exactly as presented.
+    pub der: Vec<u8>,
+}
+
+/// Why [`peer_certificate`] found no usable certificate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerCertError {
+    /// The peer presented no certificate (the handshake verifier requires
+    /// one, so this is a broken handshake or a peer without an identity).
+    #[error("the peer presented no certificate")]
+    Missing,
+    /// The leaf certificate does not parse as a district certificate.
+    #[error(transparent)]
+    Invalid(#[from] pki::PkiError),
+}
+
+/// The certificate the peer of `connection` presented (its leaf, the
+/// first of the chain), parsed. The chain itself was verified by the
+/// handshake; callers check the role and name they expect.
+pub fn peer_certificate(connection: &quinn::Connection) -> Result<PeerCertificate, PeerCertError> {
+    let certs = connection
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .ok_or(PeerCertError::Missing)?;
+    let leaf = certs.first().ok_or(PeerCertError::Missing)?;
+    Ok(PeerCertificate {
+        cert: pki::parse_certificate(leaf)?,
+        der: leaf.to_vec(),
+    })
 }

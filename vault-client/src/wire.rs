@@ -2,7 +2,10 @@
 //! peer-controlled length bounded by a named maximum beside the type.
 //!
 //! This module does no I/O: it turns messages into bytes and bytes into
-//! messages. The async layer (`client`, and the node's server) drives it.
+//! messages ([`encode_frame`], and [`decode_frame`], an incremental decoder
+//! over whatever bytes have arrived), and holds the one byte-range rule both
+//! sides apply ([`ByteRange::resolve`]). The async layer (`framing`, under
+//! the `net` feature, and the node's server) drives it.
 //!
 //! One request per bidirectional QUIC stream. Messages are *frames*: a
 //! 4-byte big-endian length, then that many bytes of UTF-8 JSON holding a
@@ -16,6 +19,7 @@ use pki::{
     AccessRequest, ContentHash, DocumentKind, Grant, GrantBody, GrantId, GrantedDocument,
     IssueRecord, Name, Purpose, RequestId, ResidentId, Signature,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
@@ -217,6 +221,60 @@ pub struct ByteRange {
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
+}
+
+impl ByteRange {
+    /// The whole of a document of `size` bytes.
+    pub fn whole(size: u64) -> ByteRange {
+        ByteRange {
+            start: 0,
+            end: size,
+        }
+    }
+
+    /// The range a node serves for a get of a document of `size` bytes
+    /// that asked for `requested`: the whole document when absent, else the
+    /// request with its end clamped to `size` (so `start..u64::MAX` means
+    /// "from `start` to the end"). A start past the clamped end is refused
+    /// with [`ErrorCode::InvalidArgument`]. The node applies this rule to
+    /// answer; the client applies it to check what it was sent.
+    pub fn resolve(requested: Option<ByteRange>, size: u64) -> Result<ByteRange, RangeError> {
+        let range = match requested {
+            None => ByteRange::whole(size),
+            Some(r) => ByteRange {
+                start: r.start,
+                end: r.end.min(size),
+            },
+        };
+        if range.start > range.end {
+            return Err(RangeError {
+                start: range.start,
+                end: range.end,
+                size,
+            });
+        }
+        Ok(range)
+    }
+}
+
+/// A requested byte range that lies outside its document
+/// (from [`ByteRange::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("range {start}..{end} is outside the document's {size} bytes")]
+pub struct RangeError {
+    /// The requested start.
+    pub start: u64,
+    /// The requested end, clamped to the document's size.
+    pub end: u64,
+    /// The document's size in bytes.
+    pub size: u64,
+}
+
+impl RangeError {
+    /// The stable error code: [`ErrorCode::InvalidArgument`].
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidArgument
+    }
 }
 
 /// A response, the first frame a node writes on a stream.
@@ -637,6 +695,53 @@ pub fn decode_frame_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T,
     serde_json::from_slice(body).map_err(|e| WireError::Malformed(e.to_string()))
 }
 
+/// What [`decode_frame`] found at the start of a buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameStatus<T> {
+    /// No whole frame yet: at least `needed` more bytes must arrive.
+    NeedMore {
+        /// Bytes missing before the next decision can be made (the rest of
+        /// the prefix, or the rest of the body).
+        needed: usize,
+    },
+    /// One whole frame.
+    Frame {
+        /// Its decoded message.
+        message: T,
+        /// The bytes it took, prefix included; the next frame (if any)
+        /// starts there.
+        consumed: usize,
+    },
+}
+
+/// The incremental frame decoder: looks at the bytes received so far
+/// (`buf`, starting at a frame boundary) and answers that more are needed,
+/// or decodes the one frame they start with. A length prefix over `max` is
+/// refused ([`WireError::FrameTooLarge`], code `frame.too_large`) as soon
+/// as the prefix is complete, before its body arrives; a body that is not a
+/// valid message is [`WireError::Malformed`]. Bytes after the first frame
+/// are left alone: call again from `consumed`.
+pub fn decode_frame<T: DeserializeOwned>(
+    buf: &[u8],
+    max: usize,
+) -> Result<FrameStatus<T>, WireError> {
+    let Some((prefix, rest)) = buf.split_first_chunk::<FRAME_PREFIX_LEN>() else {
+        return Ok(FrameStatus::NeedMore {
+            needed: FRAME_PREFIX_LEN - buf.len(),
+        });
+    };
+    let len = decode_frame_len(*prefix, max)?;
+    match rest.get(..len) {
+        None => Ok(FrameStatus::NeedMore {
+            needed: len - rest.len(),
+        }),
+        Some(body) => Ok(FrameStatus::Frame {
+            message: decode_frame_body(body)?,
+            consumed: FRAME_PREFIX_LEN + len,
+        }),
+    }
+}
+
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -716,11 +821,132 @@ mod tests {
         .is_err());
     }
 
+    fn get_request(seed: u8) -> Request {
+        Request::Get {
+            document_id: DocumentId::from_bytes([seed; 16]),
+            range: Some(ByteRange {
+                start: u64::from(seed),
+                end: 1_000,
+            }),
+            grant: Some(GrantId::from_bytes([seed; 16])),
+        }
+    }
+
+    #[test]
+    fn the_decoder_needs_more_at_every_split_point_then_decodes_the_frame() {
+        let request = get_request(9);
+        let frame = encode_frame(&request).unwrap();
+        for split in 0..frame.len() {
+            match decode_frame::<Request>(&frame[..split], FRAME_LEN_MAX).unwrap() {
+                FrameStatus::NeedMore { needed } => {
+                    let due = if split < FRAME_PREFIX_LEN {
+                        FRAME_PREFIX_LEN - split
+                    } else {
+                        frame.len() - split
+                    };
+                    assert_eq!(needed, due, "split at {split}");
+                }
+                other => panic!("split at {split}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            decode_frame::<Request>(&frame, FRAME_LEN_MAX).unwrap(),
+            FrameStatus::Frame {
+                message: request,
+                consumed: frame.len()
+            }
+        );
+    }
+
+    #[test]
+    fn the_decoder_refuses_an_oversized_prefix_before_its_body() {
+        let prefix = ((FRAME_LEN_MAX + 1) as u32).to_be_bytes();
+        let err = decode_frame::<Request>(&prefix, FRAME_LEN_MAX).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::FrameTooLarge);
+        assert_eq!(
+            err,
+            WireError::FrameTooLarge {
+                len: FRAME_LEN_MAX + 1,
+                max: FRAME_LEN_MAX
+            }
+        );
+        // A frame within the sender's limit can still exceed the reader's.
+        let frame = encode_frame(&get_request(1)).unwrap();
+        let err = decode_frame::<Request>(&frame[..FRAME_PREFIX_LEN], 8).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::FrameTooLarge);
+    }
+
+    #[test]
+    fn the_decoder_takes_one_frame_of_two_and_leaves_the_rest() {
+        let (first, second) = (get_request(1), get_request(2));
+        let mut buf = encode_frame(&first).unwrap();
+        let first_len = buf.len();
+        buf.extend(encode_frame(&second).unwrap());
+        let FrameStatus::Frame { message, consumed } =
+            decode_frame::<Request>(&buf, FRAME_LEN_MAX).unwrap()
+        else {
+            panic!("expected a frame");
+        };
+        assert_eq!((message, consumed), (first, first_len));
+        let rest = &buf[consumed..];
+        assert_eq!(
+            decode_frame::<Request>(rest, FRAME_LEN_MAX).unwrap(),
+            FrameStatus::Frame {
+                message: second,
+                consumed: rest.len()
+            }
+        );
+    }
+
+    #[test]
+    fn the_decoder_refuses_a_malformed_body() {
+        let mut frame = 2u32.to_be_bytes().to_vec();
+        frame.extend_from_slice(b"{]");
+        let err = decode_frame::<Request>(&frame, FRAME_LEN_MAX).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::FrameMalformed);
+    }
+
+    #[test]
+    fn the_range_rule_clamps_the_end_and_refuses_a_start_past_it() {
+        let r = |start, end| ByteRange { start, end };
+        assert_eq!(ByteRange::resolve(None, 100), Ok(r(0, 100)));
+        assert_eq!(ByteRange::resolve(None, 0), Ok(r(0, 0)));
+        assert_eq!(ByteRange::resolve(Some(r(10, 20)), 100), Ok(r(10, 20)));
+        assert_eq!(ByteRange::resolve(Some(r(10, 500)), 100), Ok(r(10, 100)));
+        assert_eq!(
+            ByteRange::resolve(Some(r(40, u64::MAX)), 100),
+            Ok(r(40, 100))
+        );
+        assert_eq!(ByteRange::resolve(Some(r(100, 200)), 100), Ok(r(100, 100)));
+        assert_eq!(ByteRange::resolve(Some(r(7, 7)), 100), Ok(r(7, 7)));
+        let err = ByteRange::resolve(Some(r(150, 200)), 100).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+        assert_eq!(
+            err.to_string(),
+            "range 150..100 is outside the document's 100 bytes"
+        );
+        let err = ByteRange::resolve(Some(r(30, 20)), 100).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "range 30..20 is outside the document's 100 bytes"
+        );
+    }
+
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode_frame_body::<Request>(&bytes);
             let _ = decode_frame_body::<Response>(&bytes);
+            let _ = decode_frame::<Request>(&bytes, FRAME_LEN_MAX);
+        }
+
+        #[test]
+        fn a_resolved_range_lies_within_the_document(
+            start in any::<u64>(), end in any::<u64>(), size in 0..DOCUMENT_SIZE_MAX
+        ) {
+            if let Ok(r) = ByteRange::resolve(Some(ByteRange { start, end }), size) {
+                prop_assert!(r.start <= r.end && r.end <= size && r.start == start);
+            }
         }
 
         #[test]

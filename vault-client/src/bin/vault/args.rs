@@ -1,0 +1,255 @@
+//! The command line's grammar: every command, flag and argument of `vault`
+//! (clap derive), and the parsers of durations and byte ranges.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use pki::{DocumentKind, GrantId, Purpose, RequestId, ResidentId};
+use vault_client::{ByteRange, DocumentId};
+
+/// The district document vault's command line.
+#[derive(Parser)]
+#[command(name = "vault", version, about)]
+pub struct Cli {
+    /// Identity directory (cert.pem, key.pem, ca.pem) to connect as.
+    #[arg(long, global = true, env = "VAULT_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// The node(s) to talk to: HOST:PORT, or several comma separated,
+    /// preferred in order (the next is tried when one does not answer
+    /// within 250 ms). Default: the identity's `nodes` file, else
+    /// 127.0.0.1:7443.
+    #[arg(long, global = true, env = "VAULT_NODE")]
+    pub node: Option<String>,
+    /// Print one JSON object (or a JSON error) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum Command {
+    /// Put a document issued by your department into the vault.
+    Put {
+        /// The file to store.
+        file: PathBuf,
+        /// The resident the document belongs to.
+        #[arg(long)]
+        resident: ResidentId,
+        /// The kind of document, e.g. marriage-certificate.
+        #[arg(long)]
+        kind: DocumentKind,
+    },
+    /// Fetch a document, verified against the issuer's signed hash.
+    Get {
+        /// The document id printed by `vault put` or `vault list`.
+        document_id: DocumentId,
+        /// Where to write it (written to FILE.part, renamed when verified).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// Fetch only bytes START..END.
+        #[arg(long, value_parser = parse_range)]
+        range: Option<ByteRange>,
+        /// Start over instead of resuming an interrupted download.
+        #[arg(long)]
+        no_resume: bool,
+        /// Fetch under this grant (a department other than the issuer).
+        #[arg(long)]
+        grant: Option<pki::GrantId>,
+    },
+    /// List a resident's documents you may see.
+    List {
+        /// Whose documents.
+        #[arg(long)]
+        resident: ResidentId,
+    },
+    /// (Department) Ask a resident for documents, for a purpose.
+    Request {
+        /// Whose documents.
+        #[arg(long)]
+        resident: ResidentId,
+        /// Exact documents, comma separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            conflicts_with = "kinds",
+            required_unless_present = "kinds"
+        )]
+        documents: Vec<DocumentId>,
+        /// Kinds of document (the resident's current one of each), comma separated.
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<DocumentKind>,
+        /// Purpose code from the district's registry, e.g. housing-subsidy.
+        #[arg(long)]
+        purpose: Purpose,
+        /// How long access is asked for: 3600, 90m, 12h, 30d.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: u64,
+    },
+    /// (Resident) List pending requests addressed to you.
+    Requests,
+    /// (Resident) Approve a request: sign a grant, possibly narrowed.
+    Approve {
+        /// The request id shown by `vault requests`.
+        request_id: RequestId,
+        /// Fetches the grant allows.
+        #[arg(long, default_value_t = 1)]
+        max_uses: u32,
+        /// Shorter validity than asked: 3600, 90m, 12h, 30d.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<u64>,
+    },
+    /// (Resident) Deny a request.
+    Deny {
+        /// The request id.
+        request_id: RequestId,
+    },
+    /// Grants you gave (resident) or hold (department).
+    Grants,
+    /// Show, verify or give up one grant.
+    Grant {
+        #[command(subcommand)]
+        command: GrantCommand,
+    },
+    /// (Resident) Revoke a grant; effective for the next fetch.
+    Revoke {
+        /// The grant id.
+        grant_id: GrantId,
+    },
+    /// The transparency log: checkpoints, proofs, and the auditor's check.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// (Resident) Every access to your documents, each checked against an
+    /// inclusion proof in the signed log.
+    Accesses {
+        /// Every log entry about you, not only fetches.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+pub enum AuditCommand {
+    /// Print the current signed checkpoint (C2SP signed note).
+    Checkpoint,
+    /// Inclusion proof of one entry (RFC 6962).
+    Proof {
+        /// The entry's index.
+        #[arg(long)]
+        index: u64,
+        /// Prove against this tree size (default: the current size).
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Consistency proof between two tree sizes (RFC 6962).
+    Consistency {
+        /// The older size.
+        #[arg(long)]
+        from: u64,
+        /// The newer size.
+        #[arg(long)]
+        to: u64,
+    },
+    /// (Auditor) Verify the whole log: signature, consistency with the last
+    /// trusted checkpoint, the tree, and the access rules.
+    Verify {
+        /// Where the trusted checkpoint is kept between runs.
+        #[arg(long, default_value = ".vault-audit")]
+        state: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+pub enum GrantCommand {
+    /// Show a grant; with -o, save the sealed grant for offline checks.
+    Show {
+        /// The grant id.
+        grant_id: GrantId,
+        /// Write the sealed grant (JSON) here.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Verify a saved grant offline: chains to the district CA, consent and
+    /// seal signatures, validity window. No network.
+    Verify {
+        /// The sealed grant (JSON, from `grant show -o`).
+        file: PathBuf,
+        /// The district CA certificate (defaults to the identity's ca.pem).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// (Department) Give up a grant you hold.
+    Release {
+        /// The grant id.
+        grant_id: GrantId,
+    },
+}
+
+/// Durations: plain seconds, or a number with s, m, h or d.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}: use e.g. 3600, 90m, 12h, 30d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("bad duration unit {unit:?}: use s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("bad duration {text:?}"))
+}
+
+pub fn parse_range(text: &str) -> Result<ByteRange, String> {
+    let (start, end) = text
+        .split_once("..")
+        .ok_or_else(|| "expected START..END, e.g. 0..1024".to_string())?;
+    let start: u64 = start.parse().map_err(|_| format!("bad start {start:?}"))?;
+    let end: u64 = end.parse().map_err(|_| format!("bad end {end:?}"))?;
+    if start > end {
+        return Err("START must not exceed END".into());
+    }
+    Ok(ByteRange { start, end })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        assert_eq!(parse_duration("3600"), Ok(3600));
+        assert_eq!(parse_duration("90m"), Ok(5400));
+        assert_eq!(parse_duration(" 12h "), Ok(43_200));
+        assert_eq!(parse_duration("30d"), Ok(2_592_000));
+        assert_eq!(parse_duration("5s"), Ok(5));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("3w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration(&format!("{}d", u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn ranges_are_start_dot_dot_end_in_order() {
+        assert_eq!(
+            parse_range("0..1024"),
+            Ok(ByteRange {
+                start: 0,
+                end: 1024
+            })
+        );
+        assert_eq!(parse_range("7..7"), Ok(ByteRange { start: 7, end: 7 }));
+        assert!(parse_range("9..3").is_err());
+        assert!(parse_range("1-2").is_err());
+        assert!(parse_range("a..2").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! The transparency log: `vault audit checkpoint`, `audit proof`, `audit
+//! consistency`, `audit verify` (the auditor's whole check), and a
+//! resident's `vault accesses`. Every proof printed is checked against the
+//! signed checkpoint first.
+
+use std::path::Path;
+
+use serde_json::json;
+use vault_client::wire::Response;
+use vault_client::{ClientError, VaultClient};
+
+use crate::args::AuditCommand;
+use crate::output::{self, strip_type, CommandResult};
+
+/// `vault audit ...`.
+pub async fn command(client: &VaultClient, command: AuditCommand) -> CommandResult {
+    match command {
+        AuditCommand::Checkpoint => checkpoint(client).await,
+        AuditCommand::Proof { index, size } => proof(client, index, size).await,
+        AuditCommand::Consistency { from, to } => consistency(client, from, to).await,
+        AuditCommand::Verify { state } => verify(client, &state).await,
+    }
+}
+
+/// `vault audit checkpoint`: the signed note, its signature checked.
+async fn checkpoint(client: &VaultClient) -> CommandResult {
+    let (checkpoint, note) = client.checkpoint().await?;
+    let value = json!({"origin": checkpoint.origin, "tree_size": checkpoint.size,
+        "root_hash": hex::encode(checkpoint.root), "note": note});
+    Ok((value, note.trim_end().to_string()))
+}
+
+/// `vault audit proof --index I [--size N]`.
+async fn proof(client: &VaultClient, index: u64, size: Option<u64>) -> CommandResult {
+    // Prove against the signed checkpoint unless another size is asked.
+    let (checkpoint, _) = client.checkpoint().await?;
+    let size = size.unwrap_or(checkpoint.size);
+    let response = client.inclusion_proof(index, Some(size)).await?;
+    if let Response::InclusionProof {
+        root_hash,
+        tree_size,
+        leaf_index,
+        ..
+    } = &response
+    {
+        if *leaf_index != index || *tree_size != size {
+            return Err(mismatch("the node proved another entry or size than asked"));
+        }
+        check_against_checkpoint(client, &checkpoint, size, root_hash).await?;
+    }
+    let value = serde_json::to_value(&response).unwrap_or_default();
+    let value = strip_type(value);
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    Ok((value, text))
+}
+
+/// `vault audit consistency --from A --to B`.
+async fn consistency(client: &VaultClient, from: u64, to: u64) -> CommandResult {
+    let (checkpoint, _) = client.checkpoint().await?;
+    let response = client.consistency_proof(from, to).await?;
+    if let Response::ConsistencyProof {
+        new_root,
+        new_size,
+        old_size,
+        ..
+    } = &response
+    {
+        if *old_size != from || *new_size != to {
+            return Err(mismatch("the node proved other sizes than asked"));
+        }
+        check_against_checkpoint(client, &checkpoint, to, new_root).await?;
+    }
+    let value = strip_type(serde_json::to_value(&response).unwrap_or_default());
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    Ok((value, text))
+}
+
+/// `vault audit verify [--state DIR]`: the report is printed in full; the
+/// exit status says whether it passed.
+async fn verify(client: &VaultClient, state: &Path) -> CommandResult {
+    let state = vault_client::audit::AuditState::open(state)?;
+    let report = vault_client::audit::verify(client, &state).await?;
+    let value = serde_json::to_value(&report).unwrap_or_default();
+    let mut text = format!(
+        "tree size {}, {} entries checked, consistent: {}, {} violation(s)",
+        report.tree_size,
+        report.entries_checked,
+        report.consistent,
+        report.violations.len()
+    );
+    for v in &report.violations {
+        text.push_str(&format!("\n  entry {}: {} ({})", v.index, v.rule, v.detail));
+    }
+    if !report.passed() {
+        output::mark_failed();
+    }
+    Ok((value, text))
+}
+
+fn mismatch(message: &str) -> ClientError {
+    ClientError::Refused {
+        code: "proof.mismatch".to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// A proof's root at `size` must be the signed root, or (for an older size)
+/// be proven consistent with it.
+async fn check_against_checkpoint(
+    client: &VaultClient,
+    checkpoint: &pki::Checkpoint,
+    size: u64,
+    root_hex: &str,
+) -> Result<(), ClientError> {
+    let signed = hex::encode(checkpoint.root);
+    if size == checkpoint.size {
+        if root_hex == signed {
+            return Ok(());
+        }
+        return Err(mismatch("the proof's root is not the root the node signed"));
+    }
+    if size > checkpoint.size {
+        return Err(mismatch(
+            "the proof is for a tree larger than the signed checkpoint",
+        ));
+    }
+    match client.consistency_proof(size, checkpoint.size).await? {
+        Response::ConsistencyProof {
+            old_root, new_root, ..
+        } if old_root == root_hex && new_root == signed => Ok(()),
+        _ => Err(mismatch(
+            "the proof's root is not consistent with the signed checkpoint",
+        )),
+    }
+}
+
+/// `vault accesses [--all]`: the resident's log entries, each verified.
+pub async fn accesses(client: &VaultClient, all: bool) -> CommandResult {
+    let (checkpoint, records, truncated) = client.accesses(all).await?;
+    let mut items = Vec::new();
+    let mut text = String::new();
+    for r in records
+        .iter()
+        .filter(|r| all || r.entry.event == pki::LogEvent::Fetch)
+    {
+        let e = &r.entry;
+        items.push(json!({
+            "log_index": r.index,
+            "event": e.event,
+            "time": e.time,
+            "actor_role": e.actor_role,
+            "department": if e.actor_role == pki::Role::Department { Some(&e.actor) } else { None },
+            "document_id": e.document_id,
+            "kind": r.detail.kind,
+            "purpose": r.detail.purpose,
+            "grant_id": e.grant_id,
+            "use_number": e.use_number,
+            "code": e.code,
+            "verified": true,
+        }));
+        text.push_str(&format!(
+            "#{} {} {:?} by {} {} document {} purpose {} grant {} use {}\n",
+            r.index,
+            e.time,
+            e.event,
+            e.actor_role,
+            e.actor,
+            e.document_id.map(|d| d.to_string()).unwrap_or_default(),
+            r.detail.purpose.clone().unwrap_or_default(),
+            e.grant_id.map(|g| g.to_string()).unwrap_or_default(),
+            e.use_number
+        ));
+    }
+    if items.is_empty() {
+        text.push_str("no accesses");
+    }
+    if truncated {
+        text.push_str("\n(older entries left out: the newest 1000 are shown)");
+    }
+    let value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated});
+    Ok((value, text.trim_end().to_string()))
+}

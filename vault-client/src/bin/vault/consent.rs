@@ -1,0 +1,96 @@
+//! Consent: a department's `vault request`, a resident's `vault requests`,
+//! `vault approve` and `vault deny`.
+
+use pki::{DocumentKind, Purpose, RequestId, RequestScope, ResidentId};
+use serde_json::json;
+use vault_client::{ClientError, DocumentId, ErrorCode, VaultClient};
+
+use crate::output::CommandResult;
+
+/// `vault request --resident R (--documents ..|--kinds ..) --purpose P --ttl T`.
+pub async fn request(
+    client: &VaultClient,
+    resident: &ResidentId,
+    documents: Vec<DocumentId>,
+    kinds: Vec<DocumentKind>,
+    purpose: &Purpose,
+    ttl: u64,
+) -> CommandResult {
+    let scope = if documents.is_empty() {
+        RequestScope::Kinds(kinds)
+    } else {
+        RequestScope::Documents(documents)
+    };
+    let request_id = client.request_access(resident, scope, purpose, ttl).await?;
+    let text = format!("request {request_id} sent to {resident}");
+    Ok((json!({"request_id": request_id}), text))
+}
+
+/// `vault requests`: the pending requests addressed to the resident.
+pub async fn requests(client: &VaultClient) -> CommandResult {
+    let requests = client.pending_requests().await?;
+    let mut text = String::new();
+    for r in &requests {
+        text.push_str(&format!(
+            "{}  {} asks for {} document(s) for {} ({}; {}), {} s\n",
+            r.request_id,
+            r.department,
+            r.documents.len(),
+            r.purpose,
+            r.purpose_description,
+            r.legal_basis,
+            r.ttl_s
+        ));
+        for d in &r.documents {
+            text.push_str(&format!(
+                "    {} {} issued by {}\n",
+                d.document_id, d.kind, d.issuer
+            ));
+        }
+    }
+    if requests.is_empty() {
+        text.push_str("no pending requests");
+    }
+    Ok((json!({"requests": requests}), text.trim_end().to_string()))
+}
+
+/// `vault approve ID [--max-uses N] [--ttl T]`.
+pub async fn approve(
+    client: &VaultClient,
+    request_id: RequestId,
+    max_uses: u32,
+    ttl: Option<u64>,
+) -> CommandResult {
+    let request = client
+        .pending_requests()
+        .await?
+        .into_iter()
+        .find(|r| r.request_id == request_id)
+        .ok_or_else(|| ClientError::Refused {
+            code: ErrorCode::RequestNotFound.as_str().to_string(),
+            message: format!("no pending request {request_id} addressed to you"),
+        })?;
+    let body = client.approval_body(&request, max_uses, ttl)?;
+    let grant = client.approve(body).await?;
+    let id = grant.id();
+    let text = format!(
+        "grant {id}: {} may fetch {} document(s) {} time(s) until {}",
+        grant.body.grantee,
+        grant.body.documents.len(),
+        grant.body.max_uses,
+        grant.body.not_after
+    );
+    Ok((
+        json!({"grant_id": id, "request_id": request_id, "documents": grant.body.documents, "not_after": grant.body.not_after, "max_uses": grant.body.max_uses}),
+        text,
+    ))
+}
+
+/// `vault deny ID`.
+pub async fn deny(client: &VaultClient, request_id: RequestId) -> CommandResult {
+    client.deny(request_id).await?;
+    Ok((
+        json!({"request_id": request_id, "denied": true}),
+        format!("request {request_id} denied"),
+    ))
+}

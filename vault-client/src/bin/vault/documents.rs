@@ -1,0 +1,101 @@
+//! Documents: `vault put`, `vault get` and `vault list`.
+
+use std::path::Path;
+
+use pki::{DocumentKind, ResidentId};
+use serde_json::{json, Value};
+use vault_client::{DocumentId, GetOptions, VaultClient};
+
+use crate::output::CommandResult;
+
+/// `vault put FILE --resident R --kind K`.
+pub async fn put(
+    client: &VaultClient,
+    file: &Path,
+    resident: &ResidentId,
+    kind: &DocumentKind,
+    progress: bool,
+) -> CommandResult {
+    let out = client.put_file(file, resident, kind, progress).await?;
+    let text = format!(
+        "{} stored ({} bytes, blake3 {}){}",
+        out.document_id,
+        out.size,
+        out.content_hash,
+        if out.deduplicated {
+            ", deduplicated"
+        } else {
+            ""
+        }
+    );
+    let value = json!({
+        "document_id": out.document_id,
+        "content_hash": out.content_hash,
+        "size": out.size,
+        "deduplicated": out.deduplicated,
+    });
+    Ok((value, text))
+}
+
+/// `vault get ID -o FILE [--range A..B] [--no-resume] [--grant G]`.
+pub async fn get(
+    client: &VaultClient,
+    document_id: DocumentId,
+    output: &Path,
+    options: GetOptions,
+) -> CommandResult {
+    let out = client.get_to_file(document_id, output, options).await?;
+    let record = &out.document.record;
+    let text = format!(
+        "{} -> {} ({} bytes, blake3 {} verified; issued by {} on {} for {}, {})",
+        document_id,
+        output.display(),
+        out.bytes,
+        record.content_hash,
+        out.issuer.name,
+        record.issued_at,
+        record.resident,
+        record.kind
+    );
+    let value = json!({
+        "document_id": document_id,
+        "content_hash": record.content_hash,
+        "size": record.size,
+        "issuer": out.issuer.name.as_str(),
+        "resident": record.resident.as_str(),
+        "kind": record.kind.as_str(),
+        "issued_at": record.issued_at,
+        "bytes_written": out.bytes,
+        "resumed_from": out.resumed_from,
+        "output": output.display().to_string(),
+    });
+    Ok((value, text))
+}
+
+/// `vault list --resident R`.
+pub async fn list(client: &VaultClient, resident: &ResidentId) -> CommandResult {
+    let documents = client.list(resident).await?;
+    let mut text = String::new();
+    let items: Vec<Value> = documents
+        .iter()
+        .map(|d| {
+            text.push_str(&format!(
+                "{}  {:<24} {:>12} bytes  issued by {} at {}\n",
+                d.document_id, d.record.kind, d.record.size, d.record.issuer, d.record.issued_at
+            ));
+            json!({
+                "document_id": d.document_id,
+                "kind": d.record.kind.as_str(),
+                "content_hash": d.record.content_hash,
+                "size": d.record.size,
+                "issuer": d.record.issuer.as_str(),
+                "issued_at": d.record.issued_at,
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        text.push_str("no documents you may see");
+    }
+    let value = json!({"resident": resident.as_str(), "documents": items});
+    Ok((value, text.trim_end().to_string()))
+}

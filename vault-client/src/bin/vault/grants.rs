@@ -1,0 +1,111 @@
+//! Grants: `vault grants`, `vault grant show`, `vault grant release`,
+//! `vault revoke`, and `vault grant verify` (offline: no network, only the
+//! CA certificate).
+
+use std::path::Path;
+
+use pki::{GrantId, Identity};
+use serde_json::json;
+use vault_client::{ClientError, ErrorCode, VaultClient};
+
+use crate::output::CommandResult;
+
+/// `vault grants`: the grants the caller gave (resident) or holds (department).
+pub async fn list(client: &VaultClient) -> CommandResult {
+    let grants = client.grants().await?;
+    let mut text = String::new();
+    for g in &grants {
+        text.push_str(&format!(
+            "{}  {} -> {} for {}, {}/{} uses, until {}{}\n",
+            g.grant_id,
+            g.resident,
+            g.grantee,
+            g.purpose,
+            g.uses,
+            g.max_uses,
+            g.not_after,
+            if g.revoked { ", revoked" } else { "" }
+        ));
+    }
+    if grants.is_empty() {
+        text.push_str("no grants");
+    }
+    Ok((json!({"grants": grants}), text.trim_end().to_string()))
+}
+
+/// `vault grant show ID [-o FILE]`: with `-o`, the sealed grant is saved
+/// for offline checks.
+pub async fn show(client: &VaultClient, grant_id: GrantId, output: Option<&Path>) -> CommandResult {
+    let (view, sealed) = client.show_grant(grant_id).await?;
+    if let Some(path) = output {
+        let text = sealed.to_json()?;
+        std::fs::write(path, text).map_err(|e| {
+            ClientError::local(ErrorCode::LocalIo, format!("{}: {e}", path.display()))
+        })?;
+    }
+    let text = serde_json::to_string_pretty(&view).unwrap_or_default();
+    Ok((json!({"grant": view, "sealed": sealed}), text))
+}
+
+/// `vault revoke ID` (the resident) and `vault grant release ID` (the holder).
+pub async fn revoke(client: &VaultClient, grant_id: GrantId) -> CommandResult {
+    client.revoke_grant(grant_id).await?;
+    Ok((
+        json!({"grant_id": grant_id, "revoked": true}),
+        format!("grant {grant_id} revoked"),
+    ))
+}
+
+/// `vault grant verify FILE`: no network, only the CA certificate.
+pub fn verify_offline(identity: &Identity, file: &Path, ca: Option<&Path>) -> CommandResult {
+    let local = |e: std::io::Error, p: &Path| {
+        ClientError::local(ErrorCode::LocalIo, format!("{}: {e}", p.display()))
+    };
+    let bytes = std::fs::read(file).map_err(|e| local(e, file))?;
+    let grant = pki::Grant::from_json(&bytes).map_err(|e| ClientError::Refused {
+        code: ErrorCode::GrantMalformed.as_str().to_string(),
+        message: e.to_string(),
+    })?;
+    let ca_der = match ca {
+        Some(path) => pki::read_certificate_pem(path)?,
+        None => identity.ca_der().to_vec(),
+    };
+    let verified = grant.verify(&ca_der, &[]).map_err(|e| {
+        let code = match e.code() {
+            "pki.bad_signature" | "pki.issuer_mismatch" => ErrorCode::GrantBadSignature,
+            "pki.untrusted" | "pki.bad_certificate" => ErrorCode::GrantUntrusted,
+            _ => ErrorCode::GrantMalformed,
+        };
+        ClientError::Refused {
+            code: code.as_str().to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    let now = vault_client::client::now_unix();
+    let body = &grant.body;
+    let window = if now < body.not_before {
+        "not_yet_valid"
+    } else if now > body.not_after {
+        "expired"
+    } else {
+        "valid"
+    };
+    let value = json!({
+        "grant_id": verified.id,
+        "valid_signatures": true,
+        "resident": verified.resident.name.as_str(),
+        "sealed_by": verified.node.name.as_str(),
+        "grantee": body.grantee.as_str(),
+        "purpose": body.purpose.as_str(),
+        "documents": body.documents,
+        "not_before": body.not_before,
+        "not_after": body.not_after,
+        "max_uses": body.max_uses,
+        "window": window,
+    });
+    let text = format!(
+        "grant {}: signatures valid (consent by {}, sealed by {}); {} for {}, window {}",
+        verified.id, verified.resident.name, verified.node.name, body.grantee, body.purpose, window
+    );
+    Ok((value, text))
+}

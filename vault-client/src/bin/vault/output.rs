@@ -1,0 +1,74 @@
+//! What `vault` prints and how it exits: one JSON object (or a JSON error)
+//! under `--json`, else text; exit status 0, 1 for a failure, 2 for a
+//! usage error under `--json`.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{json, Value};
+use vault_client::ClientError;
+
+/// What a command prints on success: its JSON object and its text.
+pub type CommandResult = Result<(Value, String), ClientError>;
+
+/// Set by a command whose output is complete but whose verdict is a
+/// failure (`audit verify` finding violations): exit status 1.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Marks the run failed although its output is printed in full.
+pub fn mark_failed() {
+    FAILED.store(true, Ordering::SeqCst);
+}
+
+/// Usage errors: JSON under `--json` (code `cli.usage`, exit 2), else clap's text.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args().any(|a| a == "--json");
+    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let message = e.to_string();
+    let first = message.lines().next().unwrap_or("bad command line");
+    println!(
+        "{}",
+        json!({"error": {"code": "cli.usage", "message": first.trim_start_matches("error: ")}})
+    );
+    ExitCode::from(2)
+}
+
+/// Prints a command's outcome (JSON or text) and picks the exit status.
+pub fn report(json: bool, result: CommandResult) -> ExitCode {
+    match result {
+        Ok((value, text)) => {
+            if json {
+                println!("{value}");
+            } else {
+                println!("{text}");
+            }
+            if FAILED.load(Ordering::SeqCst) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"error": {"code": e.code(), "message": e.to_string()}})
+                );
+            } else {
+                eprintln!("error [{}]: {e}", e.code());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Drops the wire enum's `type` tag, leaving the named fields.
+pub fn strip_type(mut value: Value) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        map.remove("type");
+    }
+    value
+}

@@ -1,0 +1,572 @@
+//! The auditor's pure half: the rules a log must keep, checked over bytes
+//! and parsed entries, with no network and no files.
+//!
+//! [`replay`] walks parsed entries in order and reports every fetch the
+//! rules do not allow (no grant, outside its window, beyond its uses, after
+//! its revocation, without an approval; or a grant-less fetch by someone
+//! other than the issuer or the resident). [`compare_checkpoints`],
+//! [`changed_entries`], [`parse_entries`] and [`root_violation`] are the
+//! other checks of `vault audit verify`; [`TrustedCheckpoint`] and
+//! [`AuditReport`] are what it keeps and prints. Fetching the log and
+//! keeping the auditor's state directory is `audit` (feature `net`).
+
+use std::collections::HashMap;
+
+use pki::{GrantId, LogEntry, LogEvent, RequestId, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::merkle::{self, Hash};
+
+/// How far a fetch may precede a grant's `not_before` (the node's allowance).
+pub const AUDIT_SKEW_S: i64 = 30;
+
+/// A broken rule, at a log index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// The entry's index (or the first index that differs).
+    pub index: u64,
+    /// Stable rule name, e.g. `fetch.exceeds_uses`.
+    pub rule: String,
+    /// Explanation.
+    pub detail: String,
+}
+
+struct GrantFacts {
+    not_before: i64,
+    not_after: i64,
+    max_uses: u32,
+    uses_seen: u32,
+    revoked_at: Option<u64>,
+    request_id: Option<RequestId>,
+}
+
+/// Replays the log's rules over entries `first..` (in order).
+pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
+    let mut grants: HashMap<GrantId, GrantFacts> = HashMap::new();
+    let mut approved: HashMap<RequestId, u64> = HashMap::new();
+    let mut issuers: HashMap<pki::DocumentId, (String, [u8; 32])> = HashMap::new();
+    let mut out = Vec::new();
+    let mut violation = |index: u64, rule: &str, detail: String| {
+        out.push(Violation {
+            index,
+            rule: rule.to_string(),
+            detail,
+        });
+    };
+    for (offset, e) in entries.iter().enumerate() {
+        let index = first + offset as u64;
+        match e.event {
+            LogEvent::DocumentIssued => {
+                if let Some(doc) = e.document_id {
+                    issuers.insert(doc, (e.actor.clone(), e.resident_tag));
+                }
+            }
+            LogEvent::Approval => {
+                if let Some(request) = e.request_id {
+                    approved.insert(request, index);
+                }
+            }
+            LogEvent::GrantIssued => {
+                if let Some(grant) = e.grant_id {
+                    check_grant_issued(index, grant, e, &mut grants, &mut approved, &mut violation);
+                }
+            }
+            LogEvent::Revoke => {
+                if let Some(facts) = e.grant_id.and_then(|g| grants.get_mut(&g)) {
+                    facts.revoked_at.get_or_insert(index);
+                }
+            }
+            LogEvent::Fetch => match e.grant_id {
+                Some(grant) => check_grant_fetch(index, e, grants.get_mut(&grant), &mut violation),
+                None => check_direct_fetch(index, e, &issuers, &mut violation),
+            },
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A `grant_issued` entry: a grant issued once, backed by an unused prior
+/// approval; its facts are remembered for the fetches under it.
+fn check_grant_issued(
+    index: u64,
+    grant: GrantId,
+    e: &LogEntry,
+    grants: &mut HashMap<GrantId, GrantFacts>,
+    approved: &mut HashMap<RequestId, u64>,
+    violation: &mut impl FnMut(u64, &str, String),
+) {
+    if grants.contains_key(&grant) {
+        violation(
+            index,
+            "grant.duplicate",
+            format!("grant {grant} was already issued"),
+        );
+        return;
+    }
+    // Each approval backs exactly one grant.
+    if e.request_id.is_none_or(|r| approved.remove(&r).is_none()) {
+        violation(
+            index,
+            "grant.without_approval",
+            format!("grant {grant} has no unused prior approval"),
+        );
+    }
+    grants.insert(
+        grant,
+        GrantFacts {
+            not_before: e.not_before,
+            not_after: e.not_after,
+            max_uses: e.max_uses,
+            uses_seen: 0,
+            revoked_at: None,
+            request_id: e.request_id,
+        },
+    );
+}
+
+fn check_grant_fetch(
+    index: u64,
+    e: &LogEntry,
+    facts: Option<&mut GrantFacts>,
+    violation: &mut impl FnMut(u64, &str, String),
+) {
+    let Some(g) = facts else {
+        violation(
+            index,
+            "fetch.unknown_grant",
+            "the grant was never issued in this log".into(),
+        );
+        return;
+    };
+    if g.request_id.is_none() {
+        violation(
+            index,
+            "fetch.without_approval",
+            "the grant names no approved request".into(),
+        );
+    }
+    if e.time.saturating_add(AUDIT_SKEW_S) < g.not_before || e.time > g.not_after {
+        violation(
+            index,
+            "fetch.outside_window",
+            format!(
+                "fetched at {} outside {}..{}",
+                e.time, g.not_before, g.not_after
+            ),
+        );
+    }
+    if let Some(revoked) = g.revoked_at {
+        violation(
+            index,
+            "fetch.after_revocation",
+            format!("the grant was revoked at entry {revoked}"),
+        );
+    }
+    g.uses_seen += 1;
+    if e.use_number != g.uses_seen {
+        violation(
+            index,
+            "fetch.use_number",
+            format!(
+                "use {} recorded where {} was due",
+                e.use_number, g.uses_seen
+            ),
+        );
+    }
+    if g.uses_seen > g.max_uses {
+        violation(
+            index,
+            "fetch.exceeds_uses",
+            format!("use {} of a grant allowing {}", g.uses_seen, g.max_uses),
+        );
+    }
+}
+
+fn check_direct_fetch(
+    index: u64,
+    e: &LogEntry,
+    issuers: &HashMap<pki::DocumentId, (String, [u8; 32])>,
+    violation: &mut impl FnMut(u64, &str, String),
+) {
+    let Some((issuer, tag)) = e.document_id.and_then(|d| issuers.get(&d)) else {
+        violation(
+            index,
+            "fetch.unknown_document",
+            "a fetch of a document never issued in this log".into(),
+        );
+        return;
+    };
+    let allowed = match e.actor_role {
+        Role::Department => &e.actor == issuer,
+        Role::Resident => &e.resident_tag == tag,
+        _ => false,
+    };
+    if !allowed {
+        violation(
+            index,
+            "fetch.without_grant",
+            format!("{} {} fetched without a grant", e.actor_role, e.actor),
+        );
+    }
+}
+
+/// What an auditor trusts between runs, kept in a directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrustedCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash, lowercase hex.
+    pub root: String,
+    /// The signed note.
+    pub note: String,
+}
+
+/// What `vault audit verify` found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Entries in the verified checkpoint (0 when the node signed none).
+    pub tree_size: u64,
+    /// Entries fetched and replayed.
+    pub entries_checked: u64,
+    /// The log is consistent with the last trusted checkpoint and its
+    /// entries hash to the signed root.
+    pub consistent: bool,
+    /// The checkpoint's signature verified.
+    pub checkpoint_verified: bool,
+    /// The size of the previously trusted checkpoint (0 if none).
+    pub previous_size: u64,
+    /// Every problem found.
+    pub violations: Vec<Violation>,
+}
+
+impl AuditReport {
+    /// Whether the audit passed.
+    pub fn passed(&self) -> bool {
+        self.consistent && self.checkpoint_verified && self.violations.is_empty()
+    }
+}
+
+/// How a newly signed checkpoint relates to the trusted one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointComparison {
+    /// Nothing to prove: no earlier trust (size 0), or the same tree.
+    Consistent,
+    /// The new checkpoint is larger: a consistency proof from the trusted
+    /// size to the new one must be fetched and match both roots.
+    NeedsProof,
+    /// The log shrank or forked: the violation to report.
+    Broken(Violation),
+}
+
+/// Compares a signed checkpoint with the trusted one, before any proof.
+pub fn compare_checkpoints(
+    trusted: &TrustedCheckpoint,
+    checkpoint: &pki::Checkpoint,
+) -> CheckpointComparison {
+    let broken = |rule: &str, detail: String| {
+        CheckpointComparison::Broken(Violation {
+            index: trusted.size,
+            rule: rule.into(),
+            detail,
+        })
+    };
+    if trusted.size > checkpoint.size {
+        broken(
+            "log.shrunk",
+            format!(
+                "the log shrank from {} to {} entries",
+                trusted.size, checkpoint.size
+            ),
+        )
+    } else if trusted.size == checkpoint.size && hex::encode(checkpoint.root) != trusted.root {
+        broken(
+            "log.fork",
+            format!(
+                "two checkpoints of size {} with different roots",
+                checkpoint.size
+            ),
+        )
+    } else if trusted.size < checkpoint.size && trusted.size > 0 {
+        CheckpointComparison::NeedsProof
+    } else {
+        CheckpointComparison::Consistent
+    }
+}
+
+/// Leaves that differ from the ones verified before (`entry.changed`), by index.
+pub fn changed_entries(known: &[Hash], leaves: &[Hash]) -> Vec<Violation> {
+    known
+        .iter()
+        .zip(leaves)
+        .enumerate()
+        .filter(|(_, (old, new))| old != new)
+        .map(|(index, _)| Violation {
+            index: index as u64,
+            rule: "entry.changed".into(),
+            detail: format!("entry {index} differs from the one verified before"),
+        })
+        .collect()
+}
+
+/// Parses canonical entries in order, stopping at the first malformed one
+/// (`entry.malformed`, returned beside the entries before it).
+pub fn parse_entries(entries: &[Vec<u8>]) -> (Vec<LogEntry>, Option<Violation>) {
+    let mut parsed = Vec::with_capacity(entries.len());
+    for (index, bytes) in entries.iter().enumerate() {
+        match LogEntry::parse(bytes) {
+            Ok(entry) => parsed.push(entry),
+            Err(e) => {
+                let violation = Violation {
+                    index: index as u64,
+                    rule: "entry.malformed".into(),
+                    detail: e.to_string(),
+                };
+                return (parsed, Some(violation));
+            }
+        }
+    }
+    (parsed, None)
+}
+
+/// The first `checkpoint.size` leaves must be that many and hash to its
+/// root; otherwise `log.root_mismatch`.
+pub fn root_violation(leaves: &[Hash], checkpoint: &pki::Checkpoint) -> Option<Violation> {
+    let mut builder = merkle::RootBuilder::new();
+    leaves
+        .iter()
+        .take(usize::try_from(checkpoint.size).unwrap_or(usize::MAX))
+        .for_each(|l| builder.push(*l));
+    if builder.size() == checkpoint.size && builder.root() == checkpoint.root {
+        return None;
+    }
+    Some(Violation {
+        index: builder.size(),
+        rule: "log.root_mismatch".into(),
+        detail: "the entries do not hash to the signed root".into(),
+    })
+}
+
+/// The first number in a message (the index in a node's `log.corrupt`).
+pub fn first_number(text: &str) -> Option<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|t| !t.is_empty())
+        .and_then(|t| t.parse().ok())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry(event: LogEvent, time: i64) -> LogEntry {
+        LogEntry {
+            event,
+            time,
+            actor_role: Role::Department,
+            actor: "housing-bureau".into(),
+            resident_tag: [1; 32],
+            document_id: Some(pki::DocumentId::from_bytes([3; 16])),
+            request_id: Some(RequestId::from_bytes([4; 16])),
+            grant_id: Some(GrantId::from_bytes([5; 16])),
+            use_number: 0,
+            code: String::new(),
+            not_before: 0,
+            not_after: 0,
+            max_uses: 0,
+            commitment: [0; 32],
+        }
+    }
+
+    fn story() -> Vec<LogEntry> {
+        let mut issued = entry(LogEvent::DocumentIssued, 10);
+        issued.actor = "civil-affairs".into();
+        issued.grant_id = None;
+        let approval = entry(LogEvent::Approval, 20);
+        let mut grant = entry(LogEvent::GrantIssued, 21);
+        grant.not_before = 20;
+        grant.not_after = 100;
+        grant.max_uses = 2;
+        let mut fetch1 = entry(LogEvent::Fetch, 30);
+        fetch1.use_number = 1;
+        let mut fetch2 = entry(LogEvent::Fetch, 31);
+        fetch2.use_number = 2;
+        vec![issued, approval, grant, fetch1, fetch2]
+    }
+
+    #[test]
+    fn a_lawful_story_has_no_violations() {
+        assert_eq!(replay(0, &story()), vec![]);
+    }
+
+    #[test]
+    fn each_broken_rule_is_named() {
+        let mut extra = story();
+        let mut third = entry(LogEvent::Fetch, 32);
+        third.use_number = 3;
+        extra.push(third);
+        assert_eq!(replay(0, &extra)[0].rule, "fetch.exceeds_uses");
+
+        let mut late = story();
+        late[4].time = 500;
+        assert_eq!(replay(0, &late)[0].rule, "fetch.outside_window");
+
+        let mut revoked = story();
+        revoked.insert(4, entry(LogEvent::Revoke, 30));
+        assert_eq!(replay(0, &revoked)[0].rule, "fetch.after_revocation");
+
+        let mut unapproved = story();
+        unapproved.remove(1);
+        assert_eq!(replay(0, &unapproved)[0].rule, "grant.without_approval");
+
+        // A second grant_issued for the same grant cannot reset its uses.
+        let mut reissued = story();
+        let again = reissued[2].clone();
+        reissued.push(again);
+        let mut third = entry(LogEvent::Fetch, 33);
+        third.use_number = 3;
+        reissued.push(third);
+        let rules: Vec<_> = replay(0, &reissued).into_iter().map(|v| v.rule).collect();
+        assert!(rules.contains(&"grant.duplicate".to_string()), "{rules:?}");
+        assert!(
+            rules.contains(&"fetch.exceeds_uses".to_string()),
+            "{rules:?}"
+        );
+
+        let mut stranger = story();
+        let mut direct = entry(LogEvent::Fetch, 40);
+        direct.grant_id = None;
+        stranger.push(direct);
+        let v = replay(0, &stranger);
+        assert_eq!(v[0].rule, "fetch.without_grant");
+        assert_eq!(v[0].index, 5);
+    }
+
+    #[test]
+    fn grant_fetch_rules_name_unknown_grants_and_wrong_use_numbers() {
+        let mut unknown = story();
+        unknown.remove(2);
+        let rules: Vec<_> = replay(0, &unknown).into_iter().map(|v| v.rule).collect();
+        assert_eq!(rules, ["fetch.unknown_grant", "fetch.unknown_grant"]);
+
+        let mut skipped = story();
+        skipped[4].use_number = 3;
+        let v = replay(0, &skipped);
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].index, v[0].rule.as_str()), (4, "fetch.use_number"));
+
+        // Within the skew allowance before not_before is lawful; beyond it is not.
+        let mut early = story();
+        early[3].time = 20 - AUDIT_SKEW_S;
+        assert_eq!(replay(0, &early), vec![]);
+        early[3].time = 19 - AUDIT_SKEW_S;
+        assert_eq!(replay(0, &early)[0].rule, "fetch.outside_window");
+    }
+
+    #[test]
+    fn direct_fetches_are_lawful_for_the_issuer_and_the_resident_only() {
+        let mut log = story();
+        let mut issuer = entry(LogEvent::Fetch, 40);
+        issuer.grant_id = None;
+        issuer.actor = "civil-affairs".into();
+        let mut resident = issuer.clone();
+        resident.actor_role = Role::Resident;
+        resident.actor = "resident-1".into();
+        let mut other_resident = resident.clone();
+        other_resident.resident_tag = [9; 32];
+        let mut unknown = issuer.clone();
+        unknown.document_id = Some(pki::DocumentId::from_bytes([8; 16]));
+        log.extend([issuer, resident, other_resident, unknown]);
+        let v = replay(0, &log);
+        let found: Vec<_> = v.iter().map(|v| (v.index, v.rule.as_str())).collect();
+        assert_eq!(
+            found,
+            [(7, "fetch.without_grant"), (8, "fetch.unknown_document")]
+        );
+    }
+
+    #[test]
+    fn indices_count_from_the_first_entry_given() {
+        let mut extra = story();
+        let mut third = entry(LogEvent::Fetch, 32);
+        third.use_number = 3;
+        extra.push(third);
+        assert_eq!(replay(100, &extra)[0].index, 105);
+    }
+
+    fn checkpoint(size: u64, root: Hash) -> pki::Checkpoint {
+        pki::Checkpoint {
+            origin: "Test District/vault-log".into(),
+            size,
+            root,
+        }
+    }
+
+    fn trusted(size: u64, root: Hash) -> TrustedCheckpoint {
+        TrustedCheckpoint {
+            size,
+            root: hex::encode(root),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn checkpoints_compare_as_consistent_needing_proof_shrunk_or_forked() {
+        let (a, b) = ([1; 32], [2; 32]);
+        let compare = |t, c| compare_checkpoints(&t, &c);
+        assert_eq!(
+            compare(trusted(0, a), checkpoint(5, b)),
+            CheckpointComparison::Consistent
+        );
+        assert_eq!(
+            compare(trusted(5, a), checkpoint(5, a)),
+            CheckpointComparison::Consistent
+        );
+        assert_eq!(
+            compare(trusted(3, a), checkpoint(5, b)),
+            CheckpointComparison::NeedsProof
+        );
+        let CheckpointComparison::Broken(v) = compare(trusted(6, a), checkpoint(5, a)) else {
+            panic!("a shrunk log must be broken");
+        };
+        assert_eq!((v.index, v.rule.as_str()), (6, "log.shrunk"));
+        let CheckpointComparison::Broken(v) = compare(trusted(5, a), checkpoint(5, b)) else {
+            panic!("a fork must be broken");
+        };
+        assert_eq!((v.index, v.rule.as_str()), (5, "log.fork"));
+    }
+
+    #[test]
+    fn changed_leaves_and_root_mismatches_are_named_by_index() {
+        let leaves: Vec<Hash> = (0u8..4).map(|i| merkle::leaf_hash(&[i])).collect();
+        let mut known = leaves[..3].to_vec();
+        assert_eq!(changed_entries(&known, &leaves), vec![]);
+        known[1] = [0; 32];
+        let v = changed_entries(&known, &leaves);
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].index, v[0].rule.as_str()), (1, "entry.changed"));
+
+        let mut builder = merkle::RootBuilder::new();
+        leaves.iter().for_each(|l| builder.push(*l));
+        assert_eq!(
+            root_violation(&leaves, &checkpoint(4, builder.root())),
+            None
+        );
+        let v = root_violation(&leaves, &checkpoint(4, [0; 32])).unwrap();
+        assert_eq!((v.index, v.rule.as_str()), (4, "log.root_mismatch"));
+        // Fewer leaves than the checkpoint claims: named at the first missing one.
+        let v = root_violation(&leaves[..2], &checkpoint(4, builder.root())).unwrap();
+        assert_eq!(v.index, 2);
+    }
+
+    #[test]
+    fn parsing_stops_at_the_first_malformed_entry() {
+        let good = story()[0].canonical_bytes();
+        let (parsed, bad) = parse_entries(&[good.clone(), vec![0xff; 3], good]);
+        assert_eq!(parsed.len(), 1);
+        let bad = bad.unwrap();
+        assert_eq!((bad.index, bad.rule.as_str()), (1, "entry.malformed"));
+        assert_eq!(first_number("log entry 17 does not match"), Some(17));
+        assert_eq!(first_number("no digits"), None);
+    }
+}
