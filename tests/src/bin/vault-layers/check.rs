@@ -7,12 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::scan::{CrateScan, ModPath, Reference};
 
-/// Every problem with `scan` against `layers` (lowest first), one message each, in file order.
+/// Every problem with `scan` against `layers` (lowest first), one message each: placement,
+/// then upward uses in file order (between placed modules only), then cycles.
 pub fn check(name: &str, layers: &[Vec<String>], scan: &CrateScan) -> Vec<String> {
     let mut problems = placement(name, layers, scan);
-    if !problems.is_empty() {
-        return problems;
-    }
     let layer_of: HashMap<&str, usize> = layers
         .iter()
         .enumerate()
@@ -22,7 +20,10 @@ pub fn check(name: &str, layers: &[Vec<String>], scan: &CrateScan) -> Vec<String
     let mut upward: Vec<&Reference> = edges
         .values()
         .copied()
-        .filter(|r| layer_of[r.from[0].as_str()] < layer_of[r.to[0].as_str()])
+        .filter(|r| {
+            let layer = |m: &ModPath| layer_of.get(m[0].as_str()).copied();
+            matches!((layer(&r.from), layer(&r.to)), (Some(low), Some(high)) if low < high)
+        })
         .collect();
     upward.sort_by_key(|r| (&r.file, r.line));
     for r in upward {
