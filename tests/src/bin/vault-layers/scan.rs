@@ -307,15 +307,38 @@ impl Names {
     }
 }
 
+/// Whether an item is compiled for tests only (`#[cfg(test)]`): test code
+/// may use any layer (the in-memory and fault-injecting stores are test
+/// doubles of the storage layer used by the engine's tests), so it is not
+/// part of the dependency graph checked.
+fn test_only(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|attr| {
+        attr.path().is_ident("cfg")
+            && attr
+                .meta
+                .require_list()
+                .is_ok_and(|list| list.tokens.to_string() == "test")
+    })
+}
+
 impl<'ast> Visit<'ast> for Names {
+    fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+        if !test_only(&item.attrs) {
+            visit::visit_item_fn(self, item);
+        }
+    }
+
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        if test_only(&item.attrs) {
+            return;
+        }
         self.cur.push(item.ident.to_string());
         visit::visit_item_mod(self, item);
         self.cur.pop();
     }
 
     fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
-        if item.leading_colon.is_none() {
+        if item.leading_colon.is_none() && !test_only(&item.attrs) {
             let top = self.cur.len() == self.depth;
             let reexport = top && !matches!(item.vis, syn::Visibility::Inherited);
             self.use_tree(&item.tree, &mut Vec::new(), reexport);
