@@ -30,64 +30,7 @@ pub fn records(
         writes,
         out: Vec::new(),
     };
-    match (&proposal.command, applied) {
-        (
-            Command::RegisterDocument(e),
-            Applied::DocumentRegistered {
-                document_existed: false,
-                ..
-            },
-        ) => b.document_issued(e)?,
-        (Command::RecordRequest(r), _) => b.request_made(r)?,
-        (Command::IssueGrant(g), Applied::GrantIssued { grant_id }) => {
-            b.grant_issued(g, *grant_id)?
-        }
-        (Command::DenyRequest { request_id, .. }, _) => b.denial(*request_id)?,
-        (
-            Command::UseGrant {
-                grant_id,
-                document_id,
-                at,
-            },
-            Applied::GrantUsed { use_number },
-        ) => b.grant_fetch(*grant_id, *document_id, *at, *use_number)?,
-        (
-            Command::RecordAccess {
-                document_id,
-                role,
-                by,
-            },
-            _,
-        ) => b.access(*document_id, *role, by)?,
-        (
-            Command::RecordRefusal {
-                role,
-                by,
-                code,
-                document_id,
-                grant_id,
-                request_id,
-            },
-            _,
-        ) => {
-            let ids = RefusalIds {
-                document_id: *document_id,
-                grant_id: *grant_id,
-                request_id: *request_id,
-            };
-            b.refusal(*role, by, code, ids)?
-        }
-        (
-            Command::RevokeGrant {
-                grant_id, role, by, ..
-            },
-            _,
-        ) => b.revoke(*grant_id, *role, by)?,
-        (Command::RecordCertificateRevocations { serials }, _) => {
-            b.certificate_revocations(serials)?
-        }
-        _ => {}
-    }
+    b.command(&proposal.command, applied)?;
     Ok(b.out)
 }
 
@@ -114,6 +57,72 @@ struct Builder<'a> {
     salts: Salts,
     writes: &'a mut Vec<Write>,
     out: Vec<LogRecord>,
+}
+
+/// Dispatches to one method per kind of command that leaves entries.
+impl Builder<'_> {
+    /// The records of `command`, given what applying it did (none for a
+    /// document already registered).
+    fn command(&mut self, command: &Command, applied: &Applied) -> Result<(), StateError> {
+        match (command, applied) {
+            (
+                Command::RegisterDocument(e),
+                Applied::DocumentRegistered {
+                    document_existed: false,
+                    ..
+                },
+            ) => self.document_issued(e),
+            (Command::RecordRequest(r), _) => self.request_made(r),
+            (Command::IssueGrant(g), Applied::GrantIssued { grant_id }) => {
+                self.grant_issued(g, *grant_id)
+            }
+            (Command::DenyRequest { request_id, .. }, _) => self.denial(*request_id),
+            (
+                Command::UseGrant {
+                    grant_id,
+                    document_id,
+                    at,
+                },
+                Applied::GrantUsed { use_number },
+            ) => self.grant_fetch(*grant_id, *document_id, *at, *use_number),
+            (
+                Command::RecordAccess {
+                    document_id,
+                    role,
+                    by,
+                },
+                _,
+            ) => self.access(*document_id, *role, by),
+            (
+                Command::RecordRefusal {
+                    role,
+                    by,
+                    code,
+                    document_id,
+                    grant_id,
+                    request_id,
+                },
+                _,
+            ) => {
+                let ids = RefusalIds {
+                    document_id: *document_id,
+                    grant_id: *grant_id,
+                    request_id: *request_id,
+                };
+                self.refusal(*role, by, code, ids)
+            }
+            (
+                Command::RevokeGrant {
+                    grant_id, role, by, ..
+                },
+                _,
+            ) => self.revoke(*grant_id, *role, by),
+            (Command::RecordCertificateRevocations { serials }, _) => {
+                self.certificate_revocations(serials)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// One method per kind of command that leaves entries.
