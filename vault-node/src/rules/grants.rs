@@ -419,7 +419,7 @@ mod tests {
     /// the first document's id and hash.
     fn stored() -> (StoredGrant, GrantCounter, DocumentId, ContentHash) {
         let (_, exact) = asked();
-        let first = exact.documents[0].clone();
+        let first = exact.documents[0];
         let counter = GrantCounter {
             uses: 0,
             max_uses: exact.max_uses,
