@@ -56,3 +56,85 @@ pub fn check_state(id: GrantId, counter: &GrantCounter, at: i64) -> Result<(), R
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use pki::{Name, Purpose, ResidentId, Role};
+
+    use super::*;
+    use crate::engine::state::GrantRevocation;
+
+    const FROM: i64 = 1_000;
+    const UNTIL: i64 = 2_000;
+
+    fn counter(uses: u32, max_uses: u32) -> GrantCounter {
+        GrantCounter {
+            uses,
+            max_uses,
+            not_before: FROM,
+            not_after: UNTIL,
+            revoked: None,
+            resident: ResidentId::parse("resident-1").unwrap(),
+            grantee: Name::parse("tax-office").unwrap(),
+            purpose: Purpose::parse("housing-subsidy").unwrap(),
+        }
+    }
+
+    fn id() -> GrantId {
+        GrantId::derive(&[b"grant"])
+    }
+
+    fn code(result: Result<(), Refusal>) -> ErrorCode {
+        result.unwrap_err().code
+    }
+
+    #[test]
+    fn a_grant_within_its_window_and_uses_passes() {
+        assert_eq!(check_state(id(), &counter(0, 1), FROM), Ok(()));
+        assert_eq!(check_state(id(), &counter(2, 3), UNTIL), Ok(()));
+    }
+
+    #[test]
+    fn a_revoked_grant_is_refused_even_when_otherwise_valid() {
+        let mut c = counter(0, 3);
+        c.revoked = Some(GrantRevocation {
+            by: Name::parse("resident-1").unwrap(),
+            role: Role::Resident,
+            at: FROM + 1,
+        });
+        let refusal = check_state(id(), &c, FROM + 2).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::GrantRevoked);
+        assert!(refusal.message.contains("resident resident-1"));
+    }
+
+    #[test]
+    fn not_yet_valid_only_beyond_the_skew() {
+        let c = counter(0, 1);
+        assert_eq!(check_state(id(), &c, FROM - GRANT_SKEW_S), Ok(()));
+        assert_eq!(
+            code(check_state(id(), &c, FROM - GRANT_SKEW_S - 1)),
+            ErrorCode::GrantNotYetValid
+        );
+    }
+
+    #[test]
+    fn expired_right_after_not_after_with_no_allowance() {
+        assert_eq!(
+            code(check_state(id(), &counter(0, 1), UNTIL + 1)),
+            ErrorCode::GrantExpired
+        );
+    }
+
+    #[test]
+    fn exhausted_once_every_use_is_spent() {
+        assert_eq!(
+            code(check_state(id(), &counter(3, 3), FROM)),
+            ErrorCode::GrantExhausted
+        );
+        assert_eq!(
+            code(check_state(id(), &counter(4, 3), FROM)),
+            ErrorCode::GrantExhausted
+        );
+    }
+}

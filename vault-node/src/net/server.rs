@@ -10,9 +10,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use pki::{Identity, PeerCert, Role};
+use pki::{ContentHash, GrantId, Identity, PeerCert, Role};
 use vault_client::framing::{read_frame_body, read_frame_len, write_frame, FrameError};
-use vault_client::wire::{Request, Response, WireError, FRAME_LEN_MAX, RAFT_FRAME_LEN_MAX};
+use vault_client::wire::{
+    ByteRange, MembershipChange, RaftRpc, Request, Response, WireError, FRAME_LEN_MAX,
+    RAFT_FRAME_LEN_MAX,
+};
 use vault_client::{DocumentId, ErrorCode};
 
 use crate::consensus::raft::RaftHandle;
@@ -250,6 +253,9 @@ fn record_refusal(services: &Arc<Services>, caller: &PeerCert, refusal: &Refusal
     });
 }
 
+/// Answers one request: streamed requests (put, get, blob fetch) write
+/// their own replies; every other handler returns the one reply written
+/// here.
 async fn handle(
     services: &Arc<Services>,
     caller: &Caller,
@@ -265,13 +271,9 @@ async fn handle(
             document_id,
             range,
             grant,
-        } => {
-            let download = services
-                .documents
-                .prepare_get(&caller.cert, document_id, range, grant)
-                .await?;
-            transfer::send_download(download, send).await;
-            return Ok(());
+        } => return handle_get(services, caller, document_id, range, grant, send).await,
+        Request::FetchBlob { content_hash } => {
+            return serve_fetch_blob(services, caller, content_hash, send).await
         }
         Request::List { resident } => services.documents.list(&caller.cert, &resident)?,
         Request::Checkpoint
@@ -281,56 +283,96 @@ async fn handle(
         | Request::Accesses { .. } => {
             transparency::handle(&services.transparency, &caller.cert, request).await?
         }
-        Request::Raft { rpc } => {
-            crate::consensus::raft::serve_rpc(
-                services.raft.get(),
-                &services.identity.cert,
-                &caller.cert,
-                rpc,
-            )
-            .await?
-        }
+        Request::Raft { rpc } => serve_raft(services, caller, rpc).await?,
         Request::PushBlob { content_hash, size } => {
-            let replication = replication_for(services, &caller.cert)?;
-            crate::replication::replica::serve_push(
-                replication,
-                &caller.cert,
-                content_hash,
-                size,
-                recv,
-            )
-            .await?
+            serve_push_blob(services, caller, content_hash, size, recv).await?
         }
-        Request::FetchBlob { content_hash } => {
-            let replication = replication_for(services, &caller.cert)?;
-            return crate::replication::replica::serve_fetch(
-                replication,
-                &caller.cert,
-                content_hash,
-                send,
-            )
-            .await;
-        }
-        Request::Status => {
-            status::handle(
-                services.identity.cert.name.as_str(),
-                &services.vault,
-                services.replication.as_ref(),
-                &caller.cert,
-            )
-            .await?
-        }
-        Request::ChangeMembership { change } => {
-            membership::change(
-                services.consensus.cluster().map(|c| &**c),
-                &caller.cert,
-                change,
-            )
-            .await?
-        }
+        Request::Status => node_status(services, caller).await?,
+        Request::ChangeMembership { change } => change_membership(services, caller, change).await?,
         other => consent::handle(&services.consent, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response).await
+}
+
+/// A get: authorized, then the bytes streamed.
+async fn handle_get(
+    services: &Services,
+    caller: &Caller,
+    document_id: DocumentId,
+    range: Option<ByteRange>,
+    grant: Option<GrantId>,
+    send: &mut quinn::SendStream,
+) -> Result<(), Refusal> {
+    let download = services
+        .documents
+        .prepare_get(&caller.cert, document_id, range, grant)
+        .await?;
+    transfer::send_download(download, send).await;
+    Ok(())
+}
+
+/// A blob copy sent to another node of the cluster.
+async fn serve_fetch_blob(
+    services: &Services,
+    caller: &Caller,
+    content_hash: ContentHash,
+    send: &mut quinn::SendStream,
+) -> Result<(), Refusal> {
+    let replication = replication_for(services, &caller.cert)?;
+    crate::replication::replica::serve_fetch(replication, &caller.cert, content_hash, send).await
+}
+
+/// A blob copy received from another node of the cluster.
+async fn serve_push_blob(
+    services: &Services,
+    caller: &Caller,
+    content_hash: ContentHash,
+    size: u64,
+    recv: &mut quinn::RecvStream,
+) -> Result<Response, Refusal> {
+    let replication = replication_for(services, &caller.cert)?;
+    crate::replication::replica::serve_push(replication, &caller.cert, content_hash, size, recv)
+        .await
+}
+
+/// A Raft RPC, for the local Raft instance (once attached).
+async fn serve_raft(
+    services: &Services,
+    caller: &Caller,
+    rpc: RaftRpc,
+) -> Result<Response, Refusal> {
+    crate::consensus::raft::serve_rpc(
+        services.raft.get(),
+        &services.identity.cert,
+        &caller.cert,
+        rpc,
+    )
+    .await
+}
+
+/// The node's status.
+async fn node_status(services: &Services, caller: &Caller) -> Result<Response, Refusal> {
+    status::handle(
+        services.identity.cert.name.as_str(),
+        &services.vault,
+        services.replication.as_ref(),
+        &caller.cert,
+    )
+    .await
+}
+
+/// A membership change, on a cluster node.
+async fn change_membership(
+    services: &Services,
+    caller: &Caller,
+    change: MembershipChange,
+) -> Result<Response, Refusal> {
+    membership::change(
+        services.consensus.cluster().map(|c| &**c),
+        &caller.cert,
+        change,
+    )
+    .await
 }
 
 /// Blob copies are exchanged by nodes of a cluster only.

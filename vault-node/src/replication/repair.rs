@@ -30,6 +30,7 @@ use crate::engine::meta::{Cf, MetaStore};
 use crate::engine::state::BlobEntry;
 use crate::replication::Replication;
 use crate::storage::blobs::{BlobError, BlobStore, TAG_LEN};
+use crate::storage::store::RocksStore;
 use crate::Refusal;
 
 /// Seconds after start before the first scrub.
@@ -130,85 +131,108 @@ pub(crate) async fn ensure_authentic(
 /// a member. Does nothing outside cluster mode.
 pub(crate) async fn scrub_once(rep: &Replication) -> ScrubCounts {
     let mut counts = ScrubCounts::default();
-    let cluster = &rep.cluster;
-    let store = cluster.store().clone();
+    if !scrub_blobs(rep, &mut counts).await {
+        return counts;
+    }
+    match collect_orphans_caught_up(rep).await {
+        Ok(n) => counts.orphans_collected = n,
+        Err(e) => tracing::error!(error = %e, "scrub: cannot collect orphan blobs"),
+    }
+    note_scrub(rep, &counts);
+    counts
+}
+
+/// Scrubs every blob entry, [`SCAN_BATCH`] at a time; `false` when the
+/// entries could not be read (the scrub stops there).
+async fn scrub_blobs(rep: &Replication, counts: &mut ScrubCounts) -> bool {
+    let store = rep.cluster.store().clone();
     let mut start: Vec<u8> = Vec::new();
     loop {
-        let scan_from = start.clone();
-        let scanned = {
-            let store = store.clone();
-            tokio::task::spawn_blocking(move || store.scan_from(Cf::Blobs, &scan_from, SCAN_BATCH))
-                .await
-        };
-        let entries = match scanned {
-            Ok(Ok(entries)) => entries,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "scrub: cannot read the blob entries");
-                return counts;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "scrub: cannot read the blob entries");
-                return counts;
-            }
+        let Some(entries) = scan_blobs(&store, start.clone()).await else {
+            return false;
         };
         let done = entries.len() < SCAN_BATCH;
         for (key, value) in &entries {
-            let (Ok(bytes), Ok(entry)) = (
-                <[u8; 32]>::try_from(key.as_slice()),
-                serde_json::from_slice::<BlobEntry>(value),
-            ) else {
-                tracing::error!("scrub: a blob entry does not decode");
-                counts.failed += 1;
-                continue;
-            };
-            let hash = ContentHash(bytes);
-            if !cluster.placement(&hash).contains(&cluster.id())
-                && !rep.vault.blobs().contains(&hash)
-            {
-                counts.elsewhere += 1;
-                continue;
-            }
-            counts.checked += 1;
-            match ensure_authentic(rep, hash, entry.size, None).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    counts.repaired += 1;
-                    counts.repaired_bytes += entry.size;
-                }
-                Err(e) => {
-                    tracing::error!(blob = %hash, code = %e.code, error = %e.message, "scrub: cannot repair a blob");
-                    counts.failed += 1;
-                }
-            }
+            scrub_blob(rep, key, value, counts).await;
         }
         match entries.last() {
             Some((key, _)) if !done => {
                 start = key.clone();
                 start.push(0);
             }
-            _ => break,
+            _ => return true,
         }
     }
-    // Orphans are judged against the cluster's latest state, not this
-    // node's: a node that was down for longer than the grace holds copies
-    // whose registration it has not applied yet.
-    let collected = match cluster.linearize().await {
+}
+
+/// Up to [`SCAN_BATCH`] blob entries from key `from` on, read on a
+/// blocking thread; `None` (logged) when they cannot be read.
+async fn scan_blobs(store: &Arc<RocksStore>, from: Vec<u8>) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let store = store.clone();
+    let scanned =
+        tokio::task::spawn_blocking(move || store.scan_from(Cf::Blobs, &from, SCAN_BATCH)).await;
+    match scanned {
+        Ok(Ok(entries)) => Some(entries),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "scrub: cannot read the blob entries");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "scrub: cannot read the blob entries");
+            None
+        }
+    }
+}
+
+/// Scrubs one blob entry: left alone when placed elsewhere and not held
+/// here, else read back and repaired if need be.
+async fn scrub_blob(rep: &Replication, key: &[u8], value: &[u8], counts: &mut ScrubCounts) {
+    let cluster = &rep.cluster;
+    let (Ok(bytes), Ok(entry)) = (
+        <[u8; 32]>::try_from(key),
+        serde_json::from_slice::<BlobEntry>(value),
+    ) else {
+        tracing::error!("scrub: a blob entry does not decode");
+        counts.failed += 1;
+        return;
+    };
+    let hash = ContentHash(bytes);
+    if !cluster.placement(&hash).contains(&cluster.id()) && !rep.vault.blobs().contains(&hash) {
+        counts.elsewhere += 1;
+        return;
+    }
+    counts.checked += 1;
+    match ensure_authentic(rep, hash, entry.size, None).await {
+        Ok(false) => {}
+        Ok(true) => {
+            counts.repaired += 1;
+            counts.repaired_bytes += entry.size;
+        }
+        Err(e) => {
+            tracing::error!(blob = %hash, code = %e.code, error = %e.message, "scrub: cannot repair a blob");
+            counts.failed += 1;
+        }
+    }
+}
+
+/// Collects orphans once caught up with the cluster: orphans are judged
+/// against the cluster's latest state, not this node's, as a node that
+/// was down for longer than the grace holds copies whose registration it
+/// has not applied yet.
+async fn collect_orphans_caught_up(rep: &Replication) -> Result<u64, String> {
+    let cluster = &rep.cluster;
+    match cluster.linearize().await {
         Ok(()) => {
             let grace = Duration::from_secs(cluster.policy().orphan_grace_s);
             let vault = rep.vault.clone();
+            let store = cluster.store().clone();
             tokio::task::spawn_blocking(move || collect_orphans(&vault, &*store, grace))
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()))
         }
         Err(e) => Err(format!("not caught up with the cluster ({})", e.message)),
-    };
-    match collected {
-        Ok(n) => counts.orphans_collected = n,
-        Err(e) => tracing::error!(error = %e, "scrub: cannot collect orphan blobs"),
     }
-    note_scrub(rep, &counts);
-    counts
 }
 
 /// Deletes every blob file here that no blob entry of `state` refers to

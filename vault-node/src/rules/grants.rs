@@ -288,3 +288,230 @@ pub fn grant_refusal(e: pki::PkiError) -> Refusal {
     };
     Refusal::new(code, e.to_string())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use pki::{ContentHash, GrantedDocument, PeerCert, GRANT_USES_MAX};
+
+    use super::*;
+    use crate::engine::entries::fixtures::{
+        body, document, grant, name, request, resident, DEPARTMENT_KEY_ID,
+    };
+    use crate::engine::state::{DocumentEntry, GrantRevocation};
+
+    /// "Now" for the checks; requests ask for `TTL_S` from here.
+    const NOW: i64 = 10_000;
+    const TTL_S: u64 = 3_600;
+
+    fn docs() -> (DocumentEntry, DocumentEntry, DocumentEntry) {
+        (
+            document("resident-1", 1, 100),
+            document("resident-1", 2, 100),
+            document("resident-1", 3, 100),
+        )
+    }
+
+    /// A request for the first two documents, and a body granting it exactly.
+    fn asked() -> (RequestEntry, GrantBody) {
+        let (a, b, _) = docs();
+        let req = request(&[&a, &b], "tax-office", TTL_S);
+        let exact = body(&req, NOW, 5);
+        (req, exact)
+    }
+
+    fn approval_code(req: &RequestEntry, body: &GrantBody) -> ErrorCode {
+        check_approval(req, body, NOW).unwrap_err().code
+    }
+
+    #[test]
+    fn an_approval_granting_exactly_the_request_passes() {
+        let (req, exact) = asked();
+        assert_eq!(check_approval(&req, &exact, NOW), Ok(()));
+    }
+
+    #[test]
+    fn an_approval_may_narrow_documents_window_and_uses() {
+        let (req, exact) = asked();
+        let mut narrower = exact.clone();
+        narrower.documents.truncate(1);
+        narrower.not_before = NOW + 60;
+        narrower.not_after = NOW + 120;
+        narrower.max_uses = 1;
+        assert_eq!(check_approval(&req, &narrower, NOW), Ok(()));
+    }
+
+    #[test]
+    fn an_approval_covering_more_documents_is_refused() {
+        let (req, mut wider) = asked();
+        let (_, _, extra) = docs();
+        wider.documents.push(GrantedDocument {
+            document_id: extra.document_id,
+            content_hash: extra.record.content_hash,
+        });
+        wider.documents.sort_by_key(|d| d.document_id);
+        assert_eq!(approval_code(&req, &wider), ErrorCode::RequestWidened);
+    }
+
+    #[test]
+    fn an_approval_lasting_longer_is_refused() {
+        let (req, mut longer) = asked();
+        longer.not_after += 1;
+        assert_eq!(approval_code(&req, &longer), ErrorCode::RequestWidened);
+    }
+
+    #[test]
+    fn an_approval_with_more_uses_than_any_grant_may_have_is_refused() {
+        // A request asks for no number of uses; the shape bounds them.
+        let (req, mut more) = asked();
+        more.max_uses = GRANT_USES_MAX + 1;
+        assert_eq!(approval_code(&req, &more), ErrorCode::GrantMalformed);
+    }
+
+    #[test]
+    fn an_approval_for_someone_else_is_refused() {
+        let (req, exact) = asked();
+        let mut other_grantee = exact.clone();
+        other_grantee.grantee = name("civil-affairs");
+        let mut other_key = exact.clone();
+        other_key.grantee_key_id = [8; 32];
+        let mut other_resident = exact.clone();
+        other_resident.resident = resident("resident-2");
+        let mut other_purpose = exact.clone();
+        other_purpose.purpose = Purpose::parse("tax-assessment").unwrap();
+        let mut other_request = exact.clone();
+        other_request.request_id = pki::RequestId::derive(&[b"another request"]);
+        for widened in [
+            other_grantee,
+            other_key,
+            other_resident,
+            other_purpose,
+            other_request,
+        ] {
+            assert_eq!(approval_code(&req, &widened), ErrorCode::RequestWidened);
+        }
+    }
+
+    #[test]
+    fn an_approval_whose_window_is_over_is_refused() {
+        let (req, mut over) = asked();
+        over.not_before = NOW - 100;
+        over.not_after = NOW;
+        assert_eq!(approval_code(&req, &over), ErrorCode::RequestWidened);
+    }
+
+    /// The caller the grant is bound to.
+    fn holder() -> PeerCert {
+        PeerCert {
+            role: Role::Department,
+            name: name("tax-office"),
+            serial_hex: "0a0b".to_string(),
+            not_before: 0,
+            not_after: NOW * 2,
+            public_key: vec![0; 32],
+            key_id: DEPARTMENT_KEY_ID,
+            issuer_cn: "district-ca".to_string(),
+            cluster: None,
+        }
+    }
+
+    /// A stored grant for the two requested documents, its counter, and
+    /// the first document's id and hash.
+    fn stored() -> (StoredGrant, GrantCounter, DocumentId, ContentHash) {
+        let (_, exact) = asked();
+        let first = exact.documents[0];
+        let counter = GrantCounter {
+            uses: 0,
+            max_uses: exact.max_uses,
+            not_before: exact.not_before,
+            not_after: exact.not_after,
+            revoked: None,
+            resident: exact.resident.clone(),
+            grantee: exact.grantee.clone(),
+            purpose: exact.purpose.clone(),
+        };
+        let entry = StoredGrant {
+            grant: grant(exact),
+            grantee_serial: "0a0b".to_string(),
+            issued_at: NOW,
+        };
+        (entry, counter, first.document_id, first.content_hash)
+    }
+
+    fn none_revoked(_: &str) -> bool {
+        false
+    }
+
+    fn use_code(caller: &PeerCert, id: &DocumentId, hash: &ContentHash) -> ErrorCode {
+        let (entry, counter, _, _) = stored();
+        check_use(&entry, &counter, caller, id, hash, &none_revoked, NOW)
+            .unwrap_err()
+            .code
+    }
+
+    #[test]
+    fn the_holder_may_use_a_grant_for_a_covered_document() {
+        let (entry, counter, id, hash) = stored();
+        let result = check_use(&entry, &counter, &holder(), &id, &hash, &none_revoked, NOW);
+        assert_eq!(result, Ok(()));
+    }
+
+    #[test]
+    fn another_key_or_role_is_not_the_holder() {
+        let (_, _, id, hash) = stored();
+        let mut other_key = holder();
+        other_key.key_id = [9; 32];
+        assert_eq!(
+            use_code(&other_key, &id, &hash),
+            ErrorCode::GrantHolderMismatch
+        );
+        let mut resident_role = holder();
+        resident_role.role = Role::Resident;
+        assert_eq!(
+            use_code(&resident_role, &id, &hash),
+            ErrorCode::GrantHolderMismatch
+        );
+    }
+
+    #[test]
+    fn a_document_outside_the_grant_or_with_other_bytes_is_out_of_scope() {
+        let (_, _, id, _) = stored();
+        let (_, _, outside) = docs();
+        let outside_hash = outside.record.content_hash;
+        assert_eq!(
+            use_code(&holder(), &outside.document_id, &outside_hash),
+            ErrorCode::GrantOutOfScope
+        );
+        assert_eq!(
+            use_code(&holder(), &id, &ContentHash([0xee; 32])),
+            ErrorCode::GrantOutOfScope
+        );
+    }
+
+    #[test]
+    fn a_revoked_holder_certificate_kills_the_grant() {
+        let (entry, counter, id, hash) = stored();
+        let revoked = |serial: &str| serial == "0a0b";
+        let refusal =
+            check_use(&entry, &counter, &holder(), &id, &hash, &revoked, NOW).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::GrantCertificateRevoked);
+    }
+
+    #[test]
+    fn the_grant_state_is_checked_last() {
+        let (entry, mut counter, id, hash) = stored();
+        counter.revoked = Some(GrantRevocation {
+            by: name("tax-office"),
+            role: Role::Department,
+            at: NOW,
+        });
+        let refusal =
+            check_use(&entry, &counter, &holder(), &id, &hash, &none_revoked, NOW).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::GrantRevoked);
+        counter.revoked = None;
+        let late = entry.grant.body.not_after + 1;
+        let refusal =
+            check_use(&entry, &counter, &holder(), &id, &hash, &none_revoked, late).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::GrantExpired);
+    }
+}

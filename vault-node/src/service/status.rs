@@ -6,12 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pki::{PeerCert, Role};
-use vault_client::wire::{NodeStatus, Response};
+use vault_client::wire::{NodeStatus, Response, StatusMember};
 use vault_client::ErrorCode;
 
+use crate::consensus::raft::Cluster;
 use crate::engine::meta::{Cf, MetaStore};
 use crate::engine::state::StateError;
 use crate::replication::Replication;
+use crate::rules::placement::ClusterPolicy;
 use crate::storage::vault::Vault;
 use crate::Refusal;
 
@@ -25,79 +27,114 @@ pub async fn handle(
     replication: Option<&Arc<Replication>>,
     caller: &PeerCert,
 ) -> Result<Response, Refusal> {
-    if !matches!(caller.role, Role::Node | Role::Auditor) {
-        return Err(Refusal::new(
-            ErrorCode::Forbidden,
-            format!(
-                "only nodes and auditors read a node's status; {} holds a {} certificate",
-                caller.name,
-                caller.role.as_str()
-            ),
-        ));
-    }
-    let cluster = replication.map(|r| &r.cluster);
-    let raft_progress = cluster.map(|cluster| {
-        let metrics = cluster.raft().metrics().borrow().clone();
-        (
-            metrics.snapshot.map(|id| id.index),
-            metrics.purged.map(|id| id.index),
-            *cluster.policy(),
-        )
-    });
-    let placed = match cluster {
-        Some(cluster) => Some(count_placed(cluster).await?),
+    require_node_or_auditor(caller)?;
+    let cluster = match replication.map(|r| &r.cluster) {
+        Some(cluster) => Some(cluster_view(cluster).await?),
         None => None,
     };
-    let (node_id, leader, members, last_log_index) = match cluster {
-        Some(cluster) => {
-            let metrics = cluster.raft().metrics().borrow().clone();
-            let members =
-                crate::consensus::raft::members_of(metrics.membership_config.membership());
-            (
-                Some(cluster.id()),
-                metrics.current_leader,
-                members,
-                Some(metrics.last_log_index.unwrap_or(0)),
-            )
-        }
-        None => (None, None, Vec::new(), None),
-    };
-    let vault = vault.clone();
-    let counted = tokio::task::spawn_blocking(move || -> Result<_, Refusal> {
-        let store = vault.store();
-        let applied_index = crate::engine::state::applied_index(store)?;
-        let log_size = crate::engine::log::size(store).map_err(StateError::from)?;
-        let documents = count(store, Cf::Documents).map_err(StateError::from)?;
-        let blobs_local = count_files(&vault.data_dir().join("blobs"));
-        Ok((applied_index, log_size, documents, blobs_local))
-    })
-    .await
-    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
-    let (applied_index, log_size, documents, blobs_local) = counted;
+    let local = count_local(vault).await?;
+    let view = cluster.as_ref();
     Ok(Response::Status {
         status: NodeStatus {
             node: node.to_string(),
-            cluster: cluster.is_some(),
-            node_id,
-            leader,
-            members,
-            last_log_index,
-            applied_index,
-            log_size,
-            blobs_local,
-            documents,
-            blobs_placed: placed,
-            snapshot_index: raft_progress.and_then(|p| p.0),
-            purged_index: raft_progress.and_then(|p| p.1),
-            replicas: raft_progress.map(|p| p.2.replicas),
-            write_quorum: raft_progress.map(|p| p.2.write_quorum),
+            cluster: view.is_some(),
+            node_id: view.map(|c| c.node_id),
+            leader: view.and_then(|c| c.leader),
+            members: view.map(|c| c.members.clone()).unwrap_or_default(),
+            last_log_index: view.map(|c| c.last_log_index),
+            applied_index: local.applied_index,
+            log_size: local.log_size,
+            blobs_local: local.blobs_local,
+            documents: local.documents,
+            blobs_placed: view.map(|c| c.blobs_placed),
+            snapshot_index: view.and_then(|c| c.snapshot_index),
+            purged_index: view.and_then(|c| c.purged_index),
+            replicas: view.map(|c| c.policy.replicas),
+            write_quorum: view.map(|c| c.policy.write_quorum),
             repair: replication.map(|r| r.totals()),
         },
     })
 }
 
+/// Refuses every caller but nodes and auditors.
+fn require_node_or_auditor(caller: &PeerCert) -> Result<(), Refusal> {
+    if matches!(caller.role, Role::Node | Role::Auditor) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        ErrorCode::Forbidden,
+        format!(
+            "only nodes and auditors read a node's status; {} holds a {} certificate",
+            caller.name,
+            caller.role.as_str()
+        ),
+    ))
+}
+
+/// What a cluster node adds to its status.
+struct ClusterView {
+    node_id: u64,
+    leader: Option<u64>,
+    members: Vec<StatusMember>,
+    last_log_index: u64,
+    snapshot_index: Option<u64>,
+    purged_index: Option<u64>,
+    policy: ClusterPolicy,
+    blobs_placed: u64,
+}
+
+/// Raft progress, the blobs placed here and the membership (read in that
+/// order, as the status always has).
+async fn cluster_view(cluster: &Arc<Cluster>) -> Result<ClusterView, Refusal> {
+    let (snapshot_index, purged_index) = {
+        let metrics = cluster.raft().metrics().borrow().clone();
+        (
+            metrics.snapshot.map(|id| id.index),
+            metrics.purged.map(|id| id.index),
+        )
+    };
+    let policy = *cluster.policy();
+    let blobs_placed = count_placed(cluster).await?;
+    let metrics = cluster.raft().metrics().borrow().clone();
+    Ok(ClusterView {
+        node_id: cluster.id(),
+        leader: metrics.current_leader,
+        members: crate::consensus::raft::members_of(metrics.membership_config.membership()),
+        last_log_index: metrics.last_log_index.unwrap_or(0),
+        snapshot_index,
+        purged_index,
+        policy,
+        blobs_placed,
+    })
+}
+
+/// What every node counts locally.
+struct LocalCounts {
+    applied_index: u64,
+    log_size: u64,
+    documents: u64,
+    blobs_local: u64,
+}
+
+/// Counts the applied index, log size, documents and blob files, on a
+/// blocking thread.
+async fn count_local(vault: &Arc<Vault>) -> Result<LocalCounts, Refusal> {
+    let vault = vault.clone();
+    tokio::task::spawn_blocking(move || -> Result<_, Refusal> {
+        let store = vault.store();
+        Ok(LocalCounts {
+            applied_index: crate::engine::state::applied_index(store)?,
+            log_size: crate::engine::log::size(store).map_err(StateError::from)?,
+            documents: count(store, Cf::Documents).map_err(StateError::from)?,
+            blobs_local: count_files(&vault.data_dir().join("blobs")),
+        })
+    })
+    .await
+    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?
+}
+
 /// How many of the blobs the state machine knows are placed on this node.
-async fn count_placed(cluster: &Arc<crate::consensus::raft::Cluster>) -> Result<u64, Refusal> {
+async fn count_placed(cluster: &Arc<Cluster>) -> Result<u64, Refusal> {
     let cluster = cluster.clone();
     tokio::task::spawn_blocking(move || -> Result<u64, Refusal> {
         let store = cluster.store();

@@ -40,7 +40,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vault_client::framing::read_frame;
 use vault_client::wire::{
-    encode_frame_max, RaftRpc, Request, Response, RAFT_FRAME_LEN_MAX, RESPONSE_FRAME_LEN_MAX,
+    encode_frame_max, MembershipChange, RaftRpc, Request, Response, RAFT_FRAME_LEN_MAX,
+    RESPONSE_FRAME_LEN_MAX,
 };
 use vault_client::ErrorCode;
 
@@ -461,17 +462,37 @@ pub(crate) async fn serve_rpc(
             "this node runs no Raft instance yet",
         ));
     };
-    // Forwarded calls (writes, read index, membership changes) always come
-    // from a member of this node's view (any node while it knows no
-    // membership yet: a node waiting to be added). Raft's own messages
-    // (votes, appends, snapshots) come from any node of this node's *named*
-    // cluster speaking for its own id: this node's view may be older than
-    // the cluster's (a node that was down while members changed, a learner
-    // whose first batch holds the initial membership), and refusing the new
-    // leader, or a candidate it needs, would lock it out. Without a named
-    // cluster they are members-only too, as nothing else tells a node of
-    // this cluster from any other district node certificate (which could
-    // otherwise depose the leader or overwrite a follower's log).
+    admit(raft, own, caller, &rpc)?;
+    let reply = match rpc {
+        RaftRpc::AppendEntries(body) => serve_append_entries(raft, caller, body).await?,
+        RaftRpc::Vote(body) => serve_vote(raft, caller, body).await?,
+        RaftRpc::InstallSnapshot(body) => serve_install_snapshot(raft, caller, body).await?,
+        RaftRpc::Propose(body) => serve_propose(raft, body).await?,
+        RaftRpc::ChangeMembership(change) => serve_change_membership(raft, change).await?,
+        RaftRpc::ReadIndex => serve_read_index(raft).await?,
+    };
+    Ok(Response::Raft { reply })
+}
+
+/// Refuses `caller` when `rpc` must come from a member and it is none.
+///
+/// Forwarded calls (writes, read index, membership changes) always come
+/// from a member of this node's view (any node while it knows no
+/// membership yet: a node waiting to be added). Raft's own messages
+/// (votes, appends, snapshots) come from any node of this node's *named*
+/// cluster speaking for its own id: this node's view may be older than
+/// the cluster's (a node that was down while members changed, a learner
+/// whose first batch holds the initial membership), and refusing the new
+/// leader, or a candidate it needs, would lock it out. Without a named
+/// cluster they are members-only too, as nothing else tells a node of
+/// this cluster from any other district node certificate (which could
+/// otherwise depose the leader or overwrite a follower's log).
+fn admit(
+    raft: &RaftHandle,
+    own: &PeerCert,
+    caller: &PeerCert,
+    rpc: &RaftRpc,
+) -> Result<(), Refusal> {
     let forwarded = matches!(
         rpc,
         RaftRpc::Propose(_) | RaftRpc::ReadIndex | RaftRpc::ChangeMembership(_)
@@ -483,77 +504,106 @@ pub(crate) async fn serve_rpc(
             format!("{} is not a member of this cluster", caller.name),
         ));
     }
-    let reply = match rpc {
-        RaftRpc::AppendEntries(body) => {
-            let request: openraft::raft::AppendEntriesRequest<super::TypeConfig> = decode(body)?;
-            speaks_for(caller, request.vote.leader_id().voted_for())?;
-            reply(&raft.append_entries(request).await)?
-        }
-        RaftRpc::Vote(body) => {
-            let request: openraft::raft::VoteRequest<u64> = decode(body)?;
-            speaks_for(caller, request.vote.leader_id().voted_for())?;
-            reply(&raft.vote(request).await)?
-        }
-        RaftRpc::InstallSnapshot(body) => {
-            let request: openraft::raft::InstallSnapshotRequest<super::TypeConfig> = decode(body)?;
-            speaks_for(caller, request.vote.leader_id().voted_for())?;
-            let end = request.offset.saturating_add(request.data.len() as u64);
-            if end > SNAPSHOT_LEN_MAX {
-                return Err(Refusal::new(
-                    ErrorCode::TooLarge,
-                    format!("a snapshot chunk ends at byte {end}, past {SNAPSHOT_LEN_MAX}"),
-                ));
-            }
-            reply(&raft.install_snapshot(request).await)?
-        }
-        RaftRpc::Propose(body) => {
-            let proposal: Proposal = decode(body)?;
-            let deadline = Duration::from_millis(super::CLUSTER_DEADLINE_MS);
-            let result = match tokio::time::timeout(deadline, raft.client_write(proposal)).await {
-                Ok(Ok(response)) => Ok(super::Forwarded {
-                    outcome: response.data,
-                    log_index: response.log_id.index,
-                }),
-                Ok(Err(e)) => Err(Refusal::new(
-                    ErrorCode::ClusterUnavailable,
-                    format!("the forwarded write was not ordered: {e}"),
-                )
-                .body()),
-                // A leader cut off from its majority: give up rather than
-                // hold the task until the partition heals.
-                Err(_) => Err(Refusal::new(
-                    ErrorCode::ClusterUnavailable,
-                    "the leader could not commit the forwarded write in time; it may or may not be committed",
-                )
-                .body()),
-            };
-            reply(&result)?
-        }
-        RaftRpc::ChangeMembership(change) => {
-            let result = match super::change_membership(raft, change).await {
-                Ok(reply) => Ok(reply),
-                Err(super::MembershipError::NotLeader) => Err(Refusal::new(
-                    ErrorCode::ClusterUnavailable,
-                    "this node no longer leads; nothing was changed",
-                )
-                .body()),
-                Err(super::MembershipError::Refused(refusal)) => Err(refusal.body()),
-            };
-            reply(&result)?
-        }
-        RaftRpc::ReadIndex => {
-            let result = match raft.get_read_log_id().await {
-                Ok((read, _)) => Ok(read.map(|id| id.index).unwrap_or(0)),
-                Err(e) => Err(Refusal::new(
-                    ErrorCode::ClusterUnavailable,
-                    format!("cannot confirm a read point: {e}"),
-                )
-                .body()),
-            };
-            reply(&result)?
-        }
+    Ok(())
+}
+
+/// Append entries (or a heartbeat) from the leader `caller` claims to be.
+async fn serve_append_entries(
+    raft: &RaftHandle,
+    caller: &PeerCert,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, Refusal> {
+    let request: openraft::raft::AppendEntriesRequest<super::TypeConfig> = decode(body)?;
+    speaks_for(caller, request.vote.leader_id().voted_for())?;
+    reply(&raft.append_entries(request).await)
+}
+
+/// A vote request from the candidate `caller` claims to be.
+async fn serve_vote(
+    raft: &RaftHandle,
+    caller: &PeerCert,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, Refusal> {
+    let request: openraft::raft::VoteRequest<u64> = decode(body)?;
+    speaks_for(caller, request.vote.leader_id().voted_for())?;
+    reply(&raft.vote(request).await)
+}
+
+/// One snapshot chunk from the leader; a chunk ending past
+/// [`SNAPSHOT_LEN_MAX`] is refused before openraft buffers it.
+async fn serve_install_snapshot(
+    raft: &RaftHandle,
+    caller: &PeerCert,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, Refusal> {
+    let request: openraft::raft::InstallSnapshotRequest<super::TypeConfig> = decode(body)?;
+    speaks_for(caller, request.vote.leader_id().voted_for())?;
+    let end = request.offset.saturating_add(request.data.len() as u64);
+    if end > SNAPSHOT_LEN_MAX {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!("a snapshot chunk ends at byte {end}, past {SNAPSHOT_LEN_MAX}"),
+        ));
+    }
+    reply(&raft.install_snapshot(request).await)
+}
+
+/// A write a follower forwarded: ordered here, within the cluster deadline.
+async fn serve_propose(
+    raft: &RaftHandle,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, Refusal> {
+    let proposal: Proposal = decode(body)?;
+    let deadline = Duration::from_millis(super::CLUSTER_DEADLINE_MS);
+    let result = match tokio::time::timeout(deadline, raft.client_write(proposal)).await {
+        Ok(Ok(response)) => Ok(super::Forwarded {
+            outcome: response.data,
+            log_index: response.log_id.index,
+        }),
+        Ok(Err(e)) => Err(Refusal::new(
+            ErrorCode::ClusterUnavailable,
+            format!("the forwarded write was not ordered: {e}"),
+        )
+        .body()),
+        // A leader cut off from its majority: give up rather than
+        // hold the task until the partition heals.
+        Err(_) => Err(Refusal::new(
+            ErrorCode::ClusterUnavailable,
+            "the leader could not commit the forwarded write in time; it may or may not be committed",
+        )
+        .body()),
     };
-    Ok(Response::Raft { reply })
+    reply(&result)
+}
+
+/// A membership change a follower forwarded.
+async fn serve_change_membership(
+    raft: &RaftHandle,
+    change: MembershipChange,
+) -> Result<serde_json::Value, Refusal> {
+    let result = match super::change_membership(raft, change).await {
+        Ok(reply) => Ok(reply),
+        Err(super::MembershipError::NotLeader) => Err(Refusal::new(
+            ErrorCode::ClusterUnavailable,
+            "this node no longer leads; nothing was changed",
+        )
+        .body()),
+        Err(super::MembershipError::Refused(refusal)) => Err(refusal.body()),
+    };
+    reply(&result)
+}
+
+/// The log index a follower's linearizable read must wait for.
+async fn serve_read_index(raft: &RaftHandle) -> Result<serde_json::Value, Refusal> {
+    let result = match raft.get_read_log_id().await {
+        Ok((read, _)) => Ok(read.map(|id| id.index).unwrap_or(0)),
+        Err(e) => Err(Refusal::new(
+            ErrorCode::ClusterUnavailable,
+            format!("cannot confirm a read point: {e}"),
+        )
+        .body()),
+    };
+    reply(&result)
 }
 
 /// The certificate name a cluster member must hold: `node-<id>`. This
