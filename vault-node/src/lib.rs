@@ -18,7 +18,7 @@
 //! | [`node`] | configuration, the development set-up, starting a node |
 //!
 //! **Invariant:** metadata changes only through
-//! [`engine::state::Command`]s applied by [`engine::state::apply`]; a blob
+//! [`engine::state::Command`]s applied by [`engine::apply::apply`]; a blob
 //! is durable and verified before the command that names it is committed.
 
 pub mod consensus;

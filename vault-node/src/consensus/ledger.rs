@@ -13,9 +13,10 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::consensus::fresh_seed;
+use crate::consensus::seed::fresh_seed;
+use crate::engine::apply::apply;
 use crate::engine::meta::MetaStore;
-use crate::engine::state::{applied_index, apply, Applied, Command, Proposal, StateError};
+use crate::engine::state::{applied_index, Applied, Command, Proposal, StateError};
 use crate::rules::clock::{Clock, SystemClock};
 use crate::storage::overlay::Overlay;
 

@@ -6,22 +6,24 @@
 //! **Invariant:** a command is acknowledged only once it is durable (one
 //! synced batch on a single node; committed by a quorum in a cluster), and
 //! every node applies the same commands in the same order through
-//! [`crate::engine::state::apply`].
+//! [`crate::engine::apply::apply`].
 
 pub mod ledger;
 pub mod raft;
+pub mod seed;
 
 use std::sync::Arc;
 
 use vault_client::ErrorCode;
 
 use crate::engine::meta::MetaStore;
-use crate::engine::state::{Applied, Command, Proposal, Seed};
+use crate::engine::state::{Applied, Command, Proposal};
 use crate::rules::clock::Clock;
 use crate::Refusal;
 
 pub use ledger::Ledger;
 pub use raft::Cluster;
+pub use seed::fresh_seed;
 
 /// How this node makes commands durable: alone, or as a member of a cluster.
 pub enum Consensus {
@@ -93,17 +95,4 @@ impl Consensus {
             Consensus::Single(_) => None,
         }
     }
-}
-
-/// A fresh seed at `at`: the time and randomness a proposer adds to a
-/// command, drawn once so every node applies the same bytes.
-pub fn fresh_seed(at: i64) -> Seed {
-    let rng = ring::rand::SystemRandom::new();
-    let mut nonce = [0u8; 32];
-    let mut salt = [0u8; 32];
-    // A failing system RNG leaves zeros: entries stay correct, details
-    // merely less hidden; ring's SystemRandom does not fail on Linux.
-    let _ = ring::rand::SecureRandom::fill(&rng, &mut nonce);
-    let _ = ring::rand::SecureRandom::fill(&rng, &mut salt);
-    Seed { at, nonce, salt }
 }

@@ -21,7 +21,7 @@ use crate::engine::meta::{Cf, MetaStore, StoreError, Write};
 use crate::Refusal;
 
 /// Key of the last applied command index in [`Cf::Meta`].
-const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
+pub(crate) const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
 /// Most documents returned by one listing.
 pub const LIST_LEN_MAX: usize = vault_client::wire::LIST_LEN_MAX;
 
@@ -313,248 +313,6 @@ pub enum StateError {
     Refused(#[from] Refusal),
 }
 
-/// Applies `command` as log entry `index` on top of `state`: returns what it
-/// did and the writes that make it so (including the log entry itself).
-pub fn apply(
-    state: &dyn MetaStore,
-    index: u64,
-    proposal: &Proposal,
-) -> Result<(Applied, Vec<Write>), StateError> {
-    let command = &proposal.command;
-    let mut writes = vec![
-        Write::Put {
-            cf: Cf::Commands,
-            key: index.to_be_bytes().to_vec(),
-            value: encode(proposal)?,
-        },
-        Write::Put {
-            cf: Cf::Meta,
-            key: APPLIED_INDEX_KEY.to_vec(),
-            value: index.to_be_bytes().to_vec(),
-        },
-    ];
-    let applied = match command {
-        Command::RegisterDocument(entry) => register_document(state, entry, &mut writes)?,
-        Command::RecordRequest(entry) => record_request(state, entry, &mut writes)?,
-        Command::IssueGrant(entry) => issue_grant(state, entry, &mut writes)?,
-        Command::DenyRequest { request_id, at } => {
-            deny_request(state, *request_id, *at, &mut writes)?
-        }
-        Command::UseGrant { grant_id, at, .. } => use_grant(state, *grant_id, *at, &mut writes)?,
-        Command::RevokeGrant {
-            grant_id,
-            by,
-            role,
-            at,
-        } => {
-            let revocation = GrantRevocation {
-                by: by.clone(),
-                role: *role,
-                at: *at,
-            };
-            revoke_grant(state, *grant_id, revocation, &mut writes)?
-        }
-        Command::RecordAccess { .. }
-        | Command::RecordRefusal { .. }
-        | Command::RecordCertificateRevocations { .. } => Applied::Recorded,
-    };
-    let records = crate::engine::entries::records(state, proposal, &applied, &mut writes)?;
-    crate::engine::log::append_all(state, records, &mut writes)?;
-    Ok((applied, writes))
-}
-
-fn register_document(
-    state: &dyn MetaStore,
-    entry: &DocumentEntry,
-    writes: &mut Vec<Write>,
-) -> Result<Applied, StateError> {
-    let hash = entry.record.content_hash;
-    let existing_blob: Option<BlobEntry> = read(state, Cf::Blobs, hash.as_bytes())?;
-    if let Some(blob) = &existing_blob {
-        if blob.size != entry.record.size {
-            return Err(StateError::Conflict(format!(
-                "blob {hash} is registered with {} bytes, not {}",
-                blob.size, entry.record.size
-            )));
-        }
-    }
-    let document_existed = state
-        .get(Cf::Documents, entry.document_id.as_bytes())?
-        .is_some();
-    if !document_existed {
-        writes.push(Write::Put {
-            cf: Cf::Documents,
-            key: entry.document_id.as_bytes().to_vec(),
-            value: encode(entry)?,
-        });
-        writes.push(Write::Put {
-            cf: Cf::ByResident,
-            key: resident_key(
-                &entry.record.resident,
-                entry.registered_at,
-                entry.document_id,
-            ),
-            value: Vec::new(),
-        });
-    }
-    if existing_blob.is_none() {
-        let blob = BlobEntry {
-            size: entry.record.size,
-            first_registered_at: entry.registered_at,
-        };
-        writes.push(Write::Put {
-            cf: Cf::Blobs,
-            key: hash.as_bytes().to_vec(),
-            value: encode(&blob)?,
-        });
-    }
-    Ok(Applied::DocumentRegistered {
-        document_id: entry.document_id,
-        blob_existed: existing_blob.is_some(),
-        document_existed,
-    })
-}
-
-fn record_request(
-    state: &dyn MetaStore,
-    entry: &RequestEntry,
-    writes: &mut Vec<Write>,
-) -> Result<Applied, StateError> {
-    let key = entry.request_id.as_bytes();
-    if state.get(Cf::Requests, key)?.is_none() {
-        writes.push(put(Cf::Requests, key.to_vec(), encode(entry)?));
-        writes.push(put(
-            Cf::PendingRequests,
-            index_key(entry.request.resident.as_str(), key),
-            Vec::new(),
-        ));
-    }
-    Ok(Applied::RequestRecorded {
-        request_id: entry.request_id,
-    })
-}
-
-fn pending(state: &dyn MetaStore, id: RequestId) -> Result<RequestEntry, StateError> {
-    let entry = request(state, id)?.ok_or_else(|| {
-        Refusal::new(
-            ErrorCode::RequestNotFound,
-            format!("no access request {id}"),
-        )
-    })?;
-    if entry.status != RequestStatus::Pending {
-        return Err(Refusal::new(
-            ErrorCode::RequestAlreadyDecided,
-            format!("request {id} was already decided; ask the department for a new request"),
-        )
-        .into());
-    }
-    Ok(entry)
-}
-
-fn decide(
-    mut entry: RequestEntry,
-    status: RequestStatus,
-    writes: &mut Vec<Write>,
-) -> Result<(), StateError> {
-    let key = entry.request_id.as_bytes().to_vec();
-    writes.push(Write::Delete {
-        cf: Cf::PendingRequests,
-        key: index_key(entry.request.resident.as_str(), &key),
-    });
-    entry.status = status;
-    writes.push(put(Cf::Requests, key, encode(&entry)?));
-    Ok(())
-}
-
-fn issue_grant(
-    state: &dyn MetaStore,
-    entry: &GrantEntry,
-    writes: &mut Vec<Write>,
-) -> Result<Applied, StateError> {
-    let body = &entry.grant.body;
-    let request = pending(state, body.request_id)?;
-    let grant_id = entry.grant.id();
-    if state.get(Cf::Grants, grant_id.as_bytes())?.is_some() {
-        return Err(StateError::Conflict(format!(
-            "grant {grant_id} already exists"
-        )));
-    }
-    let at = entry.issued_at;
-    decide(request, RequestStatus::Approved { grant_id, at }, writes)?;
-    let id = grant_id.as_bytes();
-    let stored = StoredGrant {
-        grant: entry.grant.clone(),
-        grantee_serial: entry.grantee_serial.clone(),
-        issued_at: entry.issued_at,
-    };
-    let counter = GrantCounter {
-        uses: entry.uses,
-        max_uses: body.max_uses,
-        not_before: body.not_before,
-        not_after: body.not_after,
-        revoked: entry.revoked.clone(),
-        resident: body.resident.clone(),
-        grantee: body.grantee.clone(),
-        purpose: body.purpose.clone(),
-    };
-    writes.push(put(Cf::Grants, id.to_vec(), encode(&stored)?));
-    writes.push(put(Cf::GrantCounters, id.to_vec(), encode(&counter)?));
-    let by_resident = grant_index_key(GrantSide::Resident, body.resident.as_str(), id);
-    writes.push(put(Cf::GrantIndex, by_resident, Vec::new()));
-    let by_grantee = grant_index_key(GrantSide::Grantee, body.grantee.as_str(), id);
-    writes.push(put(Cf::GrantIndex, by_grantee, Vec::new()));
-    Ok(Applied::GrantIssued { grant_id })
-}
-
-fn deny_request(
-    state: &dyn MetaStore,
-    request_id: RequestId,
-    at: i64,
-    writes: &mut Vec<Write>,
-) -> Result<Applied, StateError> {
-    let request = pending(state, request_id)?;
-    decide(request, RequestStatus::Denied { at }, writes)?;
-    Ok(Applied::RequestDenied)
-}
-
-fn use_grant(
-    state: &dyn MetaStore,
-    grant_id: GrantId,
-    at: i64,
-    writes: &mut Vec<Write>,
-) -> Result<Applied, StateError> {
-    let mut counter = grant_counter(state, grant_id)?
-        .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
-    crate::engine::grant_state::check_state(grant_id, &counter, at)?;
-    counter.uses += 1;
-    let use_number = counter.uses;
-    writes.push(put(
-        Cf::GrantCounters,
-        grant_id.as_bytes().to_vec(),
-        encode(&counter)?,
-    ));
-    Ok(Applied::GrantUsed { use_number })
-}
-
-fn revoke_grant(
-    state: &dyn MetaStore,
-    grant_id: GrantId,
-    revocation: GrantRevocation,
-    writes: &mut Vec<Write>,
-) -> Result<Applied, StateError> {
-    let mut counter = grant_counter(state, grant_id)?
-        .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
-    if counter.revoked.is_none() {
-        counter.revoked = Some(revocation);
-        writes.push(put(
-            Cf::GrantCounters,
-            grant_id.as_bytes().to_vec(),
-            encode(&counter)?,
-        ));
-    }
-    Ok(Applied::GrantRevoked)
-}
-
 /// Reads a request.
 pub fn request(state: &dyn MetaStore, id: RequestId) -> Result<Option<RequestEntry>, StateError> {
     read(state, Cf::Requests, id.as_bytes())
@@ -613,7 +371,7 @@ pub enum GrantSide {
 }
 
 /// `side u8 | len u8 | name | grant id`.
-fn grant_index_key(side: GrantSide, name: &str, id: &[u8]) -> Vec<u8> {
+pub(crate) fn grant_index_key(side: GrantSide, name: &str, id: &[u8]) -> Vec<u8> {
     let mut key = vec![side as u8];
     key.extend_from_slice(&index_key(name, id));
     key
@@ -634,27 +392,27 @@ pub fn grants_of(
     Ok(out)
 }
 
-fn tail_id(key: &[u8]) -> Result<[u8; 16], StateError> {
+pub(crate) fn tail_id(key: &[u8]) -> Result<[u8; 16], StateError> {
     key[key.len().saturating_sub(16)..]
         .try_into()
         .map_err(|_| StateError::Corrupt("short index key".into()))
 }
 
 /// `len u8 | name | id`.
-fn index_key(name: &str, id: &[u8]) -> Vec<u8> {
+pub(crate) fn index_key(name: &str, id: &[u8]) -> Vec<u8> {
     let mut key = index_prefix(name);
     key.extend_from_slice(id);
     key
 }
 
-fn index_prefix(name: &str) -> Vec<u8> {
+pub(crate) fn index_prefix(name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + name.len() + 16);
     key.push(name.len() as u8);
     key.extend_from_slice(name.as_bytes());
     key
 }
 
-fn put(cf: Cf, key: Vec<u8>, value: Vec<u8>) -> Write {
+pub(crate) fn put(cf: Cf, key: Vec<u8>, value: Vec<u8>) -> Write {
     Write::Put { cf, key, value }
 }
 
@@ -710,14 +468,14 @@ pub fn applied_index(state: &dyn MetaStore) -> Result<u64, StateError> {
 
 /// `len(resident) u8 | resident | !registered_at u64 BE | document id`:
 /// sorted by resident, then newest first.
-fn resident_key(resident: &ResidentId, registered_at: i64, id: DocumentId) -> Vec<u8> {
+pub(crate) fn resident_key(resident: &ResidentId, registered_at: i64, id: DocumentId) -> Vec<u8> {
     let mut key = resident_prefix(resident);
     key.extend_from_slice(&(u64::MAX - registered_at.max(0) as u64).to_be_bytes());
     key.extend_from_slice(id.as_bytes());
     key
 }
 
-fn resident_prefix(resident: &ResidentId) -> Vec<u8> {
+pub(crate) fn resident_prefix(resident: &ResidentId) -> Vec<u8> {
     let name = resident.as_str().as_bytes();
     let mut key = Vec::with_capacity(1 + name.len() + 24);
     key.push(name.len() as u8);
@@ -725,11 +483,11 @@ fn resident_prefix(resident: &ResidentId) -> Vec<u8> {
     key
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
     serde_json::to_vec(value).map_err(|e| StateError::Corrupt(e.to_string()))
 }
 
-fn read<T: for<'de> Deserialize<'de>>(
+pub(crate) fn read<T: for<'de> Deserialize<'de>>(
     state: &dyn MetaStore,
     cf: Cf,
     key: &[u8],
@@ -763,6 +521,7 @@ mod tests {
 
     use super::*;
     use crate::consensus::Ledger;
+    use crate::engine::apply::apply;
     use crate::storage::store::{FaultyStore, MemStore};
 
     fn entry(resident: &str, seed: u8, at: i64) -> DocumentEntry {

@@ -16,7 +16,6 @@ use vault_client::wire::RepairStatus;
 use crate::consensus::Cluster;
 use crate::rules::clock::Clock;
 use crate::storage::vault::Vault;
-use crate::Refusal;
 
 /// What replication works with: this node's storage, the cluster it copies
 /// blobs within, the clock, and the repair totals `status` reports.
@@ -40,34 +39,6 @@ impl Replication {
             clock,
             totals: Mutex::default(),
         }
-    }
-
-    /// Pushes the blob `hash` (held and verified here) to its replicas;
-    /// returns once W of them hold it (see [`replica`]).
-    pub async fn replicate(self: &Arc<Self>, hash: pki::ContentHash) -> Result<(), Refusal> {
-        replica::replicate(self, hash).await
-    }
-
-    /// Makes sure the local copy of `hash` is authentic in `groups` (all
-    /// when `None`), fetching a verified copy from a member otherwise;
-    /// returns whether it fetched one.
-    pub async fn ensure_authentic(
-        &self,
-        hash: pki::ContentHash,
-        size: u64,
-        groups: Option<std::ops::Range<u64>>,
-    ) -> Result<bool, Refusal> {
-        repair::ensure_authentic(self, hash, size, groups).await
-    }
-
-    /// Runs one scrub now (see [`repair::scrub_once`]).
-    pub async fn scrub_once(&self) -> repair::ScrubCounts {
-        repair::scrub_once(self).await
-    }
-
-    /// Updates the repair totals.
-    pub fn note(&self, update: impl FnOnce(&mut RepairStatus)) {
-        repair::note(self, update)
     }
 
     /// A copy of the repair totals since start.

@@ -33,6 +33,30 @@ use crate::storage::blobs::{BlobError, BlobStore, TAG_LEN};
 use crate::storage::store::RocksStore;
 use crate::Refusal;
 
+impl Replication {
+    /// Makes sure the local copy of `hash` is authentic in `groups` (all
+    /// when `None`), fetching a verified copy from a member otherwise;
+    /// returns whether it fetched one.
+    pub async fn ensure_authentic(
+        &self,
+        hash: pki::ContentHash,
+        size: u64,
+        groups: Option<std::ops::Range<u64>>,
+    ) -> Result<bool, Refusal> {
+        ensure_authentic(self, hash, size, groups).await
+    }
+
+    /// Runs one scrub now (see [`scrub_once`]).
+    pub async fn scrub_once(&self) -> ScrubCounts {
+        scrub_once(self).await
+    }
+
+    /// Updates the repair totals.
+    pub fn note(&self, update: impl FnOnce(&mut RepairStatus)) {
+        note(self, update)
+    }
+}
+
 /// Seconds after start before the first scrub.
 pub const SCRUB_FIRST_DELAY_S: u64 = 5;
 /// Blob entries read from the state machine per scan.

@@ -36,11 +36,19 @@ pub use crate::rules::placement::{transfer_deadline, TRANSFER_BASE_S, TRANSFER_R
 /// How long a member may take to start answering a fetch, in milliseconds.
 pub const FETCH_ANSWER_TIMEOUT_MS: u64 = 5_000;
 
+impl Replication {
+    /// Pushes the blob `hash` (held and verified here) to its replicas;
+    /// returns once W of them hold it (see [`replica`]).
+    pub async fn replicate(self: &Arc<Self>, hash: pki::ContentHash) -> Result<(), Refusal> {
+        replicate(self, hash).await
+    }
+}
+
 /// Pushes the blob `hash` (held and verified here) to its replicas (R of
 /// the voters, by [rendezvous placement](crate::rules::placement)); returns once
 /// W of them hold it (this node counting when it is one), the others
 /// continuing in the background.
-pub(crate) async fn replicate(rep: &Arc<Replication>, hash: ContentHash) -> Result<(), Refusal> {
+async fn replicate(rep: &Arc<Replication>, hash: ContentHash) -> Result<(), Refusal> {
     let cluster = &rep.cluster;
     let targets = cluster.placement(&hash);
     let here = targets.contains(&cluster.id());

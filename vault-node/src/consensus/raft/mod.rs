@@ -3,7 +3,7 @@
 //! [`LogStore`] keeps the Raft log ([`Cf::RaftLog`](crate::engine::meta::Cf::RaftLog))
 //! and the vote, committed and purged pointers
 //! ([`Cf::RaftMeta`](crate::engine::meta::Cf::RaftMeta)). [`StateMachine`] applies
-//! each committed [`Proposal`] with [`crate::engine::state::apply`], the same pure
+//! each committed [`Proposal`] with [`crate::engine::apply::apply`], the same pure
 //! function the single-node [`Ledger`](crate::consensus::ledger::Ledger) uses, with the
 //! Raft log index as the command index, and commits its writes together
 //! with the last applied log id and membership in one synced batch.
@@ -34,11 +34,16 @@
 //! metadata sizes of a district, not for millions of documents (stream
 //! RocksDB checkpoints then).
 
+pub mod membership;
 pub mod network;
 mod store;
+pub mod types;
 
+use membership::{change_membership, MembershipError};
+pub use membership::{members_of, MembershipReply};
 pub use network::Network;
 pub use store::{LogStore, StateMachine};
+pub use types::{Forwarded, Outcome, RaftHandle, TypeConfig};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,33 +52,15 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
-use serde::{Deserialize, Serialize};
-use vault_client::wire::{ErrorBody, MembershipChange, RaftRpc, StatusMember};
+use vault_client::wire::{ErrorBody, MembershipChange, RaftRpc};
 use vault_client::ErrorCode;
 
-use crate::engine::state::{Applied, Proposal, StateError};
+use crate::engine::state::Proposal;
 use crate::rules::placement::ClusterPolicy;
 use crate::storage::store::RocksStore;
 use crate::Refusal;
 
 pub(crate) use network::serve_rpc;
-
-openraft::declare_raft_types!(
-    /// The openraft type configuration of the vault: log entries carry
-    /// [`Proposal`]s (a command and its seed), applying one answers an
-    /// [`Outcome`]; nodes are `u64` ids with an address.
-    pub TypeConfig:
-        D = Proposal,
-        R = Outcome,
-        NodeId = u64,
-        Node = openraft::BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = std::io::Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
-);
-
-/// A node's openraft instance.
-pub type RaftHandle = openraft::Raft<TypeConfig>;
 
 /// Interval between the leader's heartbeats, in milliseconds.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 250;
@@ -551,99 +538,6 @@ impl Cluster {
 /// have to receive a snapshot first), in milliseconds.
 const MEMBERSHIP_TTL_MS: u64 = 300_000;
 
-/// The membership once a change is committed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MembershipReply {
-    /// Every member after the change.
-    pub members: Vec<StatusMember>,
-    /// The Raft log index that committed the change.
-    pub log_index: u64,
-}
-
-/// Why a membership change did not happen.
-pub(crate) enum MembershipError {
-    /// This node does not lead (any more): ask the leader.
-    NotLeader,
-    /// Refused or failed; the membership is unchanged or the outcome is in
-    /// the message.
-    Refused(Refusal),
-}
-
-/// The members of `membership`, voters flagged.
-pub fn members_of(membership: &openraft::Membership<u64, BasicNode>) -> Vec<StatusMember> {
-    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-    membership
-        .nodes()
-        .map(|(id, node)| StatusMember {
-            id: *id,
-            addr: node.addr.clone(),
-            voter: voters.contains(id),
-        })
-        .collect()
-}
-
-/// Applies `change` on `raft`, which must lead.
-pub(crate) async fn change_membership(
-    raft: &RaftHandle,
-    change: MembershipChange,
-) -> Result<MembershipReply, MembershipError> {
-    let refused = |message: String| {
-        MembershipError::Refused(Refusal::new(ErrorCode::ClusterMembership, message))
-    };
-    let classify = |e: RaftError<u64, ClientWriteError<u64, BasicNode>>| match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => MembershipError::NotLeader,
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => refused(e.to_string()),
-        other => MembershipError::Refused(unavailable(format!(
-            "the membership change failed: {other}"
-        ))),
-    };
-    let voters: std::collections::BTreeSet<u64> = raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .collect();
-    let response = match change {
-        MembershipChange::Add { id, addr } => {
-            if voters.contains(&id) {
-                return Err(refused(format!("node {id} is a voter already")));
-            }
-            if !addr.contains(':') {
-                return Err(refused(format!("{addr}: expected HOST:PORT")));
-            }
-            tracing::info!(node = id, %addr, "adding a learner");
-            raft.add_learner(id, BasicNode { addr }, true)
-                .await
-                .map_err(classify)?;
-            tracing::info!(node = id, "the learner caught up; making it a voter");
-            raft.change_membership(openraft::ChangeMembers::AddVoterIds([id].into()), false)
-                .await
-                .map_err(classify)?
-        }
-        MembershipChange::Remove { id } => {
-            if !voters.contains(&id) {
-                return Err(refused(format!("node {id} is not a voter")));
-            }
-            if voters.len() == 1 {
-                return Err(refused(format!("node {id} is the last voter")));
-            }
-            tracing::info!(node = id, "removing a voter");
-            raft.change_membership(openraft::ChangeMembers::RemoveVoters([id].into()), false)
-                .await
-                .map_err(classify)?
-        }
-    };
-    let members = match &response.membership {
-        Some(membership) => members_of(membership),
-        None => members_of(raft.metrics().borrow().membership_config.membership()),
-    };
-    Ok(MembershipReply {
-        members,
-        log_index: response.log_id.index,
-    })
-}
-
 fn forward_ttl() -> Duration {
     Duration::from_millis(FORWARD_TTL_MS)
 }
@@ -672,54 +566,11 @@ fn decode_reply<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The leader's answer to a forwarded proposal: what applying it answered,
-/// and the index of its log entry (the follower waits to apply it too).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Forwarded {
-    /// What applying the entry answered.
-    pub outcome: Outcome,
-    /// The entry's Raft log index.
-    pub log_index: u64,
-}
-
-/// What applying one Raft log entry answered the proposer. Deterministic:
-/// every node computes the same outcome for the same entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// A blank or membership entry: nothing for the vault.
-    Internal,
-    /// The command was applied.
-    Applied(Applied),
-    /// The command was refused by a rule; the state is unchanged.
-    Refused(ErrorBody),
-    /// The command contradicted the state; the state is unchanged.
-    Conflict(String),
-}
-
-impl Outcome {
-    /// The outcome as the single-node [`Ledger`](crate::consensus::ledger::Ledger)
-    /// reports it: `None` for an internal entry.
-    pub fn into_result(self) -> Result<Option<Applied>, StateError> {
-        match self {
-            Outcome::Internal => Ok(None),
-            Outcome::Applied(applied) => Ok(Some(applied)),
-            Outcome::Refused(body) => match ErrorCode::parse(&body.code) {
-                Some(code) => Err(StateError::Refused(Refusal::new(code, body.message))),
-                None => Err(StateError::Conflict(format!(
-                    "{}: {}",
-                    body.code, body.message
-                ))),
-            },
-            Outcome::Conflict(message) => Err(StateError::Conflict(message)),
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::engine::state::{Applied, StateError};
 
     #[test]
     fn raft_outcomes_round_trip_through_json() {

@@ -45,7 +45,8 @@ use vault_client::wire::{
 };
 use vault_client::ErrorCode;
 
-use super::{RaftHandle, TypeConfig};
+use super::membership::{self, MembershipError};
+use super::types::{Forwarded, RaftHandle, TypeConfig};
 use crate::engine::state::Proposal;
 use crate::Refusal;
 
@@ -513,7 +514,7 @@ async fn serve_append_entries(
     caller: &PeerCert,
     body: serde_json::Value,
 ) -> Result<serde_json::Value, Refusal> {
-    let request: openraft::raft::AppendEntriesRequest<super::TypeConfig> = decode(body)?;
+    let request: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(body)?;
     speaks_for(caller, request.vote.leader_id().voted_for())?;
     reply(&raft.append_entries(request).await)
 }
@@ -536,7 +537,7 @@ async fn serve_install_snapshot(
     caller: &PeerCert,
     body: serde_json::Value,
 ) -> Result<serde_json::Value, Refusal> {
-    let request: openraft::raft::InstallSnapshotRequest<super::TypeConfig> = decode(body)?;
+    let request: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(body)?;
     speaks_for(caller, request.vote.leader_id().voted_for())?;
     let end = request.offset.saturating_add(request.data.len() as u64);
     if end > SNAPSHOT_LEN_MAX {
@@ -554,9 +555,9 @@ async fn serve_propose(
     body: serde_json::Value,
 ) -> Result<serde_json::Value, Refusal> {
     let proposal: Proposal = decode(body)?;
-    let deadline = Duration::from_millis(super::CLUSTER_DEADLINE_MS);
+    let deadline = Duration::from_millis(crate::rules::placement::CLUSTER_DEADLINE_MS);
     let result = match tokio::time::timeout(deadline, raft.client_write(proposal)).await {
-        Ok(Ok(response)) => Ok(super::Forwarded {
+        Ok(Ok(response)) => Ok(Forwarded {
             outcome: response.data,
             log_index: response.log_id.index,
         }),
@@ -581,14 +582,14 @@ async fn serve_change_membership(
     raft: &RaftHandle,
     change: MembershipChange,
 ) -> Result<serde_json::Value, Refusal> {
-    let result = match super::change_membership(raft, change).await {
+    let result = match membership::change_membership(raft, change).await {
         Ok(reply) => Ok(reply),
-        Err(super::MembershipError::NotLeader) => Err(Refusal::new(
+        Err(MembershipError::NotLeader) => Err(Refusal::new(
             ErrorCode::ClusterUnavailable,
             "this node no longer leads; nothing was changed",
         )
         .body()),
-        Err(super::MembershipError::Refused(refusal)) => Err(refusal.body()),
+        Err(MembershipError::Refused(refusal)) => Err(refusal.body()),
     };
     reply(&result)
 }

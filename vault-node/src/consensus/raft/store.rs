@@ -22,9 +22,10 @@ use openraft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Outcome, TypeConfig};
+use super::types::{Outcome, TypeConfig};
+use crate::engine::apply::apply;
 use crate::engine::meta::{Cf, MetaStore, Write};
-use crate::engine::state::{apply, StateError};
+use crate::engine::state::StateError;
 use crate::storage::overlay::Overlay;
 
 type Error = StorageError<u64>;
@@ -47,7 +48,7 @@ const SNAPSHOT_KEY: &[u8] = b"snapshot";
 /// repeated copy of the same proposal (same seed) committed within that
 /// many entries is answered with it instead of being applied again.
 /// Counted in log entries, not seconds, so no node's clock can shorten it;
-/// a resend follows its original within [`super::CLUSTER_DEADLINE_MS`],
+/// a resend follows its original within [`CLUSTER_DEADLINE_MS`](crate::rules::placement::CLUSTER_DEADLINE_MS),
 /// far fewer entries than this even at peak load.
 pub const PROPOSAL_OUTCOME_WINDOW: u64 = 30_000;
 /// How far below the window's edge pruning looks for outcomes left
@@ -449,7 +450,7 @@ fn flush_loop<S: MetaStore + ?Sized>(
     }
 }
 
-/// The vault's state machine under Raft: [`crate::engine::state::apply`] per entry,
+/// The vault's state machine under Raft: [`crate::engine::apply::apply`] per entry,
 /// plus the last applied log id, the membership and the current snapshot in
 /// [`Cf::RaftMeta`]. Clones share the store and serve as snapshot builders.
 pub struct StateMachine<S: ?Sized> {

@@ -1,18 +1,11 @@
 //! `vault-node`: run a vault node, or the embedded development default.
 //!
-//! Modules per command group, in `src/bin/vault-node/`: [`cli`] (the
-//! commands and flags), [`run`] (`run` and `dev`), [`status`] and
-//! [`member`].
+//! Modules per command group: [`cli`] (the commands and flags), [`run`]
+//! (`run` and `dev`), [`status`] and [`member`].
 
-// A binary's root file looks for its modules beside it, in `src/bin/`,
-// where Cargo would take each for a binary of its own.
-#[path = "vault-node/cli.rs"]
 mod cli;
-#[path = "vault-node/member.rs"]
 mod member;
-#[path = "vault-node/run.rs"]
 mod run;
-#[path = "vault-node/status.rs"]
 mod status;
 
 use std::path::Path;

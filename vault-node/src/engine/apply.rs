@@ -1,0 +1,256 @@
+//! [`apply`]: one command on top of the state, as a decision and the writes
+//! that make it so — the command-log entry, `applied_index`, the records the
+//! command changes and its transparency-log entries ([`crate::engine::entries`],
+//! [`crate::engine::log`]) — with no I/O, no clock and no randomness (the
+//! proposal's [`Seed`](crate::engine::state::Seed) carries them).
+//!
+//! **Invariant:** a refused command returns an error and no writes.
+
+use pki::{GrantId, RequestId};
+use vault_client::ErrorCode;
+
+use crate::engine::meta::{Cf, MetaStore, Write};
+use crate::engine::state::*;
+use crate::Refusal;
+
+/// Applies `command` as log entry `index` on top of `state`: returns what it
+/// did and the writes that make it so (including the log entry itself).
+pub fn apply(
+    state: &dyn MetaStore,
+    index: u64,
+    proposal: &Proposal,
+) -> Result<(Applied, Vec<Write>), StateError> {
+    let command = &proposal.command;
+    let mut writes = vec![
+        Write::Put {
+            cf: Cf::Commands,
+            key: index.to_be_bytes().to_vec(),
+            value: encode(proposal)?,
+        },
+        Write::Put {
+            cf: Cf::Meta,
+            key: APPLIED_INDEX_KEY.to_vec(),
+            value: index.to_be_bytes().to_vec(),
+        },
+    ];
+    let applied = match command {
+        Command::RegisterDocument(entry) => register_document(state, entry, &mut writes)?,
+        Command::RecordRequest(entry) => record_request(state, entry, &mut writes)?,
+        Command::IssueGrant(entry) => issue_grant(state, entry, &mut writes)?,
+        Command::DenyRequest { request_id, at } => {
+            deny_request(state, *request_id, *at, &mut writes)?
+        }
+        Command::UseGrant { grant_id, at, .. } => use_grant(state, *grant_id, *at, &mut writes)?,
+        Command::RevokeGrant {
+            grant_id,
+            by,
+            role,
+            at,
+        } => {
+            let revocation = GrantRevocation {
+                by: by.clone(),
+                role: *role,
+                at: *at,
+            };
+            revoke_grant(state, *grant_id, revocation, &mut writes)?
+        }
+        Command::RecordAccess { .. }
+        | Command::RecordRefusal { .. }
+        | Command::RecordCertificateRevocations { .. } => Applied::Recorded,
+    };
+    let records = crate::engine::entries::records(state, proposal, &applied, &mut writes)?;
+    crate::engine::log::append_all(state, records, &mut writes)?;
+    Ok((applied, writes))
+}
+
+fn register_document(
+    state: &dyn MetaStore,
+    entry: &DocumentEntry,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let hash = entry.record.content_hash;
+    let existing_blob: Option<BlobEntry> = read(state, Cf::Blobs, hash.as_bytes())?;
+    if let Some(blob) = &existing_blob {
+        if blob.size != entry.record.size {
+            return Err(StateError::Conflict(format!(
+                "blob {hash} is registered with {} bytes, not {}",
+                blob.size, entry.record.size
+            )));
+        }
+    }
+    let document_existed = state
+        .get(Cf::Documents, entry.document_id.as_bytes())?
+        .is_some();
+    if !document_existed {
+        writes.push(Write::Put {
+            cf: Cf::Documents,
+            key: entry.document_id.as_bytes().to_vec(),
+            value: encode(entry)?,
+        });
+        writes.push(Write::Put {
+            cf: Cf::ByResident,
+            key: resident_key(
+                &entry.record.resident,
+                entry.registered_at,
+                entry.document_id,
+            ),
+            value: Vec::new(),
+        });
+    }
+    if existing_blob.is_none() {
+        let blob = BlobEntry {
+            size: entry.record.size,
+            first_registered_at: entry.registered_at,
+        };
+        writes.push(Write::Put {
+            cf: Cf::Blobs,
+            key: hash.as_bytes().to_vec(),
+            value: encode(&blob)?,
+        });
+    }
+    Ok(Applied::DocumentRegistered {
+        document_id: entry.document_id,
+        blob_existed: existing_blob.is_some(),
+        document_existed,
+    })
+}
+
+fn record_request(
+    state: &dyn MetaStore,
+    entry: &RequestEntry,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let key = entry.request_id.as_bytes();
+    if state.get(Cf::Requests, key)?.is_none() {
+        writes.push(put(Cf::Requests, key.to_vec(), encode(entry)?));
+        writes.push(put(
+            Cf::PendingRequests,
+            index_key(entry.request.resident.as_str(), key),
+            Vec::new(),
+        ));
+    }
+    Ok(Applied::RequestRecorded {
+        request_id: entry.request_id,
+    })
+}
+
+fn pending(state: &dyn MetaStore, id: RequestId) -> Result<RequestEntry, StateError> {
+    let entry = request(state, id)?.ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::RequestNotFound,
+            format!("no access request {id}"),
+        )
+    })?;
+    if entry.status != RequestStatus::Pending {
+        return Err(Refusal::new(
+            ErrorCode::RequestAlreadyDecided,
+            format!("request {id} was already decided; ask the department for a new request"),
+        )
+        .into());
+    }
+    Ok(entry)
+}
+
+fn decide(
+    mut entry: RequestEntry,
+    status: RequestStatus,
+    writes: &mut Vec<Write>,
+) -> Result<(), StateError> {
+    let key = entry.request_id.as_bytes().to_vec();
+    writes.push(Write::Delete {
+        cf: Cf::PendingRequests,
+        key: index_key(entry.request.resident.as_str(), &key),
+    });
+    entry.status = status;
+    writes.push(put(Cf::Requests, key, encode(&entry)?));
+    Ok(())
+}
+
+fn issue_grant(
+    state: &dyn MetaStore,
+    entry: &GrantEntry,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let body = &entry.grant.body;
+    let request = pending(state, body.request_id)?;
+    let grant_id = entry.grant.id();
+    if state.get(Cf::Grants, grant_id.as_bytes())?.is_some() {
+        return Err(StateError::Conflict(format!(
+            "grant {grant_id} already exists"
+        )));
+    }
+    let at = entry.issued_at;
+    decide(request, RequestStatus::Approved { grant_id, at }, writes)?;
+    let id = grant_id.as_bytes();
+    let stored = StoredGrant {
+        grant: entry.grant.clone(),
+        grantee_serial: entry.grantee_serial.clone(),
+        issued_at: entry.issued_at,
+    };
+    let counter = GrantCounter {
+        uses: entry.uses,
+        max_uses: body.max_uses,
+        not_before: body.not_before,
+        not_after: body.not_after,
+        revoked: entry.revoked.clone(),
+        resident: body.resident.clone(),
+        grantee: body.grantee.clone(),
+        purpose: body.purpose.clone(),
+    };
+    writes.push(put(Cf::Grants, id.to_vec(), encode(&stored)?));
+    writes.push(put(Cf::GrantCounters, id.to_vec(), encode(&counter)?));
+    let by_resident = grant_index_key(GrantSide::Resident, body.resident.as_str(), id);
+    writes.push(put(Cf::GrantIndex, by_resident, Vec::new()));
+    let by_grantee = grant_index_key(GrantSide::Grantee, body.grantee.as_str(), id);
+    writes.push(put(Cf::GrantIndex, by_grantee, Vec::new()));
+    Ok(Applied::GrantIssued { grant_id })
+}
+
+fn deny_request(
+    state: &dyn MetaStore,
+    request_id: RequestId,
+    at: i64,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let request = pending(state, request_id)?;
+    decide(request, RequestStatus::Denied { at }, writes)?;
+    Ok(Applied::RequestDenied)
+}
+
+fn use_grant(
+    state: &dyn MetaStore,
+    grant_id: GrantId,
+    at: i64,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let mut counter = grant_counter(state, grant_id)?
+        .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
+    crate::engine::grant_state::check_state(grant_id, &counter, at)?;
+    counter.uses += 1;
+    let use_number = counter.uses;
+    writes.push(put(
+        Cf::GrantCounters,
+        grant_id.as_bytes().to_vec(),
+        encode(&counter)?,
+    ));
+    Ok(Applied::GrantUsed { use_number })
+}
+
+fn revoke_grant(
+    state: &dyn MetaStore,
+    grant_id: GrantId,
+    revocation: GrantRevocation,
+    writes: &mut Vec<Write>,
+) -> Result<Applied, StateError> {
+    let mut counter = grant_counter(state, grant_id)?
+        .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
+    if counter.revoked.is_none() {
+        counter.revoked = Some(revocation);
+        writes.push(put(
+            Cf::GrantCounters,
+            grant_id.as_bytes().to_vec(),
+            encode(&counter)?,
+        ));
+    }
+    Ok(Applied::GrantRevoked)
+}
