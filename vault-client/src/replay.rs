@@ -361,20 +361,11 @@ mod tests {
 
     fn entry(event: LogEvent, time: i64) -> LogEntry {
         LogEntry {
-            event,
-            time,
-            actor_role: Role::Department,
-            actor: "housing-bureau".into(),
             resident_tag: [1; 32],
             document_id: Some(pki::DocumentId::from_bytes([3; 16])),
             request_id: Some(RequestId::from_bytes([4; 16])),
             grant_id: Some(GrantId::from_bytes([5; 16])),
-            use_number: 0,
-            code: String::new(),
-            not_before: 0,
-            not_after: 0,
-            max_uses: 0,
-            commitment: [0; 32],
+            ..LogEntry::new(event, time, Role::Department, "housing-bureau")
         }
     }
 

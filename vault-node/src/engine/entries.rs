@@ -294,22 +294,7 @@ impl Builder<'_> {
 /// Building blocks: a blank entry, and pushing it with its detail.
 impl Builder<'_> {
     fn entry(&self, event: LogEvent, actor_role: Role, actor: &str) -> LogEntry {
-        LogEntry {
-            event,
-            time: self.proposal.seed.at,
-            actor_role,
-            actor: actor.to_string(),
-            resident_tag: [0; 32],
-            document_id: None,
-            request_id: None,
-            grant_id: None,
-            use_number: 0,
-            code: String::new(),
-            not_before: 0,
-            not_after: 0,
-            max_uses: 0,
-            commitment: [0; 32],
-        }
+        LogEntry::new(event, self.proposal.seed.at, actor_role, actor)
     }
 
     fn push(

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use pki::{ContentHash, GrantId, Identity, PeerCert, Role};
 use vault_client::framing::{read_frame_body, read_frame_len, write_frame, FrameError};
+use vault_client::transport;
 use vault_client::wire::{
     ByteRange, MembershipChange, RaftRpc, Request, Response, WireError, FRAME_LEN_MAX,
     RAFT_FRAME_LEN_MAX,
@@ -411,19 +412,18 @@ async fn write(send: &mut quinn::SendStream, response: &Response) -> Result<(), 
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))
 }
 
+/// The one place the caller's certificate is read, from the TLS handshake
+/// (through [`vault_client::transport::peer_certificate`]).
 fn peer_cert(connection: &quinn::Connection) -> Result<Caller, Refusal> {
-    let certs = connection
-        .peer_identity()
-        .and_then(|any| {
-            any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
-                .ok()
-        })
-        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no client certificate"))?;
-    Ok(Caller {
-        cert: pki::parse_certificate(leaf)?,
-        der: leaf.to_vec(),
-    })
+    match transport::peer_certificate(connection) {
+        Ok(peer) => Ok(Caller {
+            cert: peer.cert,
+            der: peer.der,
+        }),
+        Err(transport::PeerCertError::Invalid(e)) => Err(e.into()),
+        Err(_) => Err(Refusal::new(
+            ErrorCode::BadCertificate,
+            "no client certificate",
+        )),
+    }
 }

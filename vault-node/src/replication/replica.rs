@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use pki::{ContentHash, PeerCert, Role};
 use tokio::sync::mpsc;
-use vault_client::framing::{read_frame, write_frame};
+use vault_client::framing::{exchange_on, read_frame, write_frame, FrameLimits};
 use vault_client::wire::{Request, Response, RESPONSE_FRAME_LEN_MAX};
 use vault_client::ErrorCode;
 
@@ -181,18 +181,16 @@ async fn fetch_from(
     size: u64,
 ) -> Result<(), String> {
     let (mut send, mut recv) = rep.cluster.network().open_stream(target, addr).await?;
-    write_frame(&mut send, &Request::FetchBlob { content_hash: hash })
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = send.finish();
     // A member that died keeps its cached connection until the idle
     // timeout: give up on its answer sooner and ask the next one.
-    let header = tokio::time::timeout(
-        Duration::from_millis(FETCH_ANSWER_TIMEOUT_MS),
-        read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX),
+    let header = exchange_on::<_, Response>(
+        &mut send,
+        &mut recv,
+        &Request::FetchBlob { content_hash: hash },
+        FrameLimits::CLIENT,
+        Some(Duration::from_millis(FETCH_ANSWER_TIMEOUT_MS)),
     )
-    .await
-    .map_err(|_| format!("no answer within {FETCH_ANSWER_TIMEOUT_MS} ms"))?;
+    .await;
     match header.map_err(|e| e.to_string())? {
         Response::BlobFollows { size: sent } if sent == size => {}
         Response::BlobFollows { size: sent } => {

@@ -149,7 +149,8 @@ impl Documents {
         let entry = self.lookup(document_id).await?;
         self.authorize(caller, &entry, grant).await?;
         let size = entry.record.size;
-        let range = resolve_range(range, size)?;
+        let range =
+            ByteRange::resolve(range, size).map_err(|e| Refusal::new(e.code(), e.to_string()))?;
         let encoded_len = tree::Plan::encoded_len(size, range.start..range.end)
             .map_err(|e| Refusal::new(ErrorCode::InvalidArgument, e.to_string()))?;
         self.ensure_authentic(entry.record.content_hash, size, range)
@@ -266,31 +267,6 @@ impl Documents {
     fn in_cluster(&self) -> bool {
         self.replication.is_some()
     }
-}
-
-/// The bytes of a document of `size` bytes a get serves: the whole document
-/// without a range, else the range with its end clamped to the size.
-pub fn resolve_range(range: Option<ByteRange>, size: u64) -> Result<ByteRange, Refusal> {
-    let range = match range {
-        None => ByteRange {
-            start: 0,
-            end: size,
-        },
-        Some(r) => ByteRange {
-            start: r.start,
-            end: r.end.min(size),
-        },
-    };
-    if range.start > range.end {
-        return Err(Refusal::new(
-            ErrorCode::InvalidArgument,
-            format!(
-                "range {}..{} is outside the document's {size} bytes",
-                range.start, range.end
-            ),
-        ));
-    }
-    Ok(range)
 }
 
 /// A document as the wire shows it.

@@ -38,11 +38,8 @@ use openraft::{AnyError, BasicNode};
 use pki::{Identity, PeerCert, Role};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use vault_client::framing::read_frame;
-use vault_client::wire::{
-    encode_frame_max, MembershipChange, RaftRpc, Request, Response, RAFT_FRAME_LEN_MAX,
-    RESPONSE_FRAME_LEN_MAX,
-};
+use vault_client::framing::{exchange, exchange_on, ExchangeError, FrameLimits};
+use vault_client::wire::{MembershipChange, RaftRpc, Request, Response};
 use vault_client::ErrorCode;
 
 use super::membership::{self, MembershipError};
@@ -227,8 +224,6 @@ impl Network {
             .connection(target, addr)
             .await
             .map_err(ForwardError::NotSent)?;
-        let frame = encode_frame_max(&Request::Raft { rpc }, RAFT_FRAME_LEN_MAX)
-            .map_err(|e| ForwardError::NotSent(e.to_string()))?;
         let (mut send, mut recv) = match connection.open_bi().await {
             Ok(streams) => streams,
             Err(e) => {
@@ -236,26 +231,22 @@ impl Network {
                 return Err(ForwardError::NotSent(e.to_string()));
             }
         };
-        let exchange = async {
-            send.write_all(&frame).await.map_err(|e| e.to_string())?;
-            let _ = send.finish();
-            read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let response = match tokio::time::timeout(ttl, exchange).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => {
-                self.forget(target, &connection);
-                return Err(ForwardError::Failed(e));
-            }
-            Err(_) => {
+        let request = Request::Raft { rpc };
+        let answer = exchange_on(&mut send, &mut recv, &request, FrameLimits::RAFT, Some(ttl));
+        let response = match answer.await {
+            Ok(response) => response,
+            Err(e) if e.not_sent() => return Err(ForwardError::NotSent(e.to_string())),
+            Err(ExchangeError::Timeout(_)) => {
                 // A peer that stays silent is probably gone: reconnect next time.
                 self.forget(target, &connection);
                 return Err(ForwardError::Failed(format!(
                     "no answer from node {target} within {} ms",
                     ttl.as_millis()
                 )));
+            }
+            Err(e) => {
+                self.forget(target, &connection);
+                return Err(ForwardError::Failed(e.to_string()));
             }
         };
         match response {
@@ -354,31 +345,26 @@ impl Peer {
             .connection(self.target, &self.node.addr)
             .await
             .map_err(|e| CallError::Unreachable(e).into_rpc())?;
-        let frame = encode_frame_max(&Request::Raft { rpc }, RAFT_FRAME_LEN_MAX)
-            .map_err(|e| CallError::Network(e.to_string()).into_rpc())?;
-        let exchange = async {
-            let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
-            send.write_all(&frame).await.map_err(|e| e.to_string())?;
-            let _ = send.finish();
-            read_frame::<Response>(&mut recv, RESPONSE_FRAME_LEN_MAX)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let response = match tokio::time::timeout(ttl, exchange).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => {
-                self.network.forget(self.target, &connection);
-                return Err(CallError::Network(e).into_rpc());
+        let request = Request::Raft { rpc };
+        let answer = exchange(&connection, &request, FrameLimits::RAFT, Some(ttl));
+        let response = match answer.await {
+            Ok(response) => response,
+            Err(e @ ExchangeError::Encode(_)) => {
+                return Err(CallError::Network(e.to_string()).into_rpc())
             }
             // A slow answer is no reason to drop the connection (a dead
             // peer's is closed by a stateless reset or the idle timeout).
-            Err(_) => {
+            Err(ExchangeError::Timeout(_)) => {
                 return Err(CallError::Network(format!(
                     "no answer from node {} within {} ms",
                     self.target,
                     ttl.as_millis()
                 ))
                 .into_rpc());
+            }
+            Err(e) => {
+                self.network.forget(self.target, &connection);
+                return Err(CallError::Network(e.to_string()).into_rpc());
             }
         };
         let reply = match response {
@@ -679,15 +665,12 @@ fn reply<T: Serialize>(result: &T) -> Result<serde_json::Value, Refusal> {
 }
 
 fn peer_cert(connection: &quinn::Connection) -> Result<PeerCert, Refusal> {
-    let certs = connection
-        .peer_identity()
-        .and_then(|any| {
-            any.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
-                .ok()
-        })
-        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no node certificate"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Refusal::new(ErrorCode::BadCertificate, "no node certificate"))?;
-    Ok(pki::parse_certificate(leaf)?)
+    match vault_client::transport::peer_certificate(connection) {
+        Ok(peer) => Ok(peer.cert),
+        Err(vault_client::transport::PeerCertError::Invalid(e)) => Err(e.into()),
+        Err(_) => Err(Refusal::new(
+            ErrorCode::BadCertificate,
+            "no node certificate",
+        )),
+    }
 }
