@@ -15,8 +15,6 @@
 //!   reconciler fetches the blobs placement gives it, and a member is
 //!   removed.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

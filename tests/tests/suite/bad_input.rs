@@ -4,8 +4,6 @@
 //! disk. Each gets a stable error code; nothing is stored; the node keeps
 //! serving.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

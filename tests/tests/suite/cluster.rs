@@ -6,8 +6,6 @@
 //! one from a member before serving. Three real `vault-node` processes
 //! carry the walkthrough on after one of them is killed with SIGKILL.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,8 +5,6 @@
 //! tries first, is killed with SIGKILL and the whole walkthrough runs
 //! again, unchanged, on the two that are left.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
 //! End-to-end stories with real processes: a `vault-node` process and the
 //! `vault` command line, as department systems script it.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::path::Path;
 
 use tests::{files_under, pseudo_random_bytes, vault_cli, NodeProcess, TestPki};

@@ -2,8 +2,6 @@
 //! request, residents approve, deny and revoke, and every refusal the issue
 //! names gets its stable code and changes no state.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

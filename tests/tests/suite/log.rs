@@ -2,8 +2,6 @@
 //! command line: auditors verify, residents see their accesses, proofs are
 //! checked independently, and tampering, forks and crashes are caught.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::path::Path;
 
 use pki::{Checkpoint, Identity};
