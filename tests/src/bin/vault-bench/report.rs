@@ -68,14 +68,7 @@ where
         op().await?;
         ops += 1;
     }
-    Ok(Row {
-        workload: workload.to_string(),
-        size,
-        ops,
-        elapsed: start.elapsed(),
-        latency: None,
-        ceiling: None,
-    })
+    Ok(Row::new(workload, size, ops, start.elapsed()))
 }
 
 /// Runs `op` in batches of 64 for at least `min`.
@@ -93,14 +86,7 @@ pub(crate) fn measure_sync(
         }
         ops += 64;
     }
-    Ok(Row {
-        workload: workload.to_string(),
-        size: 0,
-        ops,
-        elapsed: start.elapsed(),
-        latency: None,
-        ceiling: None,
-    })
+    Ok(Row::new(workload, 0, ops, start.elapsed()))
 }
 
 /// Runs `op` in a loop on every client concurrently for `min`; records
