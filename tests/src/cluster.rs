@@ -1,6 +1,7 @@
-//! Helpers for cluster tests with real `vault-node` processes: loopback
-//! addresses, configuration files for `vault-node run --config`, waiting
-//! and retrying within a deadline, `kill -9`, and status queries.
+//! Helpers for cluster tests, with in-process members or real
+//! `vault-node` processes: loopback addresses, configuration files for
+//! `vault-node run --config`, waiting and retrying within a deadline,
+//! `kill -9`, and status queries.
 //!
 //! The helpers panic (with what they were waiting for) when a deadline
 //! passes: they are for tests.
@@ -14,6 +15,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use vault_client::wire::NodeStatus;
+use vault_node::node::{self, ClusterConfig, NodeConfig, RunningNode};
+use vault_node::rules::placement::ClusterPolicy;
 
 use crate::{path_str, NodeProcess, TestPki};
 
@@ -48,14 +51,73 @@ pub async fn eventually_within<T, F: Future<Output = Option<T>>>(
 
 /// `n` loopback addresses (ids 1..=n) that were free a moment ago.
 pub fn free_addrs(n: u64) -> BTreeMap<u64, String> {
-    let sockets: Vec<_> = (0..n)
-        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    sockets
+    loopback_addrs(n).unwrap()
+}
+
+/// [`free_addrs`], failing instead of panicking (for the benchmark).
+pub fn loopback_addrs(n: u64) -> std::io::Result<BTreeMap<u64, String>> {
+    let sockets = (0..n)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut addrs = BTreeMap::new();
+    for (id, socket) in (1..).zip(&sockets) {
+        addrs.insert(id, socket.local_addr()?.to_string());
+    }
+    Ok(addrs)
+}
+
+/// Starts `n` cluster members in this process on fresh loopback
+/// addresses, node 1 bootstrapping, with the default policy; issues the
+/// node identities `node-2`.. it needs. Does not wait for a leader.
+pub async fn start_cluster(pki: &TestPki, n: u64) -> anyhow::Result<Vec<RunningNode>> {
+    let members = loopback_addrs(n)?;
+    let mut nodes = Vec::new();
+    for (&id, addr) in &members {
+        let name = format!("node-{id}");
+        if id != 1 {
+            pki.issue_node(&name)?;
+        }
+        let node = node::start(NodeConfig {
+            listen: addr.parse()?,
+            data_dir: pki.data_dir(&name),
+            identity_dir: pki.identity_dir(&name),
+            crl_path: Some(pki.crl_path()),
+            purposes_path: Some(pki.purposes_path()?),
+            cluster: Some(ClusterConfig {
+                node_id: id,
+                members: members.clone(),
+                bootstrap: id == 1,
+                policy: ClusterPolicy::default(),
+            }),
+        })
+        .await?;
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+/// [`start_cluster`] of three, then waits until all three name the same
+/// leader.
+pub async fn start_led_cluster(pki: &TestPki) -> Vec<RunningNode> {
+    let nodes = start_cluster(pki, 3).await.unwrap();
+    eventually("an agreed leader", || {
+        let leader = agreed_leader(&nodes, None);
+        async move { leader }
+    })
+    .await;
+    nodes
+}
+
+/// The leader every in-process node but `skip` names, if they agree.
+pub fn agreed_leader(nodes: &[RunningNode], skip: Option<usize>) -> Option<u64> {
+    let leaders: Vec<_> = nodes
         .iter()
         .enumerate()
-        .map(|(i, s)| (i as u64 + 1, s.local_addr().unwrap().to_string()))
-        .collect()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(_, n)| n.cluster().and_then(|c| c.leader()))
+        .collect();
+    let first = (*leaders.first()?)?;
+    leaders.iter().all(|l| *l == Some(first)).then_some(first)
 }
 
 /// Retries an idempotent call until it succeeds, for at most [`DEADLINE`].
@@ -190,6 +252,29 @@ pub async fn status_of(pki: &TestPki, addr: SocketAddr) -> Option<NodeStatus> {
     client.status().await.ok()
 }
 
+/// Runs `vault-node status --json` against `addr` as `identity`.
+pub async fn status_cli(pki: &TestPki, identity: &str, addr: SocketAddr) -> serde_json::Value {
+    let exe = crate::bin("vault-node").unwrap();
+    let dir = pki.identity_dir(identity);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(["status", "--json", "--identity", path_str(&dir).unwrap()])
+            .args(["--node", &addr.to_string()])
+            .env_remove("VAULT_IDENTITY")
+            .env_remove("VAULT_NODE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// Waits until every node of `addrs` answers its status with the same
 /// applied index, log size and document count, with a leader known;
 /// answers the statuses.
@@ -210,38 +295,6 @@ pub async fn converged(pki: &TestPki, addrs: &[SocketAddr]) -> Vec<NodeStatus> {
         agree.then_some(all)
     })
     .await
-}
-
-/// Makes a request by housing-bureau for `docs` of resident-1 through
-/// `requester`, approves it through `approver` with `max_uses`.
-pub async fn grant_for(
-    requester: &vault_client::VaultClient,
-    approver: &vault_client::VaultClient,
-    docs: Vec<pki::DocumentId>,
-    max_uses: u32,
-) -> pki::Grant {
-    let request_id = requester
-        .request_access(
-            &pki::ResidentId::parse("resident-1").unwrap(),
-            pki::RequestScope::Documents(docs),
-            &pki::Purpose::parse("housing-subsidy").unwrap(),
-            3600,
-        )
-        .await
-        .unwrap();
-    let view = eventually("the request at the approver", || async move {
-        approver
-            .pending_requests()
-            .await
-            .ok()?
-            .into_iter()
-            .find(|r| r.request_id == request_id)
-    })
-    .await;
-    approver
-        .approve(approver.approval_body(&view, max_uses, None).unwrap())
-        .await
-        .unwrap()
 }
 
 /// A loopback port `p` with `p`, `p + 1` and `p + 2` free a moment ago.

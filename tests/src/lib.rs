@@ -15,11 +15,12 @@ use pki::{CertificateAuthority, Identity, IssueParams, Name, Role};
 use vault_node::node::{self, NodeConfig, RunningNode};
 
 pub mod cluster;
+pub mod dev;
+pub mod fixtures;
+pub mod grant_story;
 
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    vault_client::client::now_unix()
-}
+pub use fixtures::{files_under, kind, now, peak_rss_kib, pseudo_random_bytes, purpose, resident};
+pub use grant_story::{GrantStory, Parties};
 
 /// A district PKI in a temporary directory.
 pub struct TestPki {
@@ -129,28 +130,6 @@ pub async fn connect(
     vault_client::VaultClient::connect(identity, &addr.to_string()).await
 }
 
-/// Deterministic pseudo-random bytes (xorshift), fast enough for GiBs.
-pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    // Every seed its own non-zero start (`seed | 1` made 2k and 2k + 1
-    // equal): splitmix64's finalizer is a bijection.
-    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    state = (state ^ (state >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    state = (state ^ (state >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    state ^= state >> 31;
-    if state == 0 {
-        state = 1;
-    }
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// The directory holding the workspace's built binaries
 /// (`cargo build --workspace --bins`, which `scripts/test` runs first).
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
@@ -255,14 +234,7 @@ pub struct CliOutput {
 
 /// Runs the `vault` CLI with `--json` as identity `identity` against `node`.
 pub fn vault_cli(identity: &Path, node: SocketAddr, args: &[&str]) -> anyhow::Result<CliOutput> {
-    let output = Command::new(bin("vault")?)
-        .arg("--identity")
-        .arg(identity)
-        .arg("--node")
-        .arg(node.to_string())
-        .arg("--json")
-        .args(args)
-        .output()?;
+    let output = vault_command(identity, &node.to_string(), args)?.output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let json = serde_json::from_str(stdout.trim())
         .with_context(|| format!("vault printed non-JSON: {stdout:?}"))?;
@@ -273,25 +245,43 @@ pub fn vault_cli(identity: &Path, node: SocketAddr, args: &[&str]) -> anyhow::Re
     })
 }
 
+/// `vault --identity IDENTITY --node NODES --json ARGS`, not yet started
+/// (`nodes` is one address or a comma-separated failover list).
+pub fn vault_command(identity: &Path, nodes: &str, args: &[&str]) -> anyhow::Result<Command> {
+    let mut command = Command::new(bin("vault")?);
+    command
+        .arg("--identity")
+        .arg(identity)
+        .arg("--node")
+        .arg(nodes)
+        .arg("--json")
+        .args(args);
+    Ok(command)
+}
+
+/// `vault put FILE --resident RESIDENT --kind KIND` as identity `who`
+/// against `node`.
+pub fn vault_put(
+    pki: &TestPki,
+    who: &str,
+    node: SocketAddr,
+    file: &Path,
+    resident: &str,
+    kind: &str,
+) -> anyhow::Result<CliOutput> {
+    let args = [
+        "put",
+        path_str(file)?,
+        "--resident",
+        resident,
+        "--kind",
+        kind,
+    ];
+    vault_cli(&pki.identity_dir(who), node, &args)
+}
+
 /// A path as UTF-8.
 pub fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .ok_or_else(|| anyhow!("non-UTF-8 path {}", path.display()))
-}
-
-/// Files (recursively) under `dir`.
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 use tempfile::TempDir;
 
-type TestResult = Result<(), Box<dyn Error>>;
+use crate::TestResult;
 
 /// Runs `vault-pki --json ARGS` and returns (success, the one JSON object on stdout).
 fn run(args: &[&str]) -> Result<(bool, Value), Box<dyn Error>> {

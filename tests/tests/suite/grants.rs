@@ -2,25 +2,50 @@
 //! request, residents approve, deny and revoke, and every refusal the issue
 //! names gets its stable code and changes no state.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use pki::{DocumentKind, Purpose, RequestScope, ResidentId};
-use tests::{connect, pseudo_random_bytes, start_node, vault_cli, NodeProcess, TestPki};
+use tests::grant_story::{cli_issue_marriage, json_text};
+use tests::{
+    connect, kind, pseudo_random_bytes, purpose, resident, start_node, vault_cli, GrantStory,
+    NodeProcess, Parties, TestPki,
+};
+use vault_client::wire::RequestView;
 use vault_client::{DocumentId, GetOptions, VaultClient};
+use vault_node::node::RunningNode;
 
-fn resident(name: &str) -> ResidentId {
-    ResidentId::parse(name).unwrap()
+/// A node with the story's parties connected and resident-1's two
+/// documents issued by civil-affairs.
+struct Office {
+    pki: TestPki,
+    node: RunningNode,
+    civil: VaultClient,
+    housing: VaultClient,
+    r1: VaultClient,
+    /// A marriage certificate: 50 000 bytes, `pseudo_random_bytes` seed 1.
+    marriage: DocumentId,
+    /// A birth certificate: 20 000 bytes, seed 2.
+    birth: DocumentId,
 }
 
-fn kind(name: &str) -> DocumentKind {
-    DocumentKind::parse(name).unwrap()
-}
-
-fn purpose(name: &str) -> Purpose {
-    Purpose::parse(name).unwrap()
+async fn office() -> Office {
+    let pki = TestPki::new().unwrap();
+    let node = start_node(&pki).await.unwrap();
+    let Parties {
+        civil,
+        housing,
+        resident: r1,
+    } = Parties::connect(&pki, node.addr).await.unwrap();
+    let (marriage, birth) = seed(&civil).await;
+    Office {
+        pki,
+        node,
+        civil,
+        housing,
+        r1,
+        marriage,
+        birth,
+    }
 }
 
 /// civil-affairs puts a marriage certificate and a birth certificate for resident-1.
@@ -44,26 +69,19 @@ async fn seed(civil: &VaultClient) -> (DocumentId, DocumentId) {
     (marriage.document_id, birth.document_id)
 }
 
-async fn request_marriage(housing: &VaultClient) -> pki::RequestId {
-    housing
-        .request_access(
-            &resident("resident-1"),
-            RequestScope::Kinds(vec![kind("marriage-certificate")]),
-            &purpose("housing-subsidy"),
-            3600,
-        )
-        .await
-        .unwrap()
+/// housing-bureau asks for resident-1's marriage certificate (the default
+/// story); answers the request as resident-1 sees it.
+async fn request_marriage(housing: &VaultClient, r1: &VaultClient) -> RequestView {
+    let story = GrantStory::new();
+    let id = story.request(housing).await.unwrap();
+    story.pending(r1, id).await.unwrap()
 }
 
-async fn pending(client: &VaultClient, id: pki::RequestId) -> vault_client::wire::RequestView {
-    client
-        .pending_requests()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|r| r.request_id == id)
-        .unwrap()
+/// A grant of resident-1's marriage certificate to `housing` for
+/// `max_uses` fetches.
+async fn marriage_grant(housing: &VaultClient, r1: &VaultClient, max_uses: u32) -> pki::GrantId {
+    let story = GrantStory::new().max_uses(max_uses);
+    story.grant(housing, r1).await.unwrap().id()
 }
 
 async fn fetch(
@@ -80,20 +98,23 @@ async fn fetch(
 
 #[tokio::test]
 async fn request_approve_fetch_exhaust_and_refuse_others() {
-    let pki = TestPki::new().unwrap();
-    let node = start_node(&pki).await.unwrap();
-    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
-    let housing = connect(&pki, "housing-bureau", node.addr).await.unwrap();
-    let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
+    let Office {
+        pki,
+        node,
+        civil,
+        housing,
+        r1,
+        marriage,
+        birth,
+    } = office().await;
     let r2 = connect(&pki, "resident-2", node.addr).await.unwrap();
-    let (marriage, birth) = seed(&civil).await;
 
     // Without a grant the housing bureau is refused.
     let err = housing.get_bytes(marriage, None, None).await.unwrap_err();
     assert_eq!(err.code(), "auth.forbidden");
 
-    let request_id = request_marriage(&housing).await;
-    let view = pending(&r1, request_id).await;
+    let view = request_marriage(&housing, &r1).await;
+    let request_id = view.request_id;
     assert_eq!(view.documents.len(), 1);
     assert_eq!(view.department.as_str(), "housing-bureau");
     assert_eq!(view.legal_basis, "Housing Subsidy Regulation, art. 12");
@@ -163,23 +184,18 @@ async fn request_approve_fetch_exhaust_and_refuse_others() {
 
 #[tokio::test]
 async fn revocation_takes_effect_on_the_next_fetch_and_can_be_given_up() {
-    let pki = TestPki::new().unwrap();
-    let node = start_node(&pki).await.unwrap();
-    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
-    let housing = connect(&pki, "housing-bureau", node.addr).await.unwrap();
-    let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
-    let (marriage, _) = seed(&civil).await;
+    let Office {
+        pki,
+        node,
+        housing,
+        r1,
+        marriage,
+        ..
+    } = office().await;
 
     let mut grants = Vec::new();
     for _ in 0..2 {
-        let id = request_marriage(&housing).await;
-        let view = pending(&r1, id).await;
-        grants.push(
-            r1.approve(r1.approval_body(&view, 5, None).unwrap())
-                .await
-                .unwrap()
-                .id(),
-        );
+        grants.push(marriage_grant(&housing, &r1, 5).await);
     }
     fetch(&housing, marriage, grants[0]).await.unwrap();
     r1.revoke_grant(grants[0]).await.unwrap();
@@ -204,14 +220,16 @@ async fn revocation_takes_effect_on_the_next_fetch_and_can_be_given_up() {
 
 #[tokio::test]
 async fn approvals_may_narrow_but_never_widen() {
-    let pki = TestPki::new().unwrap();
-    let node = start_node(&pki).await.unwrap();
-    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
-    let housing = connect(&pki, "housing-bureau", node.addr).await.unwrap();
-    let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
-    let (_, birth) = seed(&civil).await;
-    let request_id = request_marriage(&housing).await;
-    let view = pending(&r1, request_id).await;
+    let Office {
+        pki,
+        node: _node,
+        civil,
+        housing,
+        r1,
+        birth,
+        ..
+    } = office().await;
+    let view = request_marriage(&housing, &r1).await;
     let good = r1.approval_body(&view, 1, None).unwrap();
 
     let mut extra_doc = good.clone();
@@ -259,16 +277,17 @@ async fn approvals_may_narrow_but_never_widen() {
 
 #[tokio::test]
 async fn forged_consent_and_bad_requests_are_refused() {
-    let pki = TestPki::new().unwrap();
-    let node = start_node(&pki).await.unwrap();
-    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
-    let housing = connect(&pki, "housing-bureau", node.addr).await.unwrap();
-    let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
-    seed(&civil).await;
+    let Office {
+        pki,
+        node: _node,
+        housing,
+        r1,
+        ..
+    } = office().await;
 
     // Consent signed with resident-2's key, sent by resident-1.
-    let request_id = request_marriage(&housing).await;
-    let view = pending(&r1, request_id).await;
+    let view = request_marriage(&housing, &r1).await;
+    let request_id = view.request_id;
     let body = r1.approval_body(&view, 1, None).unwrap();
     let forged = body.consent(&pki.identity("resident-2").unwrap());
     let response = r1
@@ -281,48 +300,28 @@ async fn forged_consent_and_bad_requests_are_refused() {
         .unwrap_err();
     assert_eq!(response.code(), "grant.bad_signature");
 
-    let err = housing
-        .request_access(
-            &resident("resident-1"),
-            RequestScope::Kinds(vec![kind("marriage-certificate")]),
-            &purpose("curiosity"),
-            60,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "request.unknown_purpose");
-    let err = housing
-        .request_access(
-            &resident("resident-1"),
-            RequestScope::Kinds(vec![kind("marriage-certificate")]),
-            &purpose("vehicle-registration"),
-            365 * 86_400,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "request.ttl_too_long");
+    let story = GrantStory::new().ttl_s(60);
+    let err = story.clone().purpose("curiosity").request(&housing).await;
+    assert_eq!(err.unwrap_err().code(), "request.unknown_purpose");
+    let err = story
+        .clone()
+        .purpose("vehicle-registration")
+        .ttl_s(365 * 86_400)
+        .request(&housing)
+        .await;
+    assert_eq!(err.unwrap_err().code(), "request.ttl_too_long");
     // A kind the resident does not hold: the department learns nothing (the
     // request is recorded and resolves to no document; the resident sees it).
-    let probe = housing
-        .request_access(
-            &resident("resident-1"),
-            RequestScope::Kinds(vec![kind("divorce-decree")]),
-            &purpose("housing-subsidy"),
-            60,
-        )
+    let divorce = story.clone().kinds(&["divorce-decree"]);
+    let probe = divorce.request(&housing).await.unwrap();
+    assert!(divorce
+        .pending(&r1, probe)
         .await
-        .unwrap();
-    assert!(pending(&r1, probe).await.documents.is_empty());
+        .unwrap()
+        .documents
+        .is_empty());
     r1.deny(probe).await.unwrap();
-    let err = r1
-        .request_access(
-            &resident("resident-1"),
-            RequestScope::Kinds(vec![kind("marriage-certificate")]),
-            &purpose("housing-subsidy"),
-            60,
-        )
-        .await
-        .unwrap_err();
+    let err = story.request(&r1).await.unwrap_err();
     assert_eq!(err.code(), "auth.forbidden");
 
     // Deny, then approving is refused.
@@ -337,29 +336,37 @@ async fn forged_consent_and_bad_requests_are_refused() {
 
 #[tokio::test]
 async fn time_windows_fail_closed() {
-    let pki = TestPki::new().unwrap();
-    let node = start_node(&pki).await.unwrap();
-    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
-    let housing = connect(&pki, "housing-bureau", node.addr).await.unwrap();
-    let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
-    let (marriage, _) = seed(&civil).await;
+    let Office {
+        pki: _pki,
+        node: _node,
+        housing,
+        r1,
+        marriage,
+        ..
+    } = office().await;
 
     // Not yet valid: starts in 10 minutes (beyond the 30 s allowance).
-    let view = pending(&r1, request_marriage(&housing).await).await;
-    let mut later = r1.approval_body(&view, 1, None).unwrap();
-    later.not_before += 600;
-    later.not_after = later.not_before + 60;
-    let later = r1.approve(later).await.unwrap().id();
+    let later = GrantStory::new()
+        .grant_edited(&housing, &r1, |later| {
+            later.not_before += 600;
+            later.not_after = later.not_before + 60;
+        })
+        .await
+        .unwrap()
+        .id();
     assert_eq!(
         fetch(&housing, marriage, later).await.unwrap_err(),
         "grant.not_yet_valid"
     );
 
     // Expired: a two-second grant, two and a half seconds later.
-    let view = pending(&r1, request_marriage(&housing).await).await;
-    let mut brief = r1.approval_body(&view, 1, None).unwrap();
-    brief.not_after = brief.not_before + 2;
-    let brief = r1.approve(brief).await.unwrap().id();
+    let brief = GrantStory::new()
+        .grant_edited(&housing, &r1, |brief| {
+            brief.not_after = brief.not_before + 2
+        })
+        .await
+        .unwrap()
+        .id();
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(
         fetch(&housing, marriage, brief).await.unwrap_err(),
@@ -371,20 +378,17 @@ async fn time_windows_fail_closed() {
 
 #[tokio::test]
 async fn two_concurrent_fetches_on_the_last_use_exactly_one_succeeds() {
-    let pki = TestPki::new().unwrap();
-    let node = start_node(&pki).await.unwrap();
-    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
-    let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
-    let (marriage, _) = seed(&civil).await;
+    let Office {
+        pki,
+        node,
+        r1,
+        marriage,
+        ..
+    } = office().await;
     for _round in 0..5 {
         let housing_a = Arc::new(connect(&pki, "housing-bureau", node.addr).await.unwrap());
         let housing_b = Arc::new(connect(&pki, "housing-bureau", node.addr).await.unwrap());
-        let view = pending(&r1, request_marriage(&housing_a).await).await;
-        let grant = r1
-            .approve(r1.approval_body(&view, 1, None).unwrap())
-            .await
-            .unwrap()
-            .id();
+        let grant = marriage_grant(&housing_a, &r1, 1).await;
         let a = tokio::spawn({
             let c = housing_a.clone();
             async move { fetch(&c, marriage, grant).await }
@@ -404,18 +408,15 @@ async fn two_concurrent_fetches_on_the_last_use_exactly_one_succeeds() {
 
 #[tokio::test]
 async fn a_new_certificate_for_the_department_does_not_inherit_grants() {
-    let pki = TestPki::new().unwrap();
-    let node = start_node(&pki).await.unwrap();
-    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
-    let housing = connect(&pki, "housing-bureau", node.addr).await.unwrap();
-    let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
-    let (marriage, _) = seed(&civil).await;
-    let view = pending(&r1, request_marriage(&housing).await).await;
-    let grant = r1
-        .approve(r1.approval_body(&view, 3, None).unwrap())
-        .await
-        .unwrap()
-        .id();
+    let Office {
+        pki,
+        node,
+        housing,
+        r1,
+        marriage,
+        ..
+    } = office().await;
+    let grant = marriage_grant(&housing, &r1, 3).await;
     fetch(&housing, marriage, grant).await.unwrap();
 
     // The bureau's certificate is revoked and reissued with a new key.
@@ -440,59 +441,34 @@ async fn a_new_certificate_for_the_department_does_not_inherit_grants() {
     );
 }
 
+/// `vault grant verify FILE` as `identity`, with no node to ask.
+fn verify_offline(identity: &std::path::Path, file: &std::path::Path) -> tests::CliOutput {
+    let nowhere: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let args = ["grant", "verify", file.to_str().unwrap()];
+    vault_cli(identity, nowhere, &args).unwrap()
+}
+
 #[test]
 fn offline_grant_verification_catches_forgery_and_unknown_signers() {
     let pki = TestPki::new().unwrap();
     let node = NodeProcess::run(&pki).unwrap();
     let work = tempfile::tempdir().unwrap();
     let ids = |n: &str| pki.identity_dir(n);
-    let file = work.path().join("marriage.pdf");
-    std::fs::write(&file, pseudo_random_bytes(10_000, 4)).unwrap();
-    let put = vault_cli(
-        &ids("civil-affairs"),
-        node.addr,
-        &[
-            "put",
-            file.to_str().unwrap(),
-            "--resident",
-            "resident-1",
-            "--kind",
-            "marriage-certificate",
-        ],
-    )
-    .unwrap();
+    let content = pseudo_random_bytes(10_000, 4);
+    let put = cli_issue_marriage(&pki, node.addr, work.path(), &content).unwrap();
     assert!(put.success, "{put:?}");
-    let req = vault_cli(
-        &ids("housing-bureau"),
-        node.addr,
-        &[
-            "request",
-            "--resident",
-            "resident-1",
-            "--kinds",
-            "marriage-certificate",
-            "--purpose",
-            "housing-subsidy",
-            "--ttl",
-            "1h",
-        ],
-    )
-    .unwrap();
+    let story = GrantStory::new().max_uses(2);
+    let req = story.cli_request(&pki, node.addr).unwrap();
     assert!(req.success, "{req:?}");
-    let request_id = req.json["request_id"].as_str().unwrap().to_string();
+    let request_id = json_text(&req, "request_id").unwrap();
     let listed = vault_cli(&ids("resident-1"), node.addr, &["requests"]).unwrap();
     assert_eq!(
         listed.json["requests"][0]["request_id"],
         request_id.as_str()
     );
-    let approved = vault_cli(
-        &ids("resident-1"),
-        node.addr,
-        &["approve", &request_id, "--max-uses", "2"],
-    )
-    .unwrap();
+    let approved = story.cli_approve(&pki, node.addr, &request_id).unwrap();
     assert!(approved.success, "{approved:?}");
-    let grant_id = approved.json["grant_id"].as_str().unwrap().to_string();
+    let grant_id = json_text(&approved, "grant_id").unwrap();
     let saved = work.path().join("grant.json");
     let shown = vault_cli(
         &ids("housing-bureau"),
@@ -504,13 +480,7 @@ fn offline_grant_verification_catches_forgery_and_unknown_signers() {
 
     // Offline: the node is stopped first.
     drop(node);
-    let nowhere: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let ok = vault_cli(
-        &ids("auditor"),
-        nowhere,
-        &["grant", "verify", saved.to_str().unwrap()],
-    )
-    .unwrap();
+    let ok = verify_offline(&ids("auditor"), &saved);
     assert!(ok.success, "{ok:?}");
     assert_eq!(ok.json["grant_id"], grant_id.as_str());
     assert_eq!(ok.json["window"], "valid");
@@ -520,24 +490,14 @@ fn offline_grant_verification_catches_forgery_and_unknown_signers() {
     assert_ne!(altered, original);
     let forged_path = work.path().join("forged.json");
     std::fs::write(&forged_path, altered).unwrap();
-    let forged = vault_cli(
-        &ids("auditor"),
-        nowhere,
-        &["grant", "verify", forged_path.to_str().unwrap()],
-    )
-    .unwrap();
+    let forged = verify_offline(&ids("auditor"), &forged_path);
     assert_eq!(
         forged.json["error"]["code"], "grant.bad_signature",
         "{forged:?}"
     );
 
     let other = TestPki::new().unwrap();
-    let foreign = vault_cli(
-        &other.identity_dir("auditor"),
-        nowhere,
-        &["grant", "verify", saved.to_str().unwrap()],
-    )
-    .unwrap();
+    let foreign = verify_offline(&other.identity_dir("auditor"), &saved);
     assert_eq!(
         foreign.json["error"]["code"], "grant.untrusted_signer",
         "{foreign:?}"
@@ -549,12 +509,7 @@ fn offline_grant_verification_catches_forgery_and_unknown_signers() {
     ] {
         let path = work.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let bad = vault_cli(
-            &ids("auditor"),
-            nowhere,
-            &["grant", "verify", path.to_str().unwrap()],
-        )
-        .unwrap();
+        let bad = verify_offline(&ids("auditor"), &path);
         assert_eq!(
             bad.json["error"]["code"], "grant.malformed",
             "{name}: {bad:?}"
@@ -568,48 +523,13 @@ fn cli_walkthrough_story() {
     let node = NodeProcess::run(&pki).unwrap();
     let work = tempfile::tempdir().unwrap();
     let ids = |n: &str| pki.identity_dir(n);
-    let file = work.path().join("marriage.pdf");
-    std::fs::write(&file, b"marriage certificate of resident-1").unwrap();
-    let put = vault_cli(
-        &ids("civil-affairs"),
-        node.addr,
-        &[
-            "put",
-            file.to_str().unwrap(),
-            "--resident",
-            "resident-1",
-            "--kind",
-            "marriage-certificate",
-        ],
-    )
-    .unwrap();
-    let doc = put.json["document_id"].as_str().unwrap().to_string();
+    let content = b"marriage certificate of resident-1";
+    let put = cli_issue_marriage(&pki, node.addr, work.path(), content).unwrap();
+    let doc = json_text(&put, "document_id").unwrap();
+    let story = GrantStory::new().ttl_s(30 * 86_400).max_uses(2);
     let mut grant_ids = Vec::new();
     for _ in 0..2 {
-        let req = vault_cli(
-            &ids("housing-bureau"),
-            node.addr,
-            &[
-                "request",
-                "--resident",
-                "resident-1",
-                "--kinds",
-                "marriage-certificate",
-                "--purpose",
-                "housing-subsidy",
-                "--ttl",
-                "30d",
-            ],
-        )
-        .unwrap();
-        let request_id = req.json["request_id"].as_str().unwrap().to_string();
-        let approved = vault_cli(
-            &ids("resident-1"),
-            node.addr,
-            &["approve", &request_id, "--max-uses", "2"],
-        )
-        .unwrap();
-        grant_ids.push(approved.json["grant_id"].as_str().unwrap().to_string());
+        grant_ids.push(story.cli_grant(&pki, node.addr).unwrap());
     }
     let out = work.path().join("copy.pdf");
     let get = |who: &str, grant: &str| {
@@ -641,18 +561,15 @@ fn cli_walkthrough_story() {
 
 #[tokio::test]
 async fn get_with_options_under_a_grant_writes_the_file() {
-    let pki = TestPki::new().unwrap();
-    let node = start_node(&pki).await.unwrap();
-    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
-    let housing = connect(&pki, "housing-bureau", node.addr).await.unwrap();
-    let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
-    let (marriage, _) = seed(&civil).await;
-    let view = pending(&r1, request_marriage(&housing).await).await;
-    let grant = r1
-        .approve(r1.approval_body(&view, 1, None).unwrap())
-        .await
-        .unwrap()
-        .id();
+    let Office {
+        pki: _pki,
+        node: _node,
+        housing,
+        r1,
+        marriage,
+        ..
+    } = office().await;
+    let grant = marriage_grant(&housing, &r1, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.pdf");
     let options = GetOptions {

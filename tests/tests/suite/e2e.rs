@@ -1,11 +1,14 @@
 //! End-to-end stories with real processes: a `vault-node` process and the
 //! `vault` command line, as department systems script it.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::path::Path;
+use std::time::Duration;
 
-use tests::{files_under, pseudo_random_bytes, vault_cli, NodeProcess, TestPki};
+use tests::fixtures::{wait_sampling_peak_rss, write_large_file};
+use tests::{
+    files_under, peak_rss_kib, pseudo_random_bytes, vault_cli, vault_command, vault_put,
+    NodeProcess, TestPki,
+};
 
 fn write_file(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
@@ -21,19 +24,14 @@ fn a_256_mib_document_put_by_two_departments_is_stored_once_and_fetched_verified
     write_file(&source, &data);
     let expected_hash = blake3::hash(&data).to_hex().to_string();
     drop(data);
-    let src = source.to_str().unwrap();
 
-    let civil = vault_cli(
-        &pki.identity_dir("civil-affairs"),
+    let civil = vault_put(
+        &pki,
+        "civil-affairs",
         node.addr,
-        &[
-            "put",
-            src,
-            "--resident",
-            "resident-1",
-            "--kind",
-            "land-survey",
-        ],
+        &source,
+        "resident-1",
+        "land-survey",
     )
     .unwrap();
     assert!(civil.success, "{civil:?}");
@@ -42,17 +40,13 @@ fn a_256_mib_document_put_by_two_departments_is_stored_once_and_fetched_verified
     assert_eq!(civil.json["deduplicated"], false);
     let doc_civil = civil.json["document_id"].as_str().unwrap().to_string();
 
-    let housing = vault_cli(
-        &pki.identity_dir("housing-bureau"),
+    let housing = vault_put(
+        &pki,
+        "housing-bureau",
         node.addr,
-        &[
-            "put",
-            src,
-            "--resident",
-            "resident-1",
-            "--kind",
-            "land-survey",
-        ],
+        &source,
+        "resident-1",
+        "land-survey",
     )
     .unwrap();
     assert!(housing.success, "{housing:?}");
@@ -93,17 +87,13 @@ fn only_the_issuer_and_the_resident_may_get_and_refusals_leave_no_file() {
     let work = tempfile::tempdir().unwrap();
     let source = work.path().join("marriage.pdf");
     write_file(&source, &pseudo_random_bytes(70_000, 3));
-    let put = vault_cli(
-        &pki.identity_dir("civil-affairs"),
+    let put = vault_put(
+        &pki,
+        "civil-affairs",
         node.addr,
-        &[
-            "put",
-            source.to_str().unwrap(),
-            "--resident",
-            "resident-1",
-            "--kind",
-            "marriage-certificate",
-        ],
+        &source,
+        "resident-1",
+        "marriage-certificate",
     )
     .unwrap();
     assert!(put.success, "{put:?}");
@@ -192,17 +182,13 @@ fn ranges_and_resumed_downloads_are_verified() {
     let source = work.path().join("records.bin");
     let data = pseudo_random_bytes(5 * 1024 * 1024 + 123, 8);
     write_file(&source, &data);
-    let put = vault_cli(
-        &pki.identity_dir("tax-office"),
+    let put = vault_put(
+        &pki,
+        "tax-office",
         node.addr,
-        &[
-            "put",
-            source.to_str().unwrap(),
-            "--resident",
-            "resident-2",
-            "--kind",
-            "tax-return",
-        ],
+        &source,
+        "resident-2",
+        "tax-return",
     )
     .unwrap();
     let doc = put.json["document_id"].as_str().unwrap().to_string();
@@ -264,17 +250,13 @@ fn ranges_and_resumed_downloads_are_verified() {
 fn cli_errors_are_json_with_stable_codes() {
     let pki = TestPki::new().unwrap();
     let node = NodeProcess::run(&pki).unwrap();
-    let missing = vault_cli(
-        &pki.identity_dir("civil-affairs"),
+    let missing = vault_put(
+        &pki,
+        "civil-affairs",
         node.addr,
-        &[
-            "put",
-            "/nonexistent/file",
-            "--resident",
-            "resident-1",
-            "--kind",
-            "x",
-        ],
+        std::path::Path::new("/nonexistent/file"),
+        "resident-1",
+        "x",
     )
     .unwrap();
     assert!(!missing.success);
@@ -289,22 +271,13 @@ fn cli_errors_are_json_with_stable_codes() {
     assert!(!dead.success);
     assert_eq!(dead.json["error"]["code"], "connection.failed");
     // Several nodes: the first that answers is used.
-    let output = std::process::Command::new(tests::bin("vault").unwrap())
-        .arg("--identity")
-        .arg(pki.identity_dir("resident-1"))
-        .arg("--node")
-        .arg(format!("127.0.0.1:9,{}", node.addr))
-        .args(["--json", "list", "--resident", "resident-1"])
+    let nodes = format!("127.0.0.1:9,{}", node.addr);
+    let list = ["list", "--resident", "resident-1"];
+    let output = vault_command(&pki.identity_dir("resident-1"), &nodes, &list)
+        .unwrap()
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-}
-
-/// Peak resident set (VmHWM) of a running process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Runs the `vault` CLI, sampling its peak RSS until it exits.
@@ -313,26 +286,13 @@ fn vault_cli_with_peak_rss(
     node: std::net::SocketAddr,
     args: &[&str],
 ) -> (bool, u64) {
-    let mut child = std::process::Command::new(tests::bin("vault").unwrap())
-        .arg("--identity")
-        .arg(identity)
-        .arg("--node")
-        .arg(node.to_string())
-        .arg("--json")
-        .args(args)
+    let mut child = vault_command(identity, &node.to_string(), args)
+        .unwrap()
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut peak = 0;
-    loop {
-        if let Some(kib) = peak_rss_kib(child.id()) {
-            peak = peak.max(kib);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status.success(), peak);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (status, peak) = wait_sampling_peak_rss(&mut child, Duration::from_millis(20)).unwrap();
+    (status.success(), peak)
 }
 
 #[test]
@@ -342,14 +302,7 @@ fn a_1_gib_document_moves_with_node_and_client_under_128_mib() {
     let node = NodeProcess::run(&pki).unwrap();
     let work = tempfile::tempdir().unwrap();
     let source = work.path().join("archive.bin");
-    {
-        use std::io::Write;
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
-        for seed in 0..64u64 {
-            file.write_all(&pseudo_random_bytes(16 * 1024 * 1024, seed + 1))
-                .unwrap();
-        }
-    }
+    write_large_file(&source, 1 << 30).unwrap();
     let (ok, put_peak) = vault_cli_with_peak_rss(
         &pki.identity_dir("civil-affairs"),
         node.addr,

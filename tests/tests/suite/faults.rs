@@ -14,27 +14,34 @@
 //! - `a_fourth_node_joins_*`: a node is added (learner, then voter), the
 //!   reconciler fetches the blobs placement gives it, and a member is
 //!   removed.
-
-#![allow(clippy::unwrap_used, missing_docs)]
+//!
+//! And with processes started by command-line flags (`--node-id`,
+//! `--member`, `--bootstrap`):
+//!
+//! - `three_node_processes_serve_the_walkthrough_and_survive_a_kill`: the
+//!   walkthrough carries on after `kill -9` of node 1;
+//! - `kill_all_three_after_acknowledged_writes_and_restart`: every
+//!   acknowledged write, spent use and revocation survives `kill -9` of
+//!   all three;
+//! - `use_counts_stay_exact_across_a_leader_kill`: a grant's uses stay
+//!   exact when the leader is killed between fetches.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pki::{ContentHash, DocumentKind, ResidentId};
+use pki::ContentHash;
 use tests::cluster::{
-    converged, eventually, eventually_within, grant_for, kill9, signal, spawn_config,
-    spawn_configured_cluster, status_of, until_ok, write_config,
+    cli_until_served, converged, eventually, eventually_within, free_addrs, kill9, signal,
+    spawn_config, spawn_configured_cluster, status_cli, status_of, until_ok, write_config,
+    DEADLINE, POLL,
 };
-use tests::{connect, files_under, path_str, pseudo_random_bytes, TestPki};
-
-fn resident() -> ResidentId {
-    ResidentId::parse("resident-1").unwrap()
-}
-
-fn kind(name: &str) -> DocumentKind {
-    DocumentKind::parse(name).unwrap()
-}
+use tests::fixtures::flip_byte;
+use tests::{
+    connect, files_under, kind, path_str, pseudo_random_bytes, resident, vault_command, GrantStory,
+    NodeProcess, TestPki,
+};
 
 /// Where node `name`'s blob store keeps `hash`.
 fn blob_path(pki: &TestPki, name: &str, hash: &ContentHash) -> std::path::PathBuf {
@@ -70,12 +77,16 @@ async fn kill_9_mid_upload_leaves_one_document_and_the_blob_on_r_nodes() {
     let data = pseudo_random_bytes(48 << 20, 7);
     std::fs::write(&file, &data).unwrap();
     let node_list = format!("{},{},{}", addrs[1], addrs[2], addrs[0]);
-    let put = std::process::Command::new(tests::bin("vault").unwrap())
-        .arg("--identity")
-        .arg(pki.identity_dir("civil-affairs"))
-        .args(["--node", &node_list, "--json", "put"])
-        .arg(&file)
-        .args(["--resident", "resident-1", "--kind", "vehicle-record"])
+    let put_args = [
+        "put",
+        path_str(&file).unwrap(),
+        "--resident",
+        "resident-1",
+        "--kind",
+        "vehicle-record",
+    ];
+    let put = vault_command(&pki.identity_dir("civil-affairs"), &node_list, &put_args)
+        .unwrap()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -109,7 +120,7 @@ async fn kill_9_mid_upload_leaves_one_document_and_the_blob_on_r_nodes() {
 
     // Exactly one document, readable and intact.
     let civil = connect(&pki, "civil-affairs", addrs[0]).await.unwrap();
-    let who = resident();
+    let who = resident("resident-1");
     let listed = until_ok("the list", || civil.list(&who)).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     let (_, fetched) = civil
@@ -155,7 +166,7 @@ async fn stopping_the_leader_while_a_resident_revokes_leaves_no_node_honouring_t
     let put = civil
         .put_bytes(
             std::sync::Arc::new(b"household register".to_vec()),
-            &resident(),
+            &resident("resident-1"),
             &kind("household-register"),
         )
         .await
@@ -166,7 +177,12 @@ async fn stopping_the_leader_while_a_resident_revokes_leaves_no_node_honouring_t
     let resident_client = connect(&pki, "resident-1", addrs[followers[1]])
         .await
         .unwrap();
-    let grant = grant_for(&housing, &resident_client, vec![put.document_id], 10).await;
+    let grant = GrantStory::new()
+        .documents(vec![put.document_id])
+        .max_uses(10)
+        .grant(&housing, &resident_client)
+        .await
+        .unwrap();
     housing
         .get_bytes(put.document_id, None, Some(grant.id()))
         .await
@@ -237,7 +253,7 @@ async fn a_node_down_past_the_log_purge_catches_up_from_a_snapshot() {
     civil
         .put_bytes(
             std::sync::Arc::new(b"first".to_vec()),
-            &resident(),
+            &resident("resident-1"),
             &kind("id-card"),
         )
         .await
@@ -245,7 +261,7 @@ async fn a_node_down_past_the_log_purge_catches_up_from_a_snapshot() {
     converged(&pki, &addrs).await;
 
     kill9(&mut procs[2]);
-    let (who, tax) = (resident(), kind("tax-paper"));
+    let (who, tax) = (resident("resident-1"), kind("tax-paper"));
     let mut hashes = Vec::new();
     for n in 0..40u32 {
         let body = format!("tax paper {n}");
@@ -349,7 +365,7 @@ async fn a_fourth_node_joins_as_a_learner_then_a_voter_and_a_member_leaves() {
         let out = civil
             .put_bytes(
                 std::sync::Arc::new(body.clone().into_bytes()),
-                &resident(),
+                &resident("resident-1"),
                 &kind("marriage-certificate"),
             )
             .await
@@ -380,7 +396,7 @@ async fn a_fourth_node_joins_as_a_learner_then_a_voter_and_a_member_leaves() {
 
     // Node 4 starts knowing only itself, then is added.
     pki.issue_node("node-4").unwrap();
-    let addr4 = tests::cluster::free_addrs(1)[&1].clone();
+    let addr4 = free_addrs(1)[&1].clone();
     let mut solo = BTreeMap::new();
     solo.insert(4, addr4.clone());
     let node4 = spawn_config(&write_config(&pki, 4, &solo, false, &policy));
@@ -426,7 +442,7 @@ async fn a_fourth_node_joins_as_a_learner_then_a_voter_and_a_member_leaves() {
     }
     via4.put_bytes(
         std::sync::Arc::new(b"after the change".to_vec()),
-        &resident(),
+        &resident("resident-1"),
         &kind("id-card"),
     )
     .await
@@ -442,7 +458,7 @@ async fn a_node_down_while_the_members_change_catches_up_when_it_returns() {
     let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.addr).collect();
     converged(&pki, &addrs).await;
     let civil = connect(&pki, "civil-affairs", addrs[1]).await.unwrap();
-    let (who, household) = (resident(), kind("household-registration"));
+    let (who, household) = (resident("resident-1"), kind("household-registration"));
     let put = |n: u32| {
         let (civil, who, household) = (&civil, &who, &household);
         async move {
@@ -463,7 +479,7 @@ async fn a_node_down_while_the_members_change_catches_up_when_it_returns() {
     // three of four are alive throughout), and node 1 is stopped.
     kill9(&mut procs[2]);
     pki.issue_node("node-4").unwrap();
-    let addr4 = tests::cluster::free_addrs(1)[&1].clone();
+    let addr4 = free_addrs(1)[&1].clone();
     let node4 = spawn_config(&write_config(
         &pki,
         4,
@@ -528,16 +544,6 @@ async fn a_node_down_while_the_members_change_catches_up_when_it_returns() {
     assert!(bytes.starts_with(b"household registration"));
 }
 
-/// Flips one byte of node `name`'s stored copy of `hash`; answers the
-/// damaged file's bytes.
-fn flip_stored_byte(pki: &TestPki, name: &str, hash: &ContentHash, offset: usize) -> Vec<u8> {
-    let path = blob_path(pki, name, hash);
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[offset] ^= 0x40;
-    std::fs::write(&path, &bytes).unwrap();
-    bytes
-}
-
 /// Node `name`'s stored copy of `hash`, as bytes on disk.
 fn stored_bytes(pki: &TestPki, name: &str, hash: &ContentHash) -> Vec<u8> {
     std::fs::read(blob_path(pki, name, hash)).unwrap()
@@ -564,7 +570,11 @@ async fn a_flipped_byte_on_one_node_is_never_served_and_is_repaired_from_a_repli
     let civil = connect(&pki, "civil-affairs", addrs[0]).await.unwrap();
     let data = std::sync::Arc::new(pseudo_random_bytes(300_007, 21));
     let stored = civil
-        .put_bytes(data.clone(), &resident(), &kind("birth-certificate"))
+        .put_bytes(
+            data.clone(),
+            &resident("resident-1"),
+            &kind("birth-certificate"),
+        )
         .await
         .unwrap();
     let hash = stored.content_hash;
@@ -577,7 +587,7 @@ async fn a_flipped_byte_on_one_node_is_never_served_and_is_repaired_from_a_repli
     // A byte inside the first group of node 2's copy: a read through node 2
     // gets the right bytes (the client checks them against the issuer's
     // hash), served from a verified copy node 2 fetched from a replica.
-    let damaged = flip_stored_byte(&pki, "node-2", &hash, 1_000);
+    let damaged = flip_byte(&blob_path(&pki, "node-2", &hash), 1_000);
     let r1 = connect(&pki, "resident-1", addrs[1]).await.unwrap();
     let (_, got) = r1.get_bytes(stored.document_id, None, None).await.unwrap();
     assert!(got == *data, "node 2 served other bytes");
@@ -588,7 +598,7 @@ async fn a_flipped_byte_on_one_node_is_never_served_and_is_repaired_from_a_repli
     // A byte in a later group, while node 2 is down; it restarts with a
     // scrub every second, which detects the damage and repairs the copy.
     kill9(&mut procs[1]);
-    let damaged = flip_stored_byte(&pki, "node-2", &hash, 200_000);
+    let damaged = flip_byte(&blob_path(&pki, "node-2", &hash), 200_000);
     let scrubbing = ["scrub_interval_s = 1"];
     procs[1] = spawn_config(&write_config(&pki, 2, &members, false, &scrubbing));
     let repair = eventually("node 2's scrub to repair the copy", || async {
@@ -610,4 +620,371 @@ async fn a_flipped_byte_on_one_node_is_never_served_and_is_repaired_from_a_repli
     kill9(&mut procs[1]);
     let vault = vault_node::storage::vault::Vault::open(&pki.data_dir("node-2")).unwrap();
     assert!(vault_node::replication::repair::verify_local(vault.blobs(), &hash, None).unwrap());
+}
+
+/// Spawns `vault-node run` in cluster mode as member `id` of `members`.
+fn spawn_member(pki: &TestPki, id: u64, members: &BTreeMap<u64, String>) -> NodeProcess {
+    let name = format!("node-{id}");
+    let identity = pki.identity_dir(&name);
+    let data = pki.data_dir(&name);
+    let crl = pki.crl_path();
+    let purposes = pki.purposes_path().unwrap();
+    let listen = members[&id].clone();
+    let id_text = id.to_string();
+    let member_args: Vec<String> = members
+        .iter()
+        .map(|(member, addr)| format!("{member}={addr}"))
+        .collect();
+    let mut args = vec![
+        "run",
+        "--identity",
+        path_str(&identity).unwrap(),
+        "--data",
+        path_str(&data).unwrap(),
+        "--listen",
+        &listen,
+        "--crl",
+        path_str(&crl).unwrap(),
+        "--purposes",
+        path_str(&purposes).unwrap(),
+        "--node-id",
+        &id_text,
+    ];
+    for member in &member_args {
+        args.push("--member");
+        args.push(member);
+    }
+    if id == 1 {
+        args.push("--bootstrap");
+    }
+    NodeProcess::spawn(&args).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_node_processes_serve_the_walkthrough_and_survive_a_kill() {
+    let pki = TestPki::new().unwrap();
+    pki.issue_node("node-2").unwrap();
+    pki.issue_node("node-3").unwrap();
+    let members = free_addrs(3);
+    let mut procs: Vec<NodeProcess> = members
+        .keys()
+        .map(|id| spawn_member(&pki, *id, &members))
+        .collect();
+    let addrs: Vec<_> = procs.iter().map(|p| p.addr).collect();
+    for (proc, (id, addr)) in procs.iter().zip(&members) {
+        assert_eq!(proc.started["node"], format!("node-{id}"));
+        assert_eq!(&proc.addr.to_string(), addr);
+    }
+    let put = |client: Arc<vault_client::VaultClient>, bytes: Arc<Vec<u8>>, name: &'static str| async move {
+        client
+            .put_bytes(bytes, &resident("resident-1"), &kind(name))
+            .await
+    };
+
+    // Put through node 1 (retried while the cluster elects its leader; a
+    // repeated put of the same record is the same document).
+    let civil1 = Arc::new(connect(&pki, "civil-affairs", addrs[0]).await.unwrap());
+    let bytes = Arc::new(pseudo_random_bytes(300_000, 11));
+    let doc = until_ok("a put through node 1", || {
+        put(civil1.clone(), bytes.clone(), "marriage-certificate")
+    })
+    .await
+    .document_id;
+
+    // Get through nodes 2 and 3: the same bytes.
+    for (i, addr) in addrs.iter().enumerate().skip(1) {
+        let r1 = connect(&pki, "resident-1", *addr).await.unwrap();
+        let (_, got) = r1.get_bytes(doc, None, None).await.unwrap();
+        assert_eq!(got, *bytes, "through node {}", i + 1);
+    }
+
+    // Request through node 2, approve through node 3, fetch through node 1.
+    let housing2 = connect(&pki, "housing-bureau", addrs[1]).await.unwrap();
+    let r1_3 = connect(&pki, "resident-1", addrs[2]).await.unwrap();
+    let grant = GrantStory::new()
+        .documents(vec![doc])
+        .max_uses(3)
+        .grant(&housing2, &r1_3)
+        .await
+        .unwrap();
+    let housing1 = connect(&pki, "housing-bureau", addrs[0]).await.unwrap();
+    let (_, got) = housing1
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap();
+    assert_eq!(got, *bytes);
+
+    // kill -9 node 1 (the bootstrap node, most likely the leader).
+    kill9(&mut procs[0]);
+
+    // The walkthrough continues on nodes 2 and 3.
+    let civil2 = Arc::new(connect(&pki, "civil-affairs", addrs[1]).await.unwrap());
+    let bytes2 = Arc::new(pseudo_random_bytes(120_000, 12));
+    let doc2 = until_ok("a put through node 2 after the kill", || {
+        put(civil2.clone(), bytes2.clone(), "birth-certificate")
+    })
+    .await
+    .document_id;
+    let r1_3 = connect(&pki, "resident-1", addrs[2]).await.unwrap();
+    let (_, got) = r1_3.get_bytes(doc2, None, None).await.unwrap();
+    assert_eq!(got, *bytes2);
+    let housing3 = connect(&pki, "housing-bureau", addrs[2]).await.unwrap();
+    let (_, got) = housing3
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap();
+    assert_eq!(got, *bytes);
+    // Two of three uses are spent, whichever node counted them.
+    let (_, got) = housing2
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap();
+    assert_eq!(got, *bytes);
+    let err = housing3
+        .get_bytes(doc, None, Some(grant.id()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "grant.exhausted");
+}
+
+/// Starts three `vault-node run` processes on fresh loopback addresses.
+fn spawn_cluster(pki: &TestPki) -> (BTreeMap<u64, String>, Vec<NodeProcess>) {
+    pki.issue_node("node-2").unwrap();
+    pki.issue_node("node-3").unwrap();
+    let members = free_addrs(3);
+    let procs = members
+        .keys()
+        .map(|id| spawn_member(pki, *id, &members))
+        .collect();
+    (members, procs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_all_three_after_acknowledged_writes_and_restart() {
+    let pki = TestPki::new().unwrap();
+    let (members, mut procs) = spawn_cluster(&pki);
+    let addrs: Vec<_> = procs.iter().map(|p| p.addr).collect();
+
+    // Three documents, each put through a different node.
+    let kinds = ["marriage-certificate", "birth-certificate", "id-card"];
+    let mut docs = Vec::new();
+    for (i, name) in kinds.iter().enumerate() {
+        let civil = Arc::new(connect(&pki, "civil-affairs", addrs[i]).await.unwrap());
+        let bytes = Arc::new(pseudo_random_bytes(20_000 + i * 1_000, 20 + i as u64));
+        let stored = until_ok("a put", || {
+            let (civil, bytes) = (civil.clone(), bytes.clone());
+            async move {
+                civil
+                    .put_bytes(bytes, &resident("resident-1"), &kind(name))
+                    .await
+            }
+        })
+        .await;
+        docs.push((stored.document_id, bytes));
+    }
+
+    // A grant with two uses, one spent; another grant, revoked.
+    let housing2 = connect(&pki, "housing-bureau", addrs[1]).await.unwrap();
+    let r1_3 = connect(&pki, "resident-1", addrs[2]).await.unwrap();
+    let used = GrantStory::new()
+        .documents(vec![docs[0].0])
+        .max_uses(2)
+        .grant(&housing2, &r1_3)
+        .await
+        .unwrap()
+        .id();
+    let housing1 = connect(&pki, "housing-bureau", addrs[0]).await.unwrap();
+    let (_, got) = housing1
+        .get_bytes(docs[0].0, None, Some(used))
+        .await
+        .unwrap();
+    assert_eq!(got, *docs[0].1);
+    let revoked = GrantStory::new()
+        .documents(vec![docs[1].0])
+        .max_uses(2)
+        .grant(&housing2, &r1_3)
+        .await
+        .unwrap()
+        .id();
+    r1_3.revoke_grant(revoked).await.unwrap();
+    drop((housing1, housing2, r1_3));
+
+    // kill -9 every node, then start them again on the same data and ports
+    // (the bootstrap flag is a no-op once the membership exists).
+    for proc in &mut procs {
+        kill9(proc);
+    }
+    drop(procs);
+    let procs: Vec<NodeProcess> = members
+        .keys()
+        .map(|id| spawn_member(&pki, *id, &members))
+        .collect();
+    assert_eq!(procs.iter().map(|p| p.addr).collect::<Vec<_>>(), addrs);
+
+    // Every acknowledged document is served, by its issuer, through every
+    // node; the spent use and the revocation survived.
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("copy");
+    let out = out.to_str().unwrap();
+    let used = used.to_string();
+    let revoked = revoked.to_string();
+    for (i, addr) in addrs.iter().enumerate() {
+        for (doc, bytes) in &docs {
+            let doc = doc.to_string();
+            let got =
+                cli_until_served(&pki, "civil-affairs", *addr, &["get", &doc, "-o", out]).await;
+            assert!(got.success, "node {}: {got:?}", i + 1);
+            assert_eq!(std::fs::read(out).unwrap(), **bytes, "node {}", i + 1);
+        }
+        let listed = cli_until_served(&pki, "resident-1", *addr, &["grants"]).await;
+        assert!(listed.success, "{listed:?}");
+        let grants = listed.json["grants"].as_array().unwrap();
+        let find = |id: &str| {
+            grants
+                .iter()
+                .find(|g| g["grant_id"] == id)
+                .unwrap_or_else(|| panic!("grant {id} missing on node {}: {listed:?}", i + 1))
+        };
+        assert_eq!(find(&used)["uses"], 1, "node {}", i + 1);
+        assert_eq!(find(&revoked)["revoked"], true, "node {}", i + 1);
+        let doc1 = docs[1].0.to_string();
+        let refused = cli_until_served(
+            &pki,
+            "housing-bureau",
+            *addr,
+            &["get", &doc1, "--grant", &revoked, "-o", out],
+        )
+        .await;
+        assert_eq!(
+            refused.json["error"]["code"],
+            "grant.revoked",
+            "node {}: {refused:?}",
+            i + 1
+        );
+    }
+
+    // All three report the same log and documents (once the background
+    // logging of the reads above has settled everywhere).
+    let statuses = eventually("equal status on every node", || {
+        let pki = &pki;
+        let addrs = &addrs;
+        async move {
+            let mut all = Vec::new();
+            for addr in addrs {
+                all.push(status_cli(pki, "auditor", *addr).await);
+            }
+            let same = all.iter().all(|s| {
+                s["log_size"] == all[0]["log_size"]
+                    && s["documents"] == all[0]["documents"]
+                    && s["applied_index"] == all[0]["applied_index"]
+            });
+            same.then_some(all)
+        }
+    })
+    .await;
+    assert_eq!(statuses[0]["documents"], 3, "{statuses:?}");
+    let log_size = statuses[0]["log_size"].as_u64().unwrap();
+    assert!(log_size >= 7, "{statuses:?}");
+
+    // The auditor verifies each node's log: the same tree everywhere.
+    let mut sizes = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let state = work.path().join(format!("audit-state-{i}"));
+        let verified = cli_until_served(
+            &pki,
+            "auditor",
+            *addr,
+            &["audit", "verify", "--state", state.to_str().unwrap()],
+        )
+        .await;
+        assert!(verified.success, "node {}: {verified:?}", i + 1);
+        assert_eq!(verified.json["consistent"], true, "{verified:?}");
+        assert_eq!(verified.json["violations"].as_array().unwrap().len(), 0);
+        sizes.push(verified.json["tree_size"].as_u64().unwrap());
+    }
+    assert!(sizes.iter().all(|s| *s == sizes[0]), "tree sizes {sizes:?}");
+    assert_eq!(sizes[0], log_size, "{statuses:?}");
+    drop(procs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_counts_stay_exact_across_a_leader_kill() {
+    let pki = TestPki::new().unwrap();
+    let (_members, mut procs) = spawn_cluster(&pki);
+    let addrs: Vec<_> = procs.iter().map(|p| p.addr).collect();
+    let civil = Arc::new(connect(&pki, "civil-affairs", addrs[0]).await.unwrap());
+    let bytes = Arc::new(pseudo_random_bytes(50_000, 31));
+    let doc = until_ok("a put", || {
+        let (civil, bytes) = (civil.clone(), bytes.clone());
+        async move {
+            civil
+                .put_bytes(
+                    bytes,
+                    &resident("resident-1"),
+                    &kind("marriage-certificate"),
+                )
+                .await
+        }
+    })
+    .await
+    .document_id;
+    let housing = connect(&pki, "housing-bureau", addrs[1]).await.unwrap();
+    let r1 = connect(&pki, "resident-1", addrs[2]).await.unwrap();
+    let grant = GrantStory::new()
+        .documents(vec![doc])
+        .max_uses(3)
+        .grant(&housing, &r1)
+        .await
+        .unwrap()
+        .id();
+    let (_, got) = housing.get_bytes(doc, None, Some(grant)).await.unwrap();
+    assert_eq!(got, *bytes);
+    drop((civil, housing, r1));
+
+    // Find the leader every node agrees on, and kill -9 it.
+    let leader = eventually("an agreed leader", || {
+        let pki = &pki;
+        let addrs = &addrs;
+        async move {
+            let mut leaders = Vec::new();
+            for addr in addrs {
+                leaders.push(status_cli(pki, "auditor", *addr).await["leader"].as_u64());
+            }
+            let first = leaders[0]?;
+            leaders.iter().all(|l| *l == Some(first)).then_some(first)
+        }
+    })
+    .await;
+    let dead = usize::try_from(leader - 1).unwrap();
+    kill9(&mut procs[dead]);
+    let survivors: Vec<_> = (0..3).filter(|i| *i != dead).map(|i| addrs[i]).collect();
+
+    // Fetch through the survivors, alternating, until refused.
+    let start = Instant::now();
+    let mut successes = 0;
+    let mut attempt = 0usize;
+    let refusal = loop {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out fetching after the kill ({successes} fetched)"
+        );
+        let addr = survivors[attempt % survivors.len()];
+        attempt += 1;
+        let result = match connect(&pki, "housing-bureau", addr).await {
+            Ok(client) => client.get_bytes(doc, None, Some(grant)).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((_, got)) => {
+                assert_eq!(got, *bytes);
+                successes += 1;
+            }
+            Err(e) if matches!(e.code(), "connection.failed" | "cluster.unavailable") => {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(refusal.code(), "grant.exhausted", "{refusal}");
+    assert_eq!(successes, 2, "fetches after the leader was killed");
 }

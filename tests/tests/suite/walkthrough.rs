@@ -5,15 +5,12 @@
 //! tries first, is killed with SIGKILL and the whole walkthrough runs
 //! again, unchanged, on the two that are left.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
-use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::Value;
-use tests::cluster::{alive, eventually, free_port_run};
+use tests::cluster::{alive, eventually};
+use tests::dev::DevCluster;
 
 /// One `vault` run: exit success and the JSON it printed.
 struct Run {
@@ -281,79 +278,14 @@ fn status(cwd: &Path, ids: &Path) -> Option<Value> {
     serde_json::from_slice(&output.stdout).ok()
 }
 
-/// A running `vault-node dev --nodes 3`, stopped when dropped (also when a
-/// check fails): SIGTERM to the parent, which stops its nodes, then
-/// SIGKILL to whatever is left, so no node outlives the test holding its
-/// output pipes open.
-struct DevCluster {
-    dev: std::process::Child,
-    node_pids: Vec<u64>,
-}
-
-impl Drop for DevCluster {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.dev.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < std::time::Duration::from_secs(10) {
-            if matches!(self.dev.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.dev.kill();
-        let _ = self.dev.wait();
-        for pid in &self.node_pids {
-            if alive(*pid) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_walkthrough_runs_unchanged_on_dev_nodes_3_and_after_a_kill() {
     let cwd = tempfile::tempdir().unwrap();
     let data: PathBuf = cwd.path().join(".vault-dev");
-    let base = free_port_run();
-    let mut dev = std::process::Command::new(tests::bin("vault-node").unwrap())
-        .current_dir(cwd.path())
-        .args(["dev", "--nodes", "3", "--data"])
-        .arg(&data)
-        .args(["--listen", &format!("127.0.0.1:{base}")])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = dev.stdout.take().unwrap();
-    let mut cluster = DevCluster {
-        dev,
-        node_pids: Vec::new(),
-    };
-    // The start lines, read on a thread so a node that never starts (its
-    // port taken meanwhile) fails the test instead of hanging it.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut pids = BTreeMap::new();
-    for _ in 0..3 {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("three start lines within 60 s")
-            .unwrap();
-        let line: Value = serde_json::from_str(&line).unwrap();
-        let addr = line["addr"].as_str().unwrap().to_string();
-        let pid = line["pid"].as_u64().unwrap();
-        cluster.node_pids.push(pid);
-        pids.insert(addr, pid);
+    let cluster = DevCluster::start(Some(cwd.path()), &data).unwrap();
+    let base = cluster.base;
+    for line in &cluster.started {
+        assert!(line["addr"].is_string() && line["pid"].is_u64(), "{line}");
     }
     let ids = data.join("identities");
     let cwd = cwd.path();
@@ -383,7 +315,9 @@ async fn the_readme_walkthrough_runs_unchanged_on_dev_nodes_3_and_after_a_kill()
     );
 
     // SIGKILL the node on the first port: every command tries it first.
-    let first = pids[&format!("127.0.0.1:{base}")];
+    let first = cluster
+        .pid_listening_on(&format!("127.0.0.1:{base}"))
+        .unwrap();
     std::process::Command::new("kill")
         .args(["-KILL", &first.to_string()])
         .status()

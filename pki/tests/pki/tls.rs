@@ -14,7 +14,7 @@ use rustls::{ClientConnection, ServerConnection};
 use rustls_pki_types::ServerName;
 use tempfile::TempDir;
 
-type TestResult = Result<(), Box<dyn Error>>;
+use crate::TestResult;
 
 /// rustls checks validity against the real clock, so these certificates are issued around it.
 fn now() -> i64 {

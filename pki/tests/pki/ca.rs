@@ -13,7 +13,7 @@ use pki::{
 use proptest::prelude::*;
 use tempfile::TempDir;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::TestResult;
 
 /// A fixed "now" (2025-01-01T00:00:00Z) so tests do not depend on the clock.
 const NOW: i64 = 1_735_689_600;

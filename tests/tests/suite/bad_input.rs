@@ -4,25 +4,15 @@
 //! disk. Each gets a stable error code; nothing is stored; the node keeps
 //! serving.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pki::{ContentHash, DocumentKind, IssueParams, IssueRecord, Name, ResidentId, Role};
-use tests::{connect, files_under, pseudo_random_bytes, start_node, TestPki};
+use pki::{ContentHash, IssueParams, IssueRecord, Name, Role};
+use tests::{connect, files_under, kind, pseudo_random_bytes, resident, start_node, TestPki};
 use vault_client::framing::{read_frame, write_frame};
 use vault_client::wire::{Request, Response, RESPONSE_FRAME_LEN_MAX};
 use vault_client::{transport, DocumentId, ErrorCode};
-
-fn resident(name: &str) -> ResidentId {
-    ResidentId::parse(name).unwrap()
-}
-
-fn kind(name: &str) -> DocumentKind {
-    DocumentKind::parse(name).unwrap()
-}
 
 async fn raw_connect(
     tls: rustls::ClientConfig,

@@ -2,12 +2,11 @@
 //! command line: auditors verify, residents see their accesses, proofs are
 //! checked independently, and tampering, forks and crashes are caught.
 
-#![allow(clippy::unwrap_used, missing_docs)]
-
 use std::path::Path;
 
 use pki::{Checkpoint, Identity};
-use tests::{vault_cli, NodeProcess, TestPki};
+use tests::grant_story::{cli_issue_marriage, json_text};
+use tests::{vault_cli, GrantStory, NodeProcess, TestPki};
 use vault_client::merkle;
 use vault_node::engine::meta::{Cf, MetaStore, Write};
 use vault_node::storage::store::RocksStore;
@@ -21,46 +20,14 @@ struct Story {
 /// max 2 uses, housing-bureau fetches twice and is refused the third time.
 fn story(pki: &TestPki, node: &NodeProcess, work: &Path) -> Story {
     let ids = |n: &str| pki.identity_dir(n);
-    let file = work.join("marriage.pdf");
-    std::fs::write(&file, b"marriage certificate of resident-1").unwrap();
-    let put = vault_cli(
-        &ids("civil-affairs"),
-        node.addr,
-        &[
-            "put",
-            file.to_str().unwrap(),
-            "--resident",
-            "resident-1",
-            "--kind",
-            "marriage-certificate",
-        ],
-    )
-    .unwrap();
-    let doc = put.json["document_id"].as_str().unwrap().to_string();
-    let req = vault_cli(
-        &ids("housing-bureau"),
-        node.addr,
-        &[
-            "request",
-            "--resident",
-            "resident-1",
-            "--kinds",
-            "marriage-certificate",
-            "--purpose",
-            "housing-subsidy",
-            "--ttl",
-            "1d",
-        ],
-    )
-    .unwrap();
-    let request_id = req.json["request_id"].as_str().unwrap().to_string();
-    let approved = vault_cli(
-        &ids("resident-1"),
-        node.addr,
-        &["approve", &request_id, "--max-uses", "2"],
-    )
-    .unwrap();
-    let grant = approved.json["grant_id"].as_str().unwrap().to_string();
+    let content = b"marriage certificate of resident-1";
+    let put = cli_issue_marriage(pki, node.addr, work, content).unwrap();
+    let doc = json_text(&put, "document_id").unwrap();
+    let grant = GrantStory::new()
+        .ttl_s(86_400)
+        .max_uses(2)
+        .cli_grant(pki, node.addr)
+        .unwrap();
     let out = work.join("copy.pdf");
     for _ in 0..2 {
         let got = vault_cli(

@@ -1,0 +1,34 @@
+//! The workspace's end-to-end tests, one test binary (one link of RocksDB
+//! and the node) with a module per story:
+//!
+//! - [`bad_input`]: wrong certificates, malformed frames, broken uploads
+//!   and corrupt blobs against an in-process node;
+//! - [`e2e`]: a `vault-node` process and the `vault` command line, up to
+//!   1 GiB documents under a memory ceiling;
+//! - [`grants`]: consent and grants, request to revocation;
+//! - [`log`]: the tamper-evident access log and its audit;
+//! - [`cluster`]: three nodes replicating through Raft, blob copies,
+//!   scrubs and status;
+//! - [`faults`]: `kill -9`, SIGSTOP, purged logs and membership changes
+//!   with real node processes;
+//! - [`walkthrough`]: the README, command for command, on `vault-node dev
+//!   --nodes 3`.
+//!
+//! Tests run in parallel threads of this one process. None changes the
+//! process's environment or working directory; each makes its own PKI and
+//! data in its own temporary directory, binds ephemeral loopback ports, and
+//! signals or kills only the processes it started. Memory ceilings are
+//! measured on child processes (`/proc/PID/status`), so the other tests'
+//! allocations do not count against them.
+//!
+//! The shared fixtures live in the `tests` library crate.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod bad_input;
+mod cluster;
+mod e2e;
+mod faults;
+mod grants;
+mod log;
+mod walkthrough;
