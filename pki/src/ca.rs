@@ -261,14 +261,51 @@ impl CertificateAuthority {
         if !self.issued_path(&serial).is_file() {
             return Err(PkiError::UnknownSerial { serial });
         }
+        self.revoke_serials(&[serial], now_unix)
+    }
+
+    /// Revokes every unexpired certificate issued to `name` (subject CN): each whose
+    /// `not_after` is not before `now_unix`, not only the newest, in one CRL update like
+    /// [`CertificateAuthority::revoke`]. Returns their serials, newest first, including any
+    /// already revoked (the CRL lists each serial once, so revoking a name twice is
+    /// idempotent). Expired certificates are left alone (revoke those by serial).
+    /// No unexpired certificate of that name -> `pki.unknown_name`.
+    pub fn revoke_name(&self, name: &Name, now_unix: i64) -> Result<Vec<String>, PkiError> {
+        let serials: Vec<String> = self
+            .find_issued(name)?
+            .into_iter()
+            .filter(|cert| cert.not_after >= now_unix)
+            .map(|cert| cert.serial_hex)
+            .collect();
+        if serials.is_empty() {
+            return Err(PkiError::UnknownName {
+                name: name.to_string(),
+            });
+        }
+        self.revoke_serials(&serials, now_unix)?;
+        Ok(serials)
+    }
+
+    /// Adds the serials not yet revoked to `revoked.json` and, if there were any, writes
+    /// a CRL with the next CRL number.
+    fn revoke_serials(&self, serials: &[String], now_unix: i64) -> Result<(), PkiError> {
         let mut store = self.read_store()?;
-        if store.revoked.iter().any(|entry| entry.serial_hex == serial) {
+        let before = store.revoked.len();
+        for serial in serials {
+            if !store
+                .revoked
+                .iter()
+                .any(|entry| &entry.serial_hex == serial)
+            {
+                store.revoked.push(RevokedEntry {
+                    serial_hex: serial.clone(),
+                    revoked_at: now_unix,
+                });
+            }
+        }
+        if store.revoked.len() == before {
             return Ok(());
         }
-        store.revoked.push(RevokedEntry {
-            serial_hex: serial,
-            revoked_at: now_unix,
-        });
         store.crl_number = store.crl_number.saturating_add(1);
         // CRL first: if we stop between the two writes, a retry revokes again.
         self.write_crl(&store, now_unix)?;
@@ -676,5 +713,91 @@ mod tests {
         ]);
         let identity = Identity::load(&out).unwrap();
         assert_eq!(sig, identity.sign(b"a statement").as_bytes());
+    }
+
+    /// Issues a certificate named `holder` valid from `not_before` to `not_after`.
+    fn issue_at(
+        ca: &CertificateAuthority,
+        tmp: &Path,
+        holder: &str,
+        not_before: i64,
+        not_after: i64,
+    ) -> PeerCert {
+        let mut params = IssueParams::new(Role::Department, name(holder), not_before);
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let out = tmp.join(format!("{holder}-{not_before}-{not_after}"));
+        ca.issue(&params, &out).unwrap()
+    }
+
+    /// The serials `crl.pem` lists, in CRL order, and its CRL number.
+    fn crl_serials(ca: &CertificateAuthority) -> (Vec<String>, u64) {
+        let crls = crate::cert::load_crls(&ca.crl_path()).unwrap();
+        assert_eq!(crls.len(), 1);
+        let serials = crate::cert::revoked_serials(&crls[0]).unwrap();
+        (serials, ca.read_store().unwrap().crl_number)
+    }
+
+    #[test]
+    fn revoking_a_name_revokes_every_unexpired_certificate_of_it_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(&tmp.path().join("ca"), "North", NOW).unwrap();
+        let year = NOW + CERT_VALIDITY_S;
+        let x: Vec<PeerCert> = [NOW, NOW + 10, NOW + 20]
+            .iter()
+            .map(|&start| issue_at(&ca, tmp.path(), "x", start, year))
+            .collect();
+        let y = issue_at(&ca, tmp.path(), "y", NOW, year);
+        let expired = issue_at(&ca, tmp.path(), "x", NOW - 1_000, NOW - 100);
+        let revoked = ca.revoke_name(&name("x"), NOW + 30).unwrap();
+        let newest_first: Vec<String> = x.iter().rev().map(|c| c.serial_hex.clone()).collect();
+        assert_eq!(revoked, newest_first);
+        let (mut listed, crl_number) = crl_serials(&ca);
+        listed.sort();
+        let mut expected = newest_first.clone();
+        expected.sort();
+        assert_eq!(
+            listed, expected,
+            "the CRL lists every unexpired x, not y or the expired x"
+        );
+        assert!(!listed.contains(&y.serial_hex) && !listed.contains(&expired.serial_hex));
+        assert_eq!(crl_number, 2, "one CRL for the whole name");
+        let crls = crate::cert::load_crls(&ca.crl_path()).unwrap();
+        let check = |cert: &PeerCert| {
+            let der = files::read_cert_pem(&ca.issued_path(&cert.serial_hex)).unwrap();
+            verify_certificate(&der, &ca.ca_der(), &crls, NOW + 30).map(|_| ())
+        };
+        for cert in &x {
+            assert_eq!(check(cert).unwrap_err().code(), "pki.revoked");
+        }
+        check(&y).unwrap();
+
+        // Again: the same serials, no duplicate entries, no new CRL.
+        assert_eq!(ca.revoke_name(&name("x"), NOW + 40).unwrap(), newest_first);
+        assert_eq!(crl_serials(&ca).0.len(), 3);
+        assert_eq!(ca.revoked().unwrap().len(), 3);
+        assert_eq!(crl_serials(&ca).1, 2);
+
+        // A certificate issued to x later is revoked by the next revocation of x alone.
+        let later = issue_at(&ca, tmp.path(), "x", NOW + 50, year);
+        let revoked = ca.revoke_name(&name("x"), NOW + 60).unwrap();
+        assert_eq!(revoked.len(), 4);
+        assert_eq!(revoked[0], later.serial_hex);
+        let (listed, crl_number) = crl_serials(&ca);
+        assert_eq!((listed.len(), crl_number), (4, 3));
+        assert!(listed.contains(&later.serial_hex));
+    }
+
+    #[test]
+    fn revoking_a_name_without_unexpired_certificates_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(&tmp.path().join("ca"), "North", NOW).unwrap();
+        issue_at(&ca, tmp.path(), "old", NOW - 1_000, NOW - 100);
+        for holder in ["old", "nobody"] {
+            let err = ca.revoke_name(&name(holder), NOW).unwrap_err();
+            assert_eq!(err.code(), "pki.unknown_name", "{holder}");
+        }
+        assert!(ca.revoked().unwrap().is_empty());
+        assert_eq!(crl_serials(&ca), (Vec::new(), 1));
     }
 }
