@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevokedCertParams, SerialNumber, PKCS_ED25519,
+    RevokedCertParams, SerialNumber,
 };
-use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -20,6 +20,7 @@ use crate::error::{truncate_for_display, PkiError};
 use crate::files;
 use crate::identity::check_key_permissions;
 use crate::ids::Name;
+use crate::keys::{self, NewKey};
 
 /// Seconds in a day.
 const DAY_S: i64 = 24 * 60 * 60;
@@ -121,26 +122,34 @@ struct RevokedStore {
 
 impl CertificateAuthority {
     /// Creates `dir` with `ca.pem` (self-signed Ed25519 root, CN "<district> Root CA",
-    /// O district, 10 years), `ca.key.pem` (0600), `issued/`, `crl.pem` (empty signed CRL)
-    /// and `revoked.json`. Refuses with `pki.exists` if `ca.pem` already exists.
+    /// O district, 10 years), `ca.key.pem` (0600, RFC 8410 PKCS#8 v1 PEM), `issued/`,
+    /// `crl.pem` (empty signed CRL) and `revoked.json`. Refuses with `pki.exists` if `ca.pem`
+    /// already exists.
     pub fn init(dir: &Path, district: &str, now_unix: i64) -> Result<Self, PkiError> {
+        Self::init_with_key(dir, district, now_unix, keys::generate("CA key")?)
+    }
+
+    fn init_with_key(
+        dir: &Path,
+        district: &str,
+        now_unix: i64,
+        key: NewKey,
+    ) -> Result<Self, PkiError> {
         check_district(district)?;
         let ca_path = dir.join(CA_CERT_FILE);
         if ca_path.exists() {
             return Err(PkiError::Exists { path: ca_path });
         }
         files::create_dir(dir, 0o700)?;
-        let key =
-            KeyPair::generate_for(&PKCS_ED25519).map_err(|e| PkiError::generate("CA key", e))?;
+        let NewKey {
+            pair: key,
+            pem: key_pem,
+        } = key;
         let params = root_params(district, now_unix)?;
         let cert = params
             .self_signed(&key)
             .map_err(|e| PkiError::generate("CA certificate", e))?;
-        files::write_new(
-            &dir.join(CA_KEY_FILE),
-            key.serialize_pem().as_bytes(),
-            0o600,
-        )?;
+        files::write_new(&dir.join(CA_KEY_FILE), key_pem.as_bytes(), 0o600)?;
         files::create_dir(&dir.join(ISSUED_DIR), 0o700)?;
         let ca = Self {
             dir: dir.to_path_buf(),
@@ -172,13 +181,7 @@ impl CertificateAuthority {
         let key_path = dir.join(CA_KEY_FILE);
         check_key_permissions(&key_path)?;
         let key_der = files::read_key_pem(&key_path)?;
-        let key = KeyPair::from_pkcs8_der_and_sign_algo(
-            &PrivatePkcs8KeyDer::from(key_der),
-            &PKCS_ED25519,
-        )
-        .map_err(|e| PkiError::BadKey {
-            reason: e.to_string(),
-        })?;
+        let key = keys::rcgen_key_pair(&key_der)?;
         let district = district_of(&ca_der)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -214,10 +217,19 @@ impl CertificateAuthority {
         self.dir.join(CRL_FILE)
     }
 
-    /// Issues a certificate and writes `out_dir/{cert.pem, key.pem (0600), ca.pem}`; also
-    /// copies the certificate to `issued/<serial>.pem`. Refuses with `pki.exists` if
-    /// `out_dir/key.pem` exists.
+    /// Issues a certificate and writes `out_dir/{cert.pem, key.pem, ca.pem}` (`key.pem`: a new
+    /// Ed25519 key, mode 0600, RFC 8410 PKCS#8 v1 PEM); also copies the certificate to
+    /// `issued/<serial>.pem`. Refuses with `pki.exists` if `out_dir/key.pem` exists.
     pub fn issue(&self, params: &IssueParams, out_dir: &Path) -> Result<PeerCert, PkiError> {
+        self.issue_with_key(params, out_dir, keys::generate("key")?)
+    }
+
+    fn issue_with_key(
+        &self,
+        params: &IssueParams,
+        out_dir: &Path,
+        key: NewKey,
+    ) -> Result<PeerCert, PkiError> {
         let key_path = out_dir.join("key.pem");
         if key_path.exists() {
             return Err(PkiError::Exists { path: key_path });
@@ -227,14 +239,13 @@ impl CertificateAuthority {
                 "not_after must be later than not_before",
             ));
         }
-        let key = KeyPair::generate_for(&PKCS_ED25519).map_err(|e| PkiError::generate("key", e))?;
         let cert_params = self.leaf_params(params)?;
         let cert = cert_params
-            .signed_by(&key, &self.issuer()?)
+            .signed_by(&key.pair, &self.issuer()?)
             .map_err(|e| PkiError::generate("certificate", e))?;
         let peer = parse_certificate(cert.der())?;
         files::create_dir(out_dir, 0o700)?;
-        files::write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+        files::write_new(&key_path, key.pem.as_bytes(), 0o600)?;
         files::replace(&out_dir.join("cert.pem"), cert.pem().as_bytes(), 0o644)?;
         files::replace(&out_dir.join("ca.pem"), self.ca_pem.as_bytes(), 0o644)?;
         let issued = self.issued_path(&peer.serial_hex);
@@ -250,14 +261,51 @@ impl CertificateAuthority {
         if !self.issued_path(&serial).is_file() {
             return Err(PkiError::UnknownSerial { serial });
         }
+        self.revoke_serials(&[serial], now_unix)
+    }
+
+    /// Revokes every unexpired certificate issued to `name` (subject CN): each whose
+    /// `not_after` is not before `now_unix`, not only the newest, in one CRL update like
+    /// [`CertificateAuthority::revoke`]. Returns their serials, newest first, including any
+    /// already revoked (the CRL lists each serial once, so revoking a name twice is
+    /// idempotent). Expired certificates are left alone (revoke those by serial).
+    /// No unexpired certificate of that name -> `pki.unknown_name`.
+    pub fn revoke_name(&self, name: &Name, now_unix: i64) -> Result<Vec<String>, PkiError> {
+        let serials: Vec<String> = self
+            .find_issued(name)?
+            .into_iter()
+            .filter(|cert| cert.not_after >= now_unix)
+            .map(|cert| cert.serial_hex)
+            .collect();
+        if serials.is_empty() {
+            return Err(PkiError::UnknownName {
+                name: name.to_string(),
+            });
+        }
+        self.revoke_serials(&serials, now_unix)?;
+        Ok(serials)
+    }
+
+    /// Adds the serials not yet revoked to `revoked.json` and, if there were any, writes
+    /// a CRL with the next CRL number.
+    fn revoke_serials(&self, serials: &[String], now_unix: i64) -> Result<(), PkiError> {
         let mut store = self.read_store()?;
-        if store.revoked.iter().any(|entry| entry.serial_hex == serial) {
+        let before = store.revoked.len();
+        for serial in serials {
+            if !store
+                .revoked
+                .iter()
+                .any(|entry| &entry.serial_hex == serial)
+            {
+                store.revoked.push(RevokedEntry {
+                    serial_hex: serial.clone(),
+                    revoked_at: now_unix,
+                });
+            }
+        }
+        if store.revoked.len() == before {
             return Ok(());
         }
-        store.revoked.push(RevokedEntry {
-            serial_hex: serial,
-            revoked_at: now_unix,
-        });
         store.crl_number = store.crl_number.saturating_add(1);
         // CRL first: if we stop between the two writes, a retry revokes again.
         self.write_crl(&store, now_unix)?;
@@ -468,4 +516,288 @@ fn decode_serial(serial_hex: &str) -> Result<Vec<u8>, PkiError> {
 fn datetime(unix: i64) -> Result<OffsetDateTime, PkiError> {
     OffsetDateTime::from_unix_timestamp(unix)
         .map_err(|_| PkiError::bad_cert(format!("time {unix} is out of range")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::process::Command;
+
+    use ring::signature::{Ed25519KeyPair, KeyPair as _};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+
+    use super::*;
+    use crate::cert::verify_certificate;
+    use crate::identity::{verify_signature, Identity};
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn name(s: &str) -> Name {
+        s.parse().unwrap()
+    }
+
+    /// The DER inside a key file's "PRIVATE KEY" section.
+    fn key_file_der(path: &Path) -> Vec<u8> {
+        let pem = std::fs::read(path).unwrap();
+        PrivatePkcs8KeyDer::from_pem_slice(&pem)
+            .unwrap()
+            .secret_pkcs8_der()
+            .to_vec()
+    }
+
+    /// A key as versions before RFC 8410 v1 wrote it: ring's PKCS#8 v2 document.
+    fn v2_key() -> (NewKey, Vec<u8>) {
+        let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let der = doc.as_ref().to_vec();
+        assert_eq!(hex::encode(&der[..5]), "3051020101", "ring writes v2");
+        let public_key = Ed25519KeyPair::from_pkcs8(&der)
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec();
+        let key = NewKey {
+            pair: keys::rcgen_key_pair(&der).unwrap(),
+            pem: keys::pkcs8_pem(&der),
+        };
+        (key, public_key)
+    }
+
+    /// The identity signs, its signature verifies with its certificate's key, its
+    /// certificate chains to the CA and TLS accepts the key.
+    fn assert_identity_works(ca: &CertificateAuthority, dir: &Path) -> Identity {
+        let identity = Identity::load(dir).unwrap();
+        let sig = identity.sign(b"statement");
+        verify_signature(&identity.cert.public_key, b"statement", &sig).unwrap();
+        verify_certificate(identity.cert_der(), &ca.ca_der(), &[], NOW).unwrap();
+        crate::tls::client_tls_config(&identity).unwrap();
+        identity
+    }
+
+    #[test]
+    fn keys_are_written_as_pkcs8_v1_with_mode_0600_and_work() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(&tmp.path().join("ca"), "North", NOW).unwrap();
+        let params = IssueParams::new(Role::Department, name("police"), NOW);
+        let out = tmp.path().join("police");
+        ca.issue(&params, &out).unwrap();
+        for path in [ca.dir().join(CA_KEY_FILE), out.join("key.pem")] {
+            let der = key_file_der(&path);
+            assert_eq!(der.len(), keys::PKCS8_V1_LEN, "{}", path.display());
+            assert_eq!(hex::encode(&der[..16]), "302e020100300506032b657004220420");
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{text}");
+            #[cfg(unix)]
+            assert_eq!(files::mode_of(&path).unwrap(), Some(0o600));
+        }
+        let identity = assert_identity_works(&ca, &out);
+        let seed: [u8; 32] = identity.key_pkcs8_der()[16..].try_into().unwrap();
+        assert_eq!(identity.key_pkcs8_der(), keys::pkcs8_v1_der(&seed));
+        // The CA loads its v1 key back and still issues and revokes.
+        let ca = CertificateAuthority::open(ca.dir()).unwrap();
+        let again = tmp.path().join("again");
+        let cert = ca.issue(&params, &again).unwrap();
+        assert_identity_works(&ca, &again);
+        ca.revoke(&cert.serial_hex, NOW).unwrap();
+        let crls = crate::cert::load_crls(&ca.crl_path()).unwrap();
+        let err = verify_certificate(
+            &std::fs::read(ca.issued_path(&cert.serial_hex))
+                .map(|pem| CertificateDer::from_pem_slice(&pem).unwrap().to_vec())
+                .unwrap(),
+            &ca.ca_der(),
+            &crls,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "pki.revoked");
+    }
+
+    #[test]
+    fn v2_key_files_written_before_still_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ca_key, ca_public_key) = v2_key();
+        let dir = tmp.path().join("ca");
+        CertificateAuthority::init_with_key(&dir, "North", NOW, ca_key).unwrap();
+        assert_eq!(key_file_der(&dir.join(CA_KEY_FILE)).len(), 83, "a v2 file");
+        let ca = CertificateAuthority::open(&dir).unwrap();
+        assert_eq!(ca.key.public_key_raw(), ca_public_key.as_slice());
+        let params = IssueParams::new(Role::Resident, name("alice"), NOW);
+        // A v2 identity key, as `vault-pki issue` wrote it before.
+        let (key, public_key) = v2_key();
+        let old = tmp.path().join("old");
+        ca.issue_with_key(&params, &old, key).unwrap();
+        let identity = assert_identity_works(&ca, &old);
+        assert_eq!(identity.cert.public_key, public_key);
+        // A CA with a v2 key issues new identities with v1 keys.
+        let new = tmp.path().join("new");
+        ca.issue(&params, &new).unwrap();
+        assert_eq!(key_file_der(&new.join("key.pem")).len(), keys::PKCS8_V1_LEN);
+        assert_identity_works(&ca, &new);
+    }
+
+    /// Whether `openssl` runs. Without it the caller skips, except when `CI` is set or
+    /// `VAULT_REQUIRE_OPENSSL=1`: then this fails (`scripts/bootstrap` installs it).
+    fn openssl_available() -> bool {
+        let found = Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        let required = std::env::var_os("CI").is_some()
+            || std::env::var("VAULT_REQUIRE_OPENSSL").is_ok_and(|v| v == "1");
+        assert!(
+            found || !required,
+            "no working `openssl` on PATH, and CI or VAULT_REQUIRE_OPENSSL=1 requires it; \
+             run scripts/bootstrap"
+        );
+        if !found {
+            eprintln!("SKIPPED: no `openssl` on PATH (set VAULT_REQUIRE_OPENSSL=1 to fail)");
+        }
+        found
+    }
+
+    fn openssl(args: &[&str]) -> Vec<u8> {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    #[test]
+    fn openssl_reads_the_keys_and_they_match_the_certificates() {
+        if !openssl_available() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(&tmp.path().join("ca"), "North", NOW).unwrap();
+        let out = tmp.path().join("police");
+        ca.issue(
+            &IssueParams::new(Role::Department, name("police"), NOW),
+            &out,
+        )
+        .unwrap();
+        let pairs = [
+            (ca.dir().join(CA_KEY_FILE), ca.dir().join(CA_CERT_FILE)),
+            (out.join("key.pem"), out.join("cert.pem")),
+        ];
+        for (key, cert) in &pairs {
+            let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
+            openssl(&["pkey", "-in", key, "-noout"]);
+            let public_pem = openssl(&["pkey", "-in", key, "-pubout"]);
+            assert_eq!(
+                public_pem,
+                openssl(&["x509", "-in", cert, "-pubkey", "-noout"])
+            );
+            let spki =
+                rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(&public_pem).unwrap();
+            let cert_der = files::read_cert_pem(Path::new(cert)).unwrap();
+            let (_, x509) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+            let cert_key = x509.public_key().subject_public_key.data.to_vec();
+            let expected = [hex::decode("302a300506032b6570032100").unwrap(), cert_key].concat();
+            assert_eq!(spki.as_ref(), expected.as_slice(), "{key}");
+        }
+        // OpenSSL's Ed25519 signature with key.pem is the identity's (Ed25519 is deterministic).
+        let message = tmp.path().join("message");
+        std::fs::write(&message, b"a statement").unwrap();
+        let key = out.join("key.pem");
+        let sig = openssl(&[
+            "pkeyutl",
+            "-sign",
+            "-rawin",
+            "-inkey",
+            key.to_str().unwrap(),
+            "-in",
+            message.to_str().unwrap(),
+        ]);
+        let identity = Identity::load(&out).unwrap();
+        assert_eq!(sig, identity.sign(b"a statement").as_bytes());
+    }
+
+    /// Issues a certificate named `holder` valid from `not_before` to `not_after`.
+    fn issue_at(
+        ca: &CertificateAuthority,
+        tmp: &Path,
+        holder: &str,
+        not_before: i64,
+        not_after: i64,
+    ) -> PeerCert {
+        let mut params = IssueParams::new(Role::Department, name(holder), not_before);
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let out = tmp.join(format!("{holder}-{not_before}-{not_after}"));
+        ca.issue(&params, &out).unwrap()
+    }
+
+    /// The serials `crl.pem` lists, in CRL order, and its CRL number.
+    fn crl_serials(ca: &CertificateAuthority) -> (Vec<String>, u64) {
+        let crls = crate::cert::load_crls(&ca.crl_path()).unwrap();
+        assert_eq!(crls.len(), 1);
+        let serials = crate::cert::revoked_serials(&crls[0]).unwrap();
+        (serials, ca.read_store().unwrap().crl_number)
+    }
+
+    #[test]
+    fn revoking_a_name_revokes_every_unexpired_certificate_of_it_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(&tmp.path().join("ca"), "North", NOW).unwrap();
+        let year = NOW + CERT_VALIDITY_S;
+        let x: Vec<PeerCert> = [NOW, NOW + 10, NOW + 20]
+            .iter()
+            .map(|&start| issue_at(&ca, tmp.path(), "x", start, year))
+            .collect();
+        let y = issue_at(&ca, tmp.path(), "y", NOW, year);
+        let expired = issue_at(&ca, tmp.path(), "x", NOW - 1_000, NOW - 100);
+        let revoked = ca.revoke_name(&name("x"), NOW + 30).unwrap();
+        let newest_first: Vec<String> = x.iter().rev().map(|c| c.serial_hex.clone()).collect();
+        assert_eq!(revoked, newest_first);
+        let (mut listed, crl_number) = crl_serials(&ca);
+        listed.sort();
+        let mut expected = newest_first.clone();
+        expected.sort();
+        assert_eq!(
+            listed, expected,
+            "the CRL lists every unexpired x, not y or the expired x"
+        );
+        assert!(!listed.contains(&y.serial_hex) && !listed.contains(&expired.serial_hex));
+        assert_eq!(crl_number, 2, "one CRL for the whole name");
+        let crls = crate::cert::load_crls(&ca.crl_path()).unwrap();
+        let check = |cert: &PeerCert| {
+            let der = files::read_cert_pem(&ca.issued_path(&cert.serial_hex)).unwrap();
+            verify_certificate(&der, &ca.ca_der(), &crls, NOW + 30).map(|_| ())
+        };
+        for cert in &x {
+            assert_eq!(check(cert).unwrap_err().code(), "pki.revoked");
+        }
+        check(&y).unwrap();
+
+        // Again: the same serials, no duplicate entries, no new CRL.
+        assert_eq!(ca.revoke_name(&name("x"), NOW + 40).unwrap(), newest_first);
+        assert_eq!(crl_serials(&ca).0.len(), 3);
+        assert_eq!(ca.revoked().unwrap().len(), 3);
+        assert_eq!(crl_serials(&ca).1, 2);
+
+        // A certificate issued to x later is revoked by the next revocation of x alone.
+        let later = issue_at(&ca, tmp.path(), "x", NOW + 50, year);
+        let revoked = ca.revoke_name(&name("x"), NOW + 60).unwrap();
+        assert_eq!(revoked.len(), 4);
+        assert_eq!(revoked[0], later.serial_hex);
+        let (listed, crl_number) = crl_serials(&ca);
+        assert_eq!((listed.len(), crl_number), (4, 3));
+        assert!(listed.contains(&later.serial_hex));
+    }
+
+    #[test]
+    fn revoking_a_name_without_unexpired_certificates_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(&tmp.path().join("ca"), "North", NOW).unwrap();
+        issue_at(&ca, tmp.path(), "old", NOW - 1_000, NOW - 100);
+        for holder in ["old", "nobody"] {
+            let err = ca.revoke_name(&name(holder), NOW).unwrap_err();
+            assert_eq!(err.code(), "pki.unknown_name", "{holder}");
+        }
+        assert!(ca.revoked().unwrap().is_empty());
+        assert_eq!(crl_serials(&ca), (Vec::new(), 1));
+    }
 }

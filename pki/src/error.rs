@@ -73,6 +73,12 @@ pub enum PkiError {
         /// The serial, as lowercase hex.
         serial: String,
     },
+    /// The CA issued no unexpired certificate to this name (revocation by name).
+    #[error("no unexpired certificate issued to {name} by this CA; check the name, or revoke an expired certificate by --serial")]
+    UnknownName {
+        /// The holder name (certificate CN).
+        name: String,
+    },
     /// The certificate's validity period ended before the verification time.
     #[error("certificate expired; issue a new one with `vault-pki issue`")]
     Expired,
@@ -162,6 +168,7 @@ impl PkiError {
             Self::BadPem { .. } => "pki.bad_pem",
             Self::CorruptStore { .. } => "pki.corrupt_store",
             Self::UnknownSerial { .. } => "pki.unknown_serial",
+            Self::UnknownName { .. } => "pki.unknown_name",
             Self::Expired => "pki.expired",
             Self::NotYetValid => "pki.not_yet_valid",
             Self::Revoked => "pki.revoked",

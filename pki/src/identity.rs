@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::cert::{parse_certificate, PeerCert};
 use crate::error::PkiError;
 use crate::files;
+use crate::keys;
 
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
@@ -44,11 +45,7 @@ impl Identity {
         let cert_der = files::read_cert_pem(&dir.join("cert.pem"))?;
         let ca_der = files::read_cert_pem(&dir.join("ca.pem"))?;
         let cert = parse_certificate(&cert_der)?;
-        let key_pair = Ed25519KeyPair::from_pkcs8(&key_der)
-            .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key_der))
-            .map_err(|e| PkiError::BadKey {
-                reason: e.to_string(),
-            })?;
+        let key_pair = keys::ring_key_pair(&key_der)?;
         if key_pair.public_key().as_ref() != cert.public_key.as_slice() {
             return Err(PkiError::BadKey {
                 reason: format!(

@@ -21,6 +21,7 @@ mod files;
 mod grants;
 mod identity;
 mod ids;
+mod keys;
 mod log;
 pub mod serde_hex;
 mod statements;

@@ -71,7 +71,8 @@ enum Command {
         #[arg(long)]
         days: Option<i64>,
     },
-    /// Revoke a certificate and rewrite the CA's crl.pem.
+    /// Revoke certificates and rewrite the CA's crl.pem (one serial, one certificate file,
+    /// or every unexpired certificate of a name).
     #[command(group(ArgGroup::new("which").required(true).args(["serial", "name", "cert"])))]
     Revoke {
         /// The CA directory.
@@ -80,7 +81,8 @@ enum Command {
         /// Serial number, hex.
         #[arg(long)]
         serial: Option<String>,
-        /// Holder name: revokes the newest certificate issued to it.
+        /// Holder name: revokes every unexpired certificate issued to it, not only the
+        /// newest (expired ones are left as they are; revoke those by --serial).
         #[arg(long)]
         name: Option<Name>,
         /// A certificate file (PEM or DER).
@@ -196,17 +198,33 @@ fn revoke(
     let ca = CertificateAuthority::open(dir)?;
     let serial = match (serial, name, cert_file) {
         (Some(serial), _, _) => serial.trim().to_ascii_lowercase(),
-        (None, Some(name), _) => match ca.find_issued(name)?.into_iter().next() {
-            Some(cert) => cert.serial_hex,
-            None => bail!("no certificate issued to {name} in {}", dir.display()),
-        },
+        (None, Some(name), _) => return revoke_name(&ca, name, now),
         (None, None, Some(path)) => parse_certificate(&read_cert(path)?)?.serial_hex,
         (None, None, None) => bail!("give one of --serial, --name or --cert"),
     };
     ca.revoke(&serial, now)?;
-    let value = json!({ "revoked": serial, "crl": ca.crl_path() });
+    let value = json!({ "revoked": serial, "serials": [serial], "crl": ca.crl_path() });
     let text = format!(
         "revoked {serial}; new CRL written to {}",
+        ca.crl_path().display()
+    );
+    Ok((value, text))
+}
+
+/// `revoke --name`: every unexpired certificate of the name. JSON: `revoked` is the
+/// newest serial, `serials` all of them, newest first.
+fn revoke_name(
+    ca: &CertificateAuthority,
+    name: &Name,
+    now: i64,
+) -> anyhow::Result<(Value, String)> {
+    let serials = ca.revoke_name(name, now)?;
+    let newest = serials.first().cloned().unwrap_or_default();
+    let value = json!({ "revoked": newest, "serials": serials, "crl": ca.crl_path() });
+    let text = format!(
+        "revoked {} certificate(s) of {name}: {}; new CRL written to {}",
+        serials.len(),
+        serials.join(", "),
         ca.crl_path().display()
     );
     Ok((value, text))
