@@ -1,7 +1,8 @@
 //! The transparency log's storage: entries, details and RFC 6962 tree
-//! nodes in RocksDB, appended by the state machine (so every node that
-//! applies the same commands computes the same tree), and read back for
-//! checkpoints and proofs.
+//! nodes in the metadata store's column families (through
+//! [`MetaStore`](crate::engine::meta::MetaStore)), appended by the state
+//! machine (so every node that applies the same commands computes the same
+//! tree), and read back for checkpoints and proofs.
 //!
 //! Layout: `log_entries` (index u64 BE -> canonical entry), `log_details`
 //! (index -> detail JSON), `log_nodes` (level u8 | index u64 BE -> the hash
