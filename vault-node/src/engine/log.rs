@@ -1,12 +1,13 @@
 //! The transparency log's storage: entries, details and RFC 6962 tree
-//! nodes in RocksDB, appended by the state machine (so every node that
-//! applies the same commands computes the same tree), and read back for
-//! checkpoints and proofs.
+//! nodes in the metadata store's column families (through
+//! [`MetaStore`]), appended by the state
+//! machine (so every node that applies the same commands computes the same
+//! tree), and read back for checkpoints and proofs.
 //!
 //! Layout: `log_entries` (index u64 BE -> canonical entry), `log_details`
 //! (index -> detail JSON), `log_nodes` (level u8 | index u64 BE -> the hash
 //! of the perfect subtree of 2^level leaves starting at index * 2^level),
-//! `log_by_tag` (resident tag [32] | index -> empty), `resident_salts`
+//! `log_by_tag` (resident tag (32 bytes) | index -> empty), `resident_salts`
 //! (resident -> 32-byte salt), `meta/log_size`.
 //!
 //! **Invariant:** a leaf and every perfect subtree it completes are written

@@ -1,14 +1,14 @@
-//! The deterministic state machine: every metadata change is a [`Command`];
-//! [`apply`] reads the current state through [`MetaStore`] reads and returns
-//! the writes to make, with no I/O, no clock and no randomness inside, so a
-//! single node and (later) an openraft cluster apply the same commands to
-//! the same result. [`Ledger`] is the single-node driver: it appends
-//! commands (with their [`Seed`]) to the RocksDB command log and applies
-//! them in synced group commits. Every command also appends its entries to
-//! the transparency log ([`crate::engine::entries`], [`crate::engine::log`]) in the same batch.
+//! The state machine's vocabulary: every metadata change is a [`Command`],
+//! proposed with its [`Seed`] (the time and randomness its log entries
+//! need) as a [`Proposal`]; the records commands write ([`DocumentEntry`],
+//! [`RequestEntry`], [`GrantEntry`], [`StoredGrant`], [`GrantCounter`],
+//! [`BlobEntry`]), their key layouts, and the read helpers over a
+//! [`MetaStore`]. Applying a command is [`crate::engine::apply::apply`];
+//! making it durable (the single-node ledger or the Raft cluster) is
+//! `consensus`'s.
 //!
 //! **Invariant:** the state a node holds is a pure function of its command
-//! log. **Invariant:** a command whose writes fail to commit leaves no trace.
+//! log: nothing here reads a clock or draws randomness.
 
 use pki::{
     AccessRequest, ContentHash, Grant, GrantId, GrantedDocument, IssueRecord, Name, RequestId,

@@ -1,8 +1,9 @@
 //! The node's request loop: accepts mutually authenticated connections
 //! (rustls verifies the client chain and the CRL during the handshake),
 //! reads one request per stream, refuses what the caller may not send, and
-//! dispatches the rest to its service, handing each only what it uses;
-//! uploads and downloads are streamed here (see [`crate::net::transfer`]).
+//! dispatches the rest to its service, handing each only what it uses; an
+//! upload's body is received through [`crate::replication::stream`], a
+//! download is sent by [`crate::net::transfer`].
 //!
 //! **Invariant:** nothing a peer sends can panic the node or change state
 //! when refused; every refusal is logged with its code and answered with

@@ -1,5 +1,6 @@
-//! The embedded default: a development PKI and a single local node, created
-//! once under a data directory and reused on every later start.
+//! The embedded default: a development PKI for a single local node or a
+//! local cluster (`vault-node dev --nodes N`), created once under a data
+//! directory and reused on every later start.
 //!
 //! Layout: `DATA/ca/` (a CA directory usable with `vault-pki --dir`),
 //! `DATA/identities/NAME/` (cert.pem, key.pem, ca.pem; usable as

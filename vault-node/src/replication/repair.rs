@@ -15,7 +15,7 @@
 //!
 //! A scrub runs [`SCRUB_FIRST_DELAY_S`] after start and then every
 //! `scrub_interval_s` of the policy; tests trigger one with
-//! [`RunningNode::scrub_once`](crate::net::server::RunningNode::scrub_once).
+//! [`RunningNode::scrub_once`](crate::node::RunningNode::scrub_once).
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
-//! Grant rules as plain functions (no I/O): the purpose registry, what an
-//! approval may contain (narrow, never widen), and every check a fetch under
-//! a grant must pass. Plus the cache of verified grant signatures.
+//! Grant rules as plain functions (no I/O but loading the registry file):
+//! the purpose registry, what an approval may contain (narrow, never
+//! widen), and every check a fetch under a grant must pass. Plus the cache
+//! of verified grant signatures.
 //!
 //! **Invariant:** the cache holds only the fact "these exact grant bytes
 //! carry valid signatures"; revocation, use counts and time are read from

@@ -4,7 +4,8 @@
 //! cluster ([`placement`]); and the one clock the node reads ([`clock`]).
 //!
 //! **Invariant:** a rule takes the caller, the records and `now` as
-//! arguments and returns a decision; it reads no state and does no I/O.
+//! arguments and returns a decision; it reads no state and does no I/O
+//! (loading the purpose registry file at start aside).
 
 pub mod access;
 pub mod clock;

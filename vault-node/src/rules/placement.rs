@@ -7,6 +7,10 @@
 //! [`ClusterPolicy::replicas`] highest scores. Adding or removing a node
 //! moves only the blobs whose top `R` it enters or leaves (about `R/N` of
 //! them), which the reconciler in [`crate::replication::repair`] then fetches.
+//!
+//! Also the cluster's policy ([`ClusterPolicy`]) and timing rules: how long
+//! a blob transfer between nodes may take ([`transfer_deadline`]) and how
+//! long a write or a read point looks for a leader ([`CLUSTER_DEADLINE_MS`]).
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Metadata storage behind a narrow trait: [`RocksStore`] (the real one, on
-//! disk), [`MemStore`] (unit tests only) and [`FaultyStore`] (fails writes
-//! after N operations), all run through one conformance suite.
+//! disk), [`MemStore`] (in memory: unit tests and the simulation) and
+//! [`FaultyStore`] (fails writes after N operations), all run through one
+//! conformance suite.
 //!
 //! **Invariant:** a [`MetaStore::write`] is atomic and durable (synced) when
 //! it returns `Ok`; when it returns `Err`, nothing of it is visible.

@@ -1,5 +1,10 @@
-//! One node's storage: the metadata ledger (RocksDB) and the encrypted blob
-//! store, opened from a data directory.
+//! One node's storage, opened from a data directory: its own metadata store
+//! (RocksDB, `db/`) and the read view (in cluster mode, the Raft state
+//! machine's store), the encrypted blob store, the revoked certificate
+//! serials and CRLs in force, and memos of the immutable records.
+//!
+//! It writes no metadata: commands become durable through
+//! `crate::consensus`.
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};

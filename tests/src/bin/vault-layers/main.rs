@@ -9,8 +9,8 @@
 //!
 //! What counts as a reference (see [`scan`]): `use` trees, paths in code and types (`crate::`,
 //! `super::`, `self::`, a child module's name, a name a `use` brought in), followed through
-//! named `pub use` re-exports. Test code (`#[cfg(test)]`) counts like any other: tests respect
-//! the layers too, and a reference inside one file is never a problem. The crate root
+//! named `pub use` re-exports. Items under `#[cfg(test)]` are not checked (tests may use any
+//! layer), and a reference inside one file is never a problem. The crate root
 //! (`lib.rs`) is no layer: it may declare and re-export anything, and its own items may be used
 //! from everywhere. It is a static reader, not the compiler: see [`scan`] for what it misses.
 

@@ -1,28 +1,31 @@
-//! Replication, first slice: openraft's storage on the node's own RocksDB.
+//! The Raft cluster: openraft over the node's own RocksDB and QUIC.
 //!
 //! [`LogStore`] keeps the Raft log ([`Cf::RaftLog`](crate::engine::meta::Cf::RaftLog))
 //! and the vote, committed and purged pointers
 //! ([`Cf::RaftMeta`](crate::engine::meta::Cf::RaftMeta)). [`StateMachine`] applies
 //! each committed [`Proposal`] with [`crate::engine::apply::apply`], the same pure
 //! function the single-node [`Ledger`](crate::consensus::ledger::Ledger) uses, with the
-//! Raft log index as the command index, and commits its writes together
-//! with the last applied log id and membership in one synced batch.
+//! Raft log index as the command index, and writes its writes together
+//! with the last applied log id and membership in one batch (unsynced: the
+//! entry is already durable in the Raft log; see [`StateMachine`]).
 //!
 //! [`Network`] carries openraft's RPCs between nodes over QUIC (see
 //! [`network`]); a node answers them once its Raft instance is attached
-//! with [`RunningNode::attach_raft`](crate::net::server::RunningNode::attach_raft).
-//! [`Cluster`] ties the pieces together.
+//! with [`RunningNode::attach_raft`](crate::node::RunningNode::attach_raft).
+//! [`types`] holds openraft's type configuration, [`membership`] the
+//! leader's side of membership changes. [`Cluster`] ties the pieces
+//! together.
 //!
 //! **Where the Raft state lives:** a [`Cluster`] opens its own RocksDB in
 //! the directory it is given, by convention `<data_dir>/raft/` beside the
 //! single-node `<data_dir>/db/`; its replicated column families and the two
 //! Raft ones are separate from the single-node vault's.
 //!
-//! A node started with a [`ClusterConfig`](crate::net::server::ClusterConfig)
+//! A node started with a [`ClusterConfig`](crate::node::config::ClusterConfig)
 //! orders every metadata write through [`Cluster::propose`] (a follower
 //! forwards it to the leader), serves reads from the cluster's state
 //! machine store, and confirms authorization reads with
-//! [`Cluster::linearize`]. Blob replication comes next.
+//! [`Cluster::linearize`]. Blob copies are [`crate::replication`]'s.
 //!
 //! **Invariant:** the replicated state (every column family except the two
 //! Raft ones) is a pure function of the committed Raft log; a command the

@@ -1,7 +1,7 @@
 //! Raft RPCs over the nodes' QUIC endpoints.
 //!
 //! Each RPC is one bidirectional stream on a mutually authenticated
-//! connection: a [`Request::Raft`] frame (at most [`RAFT_FRAME_LEN_MAX`])
+//! connection: a [`Request::Raft`] frame (at most [`RAFT_FRAME_LEN_MAX`](vault_client::wire::RAFT_FRAME_LEN_MAX))
 //! and a [`Response::Raft`] frame carrying openraft's result as JSON.
 //! [`Network`] keeps one connection per peer, shared by every openraft
 //! client of that peer, and reconnects when it has closed.

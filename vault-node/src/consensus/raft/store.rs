@@ -1,8 +1,12 @@
 //! openraft's storage-v2 traits on a [`MetaStore`] (RocksDB in production).
 //!
-//! Every method does its (synced) store I/O inline: the calls are short
-//! and openraft serialises them per store; moving them to blocking threads
-//! is a later optimisation.
+//! Every method does its store I/O inline: the calls are short and
+//! openraft serialises them per store; moving them to blocking threads is
+//! a later optimisation. Log appends are synced before they return, or,
+//! with [`LogStore::with_background_flush`], reported flushed by a
+//! background thread once synced; votes, truncations and purges are synced
+//! before they return; a state-machine apply is written unsynced (the
+//! entry is already durable in the Raft log).
 
 // openraft's traits fix the error type (`StorageError`, ~224 bytes); the
 // helpers here return it unchanged rather than boxing and unboxing it.
