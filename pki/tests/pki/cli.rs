@@ -121,3 +121,73 @@ fn errors_are_json_with_codes() -> TestResult {
     assert!(missing["error"]["message"].is_string());
     Ok(())
 }
+
+/// Issues a department certificate named `name` into `out`; returns its serial.
+fn issue_department(ca: &Path, name: &str, out: &Path) -> Result<String, Box<dyn Error>> {
+    let args = [
+        "issue",
+        "--dir",
+        s(ca),
+        "--role",
+        "department",
+        "--name",
+        name,
+    ];
+    let (ok, issued) = run(&[&args[..], &["--out", s(out)]].concat())?;
+    assert!(ok, "{issued}");
+    Ok(issued["certificate"]["serial"]
+        .as_str()
+        .ok_or("no serial")?
+        .to_owned())
+}
+
+#[test]
+fn revoking_a_name_revokes_every_certificate_of_it_once() -> TestResult {
+    let tmp = TempDir::new()?;
+    let ca = tmp.path().join("ca");
+    let (ok, init) = run(&["init", "--dir", s(&ca)])?;
+    assert!(ok, "{init}");
+    let x1 = issue_department(&ca, "tax-office", &tmp.path().join("x1"))?;
+    let x2 = issue_department(&ca, "tax-office", &tmp.path().join("x2"))?;
+    let y = issue_department(&ca, "housing-bureau", &tmp.path().join("y"))?;
+    let sorted = |v: &Value| -> Vec<String> {
+        let mut all: Vec<String> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.sort();
+        all
+    };
+    let mut both = vec![x1.clone(), x2.clone()];
+    both.sort();
+
+    let (ok, revoked) = run(&["revoke", "--dir", s(&ca), "--name", "tax-office"])?;
+    assert!(ok, "{revoked}");
+    assert_eq!(sorted(&revoked["serials"]), both, "{revoked}");
+    assert_eq!(revoked["revoked"], revoked["serials"][0], "{revoked}");
+    let (ok, crl) = run(&["inspect", s(&ca.join("crl.pem"))])?;
+    assert!(ok, "{crl}");
+    assert_eq!(sorted(&crl["crl"]["revoked"]), both, "{crl}");
+    assert_eq!(crl["crl"]["crl_number"], "2");
+
+    // Again: the same serials, no new CRL entries.
+    let (ok, again) = run(&["revoke", "--dir", s(&ca), "--name", "tax-office"])?;
+    assert!(ok, "{again}");
+    assert_eq!(sorted(&again["serials"]), both, "{again}");
+    let (_, crl) = run(&["inspect", s(&ca.join("crl.pem"))])?;
+    assert_eq!(sorted(&crl["crl"]["revoked"]), both, "{crl}");
+    assert_eq!(crl["crl"]["crl_number"], "2");
+
+    let (ok, nobody) = run(&["revoke", "--dir", s(&ca), "--name", "nobody"])?;
+    assert!(!ok);
+    assert_eq!(nobody["error"]["code"], "pki.unknown_name");
+
+    let (ok, by_serial) = run(&["revoke", "--dir", s(&ca), "--serial", &y])?;
+    assert!(ok, "{by_serial}");
+    assert_eq!(by_serial["serials"], serde_json::json!([y]));
+    Ok(())
+}
