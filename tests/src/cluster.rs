@@ -291,6 +291,10 @@ pub async fn converged(pki: &TestPki, addrs: &[SocketAddr]) -> Vec<NodeStatus> {
                 && s.applied_index == first.applied_index
                 && s.log_size == first.log_size
                 && s.documents == first.documents
+                // Membership entries do not move the vault's applied
+                // index: agree on the members too, or a follower still on
+                // the previous membership passes for converged.
+                && s.members == first.members
         });
         agree.then_some(all)
     })

@@ -98,6 +98,10 @@ async fn create_request(
             ),
         ));
     }
+    // A follower may not have applied a document just registered through
+    // another node: catch up before resolving, or the request would
+    // resolve to nothing (a no-op on a single node).
+    ctx.consensus.linearize().await?;
     let documents = resolve(ctx, &request)?;
     let request_id = request.id(&signature);
     let entry = RequestEntry {
