@@ -15,6 +15,7 @@ use pki::{
     ResidentId, Role, Signature,
 };
 use serde::{Deserialize, Serialize};
+use vault_client::wire::PageFill;
 use vault_client::{DocumentId, ErrorCode};
 
 use crate::engine::meta::{Cf, MetaStore, StoreError, Write};
@@ -427,6 +428,86 @@ pub fn document(
 /// Reads a blob entry.
 pub fn blob(state: &dyn MetaStore, hash: &ContentHash) -> Result<Option<BlobEntry>, StateError> {
     read(state, Cf::Blobs, hash.as_bytes())
+}
+
+/// Most index keys one page of a listing scans (its items are filtered, so
+/// a page may hold fewer; its `next_cursor` then names where the scan
+/// stopped and the next page goes on from there).
+pub const PAGE_SCAN_MAX: usize = 10_000;
+
+/// What a page's reader makes of one index key.
+pub enum Step<T> {
+    /// An item for the page.
+    Item(T),
+    /// Not for this caller (filtered out); the scan goes on.
+    Skip,
+    /// The listing ends before this key.
+    End,
+}
+
+/// One page of a listing; here its cursor is the hex of the next key's
+/// tail after the listing's prefix.
+pub use vault_client::wire::Page;
+
+/// One page of the index keys under `prefix` in `cf`, from the key
+/// `prefix | from` on (the start when `from` is `None`): each key is read by
+/// `item`, and items fill `fill` (bounded in count and in encoded bytes,
+/// see [`PageFill`]). At most [`PAGE_SCAN_MAX`] keys are scanned.
+pub fn page<T: Serialize>(
+    state: &dyn MetaStore,
+    cf: Cf,
+    prefix: &[u8],
+    from: Option<&[u8]>,
+    mut fill: PageFill,
+    item: &mut dyn FnMut(&[u8]) -> Result<Step<T>, Refusal>,
+) -> Result<Page<T>, Refusal> {
+    let store = |e: StoreError| Refusal::from(StateError::from(e));
+    let keys = match from {
+        None => state
+            .scan_prefix(cf, prefix, PAGE_SCAN_MAX + 1)
+            .map_err(store)?,
+        Some(tail) => {
+            let start = [prefix, tail].concat();
+            let mut keys = state
+                .scan_from(cf, &start, PAGE_SCAN_MAX + 1)
+                .map_err(store)?;
+            keys.retain(|(key, _)| key.starts_with(prefix));
+            keys
+        }
+    };
+    let cursor = |key: &[u8]| Some(vault_client::wire::encode_cursor(&key[prefix.len()..]));
+    let mut items = Vec::new();
+    for (n, (key, _)) in keys.iter().enumerate() {
+        if n == PAGE_SCAN_MAX || fill.is_full() {
+            return Ok(Page {
+                items,
+                next_cursor: cursor(key),
+            });
+        }
+        match item(key)? {
+            Step::Skip => continue,
+            Step::End => break,
+            Step::Item(value) => {
+                if !fill.admit(vault_client::wire::encoded_len(&value)) {
+                    return Ok(Page {
+                        items,
+                        next_cursor: cursor(key),
+                    });
+                }
+                items.push(value);
+            }
+        }
+    }
+    Ok(Page {
+        items,
+        next_cursor: None,
+    })
+}
+
+/// The cursor a request carries, decoded (refused as
+/// [`ErrorCode::InvalidArgument`] when no page handed it out).
+pub fn page_from(cursor: Option<&str>) -> Result<Option<Vec<u8>>, Refusal> {
+    vault_client::wire::decode_cursor(cursor).map_err(|e| Refusal::new(e.code(), e.to_string()))
 }
 
 /// Most index entries one listing scans before filtering.
