@@ -1099,12 +1099,98 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_page_holds_at_least_one_item_and_stops_before_its_byte_budget() {
+        let mut fill = PageFill::new(None, PAGE_LEN_MAX);
+        assert!(
+            fill.admit(RESPONSE_FRAME_LEN_MAX),
+            "the first item always fits"
+        );
+        assert!(!fill.admit(1), "nothing joins an over-budget page");
+        let mut fill = PageFill::new(None, PAGE_LEN_MAX);
+        let item = 100_000;
+        let mut admitted = 0;
+        while fill.admit(item) {
+            admitted += 1;
+        }
+        assert_eq!(admitted, PAGE_BYTES_MAX / (item + 1));
+        assert!(fill.bytes() <= PAGE_BYTES_MAX);
+    }
+
+    #[test]
+    fn a_page_holds_at_most_its_limit_capped_at_the_maximum() {
+        let count = |limit| {
+            let mut fill = PageFill::new(limit, LIST_LEN_MAX);
+            (0..PAGE_LEN_MAX * 2).take_while(|_| fill.admit(1)).count()
+        };
+        assert_eq!(count(None), LIST_LEN_MAX);
+        assert_eq!(count(Some(7)), 7);
+        assert_eq!(count(Some(0)), 1, "a page always advances");
+        assert_eq!(count(Some(u32::MAX)), PAGE_LEN_MAX);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_strangers_are_refused() {
+        let tail = [0u8, 1, 0xfe, 0xff];
+        let cursor = encode_cursor(&tail);
+        assert_eq!(decode_cursor(Some(&cursor)), Ok(Some(tail.to_vec())));
+        assert_eq!(decode_cursor(None), Ok(None));
+        assert_eq!(
+            decode_cursor(Some("zz")).unwrap_err().code(),
+            ErrorCode::InvalidArgument
+        );
+        let long = "00".repeat(CURSOR_LEN_MAX);
+        assert_eq!(decode_cursor(Some(&long)), Err(CursorError));
+    }
+
+    #[test]
+    fn old_requests_without_paging_fields_still_decode() {
+        let old: Request = decode_frame_body(br#"{"type":"pending_requests"}"#).unwrap();
+        assert_eq!(
+            old,
+            Request::PendingRequests {
+                cursor: None,
+                limit: None
+            }
+        );
+        let old: Request = decode_frame_body(br#"{"type":"accesses","all":true}"#).unwrap();
+        assert!(matches!(
+            old,
+            Request::Accesses {
+                all: true,
+                cursor: None,
+                limit: None,
+                tree_size: None
+            }
+        ));
+        let old: Response = decode_frame_body(br#"{"type":"grant_list","grants":[]}"#).unwrap();
+        assert_eq!(
+            old,
+            Response::GrantList {
+                grants: Vec::new(),
+                next_cursor: None
+            }
+        );
+    }
+
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode_frame_body::<Request>(&bytes);
             let _ = decode_frame_body::<Response>(&bytes);
             let _ = decode_frame::<Request>(&bytes, FRAME_LEN_MAX);
+        }
+
+        #[test]
+        fn a_page_of_arbitrary_items_stays_within_its_budget(
+            items in proptest::collection::vec(0..RESPONSE_FRAME_LEN_MAX, 1..200),
+            limit in proptest::option::of(any::<u32>()),
+        ) {
+            let mut fill = PageFill::new(limit, PAGE_LEN_MAX);
+            let admitted: Vec<usize> = items.iter().copied().take_while(|&i| fill.admit(i)).collect();
+            prop_assert!(!admitted.is_empty());
+            prop_assert!(admitted.len() == 1 || fill.bytes() <= PAGE_BYTES_MAX);
+            prop_assert!(admitted.len() <= PAGE_LEN_MAX);
         }
 
         #[test]

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pki::{RequestId, RequestScope};
-use tests::{connect, kind, pseudo_random_bytes, purpose, resident, vault_cli, NodeProcess, TestPki};
-use vault_client::wire::{
-    encode_frame, Request, Response, PAGE_BYTES_MAX, RESPONSE_FRAME_LEN_MAX,
+use tests::{
+    connect, kind, pseudo_random_bytes, purpose, resident, vault_cli, NodeProcess, TestPki,
 };
+use vault_client::wire::{encode_frame, Request, Response, PAGE_BYTES_MAX, RESPONSE_FRAME_LEN_MAX};
 use vault_client::{ClientError, DocumentId, VaultClient};
 
 /// Fetch entries the issuer makes about resident-1.
@@ -117,7 +117,10 @@ fn cli_lists_everything(pki: &TestPki, node: std::net::SocketAddr, requests: usi
     let me = pki.identity_dir("resident-1");
     let timed = Instant::now();
     let out = vault_cli(&me, node, &["accesses"]).unwrap();
-    println!("cli: vault accesses listed {FETCHES} in {:?}", timed.elapsed());
+    println!(
+        "cli: vault accesses listed {FETCHES} in {:?}",
+        timed.elapsed()
+    );
     assert!(out.success, "{}", out.stderr);
     assert_eq!(out.json["accesses"].as_array().unwrap().len(), FETCHES);
     assert_eq!(out.json["truncated"], false);
@@ -179,8 +182,15 @@ async fn page_sizes(
             } => (items_len(&requests), next_cursor),
             other => panic!("{other:?}"),
         };
-        assert!(frame <= RESPONSE_FRAME_LEN_MAX, "{what} page of {frame} bytes");
-        assert!(items.1 <= PAGE_BYTES_MAX, "{what} items of {} bytes", items.1);
+        assert!(
+            frame <= RESPONSE_FRAME_LEN_MAX,
+            "{what} page of {frame} bytes"
+        );
+        assert!(
+            items.1 <= PAGE_BYTES_MAX,
+            "{what} items of {} bytes",
+            items.1
+        );
         sizes.push(format!("{}x{}B", items.0, frame));
         match next {
             None => break,
@@ -205,7 +215,11 @@ async fn put_documents(civil: &VaultClient) -> Vec<DocumentId> {
     for seed in 0..DOCUMENTS_PER_REQUEST as u64 {
         let bytes = Arc::new(pseudo_random_bytes(16, seed + 1));
         let stored = civil
-            .put_bytes(bytes, &resident("resident-1"), &kind("marriage-certificate"))
+            .put_bytes(
+                bytes,
+                &resident("resident-1"),
+                &kind("marriage-certificate"),
+            )
             .await
             .unwrap();
         out.push(stored.document_id);

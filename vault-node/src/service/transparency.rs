@@ -259,7 +259,7 @@ async fn accesses(
             if index >= size {
                 return Ok(Step::End);
             }
-            access_record(store, index, size, request.all).map_err(Refusal::from)
+            access_record(store, index, size, request.all)
         },
     )?;
     Ok(Response::Accesses {
