@@ -95,11 +95,11 @@ pub enum Request {
     PendingRequests {
         /// Where the page starts: a previous page's `next_cursor`; the first
         /// page when absent.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
         /// Most items wanted (capped at [`PAGE_LEN_MAX`]; the page may hold
         /// fewer to stay within [`PAGE_BYTES_MAX`]).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
     /// A resident shows one pending request addressed to them (answered
@@ -126,10 +126,10 @@ pub enum Request {
     /// page (answered with [`Response::GrantList`]).
     Grants {
         /// Where the page starts (a previous page's `next_cursor`).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
         /// Most items wanted (capped at [`PAGE_LEN_MAX`]).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
     /// Show one grant the caller is party to.
@@ -175,15 +175,15 @@ pub enum Request {
         #[serde(default)]
         all: bool,
         /// Where the page starts (a previous page's `next_cursor`).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
         /// Most items wanted (capped at [`PAGE_LEN_MAX`]).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
         /// The tree size to prove against and list up to (the current
         /// checkpoint's when absent): a client walking the pages passes the
         /// first page's, so every page is checked against one checkpoint.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         tree_size: Option<u64>,
     },
     /// List the documents of a resident that the caller may see, one page,
@@ -192,11 +192,11 @@ pub enum Request {
         /// Whose documents.
         resident: ResidentId,
         /// Where the page starts (a previous page's `next_cursor`).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
         /// Most items wanted (capped at [`PAGE_LEN_MAX`]; [`LIST_LEN_MAX`]
         /// when absent).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
     /// A Raft RPC from another node (callers with a `node` certificate only).
@@ -368,7 +368,7 @@ pub enum Response {
         /// The documents, newest first.
         documents: Vec<DocumentView>,
         /// Where the next page starts; absent at the end.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         next_cursor: Option<String>,
     },
     /// Answer to `CreateRequest`.
@@ -382,7 +382,7 @@ pub enum Response {
         /// Pending requests.
         requests: Vec<RequestView>,
         /// Where the next page starts; absent at the end.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         next_cursor: Option<String>,
     },
     /// Answer to `ShowRequest`.
@@ -405,7 +405,7 @@ pub enum Response {
         /// The grants.
         grants: Vec<GrantView>,
         /// Where the next page starts; absent at the end.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         next_cursor: Option<String>,
     },
     /// Answer to `ShowGrant`.
@@ -471,7 +471,7 @@ pub enum Response {
         #[serde(default)]
         truncated: bool,
         /// Where the next page starts; absent at the end.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         next_cursor: Option<String>,
     },
     /// Answer to a [`Request::Raft`]: the JSON of the replication library's

@@ -90,6 +90,27 @@ async fn a_resident_with_5000_fetches_and_1000_requests_lists_them_all_and_appro
 
     cli_lists_everything(&pki, node.addr, REQUESTS);
 
+    // Documents page too: ten at a time, each once.
+    let (mut cursor, mut listed) = (None, Vec::new());
+    loop {
+        let page = r1
+            .list_page(&resident("resident-1"), cursor, Some(10))
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 10);
+        listed.extend(page.items.into_iter().map(|d| d.document_id));
+        match page.next_cursor {
+            None => break,
+            next => cursor = next,
+        }
+    }
+    // Newest first by the node's clock (seconds), ties in id order: the
+    // same documents, each once.
+    let mut want = documents.clone();
+    listed.sort();
+    want.sort();
+    assert_eq!(listed, want);
+
     // Approve the first request created through the library, the last
     // through `vault approve`: neither depends on a listing's first page.
     let view = r1.pending_request(first).await.unwrap();
@@ -133,6 +154,15 @@ fn cli_lists_everything(pki: &TestPki, node: std::net::SocketAddr, requests: usi
         out.json["documents"].as_array().unwrap().len(),
         DOCUMENTS_PER_REQUEST
     );
+
+    let out = vault_cli(
+        &me,
+        node,
+        &["list", "--resident", "resident-1", "--limit", "10"],
+    )
+    .unwrap();
+    assert_eq!(out.json["documents"].as_array().unwrap().len(), 10);
+    assert!(out.json["next_cursor"].is_string());
 
     // A script walks `vault requests` five at a time.
     let mut seen = HashSet::new();

@@ -434,6 +434,8 @@ pub fn blob(state: &dyn MetaStore, hash: &ContentHash) -> Result<Option<BlobEntr
 /// a page may hold fewer; its `next_cursor` then names where the scan
 /// stopped and the next page goes on from there).
 pub const PAGE_SCAN_MAX: usize = 10_000;
+/// Index keys read from the store at once while filling a page.
+pub const PAGE_SCAN_CHUNK: usize = 256;
 
 /// What a page's reader makes of one index key.
 pub enum Step<T> {
@@ -455,7 +457,8 @@ pub use vault_client::wire::Page;
 /// One page of the index keys under `prefix` in `cf`, from the key
 /// `prefix | from` on (the start when `from` is `None`): each key is read by
 /// `item`, and items fill `fill` (bounded in count and in encoded bytes,
-/// see [`PageFill`]). At most [`PAGE_SCAN_MAX`] keys are scanned.
+/// see [`PageFill`]). At most [`PAGE_SCAN_MAX`] keys are scanned, read in
+/// chunks of [`PAGE_SCAN_CHUNK`] (so little is read past the prefix).
 pub fn page<T: Serialize>(
     state: &dyn MetaStore,
     cf: Cf,
@@ -465,46 +468,41 @@ pub fn page<T: Serialize>(
     item: &mut ReadItem<'_, T>,
 ) -> Result<Page<T>, Refusal> {
     let store = |e: StoreError| Refusal::from(StateError::from(e));
-    let keys = match from {
-        None => state
-            .scan_prefix(cf, prefix, PAGE_SCAN_MAX + 1)
-            .map_err(store)?,
-        Some(tail) => {
-            let start = [prefix, tail].concat();
-            let mut keys = state
-                .scan_from(cf, &start, PAGE_SCAN_MAX + 1)
-                .map_err(store)?;
-            keys.retain(|(key, _)| key.starts_with(prefix));
-            keys
-        }
+    let done = |items, key: Option<&[u8]>| Page {
+        items,
+        next_cursor: key.map(|k| vault_client::wire::encode_cursor(&k[prefix.len()..])),
     };
-    let cursor = |key: &[u8]| Some(vault_client::wire::encode_cursor(&key[prefix.len()..]));
-    let mut items = Vec::new();
-    for (n, (key, _)) in keys.iter().enumerate() {
-        if n == PAGE_SCAN_MAX || fill.is_full() {
-            return Ok(Page {
-                items,
-                next_cursor: cursor(key),
-            });
-        }
-        match item(key)? {
-            Step::Skip => continue,
-            Step::End => break,
-            Step::Item(value) => {
-                if !fill.admit(vault_client::wire::encoded_len(&value)) {
-                    return Ok(Page {
-                        items,
-                        next_cursor: cursor(key),
-                    });
+    let mut start = [prefix, from.unwrap_or_default()].concat();
+    let (mut items, mut scanned) = (Vec::new(), 0);
+    loop {
+        let keys = state
+            .scan_from(cf, &start, PAGE_SCAN_CHUNK)
+            .map_err(store)?;
+        for (key, _) in &keys {
+            if !key.starts_with(prefix) {
+                return Ok(done(items, None));
+            }
+            if scanned == PAGE_SCAN_MAX || fill.is_full() {
+                return Ok(done(items, Some(key)));
+            }
+            scanned += 1;
+            match item(key)? {
+                Step::Skip => {}
+                Step::End => return Ok(done(items, None)),
+                Step::Item(value) => {
+                    if !fill.admit(vault_client::wire::encoded_len(&value)) {
+                        return Ok(done(items, Some(key)));
+                    }
+                    items.push(value);
                 }
-                items.push(value);
             }
         }
+        match keys.last() {
+            // The least key after the last one read.
+            Some((last, _)) if keys.len() == PAGE_SCAN_CHUNK => start = [&last[..], &[0]].concat(),
+            _ => return Ok(done(items, None)),
+        }
     }
-    Ok(Page {
-        items,
-        next_cursor: None,
-    })
 }
 
 /// The cursor a request carries, decoded (refused as
@@ -769,6 +767,8 @@ mod tests {
                     Vec::new(),
                 )
             })
+            // A key under the next prefix must never show up in a page of "p".
+            .chain([put(Cf::ByResident, b"q\0\0\0\0".to_vec(), Vec::new())])
             .collect();
         store.write(&writes).unwrap();
         store
