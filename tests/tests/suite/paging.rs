@@ -90,6 +90,33 @@ async fn a_resident_with_5000_fetches_and_1000_requests_lists_them_all_and_appro
 
     cli_lists_everything(&pki, node.addr, REQUESTS);
 
+    // An auditor's pages of log entries are bounded in bytes too, and
+    // `vault audit verify` reads them all (short pages included).
+    let auditor = connect(&pki, "auditor", node.addr).await.unwrap();
+    let response = auditor
+        .call(&Request::LogEntries {
+            start: 0,
+            count: 1_000,
+        })
+        .await
+        .unwrap();
+    let frame = encode_frame(&response).unwrap().len();
+    let Response::LogEntries { entries, .. } = response else {
+        panic!("{response:?}");
+    };
+    println!("log_entries: {} entries in {frame} bytes", entries.len());
+    assert!(!entries.is_empty() && items_len(&entries).1 <= PAGE_BYTES_MAX);
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let out = vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &["audit", "verify", "--state", state_dir],
+    )
+    .unwrap();
+    assert!(out.success, "{:?}", out.json);
+    assert!(out.json["entries_checked"].as_u64().unwrap() > (FETCHES + REQUESTS) as u64);
+
     // Documents page too: ten at a time, each once.
     let (mut cursor, mut listed) = (None, Vec::new());
     loop {
