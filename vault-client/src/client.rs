@@ -31,7 +31,7 @@ use crate::sink::{read_full, FileSink, PartState, FILE_CHUNK_BYTES};
 use crate::transport::{self, PeerCertError};
 use crate::tree::{RangeDecoder, GROUP_SIZE};
 use crate::wire::{
-    ByteRange, DocumentId, DocumentView, GrantView, Request, RequestView, Response,
+    ByteRange, DocumentId, DocumentView, GrantView, Page, Request, RequestView, Response,
     DOCUMENT_SIZE_MAX, RESET_INTEGRITY, RESPONSE_FRAME_LEN_MAX,
 };
 
@@ -361,10 +361,38 @@ impl VaultClient {
         }
     }
 
-    /// A resident's pending requests.
+    /// A resident's pending requests: every page.
     pub async fn pending_requests(&self) -> Result<Vec<RequestView>, ClientError> {
-        match self.call(&Request::PendingRequests).await? {
-            Response::Requests { requests } => Ok(requests),
+        walk(|cursor| self.pending_requests_page(cursor, None)).await
+    }
+
+    /// One page of a resident's pending requests, from `cursor` (a
+    /// previous page's `next_cursor`; the first page when `None`).
+    pub async fn pending_requests_page(
+        &self,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<Page<RequestView>, ClientError> {
+        match self
+            .call(&Request::PendingRequests { cursor, limit })
+            .await?
+        {
+            Response::Requests {
+                requests,
+                next_cursor,
+            } => Ok(Page {
+                items: requests,
+                next_cursor,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One pending request addressed to the resident (whatever page it
+    /// would be on).
+    pub async fn pending_request(&self, request_id: RequestId) -> Result<RequestView, ClientError> {
+        match self.call(&Request::ShowRequest { request_id }).await? {
+            Response::RequestDetail { request } => Ok(request),
             other => Err(unexpected(&other)),
         }
     }
@@ -433,10 +461,25 @@ impl VaultClient {
         }
     }
 
-    /// Grants the caller gave (resident) or holds (department).
+    /// Grants the caller gave (resident) or holds (department): every page.
     pub async fn grants(&self) -> Result<Vec<GrantView>, ClientError> {
-        match self.call(&Request::Grants).await? {
-            Response::GrantList { grants } => Ok(grants),
+        walk(|cursor| self.grants_page(cursor, None)).await
+    }
+
+    /// One page of the caller's grants, from `cursor`.
+    pub async fn grants_page(
+        &self,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<Page<GrantView>, ClientError> {
+        match self.call(&Request::Grants { cursor, limit }).await? {
+            Response::GrantList {
+                grants,
+                next_cursor,
+            } => Ok(Page {
+                items: grants,
+                next_cursor,
+            }),
             other => Err(unexpected(&other)),
         }
     }
@@ -556,29 +599,94 @@ impl VaultClient {
         Ok(response)
     }
 
-    /// A resident's own log entries, each checked: its tag against the
-    /// salt, its detail against the commitment, its inclusion proof against
-    /// the signed checkpoint.
+    /// A resident's own log entries, every page, each checked: its tag
+    /// against the salt, its detail against the commitment, its inclusion
+    /// proof against one signed checkpoint (the first page's: later pages
+    /// are asked for proofs against its size, see [`Self::accesses_page`]).
     /// With `all`, every entry about the resident; else fetches only. The
-    /// flag returned says older entries were left out.
+    /// flag returned is always `false` (nothing is left out); it is kept
+    /// for callers of the single-page version.
     pub async fn accesses(
         &self,
         all: bool,
     ) -> Result<(pki::Checkpoint, Vec<VerifiedAccess>, bool), ClientError> {
-        let (note, salt, records, truncated) = match self.call(&Request::Accesses { all }).await? {
+        let first = self.accesses_page(all, None, None, None).await?;
+        let checkpoint = first.checkpoint;
+        let mut out = first.entries;
+        let mut cursor = first.next_cursor;
+        let mut pages = 1;
+        while let Some(at) = cursor {
+            if pages >= WALK_PAGES_MAX {
+                return Err(too_many_pages());
+            }
+            let page = self
+                .accesses_page(all, Some(at.clone()), None, Some(&checkpoint))
+                .await?;
+            let after = out.last().map(|a: &VerifiedAccess| a.index);
+            let ordered = page.entries.first().map(|a| a.index) > after;
+            if page.next_cursor.as_ref() == Some(&at) || !(ordered || page.entries.is_empty()) {
+                return Err(no_progress());
+            }
+            out.extend(page.entries);
+            cursor = page.next_cursor;
+            pages += 1;
+        }
+        Ok((checkpoint, out, false))
+    }
+
+    /// One page of a resident's own log entries, oldest first, from
+    /// `cursor`, each checked as in [`Self::accesses`]. With `pinned`, the
+    /// node lists only entries below its size and proves them against it,
+    /// and they are checked against its root (a walk pins the first page's
+    /// checkpoint); else against the page's own signed checkpoint.
+    pub async fn accesses_page(
+        &self,
+        all: bool,
+        cursor: Option<String>,
+        limit: Option<u32>,
+        pinned: Option<&pki::Checkpoint>,
+    ) -> Result<AccessesPage, ClientError> {
+        let request = Request::Accesses {
+            all,
+            cursor,
+            limit,
+            tree_size: pinned.map(|c| c.size),
+        };
+        let (note, salt, records, next_cursor) = match self.call(&request).await? {
             Response::Accesses {
                 note,
                 salt,
                 entries,
-                truncated,
-            } => (note, salt, entries, truncated),
+                next_cursor,
+                ..
+            } => (note, salt, entries, next_cursor),
             other => return Err(unexpected(&other)),
         };
-        let checkpoint = pki::Checkpoint::verify_note(&note, &self.node_cert)?;
-        if records.is_empty() {
-            return Ok((checkpoint, Vec::new(), truncated));
-        }
-        let salt = hash(&salt)?;
+        let checkpoint = match pinned {
+            Some(c) => c.clone(),
+            None => pki::Checkpoint::verify_note(&note, &self.node_cert)?,
+        };
+        let entries = if records.is_empty() {
+            Vec::new()
+        } else {
+            self.verify_accesses(records, &salt, &checkpoint)?
+        };
+        Ok(AccessesPage {
+            checkpoint,
+            entries,
+            next_cursor,
+        })
+    }
+
+    /// Checks each record: its tag against the salt, its detail against
+    /// the entry's commitment, its inclusion proof against `checkpoint`.
+    fn verify_accesses(
+        &self,
+        records: Vec<crate::wire::AccessRecord>,
+        salt: &str,
+        checkpoint: &pki::Checkpoint,
+    ) -> Result<Vec<VerifiedAccess>, ClientError> {
+        let salt = hash(salt)?;
         let me = ResidentId::parse(self.identity.cert.name.as_str())?;
         let tag = pki::resident_tag(&salt, &me);
         let mut out = Vec::new();
@@ -610,16 +718,36 @@ impl VaultClient {
                 detail: record.detail,
             });
         }
-        Ok((checkpoint, out, truncated))
+        Ok(out)
     }
 
-    /// Lists the documents of `resident` the caller may see.
+    /// Lists the documents of `resident` the caller may see: every page,
+    /// newest first.
     pub async fn list(&self, resident: &ResidentId) -> Result<Vec<DocumentView>, ClientError> {
+        walk(|cursor| self.list_page(resident, cursor, None)).await
+    }
+
+    /// One page of the documents of `resident` the caller may see, from
+    /// `cursor`.
+    pub async fn list_page(
+        &self,
+        resident: &ResidentId,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<Page<DocumentView>, ClientError> {
         let request = Request::List {
             resident: resident.clone(),
+            cursor,
+            limit,
         };
         match self.call(&request).await? {
-            Response::Documents { documents } => Ok(documents),
+            Response::Documents {
+                documents,
+                next_cursor,
+            } => Ok(Page {
+                items: documents,
+                next_cursor,
+            }),
             other => Err(unexpected(&other)),
         }
     }
@@ -829,6 +957,59 @@ impl VaultClient {
         cache.insert(key, issuer.clone());
         Ok(issuer)
     }
+}
+
+/// Most pages one walk over a listing reads before giving up (a node that
+/// never ends its listing cannot keep a client reading forever).
+pub const WALK_PAGES_MAX: usize = 100_000;
+
+/// Reads every page of a listing: `page(cursor)` fetches one, from the
+/// previous page's `next_cursor`. A page whose `next_cursor` is the cursor
+/// it was asked for is refused (the walk would never end).
+async fn walk<T, F, Fut>(mut page: F) -> Result<Vec<T>, ClientError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, ClientError>>,
+{
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..WALK_PAGES_MAX {
+        let asked = cursor.clone();
+        let next = page(cursor.take()).await?;
+        out.extend(next.items);
+        match next.next_cursor {
+            None => return Ok(out),
+            Some(c) if Some(&c) == asked.as_ref() => return Err(no_progress()),
+            Some(c) => cursor = Some(c),
+        }
+    }
+    Err(too_many_pages())
+}
+
+fn no_progress() -> ClientError {
+    ClientError::local(
+        ErrorCode::Protocol,
+        "the node sent a page whose next cursor is the one asked for",
+    )
+}
+
+fn too_many_pages() -> ClientError {
+    ClientError::local(
+        ErrorCode::Protocol,
+        format!("the listing did not end within {WALK_PAGES_MAX} pages"),
+    )
+}
+
+/// One page of a resident's log entries, verified (from
+/// [`VaultClient::accesses_page`]).
+#[derive(Debug, Clone)]
+pub struct AccessesPage {
+    /// The checkpoint every entry's proof was checked against.
+    pub checkpoint: pki::Checkpoint,
+    /// The entries, oldest first.
+    pub entries: Vec<VerifiedAccess>,
+    /// Where the next page starts; `None` at the end.
+    pub next_cursor: Option<String>,
 }
 
 /// One of a resident's log entries, verified.

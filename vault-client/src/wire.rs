@@ -37,8 +37,21 @@ pub const RAFT_FRAME_LEN_MAX: usize = 16 * 1024 * 1024;
 pub const FRAME_PREFIX_LEN: usize = 4;
 /// Largest document the vault accepts, in bytes (4 GiB).
 pub const DOCUMENT_SIZE_MAX: u64 = 4 << 30;
-/// Most documents one `list` response carries.
+/// Most documents one `list` response carries when the request names no
+/// `limit` (older clients).
 pub const LIST_LEN_MAX: usize = 200;
+/// Largest encoded size of the items of one page of a listing, in bytes.
+/// The node stops filling a page before the next item would pass it (a
+/// page always holds at least one item), so a page's response fits in
+/// [`RESPONSE_FRAME_LEN_MAX`] with room to spare for the rest of it (the
+/// checkpoint note, the salt, the cursor, the JSON around the items), each
+/// far smaller than the half left over. See [`PageFill`].
+pub const PAGE_BYTES_MAX: usize = RESPONSE_FRAME_LEN_MAX / 2;
+/// Most items one page of a listing carries, whatever `limit` asks.
+pub const PAGE_LEN_MAX: usize = 1_000;
+/// Longest cursor a request may carry, in characters (lowercase hex of the
+/// next item's key).
+pub const CURSOR_LEN_MAX: usize = 256;
 /// Stream reset code: the node found stored bytes corrupt mid-transfer and
 /// stopped before sending them.
 pub const RESET_INTEGRITY: u32 = 1;
@@ -77,8 +90,24 @@ pub enum Request {
         /// The department's signature over `request.canonical_bytes()`.
         signature: Signature,
     },
-    /// A resident lists the pending requests addressed to them.
-    PendingRequests,
+    /// A resident lists the pending requests addressed to them, one page
+    /// (answered with [`Response::Requests`]).
+    PendingRequests {
+        /// Where the page starts: a previous page's `next_cursor`; the first
+        /// page when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Most items wanted (capped at [`PAGE_LEN_MAX`]; the page may hold
+        /// fewer to stay within [`PAGE_BYTES_MAX`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// A resident shows one pending request addressed to them (answered
+    /// with [`Response::RequestDetail`]), e.g. to approve it.
+    ShowRequest {
+        /// Which request.
+        request_id: RequestId,
+    },
     /// A resident approves a request with their consent signature.
     Approve {
         /// The request.
@@ -93,8 +122,16 @@ pub enum Request {
         /// The request.
         request_id: RequestId,
     },
-    /// List grants the caller gave (resident) or holds (department).
-    Grants,
+    /// List grants the caller gave (resident) or holds (department), one
+    /// page (answered with [`Response::GrantList`]).
+    Grants {
+        /// Where the page starts (a previous page's `next_cursor`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Most items wanted (capped at [`PAGE_LEN_MAX`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Show one grant the caller is party to.
     ShowGrant {
         /// Which grant.
@@ -107,7 +144,9 @@ pub enum Request {
     },
     /// The current signed checkpoint of the log.
     Checkpoint,
-    /// Log entries `[start, start + count)` (auditors).
+    /// Log entries `[start, start + count)` (auditors). The answer may
+    /// hold fewer (at most [`PAGE_LEN_MAX`], within [`PAGE_BYTES_MAX`]):
+    /// ask again from `start` plus the number received.
     LogEntries {
         /// First index.
         start: u64,
@@ -129,16 +168,36 @@ pub enum Request {
         /// The newer size.
         to: u64,
     },
-    /// A resident's own log entries, with details and inclusion proofs.
+    /// A resident's own log entries, with details and inclusion proofs,
+    /// one page, oldest first.
     Accesses {
         /// Every entry about the resident, not only fetches.
         #[serde(default)]
         all: bool,
+        /// Where the page starts (a previous page's `next_cursor`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Most items wanted (capped at [`PAGE_LEN_MAX`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        /// The tree size to prove against and list up to (the current
+        /// checkpoint's when absent): a client walking the pages passes the
+        /// first page's, so every page is checked against one checkpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tree_size: Option<u64>,
     },
-    /// List the documents of a resident that the caller may see.
+    /// List the documents of a resident that the caller may see, one page,
+    /// newest first.
     List {
         /// Whose documents.
         resident: ResidentId,
+        /// Where the page starts (a previous page's `next_cursor`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Most items wanted (capped at [`PAGE_LEN_MAX`]; [`LIST_LEN_MAX`]
+        /// when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     /// A Raft RPC from another node (callers with a `node` certificate only).
     Raft {
@@ -304,10 +363,13 @@ pub enum Response {
         /// Total bytes of pieces that follow this frame.
         encoded_len: u64,
     },
-    /// Answer to a `List`.
+    /// Answer to a `List`: one page.
     Documents {
-        /// The documents, newest first, at most [`LIST_LEN_MAX`].
+        /// The documents, newest first.
         documents: Vec<DocumentView>,
+        /// Where the next page starts; absent at the end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
     },
     /// Answer to `CreateRequest`.
     RequestCreated {
@@ -315,10 +377,18 @@ pub enum Response {
         /// resident, and to the department only in the grant.
         request_id: RequestId,
     },
-    /// Answer to `PendingRequests`.
+    /// Answer to `PendingRequests`: one page.
     Requests {
-        /// Pending requests, at most [`LIST_LEN_MAX`].
+        /// Pending requests.
         requests: Vec<RequestView>,
+        /// Where the next page starts; absent at the end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
+    },
+    /// Answer to `ShowRequest`.
+    RequestDetail {
+        /// The pending request.
+        request: RequestView,
     },
     /// Answer to `Approve`: the sealed grant.
     GrantIssued {
@@ -330,10 +400,13 @@ pub enum Response {
         /// The request.
         request_id: RequestId,
     },
-    /// Answer to `Grants`.
+    /// Answer to `Grants`: one page.
     GrantList {
-        /// The grants, at most [`LIST_LEN_MAX`].
+        /// The grants.
         grants: Vec<GrantView>,
+        /// Where the next page starts; absent at the end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
     },
     /// Answer to `ShowGrant`.
     GrantDetail {
@@ -391,11 +464,15 @@ pub enum Response {
         note: String,
         /// The resident's salt (hex), to check the tags.
         salt: String,
-        /// The resident's entries, oldest first.
+        /// The resident's entries on this page, oldest first, proven
+        /// against the request's `tree_size`, else against `note`.
         entries: Vec<AccessRecord>,
-        /// Older entries were left out (the newest 1 000 are returned).
+        /// More entries follow on later pages (`next_cursor` is set).
         #[serde(default)]
         truncated: bool,
+        /// Where the next page starts; absent at the end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
     },
     /// Answer to a [`Request::Raft`]: the JSON of the replication library's
     /// result (its reply or its error), opaque to this crate.
@@ -623,6 +700,96 @@ impl DocumentView {
     /// The issuing department.
     pub fn issuer(&self) -> &Name {
         &self.record.issuer
+    }
+}
+
+/// Fills one page of a listing within its bounds: at most `len_max` items
+/// (the request's `limit`, capped at [`PAGE_LEN_MAX`]) and at most
+/// [`PAGE_BYTES_MAX`] bytes of encoded items, but always at least one item,
+/// so a walk over the pages always advances. Pure bookkeeping: the node
+/// measures each item ([`encoded_len`]) and asks before adding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageFill {
+    bytes: usize,
+    len: usize,
+    len_max: usize,
+}
+
+impl PageFill {
+    /// A page for a request asking for `limit` items (`default` when absent).
+    pub fn new(limit: Option<u32>, default: usize) -> PageFill {
+        let wanted = limit.map_or(default, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        PageFill {
+            bytes: 0,
+            len: 0,
+            len_max: wanted.clamp(1, PAGE_LEN_MAX),
+        }
+    }
+
+    /// Whether an item of `item_bytes` encoded bytes fits, and if so counts
+    /// it (with its separating comma).
+    pub fn admit(&mut self, item_bytes: usize) -> bool {
+        let bytes = self.bytes.saturating_add(item_bytes).saturating_add(1);
+        if self.len > 0 && (self.len >= self.len_max || bytes > PAGE_BYTES_MAX) {
+            return false;
+        }
+        self.bytes = bytes;
+        self.len += 1;
+        true
+    }
+
+    /// Whether no further item can join (the item count is reached).
+    pub fn is_full(&self) -> bool {
+        self.len >= self.len_max
+    }
+
+    /// The encoded bytes of the items admitted so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// One page of a listing: its items and where the next page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items, in the listing's order.
+    pub items: Vec<T>,
+    /// The cursor of the next page (an opaque hex string); `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// How many bytes `item` takes in a JSON frame.
+pub fn encoded_len<T: Serialize>(item: &T) -> usize {
+    serde_json::to_vec(item).map_or(usize::MAX, |v| v.len())
+}
+
+/// Turns a key's tail into a cursor (lowercase hex).
+pub fn encode_cursor(tail: &[u8]) -> String {
+    hex::encode(tail)
+}
+
+/// Reads a cursor back into the key tail it names; `None` when absent.
+/// A cursor longer than [`CURSOR_LEN_MAX`] or not hex is refused with
+/// [`ErrorCode::InvalidArgument`].
+pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<Vec<u8>>, CursorError> {
+    let Some(text) = cursor else {
+        return Ok(None);
+    };
+    if text.len() > CURSOR_LEN_MAX {
+        return Err(CursorError);
+    }
+    hex::decode(text).map(Some).map_err(|_| CursorError)
+}
+
+/// A cursor that no page handed out (from [`decode_cursor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the cursor is not one a page handed out (hex, at most {CURSOR_LEN_MAX} characters)")]
+pub struct CursorError;
+
+impl CursorError {
+    /// The stable error code: [`ErrorCode::InvalidArgument`].
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidArgument
     }
 }
 
@@ -932,12 +1099,98 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_page_holds_at_least_one_item_and_stops_before_its_byte_budget() {
+        let mut fill = PageFill::new(None, PAGE_LEN_MAX);
+        assert!(
+            fill.admit(RESPONSE_FRAME_LEN_MAX),
+            "the first item always fits"
+        );
+        assert!(!fill.admit(1), "nothing joins an over-budget page");
+        let mut fill = PageFill::new(None, PAGE_LEN_MAX);
+        let item = 100_000;
+        let mut admitted = 0;
+        while fill.admit(item) {
+            admitted += 1;
+        }
+        assert_eq!(admitted, PAGE_BYTES_MAX / (item + 1));
+        assert!(fill.bytes() <= PAGE_BYTES_MAX);
+    }
+
+    #[test]
+    fn a_page_holds_at_most_its_limit_capped_at_the_maximum() {
+        let count = |limit| {
+            let mut fill = PageFill::new(limit, LIST_LEN_MAX);
+            (0..PAGE_LEN_MAX * 2).take_while(|_| fill.admit(1)).count()
+        };
+        assert_eq!(count(None), LIST_LEN_MAX);
+        assert_eq!(count(Some(7)), 7);
+        assert_eq!(count(Some(0)), 1, "a page always advances");
+        assert_eq!(count(Some(u32::MAX)), PAGE_LEN_MAX);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_strangers_are_refused() {
+        let tail = [0u8, 1, 0xfe, 0xff];
+        let cursor = encode_cursor(&tail);
+        assert_eq!(decode_cursor(Some(&cursor)), Ok(Some(tail.to_vec())));
+        assert_eq!(decode_cursor(None), Ok(None));
+        assert_eq!(
+            decode_cursor(Some("zz")).unwrap_err().code(),
+            ErrorCode::InvalidArgument
+        );
+        let long = "00".repeat(CURSOR_LEN_MAX);
+        assert_eq!(decode_cursor(Some(&long)), Err(CursorError));
+    }
+
+    #[test]
+    fn old_requests_without_paging_fields_still_decode() {
+        let old: Request = decode_frame_body(br#"{"type":"pending_requests"}"#).unwrap();
+        assert_eq!(
+            old,
+            Request::PendingRequests {
+                cursor: None,
+                limit: None
+            }
+        );
+        let old: Request = decode_frame_body(br#"{"type":"accesses","all":true}"#).unwrap();
+        assert!(matches!(
+            old,
+            Request::Accesses {
+                all: true,
+                cursor: None,
+                limit: None,
+                tree_size: None
+            }
+        ));
+        let old: Response = decode_frame_body(br#"{"type":"grant_list","grants":[]}"#).unwrap();
+        assert_eq!(
+            old,
+            Response::GrantList {
+                grants: Vec::new(),
+                next_cursor: None
+            }
+        );
+    }
+
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode_frame_body::<Request>(&bytes);
             let _ = decode_frame_body::<Response>(&bytes);
             let _ = decode_frame::<Request>(&bytes, FRAME_LEN_MAX);
+        }
+
+        #[test]
+        fn a_page_of_arbitrary_items_stays_within_its_budget(
+            items in proptest::collection::vec(0..RESPONSE_FRAME_LEN_MAX, 1..200),
+            limit in proptest::option::of(any::<u32>()),
+        ) {
+            let mut fill = PageFill::new(limit, PAGE_LEN_MAX);
+            let admitted: Vec<usize> = items.iter().copied().take_while(|&i| fill.admit(i)).collect();
+            prop_assert!(!admitted.is_empty());
+            prop_assert!(admitted.len() == 1 || fill.bytes() <= PAGE_BYTES_MAX);
+            prop_assert!(admitted.len() <= PAGE_LEN_MAX);
         }
 
         #[test]

@@ -33,6 +33,8 @@ async fn raw_connect(
         &mut send,
         &Request::List {
             resident: resident("resident-1"),
+            cursor: None,
+            limit: None,
         },
     )
     .await
@@ -109,6 +111,8 @@ async fn handshake_refuses_foreign_expired_revoked_and_missing_certificates() {
         &mut send,
         &Request::List {
             resident: resident("resident-1"),
+            cursor: None,
+            limit: None,
         },
     )
     .await
@@ -185,6 +189,8 @@ async fn malformed_and_oversized_frames_get_codes_and_the_connection_keeps_servi
     // Same connection, valid request: still served.
     let list = vault_client::wire::encode_frame(&Request::List {
         resident: resident("resident-1"),
+        cursor: None,
+        limit: None,
     })
     .unwrap();
     assert!(matches!(

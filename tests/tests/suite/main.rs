@@ -7,6 +7,7 @@
 //!   1 GiB documents under a memory ceiling;
 //! - [`grants`]: consent and grants, request to revocation;
 //! - [`log`]: the tamper-evident access log and its audit;
+//! - [`paging`]: listings that outgrow a frame, read page by page;
 //! - [`cluster`]: three nodes replicating through Raft, blob copies,
 //!   scrubs and status;
 //! - [`faults`]: `kill -9`, SIGSTOP, purged logs and membership changes
@@ -31,4 +32,5 @@ mod e2e;
 mod faults;
 mod grants;
 mod log;
+mod paging;
 mod walkthrough;

@@ -15,6 +15,7 @@ use pki::{
     ResidentId, Role, Signature,
 };
 use serde::{Deserialize, Serialize};
+use vault_client::wire::PageFill;
 use vault_client::{DocumentId, ErrorCode};
 
 use crate::engine::meta::{Cf, MetaStore, StoreError, Write};
@@ -429,6 +430,87 @@ pub fn blob(state: &dyn MetaStore, hash: &ContentHash) -> Result<Option<BlobEntr
     read(state, Cf::Blobs, hash.as_bytes())
 }
 
+/// Most index keys one page of a listing scans (its items are filtered, so
+/// a page may hold fewer; its `next_cursor` then names where the scan
+/// stopped and the next page goes on from there).
+pub const PAGE_SCAN_MAX: usize = 10_000;
+/// Index keys read from the store at once while filling a page.
+pub const PAGE_SCAN_CHUNK: usize = 256;
+
+/// What a page's reader makes of one index key.
+pub enum Step<T> {
+    /// An item for the page.
+    Item(T),
+    /// Not for this caller (filtered out); the scan goes on.
+    Skip,
+    /// The listing ends before this key.
+    End,
+}
+
+/// How a page reads one index key (given the whole key).
+pub type ReadItem<'a, T> = dyn FnMut(&[u8]) -> Result<Step<T>, Refusal> + 'a;
+
+/// One page of a listing; here its cursor is the hex of the next key's
+/// tail after the listing's prefix.
+pub use vault_client::wire::Page;
+
+/// One page of the index keys under `prefix` in `cf`, from the key
+/// `prefix | from` on (the start when `from` is `None`): each key is read by
+/// `item`, and items fill `fill` (bounded in count and in encoded bytes,
+/// see [`PageFill`]). At most [`PAGE_SCAN_MAX`] keys are scanned, read in
+/// chunks of [`PAGE_SCAN_CHUNK`] (so little is read past the prefix).
+pub fn page<T: Serialize>(
+    state: &dyn MetaStore,
+    cf: Cf,
+    prefix: &[u8],
+    from: Option<&[u8]>,
+    mut fill: PageFill,
+    item: &mut ReadItem<'_, T>,
+) -> Result<Page<T>, Refusal> {
+    let store = |e: StoreError| Refusal::from(StateError::from(e));
+    let done = |items, key: Option<&[u8]>| Page {
+        items,
+        next_cursor: key.map(|k| vault_client::wire::encode_cursor(&k[prefix.len()..])),
+    };
+    let mut start = [prefix, from.unwrap_or_default()].concat();
+    let (mut items, mut scanned) = (Vec::new(), 0);
+    loop {
+        let keys = state
+            .scan_from(cf, &start, PAGE_SCAN_CHUNK)
+            .map_err(store)?;
+        for (key, _) in &keys {
+            if !key.starts_with(prefix) {
+                return Ok(done(items, None));
+            }
+            if scanned == PAGE_SCAN_MAX || fill.is_full() {
+                return Ok(done(items, Some(key)));
+            }
+            scanned += 1;
+            match item(key)? {
+                Step::Skip => {}
+                Step::End => return Ok(done(items, None)),
+                Step::Item(value) => {
+                    if !fill.admit(vault_client::wire::encoded_len(&value)) {
+                        return Ok(done(items, Some(key)));
+                    }
+                    items.push(value);
+                }
+            }
+        }
+        match keys.last() {
+            // The least key after the last one read.
+            Some((last, _)) if keys.len() == PAGE_SCAN_CHUNK => start = [&last[..], &[0]].concat(),
+            _ => return Ok(done(items, None)),
+        }
+    }
+}
+
+/// The cursor a request carries, decoded (refused as
+/// [`ErrorCode::InvalidArgument`] when no page handed it out).
+pub fn page_from(cursor: Option<&str>) -> Result<Option<Vec<u8>>, Refusal> {
+    vault_client::wire::decode_cursor(cursor).map_err(|e| Refusal::new(e.code(), e.to_string()))
+}
+
 /// Most index entries one listing scans before filtering.
 pub const LIST_SCAN_MAX: usize = 10_000;
 
@@ -672,5 +754,119 @@ mod tests {
         assert_eq!(err, StateError::Store(StoreError::DiskFull));
         assert_eq!(document(ledger.store(), e.document_id).unwrap(), None);
         assert_eq!(applied_index(ledger.store()).unwrap(), 1);
+    }
+
+    /// `count` index keys `b"p" | i u32 BE` in [`Cf::ByResident`].
+    fn index_of(count: u32) -> MemStore {
+        let store = MemStore::new();
+        let writes: Vec<Write> = (0..count)
+            .map(|i| {
+                put(
+                    Cf::ByResident,
+                    [&b"p"[..], &i.to_be_bytes()].concat(),
+                    Vec::new(),
+                )
+            })
+            // A key under the next prefix must never show up in a page of "p".
+            .chain([put(Cf::ByResident, b"q\0\0\0\0".to_vec(), Vec::new())])
+            .collect();
+        store.write(&writes).unwrap();
+        store
+    }
+
+    fn index_item(key: &[u8]) -> u32 {
+        u32::from_be_bytes(key[1..5].try_into().unwrap())
+    }
+
+    /// Walks every page, checking each against the byte budget.
+    fn walk<T: Serialize>(
+        store: &MemStore,
+        limit: Option<u32>,
+        item: &mut ReadItem<'_, T>,
+    ) -> Vec<Vec<T>> {
+        let (mut pages, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let from = page_from(cursor.as_deref()).unwrap();
+            let fill = PageFill::new(limit, LIST_LEN_MAX);
+            let page = page(store, Cf::ByResident, b"p", from.as_deref(), fill, item).unwrap();
+            let bytes = vault_client::wire::encoded_len(&page.items);
+            assert!(
+                page.items.len() == 1 || bytes <= vault_client::wire::PAGE_BYTES_MAX + 1,
+                "{bytes}"
+            );
+            pages.push(page.items);
+            match page.next_cursor {
+                None => return pages,
+                Some(next) => cursor = Some(next),
+            }
+        }
+    }
+
+    #[test]
+    fn pages_of_large_items_stay_within_the_byte_budget_and_cover_every_item() {
+        use vault_client::wire::{encode_frame, PAGE_BYTES_MAX as BUDGET};
+        let store = index_of(40);
+        // 100 KB items: five to a page (the sixth would pass the budget).
+        let mut big = |key: &[u8]| Ok(Step::Item((index_item(key), "x".repeat(100_000))));
+        let pages = walk(&store, Some(1_000), &mut big);
+        assert_eq!(pages.len(), 8);
+        assert!(pages.iter().all(|p| p.len() == BUDGET / 100_020));
+        for p in &pages {
+            let frame = encode_frame(&vault_client::wire::Response::GrantList {
+                grants: Vec::new(),
+                next_cursor: Some("00".repeat(8)),
+            })
+            .unwrap()
+            .len()
+                + vault_client::wire::encoded_len(p);
+            assert!(frame <= vault_client::wire::RESPONSE_FRAME_LEN_MAX);
+        }
+        let seen: Vec<u32> = pages.concat().into_iter().map(|(i, _)| i).collect();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        // An item larger than the budget still makes progress, alone.
+        let mut huge = |key: &[u8]| Ok(Step::Item((index_item(key), "x".repeat(BUDGET + 1))));
+        let pages = walk(&store, None, &mut huge);
+        assert_eq!(pages.len(), 40);
+    }
+
+    #[test]
+    fn pages_honour_the_limit_skip_filtered_keys_and_stop_at_the_end() {
+        let store = index_of(25);
+        let mut odd = |key: &[u8]| {
+            let i = index_item(key);
+            Ok(match i {
+                20.. => Step::End,
+                i if i % 2 == 1 => Step::Item(i),
+                _ => Step::Skip,
+            })
+        };
+        let pages = walk(&store, Some(3), &mut odd);
+        let lens: Vec<usize> = pages.iter().map(Vec::len).collect();
+        assert_eq!(lens, [3, 3, 3, 1]);
+        assert_eq!(pages.concat(), [1, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
+    }
+
+    #[test]
+    fn a_page_scans_at_most_its_scan_budget_and_says_where_it_stopped() {
+        let store = index_of(PAGE_SCAN_MAX as u32 + 5);
+        let mut none = |_: &[u8]| Ok(Step::<u32>::Skip);
+        let fill = PageFill::new(None, LIST_LEN_MAX);
+        let first = page(&store, Cf::ByResident, b"p", None, fill, &mut none).unwrap();
+        assert!(first.items.is_empty());
+        let cursor = first.next_cursor.unwrap();
+        assert_eq!(cursor, hex::encode((PAGE_SCAN_MAX as u32).to_be_bytes()));
+        let from = page_from(Some(&cursor)).unwrap();
+        let mut all = |key: &[u8]| Ok(Step::Item(index_item(key)));
+        let rest = page(
+            &store,
+            Cf::ByResident,
+            b"p",
+            from.as_deref(),
+            fill,
+            &mut all,
+        )
+        .unwrap();
+        assert_eq!(rest.items.len(), 5);
+        assert_eq!(rest.next_cursor, None);
     }
 }

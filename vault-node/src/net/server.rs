@@ -277,7 +277,13 @@ async fn handle(
         Request::FetchBlob { content_hash } => {
             return serve_fetch_blob(services, caller, content_hash, send).await
         }
-        Request::List { resident } => services.documents.list(&caller.cert, &resident)?,
+        Request::List {
+            resident,
+            cursor,
+            limit,
+        } => services
+            .documents
+            .list(&caller.cert, &resident, cursor.as_deref(), limit)?,
         Request::Checkpoint
         | Request::LogEntries { .. }
         | Request::InclusionProof { .. }

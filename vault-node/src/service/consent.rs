@@ -9,12 +9,15 @@ use pki::{
     AccessRequest, GrantBody, GrantId, GrantedDocument, Identity, PeerCert, RequestId,
     RequestScope, Role, Signature,
 };
-use vault_client::wire::{GrantView, Request, RequestView, RequestedDocument, Response};
+use vault_client::wire::{
+    GrantView, PageFill, Request, RequestView, RequestedDocument, Response, PAGE_LEN_MAX,
+};
 use vault_client::ErrorCode;
 
 use crate::consensus::Consensus;
+use crate::engine::meta::Cf;
 use crate::engine::state::{
-    self, Applied, Command, DocumentEntry, GrantEntry, GrantSide, RequestEntry, RequestStatus,
+    self, Applied, Command, DocumentEntry, GrantEntry, GrantSide, RequestEntry, RequestStatus, Step,
 };
 use crate::rules::access::require_role;
 use crate::rules::clock::Clock;
@@ -51,14 +54,17 @@ pub async fn handle(
         Request::CreateRequest { request, signature } => {
             create_request(ctx, caller, request, signature).await
         }
-        Request::PendingRequests => pending(ctx, caller),
+        Request::PendingRequests { cursor, limit } => {
+            pending(ctx, caller, cursor.as_deref(), limit)
+        }
+        Request::ShowRequest { request_id } => show_request(ctx, caller, request_id),
         Request::Approve {
             request_id,
             body,
             consent,
         } => approve(ctx, caller, caller_der, request_id, body, consent).await,
         Request::Deny { request_id } => deny(ctx, caller, request_id).await,
-        Request::Grants => list_grants(ctx, caller),
+        Request::Grants { cursor, limit } => list_grants(ctx, caller, cursor.as_deref(), limit),
         Request::ShowGrant { grant_id } => show_grant(ctx, caller, grant_id),
         Request::RevokeGrant { grant_id } => revoke(ctx, caller, grant_id).await,
         other => Err(Refusal::new(
@@ -159,14 +165,50 @@ fn granted(entry: &DocumentEntry) -> GrantedDocument {
     }
 }
 
-fn pending(ctx: &Consent, caller: &PeerCert) -> Result<Response, Refusal> {
+/// One page of the pending requests addressed to the caller, in request
+/// id order (bounded in count and bytes: see [`state::page`]).
+fn pending(
+    ctx: &Consent,
+    caller: &PeerCert,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Response, Refusal> {
     let resident = resident_of(caller)?;
-    let entries = state::pending_requests(ctx.vault.store(), &resident).map_err(Refusal::from)?;
-    let mut requests = Vec::new();
-    for entry in entries {
-        requests.push(request_view(ctx, &entry)?);
-    }
-    Ok(Response::Requests { requests })
+    let store = ctx.vault.store();
+    let prefix = state::index_prefix(resident.as_str());
+    let from = state::page_from(cursor)?;
+    let fill = PageFill::new(limit, PAGE_LEN_MAX);
+    let page = state::page(
+        store,
+        Cf::PendingRequests,
+        &prefix,
+        from.as_deref(),
+        fill,
+        &mut |key| {
+            let id = RequestId::from_bytes(state::tail_id(key)?);
+            match state::request(store, id)? {
+                Some(entry) => Ok(Step::Item(request_view(ctx, &entry)?)),
+                None => Ok(Step::Skip),
+            }
+        },
+    )?;
+    Ok(Response::Requests {
+        requests: page.items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// One pending request addressed to the caller (refused like a decision:
+/// not found, not addressed to them, or already decided).
+fn show_request(
+    ctx: &Consent,
+    caller: &PeerCert,
+    request_id: RequestId,
+) -> Result<Response, Refusal> {
+    let entry = addressed(ctx, caller, request_id)?;
+    Ok(Response::RequestDetail {
+        request: request_view(ctx, &entry)?,
+    })
 }
 
 fn request_view(ctx: &Consent, entry: &RequestEntry) -> Result<RequestView, Refusal> {
@@ -301,16 +343,37 @@ fn side_of(caller: &PeerCert) -> Result<GrantSide, Refusal> {
     }
 }
 
-fn list_grants(ctx: &Consent, caller: &PeerCert) -> Result<Response, Refusal> {
+/// One page of the grants the caller gave (resident) or holds
+/// (department), in grant id order.
+fn list_grants(
+    ctx: &Consent,
+    caller: &PeerCert,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Response, Refusal> {
     let side = side_of(caller)?;
-    let entries =
-        state::grants_of(ctx.vault.store(), side, caller.name.as_str()).map_err(Refusal::from)?;
-    let grants = entries
-        .iter()
-        .filter(|e| is_party(caller, e))
-        .map(grant_view)
-        .collect();
-    Ok(Response::GrantList { grants })
+    let store = ctx.vault.store();
+    let prefix = state::grant_index_key(side, caller.name.as_str(), &[]);
+    let from = state::page_from(cursor)?;
+    let fill = PageFill::new(limit, PAGE_LEN_MAX);
+    let page = state::page(
+        store,
+        Cf::GrantIndex,
+        &prefix,
+        from.as_deref(),
+        fill,
+        &mut |key| {
+            let id = GrantId::from_bytes(state::tail_id(key)?);
+            Ok(match state::grant(store, id)? {
+                Some(entry) if is_party(caller, &entry) => Step::Item(grant_view(&entry)),
+                _ => Step::Skip,
+            })
+        },
+    )?;
+    Ok(Response::GrantList {
+        grants: page.items,
+        next_cursor: page.next_cursor,
+    })
 }
 
 /// Whether the caller is the grant's resident or its holder (by key).

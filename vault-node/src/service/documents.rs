@@ -127,12 +127,20 @@ impl Documents {
         })
     }
 
-    /// The caller's view of a resident's documents.
-    pub fn list(&self, caller: &PeerCert, resident: &ResidentId) -> Result<Response, Refusal> {
+    /// One page of the caller's view of a resident's documents, newest
+    /// first, from `cursor` on (see [`crate::storage::vault::Vault::list`]).
+    pub fn list(
+        &self,
+        caller: &PeerCert,
+        resident: &ResidentId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Response, Refusal> {
         let scope = access::check_list(caller, resident)?;
-        let entries = self.vault.list(resident, &scope)?;
+        let page = self.vault.list(resident, &scope, cursor, limit, &view)?;
         Ok(Response::Documents {
-            documents: entries.iter().map(view).collect(),
+            documents: page.items,
+            next_cursor: page.next_cursor,
         })
     }
 

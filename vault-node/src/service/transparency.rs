@@ -8,17 +8,20 @@ use std::time::{Duration, Instant};
 
 use pki::{Checkpoint, Identity, PeerCert, ResidentId, Role};
 use vault_client::merkle::{self, Hash, ProofError};
-use vault_client::wire::{AccessRecord, Response};
+use vault_client::wire::{AccessRecord, PageFill, Response, PAGE_LEN_MAX};
 use vault_client::ErrorCode;
 
 use crate::engine::log;
+use crate::engine::meta::{Cf, MetaStore, StoreError};
+use crate::engine::state::{self, Step};
 use crate::rules::access::require_role;
 use crate::storage::vault::Vault;
 use crate::Refusal;
 
 /// How long a verified checkpoint is reused before the log is re-verified.
 pub const CHECKPOINT_REUSE_MS: u64 = 1_000;
-/// Most entries returned to a resident at once.
+/// Most entries on one page of a resident's accesses when the request
+/// names no `limit`.
 pub const ACCESSES_MAX: usize = 1_000;
 
 /// What the log handlers use: the node's storage (the log lives in its
@@ -110,7 +113,20 @@ pub async fn handle(
             inclusion(ctx, index, size)
         }
         Request::ConsistencyProof { from, to } => consistency(ctx, from, to),
-        Request::Accesses { all } => accesses(ctx, caller, all).await,
+        Request::Accesses {
+            all,
+            cursor,
+            limit,
+            tree_size,
+        } => {
+            let page = AccessPage {
+                all,
+                cursor,
+                limit,
+                tree_size,
+            };
+            accesses(ctx, caller, page).await
+        }
         other => Err(Refusal::new(
             ErrorCode::Internal,
             format!("unrouted {other:?}"),
@@ -135,10 +151,15 @@ fn entries(
     )?;
     let entries = log::entries(ctx.vault.store(), start, count)
         .map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
-    Ok(Response::LogEntries {
-        start,
-        entries: entries.iter().map(hex::encode).collect(),
-    })
+    // Bounded in bytes as well as in count: the auditor asks again from
+    // `start` plus what it received.
+    let mut fill = PageFill::new(Some(u32::MAX), PAGE_LEN_MAX);
+    let entries = entries
+        .iter()
+        .map(hex::encode)
+        .take_while(|e| fill.admit(e.len() + 2))
+        .collect();
+    Ok(Response::LogEntries { start, entries })
 }
 
 fn check_size(ctx: &Transparency, size: u64) -> Result<(), Refusal> {
@@ -180,13 +201,35 @@ fn consistency(ctx: &Transparency, from: u64, to: u64) -> Result<Response, Refus
     })
 }
 
-/// The resident's newest entries (fetches only unless `all`), newest
-/// [`ACCESSES_MAX`]; `truncated` says older ones were left out. Refusals by
-/// strangers cannot push fetches out of the list.
-async fn accesses(ctx: &Transparency, caller: &PeerCert, all: bool) -> Result<Response, Refusal> {
+/// What one page of a resident's accesses asks for.
+struct AccessPage {
+    all: bool,
+    cursor: Option<String>,
+    limit: Option<u32>,
+    tree_size: Option<u64>,
+}
+
+/// One page of the resident's entries (fetches only unless `all`), oldest
+/// first, among the first `tree_size` entries of the log (the current
+/// checkpoint's size when absent), each with its inclusion proof against
+/// that size. The cursor is the next entry's index (hex, 8 bytes); the page
+/// is bounded in count and bytes ([`state::page`]). Refusals by strangers
+/// cannot push fetches out: the walk reaches every entry.
+async fn accesses(
+    ctx: &Transparency,
+    caller: &PeerCert,
+    request: AccessPage,
+) -> Result<Response, Refusal> {
     require_role(caller, Role::Resident, "read their own accesses")?;
     let resident = ResidentId::parse(caller.name.as_str())?;
-    let (size, _, note) = checkpoint(ctx).await?;
+    let (current, _, note) = checkpoint(ctx).await?;
+    let size = request.tree_size.unwrap_or(current);
+    if size > current {
+        return Err(Refusal::new(
+            ErrorCode::LogRange,
+            format!("the log's checkpoint has {current} entries, not {size}"),
+        ));
+    }
     let store = ctx.vault.store();
     let storage =
         |e: crate::engine::meta::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
@@ -196,37 +239,58 @@ async fn accesses(ctx: &Transparency, caller: &PeerCert, all: bool) -> Result<Re
             salt: String::new(),
             entries: Vec::new(),
             truncated: false,
+            next_cursor: None,
         });
     };
     let tag = pki::resident_tag(&salt, &resident);
-    let mut entries = Vec::new();
-    let mut truncated = false;
-    let indexes = log::indexes_of(store, &tag).map_err(storage)?;
-    for index in indexes.into_iter().rev().filter(|i| *i < size) {
-        let Some((entry, detail)) = log::entry_with_detail(store, index).map_err(storage)? else {
-            continue;
-        };
-        if !all && pki::LogEntry::parse(&entry).ok().map(|e| e.event) != Some(pki::LogEvent::Fetch)
-        {
-            continue;
-        }
-        if entries.len() >= ACCESSES_MAX {
-            truncated = true;
-            break;
-        }
-        let proof = merkle::inclusion_proof(index, size, &mut |s, l| log::subtree(store, s, l))?;
-        entries.push(AccessRecord {
-            index,
-            entry: hex::encode(entry),
-            detail,
-            inclusion_proof: proof.iter().map(hex::encode).collect(),
-        });
-    }
-    entries.reverse();
+    let from = state::page_from(request.cursor.as_deref())?;
+    let fill = PageFill::new(request.limit, ACCESSES_MAX);
+    let page = state::page(
+        store,
+        Cf::LogByTag,
+        &tag,
+        from.as_deref(),
+        fill,
+        &mut |key| {
+            let Some(index) = key.get(32..40).and_then(|b| b.try_into().ok()) else {
+                return Ok(Step::Skip);
+            };
+            let index = u64::from_be_bytes(index);
+            if index >= size {
+                return Ok(Step::End);
+            }
+            access_record(store, index, size, request.all)
+        },
+    )?;
     Ok(Response::Accesses {
         note,
         salt: hex::encode(salt),
-        entries,
-        truncated,
+        entries: page.items,
+        truncated: page.next_cursor.is_some(),
+        next_cursor: page.next_cursor,
     })
+}
+
+/// Entry `index` with its detail and its proof against `size`, if it is
+/// one the page shows.
+fn access_record(
+    store: &dyn MetaStore,
+    index: u64,
+    size: u64,
+    all: bool,
+) -> Result<Step<AccessRecord>, Refusal> {
+    let storage = |e: StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
+    let Some((entry, detail)) = log::entry_with_detail(store, index).map_err(storage)? else {
+        return Ok(Step::Skip);
+    };
+    if !all && pki::LogEntry::parse(&entry).ok().map(|e| e.event) != Some(pki::LogEvent::Fetch) {
+        return Ok(Step::Skip);
+    }
+    let proof = merkle::inclusion_proof(index, size, &mut |s, l| log::subtree(store, s, l))?;
+    Ok(Step::Item(AccessRecord {
+        index,
+        entry: hex::encode(entry),
+        detail,
+        inclusion_proof: proof.iter().map(hex::encode).collect(),
+    }))
 }

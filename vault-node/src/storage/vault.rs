@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use pki::{ContentHash, PeerCert, ResidentId};
+use vault_client::wire::PageFill;
 use vault_client::{DocumentId, ErrorCode};
 
-use crate::engine::meta::MetaStore;
-use crate::engine::state::{self, DocumentEntry, StoredGrant};
+use crate::engine::meta::{Cf, MetaStore};
+use crate::engine::state::{self, DocumentEntry, StateError, Step, StoredGrant};
 use crate::rules::access::ListScope;
 use crate::storage::blobs::{BlobError, BlobStore, MASTER_KEY_LEN};
 use crate::storage::store::RocksStore;
@@ -171,22 +172,44 @@ impl Vault {
         })
     }
 
-    /// The documents of `resident` within `scope`, newest first.
-    pub fn list(
+    /// One page of the documents of `resident` within `scope`, newest
+    /// first, each as `view` shows it: from `cursor` (a previous page's
+    /// `next_cursor`) on, at most `limit` ([`state::LIST_LEN_MAX`] when
+    /// absent) and bounded in bytes (see [`state::page`]).
+    pub fn list<T: serde::Serialize>(
         &self,
         resident: &ResidentId,
         scope: &ListScope,
-    ) -> Result<Vec<DocumentEntry>, Refusal> {
-        let all = state::documents_of(self.store(), resident, state::LIST_SCAN_MAX)
-            .map_err(Refusal::from)?;
-        Ok(all
-            .into_iter()
-            .filter(|entry| match scope {
-                ListScope::All => true,
-                ListScope::IssuedBy(name) => &entry.record.issuer == name,
-            })
-            .take(state::LIST_LEN_MAX)
-            .collect())
+        cursor: Option<&str>,
+        limit: Option<u32>,
+        view: &dyn Fn(&DocumentEntry) -> T,
+    ) -> Result<state::Page<T>, Refusal> {
+        let store = self.store();
+        let prefix = state::resident_prefix(resident);
+        let from = state::page_from(cursor)?;
+        let fill = PageFill::new(limit, state::LIST_LEN_MAX);
+        state::page(
+            store,
+            Cf::ByResident,
+            &prefix,
+            from.as_deref(),
+            fill,
+            &mut |key| {
+                let id = DocumentId::from_bytes(state::tail_id(key)?);
+                let entry = state::document(store, id)?.ok_or_else(|| {
+                    StateError::Corrupt(format!("index names missing document {id}"))
+                })?;
+                let visible = match scope {
+                    ListScope::All => true,
+                    ListScope::IssuedBy(name) => &entry.record.issuer == name,
+                };
+                Ok(if visible {
+                    Step::Item(view(&entry))
+                } else {
+                    Step::Skip
+                })
+            },
+        )
     }
 
     /// Whether the CRL revokes certificate `serial` (lowercase hex).

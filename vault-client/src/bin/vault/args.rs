@@ -62,6 +62,8 @@ pub enum Command {
         /// Whose documents.
         #[arg(long)]
         resident: ResidentId,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// (Department) Ask a resident for documents, for a purpose.
     Request {
@@ -87,7 +89,10 @@ pub enum Command {
         ttl: u64,
     },
     /// (Resident) List pending requests addressed to you.
-    Requests,
+    Requests {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// (Resident) Approve a request: sign a grant, possibly narrowed.
     Approve {
         /// The request id shown by `vault requests`.
@@ -105,7 +110,10 @@ pub enum Command {
         request_id: RequestId,
     },
     /// Grants you gave (resident) or hold (department).
-    Grants,
+    Grants {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Show, verify or give up one grant.
     Grant {
         #[command(subcommand)]
@@ -127,7 +135,30 @@ pub enum Command {
         /// Every log entry about you, not only fetches.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        page: PageArgs,
     },
+}
+
+/// One page of a listing, for scripts. Without either flag the whole
+/// listing is read, page by page; with one, a single page is printed and,
+/// under `--json`, its `next_cursor` (null at the end) to pass back.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct PageArgs {
+    /// Read one page of at most this many items (the node may send fewer
+    /// to keep each answer within its byte budget).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Read one page from here: a previous page's `next_cursor`.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+impl PageArgs {
+    /// Whether one page was asked for (else every page is read).
+    pub fn single(&self) -> bool {
+        self.limit.is_some() || self.cursor.is_some()
+    }
 }
 
 #[derive(Subcommand, Clone)]

@@ -9,8 +9,8 @@ use serde_json::json;
 use vault_client::wire::Response;
 use vault_client::{ClientError, VaultClient};
 
-use crate::args::AuditCommand;
-use crate::output::{self, strip_type, CommandResult};
+use crate::args::{AuditCommand, PageArgs};
+use crate::output::{self, strip_type, with_cursor, CommandResult};
 
 /// `vault audit ...`.
 pub async fn command(client: &VaultClient, command: AuditCommand) -> CommandResult {
@@ -134,9 +134,20 @@ async fn check_against_checkpoint(
     }
 }
 
-/// `vault accesses [--all]`: the resident's log entries, each verified.
-pub async fn accesses(client: &VaultClient, all: bool) -> CommandResult {
-    let (checkpoint, records, truncated) = client.accesses(all).await?;
+/// `vault accesses [--all] [--limit N] [--cursor C]`: the resident's log
+/// entries, each verified: every page, each against the first page's
+/// checkpoint, or the one page asked for, against its own checkpoint.
+pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> CommandResult {
+    let (checkpoint, records, next_cursor) = if page.single() {
+        let one = client
+            .accesses_page(all, page.cursor.clone(), page.limit, None)
+            .await?;
+        (one.checkpoint, one.entries, Some(one.next_cursor))
+    } else {
+        let (checkpoint, records, _) = client.accesses(all).await?;
+        (checkpoint, records, None)
+    };
+    let truncated = matches!(next_cursor, Some(Some(_)));
     let mut items = Vec::new();
     let mut text = String::new();
     for r in records
@@ -174,9 +185,7 @@ pub async fn accesses(client: &VaultClient, all: bool) -> CommandResult {
     if items.is_empty() {
         text.push_str("no accesses");
     }
-    if truncated {
-        text.push_str("\n(older entries left out: the newest 1000 are shown)");
-    }
-    let value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated});
+    let mut value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated});
+    with_cursor(&mut value, next_cursor, &mut text);
     Ok((value, text.trim_end().to_string()))
 }

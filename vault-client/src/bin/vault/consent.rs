@@ -3,9 +3,10 @@
 
 use pki::{DocumentKind, Purpose, RequestId, RequestScope, ResidentId};
 use serde_json::json;
-use vault_client::{ClientError, DocumentId, ErrorCode, VaultClient};
+use vault_client::{DocumentId, VaultClient};
 
-use crate::output::CommandResult;
+use crate::args::PageArgs;
+use crate::output::{with_cursor, CommandResult};
 
 /// `vault request --resident R (--documents ..|--kinds ..) --purpose P --ttl T`.
 pub async fn request(
@@ -26,9 +27,17 @@ pub async fn request(
     Ok((json!({"request_id": request_id}), text))
 }
 
-/// `vault requests`: the pending requests addressed to the resident.
-pub async fn requests(client: &VaultClient) -> CommandResult {
-    let requests = client.pending_requests().await?;
+/// `vault requests [--limit N] [--cursor C]`: the pending requests
+/// addressed to the resident (every page, or the one asked for).
+pub async fn requests(client: &VaultClient, page: &PageArgs) -> CommandResult {
+    let (requests, next_cursor) = if page.single() {
+        let one = client
+            .pending_requests_page(page.cursor.clone(), page.limit)
+            .await?;
+        (one.items, Some(one.next_cursor))
+    } else {
+        (client.pending_requests().await?, None)
+    };
     let mut text = String::new();
     for r in &requests {
         text.push_str(&format!(
@@ -51,7 +60,9 @@ pub async fn requests(client: &VaultClient) -> CommandResult {
     if requests.is_empty() {
         text.push_str("no pending requests");
     }
-    Ok((json!({"requests": requests}), text.trim_end().to_string()))
+    let mut value = json!({"requests": requests});
+    with_cursor(&mut value, next_cursor, &mut text);
+    Ok((value, text.trim_end().to_string()))
 }
 
 /// `vault approve ID [--max-uses N] [--ttl T]`.
@@ -61,15 +72,8 @@ pub async fn approve(
     max_uses: u32,
     ttl: Option<u64>,
 ) -> CommandResult {
-    let request = client
-        .pending_requests()
-        .await?
-        .into_iter()
-        .find(|r| r.request_id == request_id)
-        .ok_or_else(|| ClientError::Refused {
-            code: ErrorCode::RequestNotFound.as_str().to_string(),
-            message: format!("no pending request {request_id} addressed to you"),
-        })?;
+    // Looked up by id, whatever page of `vault requests` it is on.
+    let request = client.pending_request(request_id).await?;
     let body = client.approval_body(&request, max_uses, ttl)?;
     let grant = client.approve(body).await?;
     let id = grant.id();

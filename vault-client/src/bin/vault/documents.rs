@@ -6,7 +6,8 @@ use pki::{DocumentKind, ResidentId};
 use serde_json::{json, Value};
 use vault_client::{DocumentId, GetOptions, VaultClient};
 
-use crate::output::CommandResult;
+use crate::args::PageArgs;
+use crate::output::{with_cursor, CommandResult};
 
 /// `vault put FILE --resident R --kind K`.
 pub async fn put(
@@ -72,9 +73,17 @@ pub async fn get(
     Ok((value, text))
 }
 
-/// `vault list --resident R`.
-pub async fn list(client: &VaultClient, resident: &ResidentId) -> CommandResult {
-    let documents = client.list(resident).await?;
+/// `vault list --resident R [--limit N] [--cursor C]`: every page, or the
+/// one asked for.
+pub async fn list(client: &VaultClient, resident: &ResidentId, page: &PageArgs) -> CommandResult {
+    let (documents, next_cursor) = if page.single() {
+        let one = client
+            .list_page(resident, page.cursor.clone(), page.limit)
+            .await?;
+        (one.items, Some(one.next_cursor))
+    } else {
+        (client.list(resident).await?, None)
+    };
     let mut text = String::new();
     let items: Vec<Value> = documents
         .iter()
@@ -96,6 +105,7 @@ pub async fn list(client: &VaultClient, resident: &ResidentId) -> CommandResult 
     if items.is_empty() {
         text.push_str("no documents you may see");
     }
-    let value = json!({"resident": resident.as_str(), "documents": items});
+    let mut value = json!({"resident": resident.as_str(), "documents": items});
+    with_cursor(&mut value, next_cursor, &mut text);
     Ok((value, text.trim_end().to_string()))
 }

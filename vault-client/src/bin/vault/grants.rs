@@ -8,11 +8,18 @@ use pki::{GrantId, Identity};
 use serde_json::json;
 use vault_client::{ClientError, ErrorCode, VaultClient};
 
-use crate::output::CommandResult;
+use crate::args::PageArgs;
+use crate::output::{with_cursor, CommandResult};
 
-/// `vault grants`: the grants the caller gave (resident) or holds (department).
-pub async fn list(client: &VaultClient) -> CommandResult {
-    let grants = client.grants().await?;
+/// `vault grants [--limit N] [--cursor C]`: the grants the caller gave
+/// (resident) or holds (department), every page or the one asked for.
+pub async fn list(client: &VaultClient, page: &PageArgs) -> CommandResult {
+    let (grants, next_cursor) = if page.single() {
+        let one = client.grants_page(page.cursor.clone(), page.limit).await?;
+        (one.items, Some(one.next_cursor))
+    } else {
+        (client.grants().await?, None)
+    };
     let mut text = String::new();
     for g in &grants {
         text.push_str(&format!(
@@ -30,7 +37,9 @@ pub async fn list(client: &VaultClient) -> CommandResult {
     if grants.is_empty() {
         text.push_str("no grants");
     }
-    Ok((json!({"grants": grants}), text.trim_end().to_string()))
+    let mut value = json!({"grants": grants});
+    with_cursor(&mut value, next_cursor, &mut text);
+    Ok((value, text.trim_end().to_string()))
 }
 
 /// `vault grant show ID [-o FILE]`: with `-o`, the sealed grant is saved

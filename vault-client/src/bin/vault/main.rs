@@ -139,7 +139,7 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
             };
             documents::get(client, document_id, &output, options).await
         }
-        Command::List { resident } => documents::list(client, &resident).await,
+        Command::List { resident, page } => documents::list(client, &resident, &page).await,
         Command::Request {
             resident,
             documents,
@@ -147,14 +147,14 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
             purpose,
             ttl,
         } => consent::request(client, &resident, documents, kinds, &purpose, ttl).await,
-        Command::Requests => consent::requests(client).await,
+        Command::Requests { page } => consent::requests(client, &page).await,
         Command::Approve {
             request_id,
             max_uses,
             ttl,
         } => consent::approve(client, request_id, max_uses, ttl).await,
         Command::Deny { request_id } => consent::deny(client, request_id).await,
-        Command::Grants => grants::list(client).await,
+        Command::Grants { page } => grants::list(client, &page).await,
         Command::Grant {
             command: GrantCommand::Show { grant_id, output },
         } => grants::show(client, grant_id, output.as_deref()).await,
@@ -170,6 +170,6 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
             "unsupported command",
         )),
         Command::Audit { command } => audit::command(client, command).await,
-        Command::Accesses { all } => audit::accesses(client, all).await,
+        Command::Accesses { all, page } => audit::accesses(client, all, &page).await,
     }
 }

@@ -36,6 +36,21 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Adds a single page's `next_cursor` to a listing's JSON (`null` at the
+/// end) and a line saying where to go on to its text; `None` (the whole
+/// listing was read) adds nothing.
+pub fn with_cursor(value: &mut Value, next_cursor: Option<Option<String>>, text: &mut String) {
+    let Some(next) = next_cursor else {
+        return;
+    };
+    if let Some(cursor) = &next {
+        text.push_str(&format!("\n(more: --cursor {cursor})"));
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.insert("next_cursor".into(), json!(next));
+    }
+}
+
 /// Prints a command's outcome (JSON or text) and picks the exit status.
 pub fn report(json: bool, result: CommandResult) -> ExitCode {
     match result {
