@@ -35,7 +35,9 @@ pub fn apply(
     ];
     let applied = match command {
         Command::RegisterDocument(entry) => register_document(state, entry, &mut writes)?,
-        Command::RecordRequest(entry) => record_request(state, entry, &mut writes)?,
+        Command::RecordRequest(entry) => {
+            record_request(state, entry, proposal.seed.at, &mut writes)?
+        }
         Command::IssueGrant(entry) => issue_grant(state, entry, &mut writes)?,
         Command::DenyRequest { request_id, at } => {
             deny_request(state, *request_id, *at, &mut writes)?
@@ -118,10 +120,18 @@ fn register_document(
 fn record_request(
     state: &dyn MetaStore,
     entry: &RequestEntry,
+    at: i64,
     writes: &mut Vec<Write>,
 ) -> Result<Applied, StateError> {
     let key = entry.request_id.as_bytes();
     if state.get(Cf::Requests, key)?.is_none() {
+        // Expired requests leave the pending index as the quota is counted.
+        for stale in check_open_quota(state, entry, at)? {
+            writes.push(Write::Delete {
+                cf: Cf::PendingRequests,
+                key: stale,
+            });
+        }
         writes.push(put(Cf::Requests, key.to_vec(), encode(entry)?));
         writes.push(put(
             Cf::PendingRequests,
@@ -132,6 +142,44 @@ fn record_request(
     Ok(Applied::RequestRecorded {
         request_id: entry.request_id,
     })
+}
+
+/// Refuses (`limit.requests`) a request whose department already has
+/// [`REQUESTS_OPEN_PER_DEPARTMENT_MAX`] open requests for the resident, or
+/// whose resident has [`REQUESTS_PENDING_SCAN_MAX`] pending; otherwise
+/// answers the pending-index keys of the resident's expired requests.
+fn check_open_quota(
+    state: &dyn MetaStore,
+    entry: &RequestEntry,
+    at: i64,
+) -> Result<Vec<Vec<u8>>, StateError> {
+    let limit =
+        |message: String| -> StateError { Refusal::new(ErrorCode::RequestLimit, message).into() };
+    let prefix = index_prefix(entry.request.resident.as_str());
+    let keys = state.scan_prefix(Cf::PendingRequests, &prefix, REQUESTS_PENDING_SCAN_MAX)?;
+    let (scanned, mut open, mut stale) = (keys.len(), 0usize, Vec::new());
+    for (key, _) in keys {
+        let Some(other) = request(state, RequestId::from_bytes(tail_id(&key)?))? else {
+            continue;
+        };
+        if other.expired_at(at) {
+            stale.push(key);
+        } else if other.request.department == entry.request.department {
+            open += 1;
+        }
+    }
+    if open >= REQUESTS_OPEN_PER_DEPARTMENT_MAX {
+        return Err(limit(format!(
+            "your department has {open} open requests for this resident, the most it may; \
+             wait until the resident decides some or they expire"
+        )));
+    }
+    if stale.is_empty() && scanned >= REQUESTS_PENDING_SCAN_MAX {
+        return Err(limit(format!(
+            "this resident has {REQUESTS_PENDING_SCAN_MAX} pending requests, the most a node keeps"
+        )));
+    }
+    Ok(stale)
 }
 
 fn pending(state: &dyn MetaStore, id: RequestId) -> Result<RequestEntry, StateError> {
@@ -149,6 +197,15 @@ fn pending(state: &dyn MetaStore, id: RequestId) -> Result<RequestEntry, StateEr
         .into());
     }
     Ok(entry)
+}
+
+/// The refusal of an approval that came too late.
+fn expired(id: RequestId) -> StateError {
+    Refusal::new(
+        ErrorCode::RequestExpired,
+        format!("request {id} expired before it was approved; ask the department for a new one"),
+    )
+    .into()
 }
 
 fn decide(
@@ -173,6 +230,9 @@ fn issue_grant(
 ) -> Result<Applied, StateError> {
     let body = &entry.grant.body;
     let request = pending(state, body.request_id)?;
+    if request.expired_at(entry.issued_at) {
+        return Err(expired(body.request_id));
+    }
     let grant_id = entry.grant.id();
     if state.get(Cf::Grants, grant_id.as_bytes())?.is_some() {
         return Err(StateError::Conflict(format!(
@@ -226,7 +286,12 @@ fn use_grant(
     let mut counter = grant_counter(state, grant_id)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
     crate::engine::grant_state::check_state(grant_id, &counter, at)?;
-    counter.uses += 1;
+    counter.uses = counter.uses.checked_add(1).ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::GrantExhausted,
+            format!("grant {grant_id} has no uses left"),
+        )
+    })?;
     let use_number = counter.uses;
     writes.push(put(
         Cf::GrantCounters,

@@ -32,14 +32,17 @@ pub async fn requests(client: &VaultClient) -> CommandResult {
     let mut text = String::new();
     for r in &requests {
         text.push_str(&format!(
-            "{}  {} asks for {} document(s) for {} ({}; {}), {} s\n",
+            "{}  {} asks for {} document(s) for {} ({}; {}), {} s{}\n",
             r.request_id,
             r.department,
             r.documents.len(),
             r.purpose,
             r.purpose_description,
             r.legal_basis,
-            r.ttl_s
+            r.ttl_s,
+            r.expires_at
+                .map(|at| format!("; open until {at}"))
+                .unwrap_or_default()
         ));
         for d in &r.documents {
             text.push_str(&format!(
