@@ -222,11 +222,17 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Spawns `vault-node` with `args`, waiting for its start line.
     pub fn spawn(args: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn_with(args, "warn", Stdio::inherit())
+    }
+
+    /// [`NodeProcess::spawn`] with `RUST_LOG=rust_log` and the node's
+    /// stderr (its log lines) sent to `stderr`.
+    pub fn spawn_with(args: &[&str], rust_log: &str, stderr: Stdio) -> anyhow::Result<Self> {
         let mut child = Command::new(bin("vault-node")?)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut line = String::new();
@@ -255,11 +261,21 @@ impl NodeProcess {
 
     /// [`NodeProcess::run`] with the issuer registry at `issuers`.
     pub fn run_with_issuers(pki: &TestPki, issuers: &Path) -> anyhow::Result<Self> {
+        Self::run_logged(pki, issuers, "warn", Stdio::inherit())
+    }
+
+    /// [`NodeProcess::run_with_issuers`], logging at `rust_log` to `stderr`.
+    pub fn run_logged(
+        pki: &TestPki,
+        issuers: &Path,
+        rust_log: &str,
+        stderr: Stdio,
+    ) -> anyhow::Result<Self> {
         let identity = pki.identity_dir("node-1");
         let data = pki.data_dir("node-1");
         let crl = pki.crl_path();
         let purposes = pki.purposes_path()?;
-        Self::spawn(&[
+        let args = [
             "run",
             "--identity",
             path_str(&identity)?,
@@ -273,7 +289,8 @@ impl NodeProcess {
             path_str(&purposes)?,
             "--issuers",
             path_str(issuers)?,
-        ])
+        ];
+        Self::spawn_with(&args, rust_log, stderr)
     }
 }
 
