@@ -123,7 +123,13 @@ async fn a_request_by_kind_resolves_only_to_an_authorised_issuers_document() {
     let r1 = connect(&pki, "resident-1", node.addr).await.unwrap();
     let newest = ask(&housing, "marriage-certificate", 3_600, None).await;
     assert_eq!(resolved(&r1, newest.unwrap()).await, vec![tax_doc]);
-    let named = ask(&housing, "marriage-certificate", 3_600, Some("civil-affairs")).await;
+    let named = ask(
+        &housing,
+        "marriage-certificate",
+        3_600,
+        Some("civil-affairs"),
+    )
+    .await;
     assert_eq!(resolved(&r1, named.unwrap()).await, vec![civil_doc]);
     drop((civil, tax, housing, r1, node));
 
@@ -135,7 +141,10 @@ async fn a_request_by_kind_resolves_only_to_an_authorised_issuers_document() {
     let asked = ask(&housing, "marriage-certificate", 3_600, None).await;
     assert_eq!(resolved(&r1, asked.unwrap()).await, vec![civil_doc]);
     let named = ask(&housing, "marriage-certificate", 3_600, Some("tax-office")).await;
-    assert_eq!(resolved(&r1, named.unwrap()).await, Vec::<DocumentId>::new());
+    assert_eq!(
+        resolved(&r1, named.unwrap()).await,
+        Vec::<DocumentId>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,17 +158,24 @@ async fn an_expired_request_cannot_be_approved() {
 
     // A request for 2 s of access is open for 2 s; the resident sees until when.
     let before = vault_client::client::now_unix();
-    let short = ask(&housing, "marriage-certificate", 2, None).await.unwrap();
+    let short = ask(&housing, "marriage-certificate", 2, None)
+        .await
+        .unwrap();
     let view = pending(&r1, short).await;
     let expires_at = view.expires_at.expect("the resident sees when it expires");
-    assert!((before + 2..=before + 3).contains(&expires_at), "{expires_at}");
+    assert!(
+        (before + 2..=before + 3).contains(&expires_at),
+        "{expires_at}"
+    );
     tokio::time::sleep(Duration::from_millis(3_200)).await;
     let body = r1.approval_body(&view, 1, None).unwrap();
     let late = r1.approve(body).await.unwrap_err();
     assert_eq!(late.code(), "request.expired");
 
     // One asking for an hour is open for it (and 30 days at most).
-    let long = ask(&housing, "marriage-certificate", 3_600, None).await.unwrap();
+    let long = ask(&housing, "marriage-certificate", 3_600, None)
+        .await
+        .unwrap();
     let view = pending(&r1, long).await;
     let expires_at = view.expires_at.unwrap();
     assert!(expires_at >= before + 3_600, "{expires_at}");
@@ -246,6 +262,9 @@ async fn the_node_log_names_no_resident_document_grant_or_request() {
         other.to_string(),
     ];
     for secret in &secrets {
-        assert!(!text.contains(secret.as_str()), "the log names {secret}:\n{text}");
+        assert!(
+            !text.contains(secret.as_str()),
+            "the log names {secret}:\n{text}"
+        );
     }
 }

@@ -168,8 +168,8 @@ fn resolve(
             };
             for kind in kinds {
                 // Newest first: the first match is the current document.
-                let of_kind = all.iter().filter(|e| &e.record.kind == kind);
-                if let Some(entry) = of_kind.filter(authorised).next() {
+                let current = all.iter().find(|e| &e.record.kind == kind && authorised(e));
+                if let Some(entry) = current {
                     out.push(granted(entry));
                 }
             }
