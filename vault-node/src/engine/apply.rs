@@ -319,3 +319,106 @@ fn revoke_grant(
     }
     Ok(Applied::GrantRevoked)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::engine::entries::fixtures::{body, document, grant, request};
+    use crate::engine::state::Seed;
+    use crate::storage::store::MemStore;
+
+    /// "Now" for the commands; requests expire `OPEN_S` after it.
+    const NOW: i64 = 10_000;
+    const OPEN_S: i64 = 600;
+
+    /// Applies `command` at `at` as entry `index` and writes its writes.
+    fn run(store: &MemStore, index: u64, command: Command, at: i64) -> Result<Applied, StateError> {
+        let seed = Seed {
+            at,
+            nonce: [index as u8; 32],
+            salt: [7; 32],
+        };
+        let proposal = Proposal { command, seed };
+        let (applied, writes) = apply(store, index, &proposal)?;
+        store.write(&writes).unwrap();
+        Ok(applied)
+    }
+
+    /// A store holding resident-1's document, and a request for it by
+    /// `department` (vary it with [`nth`]).
+    fn setup(department: &str) -> (MemStore, RequestEntry) {
+        let store = MemStore::new();
+        let doc = document("resident-1", 1, NOW);
+        run(&store, 1, Command::RegisterDocument(doc.clone()), NOW).unwrap();
+        (store, request(&[&doc], department, 3_600))
+    }
+
+    /// The `n`-th distinct request like `base`, open until `NOW + OPEN_S`.
+    fn nth(base: &RequestEntry, n: u32) -> RequestEntry {
+        let mut entry = base.clone();
+        entry.request.nonce[..4].copy_from_slice(&n.to_be_bytes());
+        entry.request_id = entry.request.id(&entry.signature);
+        entry.expires_at = Some(NOW + OPEN_S);
+        entry
+    }
+
+    fn pending_keys(store: &MemStore) -> usize {
+        store
+            .scan_prefix(Cf::PendingRequests, &[], usize::MAX)
+            .unwrap()
+            .len()
+    }
+
+    fn code(result: Result<Applied, StateError>) -> ErrorCode {
+        Refusal::from(result.unwrap_err()).code
+    }
+
+    #[test]
+    fn a_department_gets_its_quota_of_open_requests_and_no_more() {
+        let (store, base) = setup("tax-office");
+        let mut index = 2;
+        for n in 0..REQUESTS_OPEN_PER_DEPARTMENT_MAX as u32 {
+            run(&store, index, Command::RecordRequest(nth(&base, n)), NOW).unwrap();
+            index += 1;
+        }
+        let over = nth(&base, 9_999);
+        let refused = run(&store, index, Command::RecordRequest(over.clone()), NOW);
+        assert_eq!(code(refused), ErrorCode::RequestLimit);
+        // A retry of a recorded request is not a new one.
+        let again = run(&store, index, Command::RecordRequest(nth(&base, 0)), NOW);
+        assert!(again.is_ok());
+        // Another department has its own quota.
+        let mut other = nth(&base, 1);
+        other.request.department = pki::Name::parse("civil-affairs").unwrap();
+        other.request_id = other.request.id(&other.signature);
+        run(&store, index + 1, Command::RecordRequest(other), NOW).unwrap();
+        // Once they expire, they leave the pending index and free the quota.
+        let later = NOW + OPEN_S + 1;
+        run(&store, index + 2, Command::RecordRequest(over), later).unwrap();
+        assert_eq!(pending_keys(&store), 1, "the 101 expired ones were purged");
+    }
+
+    #[test]
+    fn an_expired_request_cannot_be_approved_even_by_a_late_proposal() {
+        let (store, base) = setup("tax-office");
+        let entry = nth(&base, 1);
+        run(&store, 2, Command::RecordRequest(entry.clone()), NOW).unwrap();
+        let issue = |at: i64| {
+            Command::IssueGrant(GrantEntry {
+                grant: grant(body(&entry, at, 1)),
+                grantee_serial: "0a0b".to_string(),
+                issued_at: at,
+                uses: 0,
+                revoked: None,
+            })
+        };
+        let late = NOW + OPEN_S + 1;
+        assert_eq!(
+            code(run(&store, 3, issue(late), late)),
+            ErrorCode::RequestExpired
+        );
+        let on_time = NOW + OPEN_S;
+        assert!(run(&store, 3, issue(on_time), on_time).is_ok());
+    }
+}
