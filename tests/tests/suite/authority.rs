@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pki::{Name, RequestId, RequestScope, Role};
-use tests::{connect, kind, pseudo_random_bytes, purpose, resident, NodeProcess, TestPki};
+use tests::{
+    connect, kind, pseudo_random_bytes, purpose, resident, vault_cli, NodeProcess, TestPki,
+};
 use vault_client::wire::RequestView;
 use vault_client::{DocumentId, VaultClient};
 use vault_node::engine::state::REQUESTS_OPEN_PER_DEPARTMENT_MAX;

@@ -7,21 +7,27 @@ use vault_client::{ClientError, DocumentId, ErrorCode, VaultClient};
 
 use crate::output::CommandResult;
 
-/// `vault request --resident R (--documents ..|--kinds ..) --purpose P --ttl T`.
-pub async fn request(
-    client: &VaultClient,
-    resident: &ResidentId,
-    documents: Vec<DocumentId>,
-    kinds: Vec<DocumentKind>,
-    purpose: &Purpose,
-    ttl: u64,
-) -> CommandResult {
-    let scope = if documents.is_empty() {
+/// The scope `vault request` asks for: the documents if any, else the kinds.
+pub fn scope(documents: Vec<DocumentId>, kinds: Vec<DocumentKind>) -> RequestScope {
+    if documents.is_empty() {
         RequestScope::Kinds(kinds)
     } else {
         RequestScope::Documents(documents)
-    };
-    let request_id = client.request_access(resident, scope, purpose, ttl).await?;
+    }
+}
+
+/// `vault request --resident R (--documents ..|--kinds .. [--issuer D]) --purpose P --ttl T`.
+pub async fn request(
+    client: &VaultClient,
+    resident: &ResidentId,
+    scope: RequestScope,
+    purpose: &Purpose,
+    ttl: u64,
+    issuer: Option<pki::Name>,
+) -> CommandResult {
+    let request_id = client
+        .request_access_from(resident, scope, purpose, ttl, issuer)
+        .await?;
     let text = format!("request {request_id} sent to {resident}");
     Ok((json!({"request_id": request_id}), text))
 }
