@@ -147,6 +147,24 @@ async fn a_request_by_kind_resolves_only_to_an_authorised_issuers_document() {
         resolved(&r1, named.unwrap()).await,
         Vec::<DocumentId>::new()
     );
+    // The command line names the issuer with --issuer.
+    let args = [
+        "request",
+        "--resident",
+        "resident-1",
+        "--kinds",
+        "marriage-certificate",
+        "--issuer",
+        "civil-affairs",
+        "--purpose",
+        "housing-subsidy",
+        "--ttl",
+        "1h",
+    ];
+    let out = vault_cli(&pki.identity_dir("housing-bureau"), node.addr, &args).unwrap();
+    assert!(out.success, "{}", out.stderr);
+    let id = RequestId::parse(out.json["request_id"].as_str().unwrap()).unwrap();
+    assert_eq!(resolved(&r1, id).await, vec![civil_doc]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
