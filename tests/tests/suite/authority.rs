@@ -16,6 +16,7 @@ use tests::{
 use vault_client::wire::RequestView;
 use vault_client::{DocumentId, VaultClient};
 use vault_node::engine::state::REQUESTS_OPEN_PER_DEPARTMENT_MAX;
+use vault_node::rules::refusals::REFUSALS_PER_WINDOW_MAX;
 
 /// A node process with the development issuer registry.
 fn dev_node(pki: &TestPki) -> NodeProcess {
@@ -228,6 +229,33 @@ async fn a_department_has_a_quota_of_open_requests_per_resident() {
         .unwrap();
     let over = ask(&housing, "marriage-certificate", 3_600, None).await;
     assert_eq!(over.unwrap_err(), "limit.requests");
+}
+
+/// The size of the node's log as the auditor's checkpoint says, once the
+/// last second's entries are in (checkpoints are reused for a second).
+async fn log_size(auditor: &VaultClient) -> u64 {
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    auditor.checkpoint().await.unwrap().0.size
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_adds_a_bounded_number_of_refusal_entries_per_minute() {
+    let pki = TestPki::new().unwrap();
+    let node = dev_node(&pki);
+    let tax = connect(&pki, "tax-office", node.addr).await.unwrap();
+    let civil = connect(&pki, "civil-affairs", node.addr).await.unwrap();
+    let auditor = connect(&pki, "auditor", node.addr).await.unwrap();
+    let before = log_size(&auditor).await;
+    let tries = u64::from(REFUSALS_PER_WINDOW_MAX) + 10;
+    for seed in 0..tries {
+        let refused = put(&tax, seed, "marriage-certificate").await;
+        assert_eq!(refused.unwrap_err(), "document.issuer_not_authorized");
+    }
+    // Another caller's refusal is still recorded.
+    let refused = put(&civil, 99, "tax-return").await;
+    assert_eq!(refused.unwrap_err(), "document.issuer_not_authorized");
+    let after = log_size(&auditor).await;
+    assert_eq!(after - before, u64::from(REFUSALS_PER_WINDOW_MAX) + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
