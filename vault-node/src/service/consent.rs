@@ -114,7 +114,7 @@ async fn create_request(
         request_id,
         department_key_id: caller.key_id,
         department_serial: caller.serial_hex.clone(),
-        documents: documents.clone(),
+        documents,
         status: RequestStatus::Pending,
         expires_at: Some(expires_at),
         request,
