@@ -83,6 +83,7 @@ pub async fn start_cluster(pki: &TestPki, n: u64) -> anyhow::Result<Vec<RunningN
             identity_dir: pki.identity_dir(&name),
             crl_path: Some(pki.crl_path()),
             purposes_path: Some(pki.purposes_path()?),
+            issuers_path: None,
             cluster: Some(ClusterConfig {
                 node_id: id,
                 members: members.clone(),

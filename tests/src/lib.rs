@@ -33,6 +33,35 @@ pub struct TestPki {
 /// The cluster every test node certificate names.
 pub const TEST_CLUSTER: &str = "test-cluster";
 
+/// The departments of [`TestPki::new`].
+pub const TEST_DEPARTMENTS: &[&str] = &["civil-affairs", "housing-bureau", "tax-office"];
+
+/// Every kind the tests and benches put: the test issuer registry
+/// ([`TestPki::issuers_path`]) lets each of [`TEST_DEPARTMENTS`] issue
+/// each of them, so tests that are not about issuer authority are not
+/// constrained by it (those that are use [`TestPki::dev_issuers_path`]).
+pub const TEST_KINDS: &[&str] = &[
+    "archive",
+    "bench",
+    "birth-certificate",
+    "deed",
+    "divorce-decree",
+    "form",
+    "household-register",
+    "household-registration",
+    "id-card",
+    "land-survey",
+    "marriage-certificate",
+    "note",
+    "other",
+    "repair-bench",
+    "scan",
+    "tax-paper",
+    "tax-return",
+    "vehicle-record",
+    "x",
+];
+
 impl TestPki {
     /// A new CA with a node identity `node-1` (valid for localhost and
     /// 127.0.0.1) and the usual departments and residents.
@@ -99,6 +128,31 @@ impl TestPki {
         Ok(path)
     }
 
+    /// The test issuer registry (every test department may issue every
+    /// one of [`TEST_KINDS`]), written on first use.
+    pub fn issuers_path(&self) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join("issuers.json");
+        if !path.exists() {
+            let list: Vec<serde_json::Value> = TEST_DEPARTMENTS
+                .iter()
+                .map(
+                    |department| serde_json::json!({"department": department, "kinds": TEST_KINDS}),
+                )
+                .collect();
+            std::fs::write(&path, serde_json::to_vec_pretty(&list)?)?;
+        }
+        Ok(path)
+    }
+
+    /// The development issuer registry (`vault-node dev`'s: civil-affairs
+    /// issues marriage certificates, tax-office tax returns, ...), written
+    /// on first use.
+    pub fn dev_issuers_path(&self) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join("dev-issuers.json");
+        vault_node::node::dev::ensure_issuers(&path)?;
+        Ok(path)
+    }
+
     /// A fresh data directory for a node.
     pub fn data_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join("data").join(name)
@@ -113,6 +167,7 @@ pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
         identity_dir: pki.identity_dir("node-1"),
         crl_path: Some(pki.crl_path()),
         purposes_path: Some(pki.purposes_path()?),
+        issuers_path: Some(pki.issuers_path()?),
         cluster: None,
     };
     Ok(node::start(config).await?)
@@ -167,11 +222,17 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Spawns `vault-node` with `args`, waiting for its start line.
     pub fn spawn(args: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn_with(args, "warn", Stdio::inherit())
+    }
+
+    /// [`NodeProcess::spawn`] with `RUST_LOG=rust_log` and the node's
+    /// stderr (its log lines) sent to `stderr`.
+    pub fn spawn_with(args: &[&str], rust_log: &str, stderr: Stdio) -> anyhow::Result<Self> {
         let mut child = Command::new(bin("vault-node")?)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut line = String::new();
@@ -192,13 +253,29 @@ impl NodeProcess {
         })
     }
 
-    /// Spawns `vault-node run` for identity `node-1` of `pki`.
+    /// Spawns `vault-node run` for identity `node-1` of `pki`, with the
+    /// test issuer registry ([`TestPki::issuers_path`]).
     pub fn run(pki: &TestPki) -> anyhow::Result<Self> {
+        Self::run_with_issuers(pki, &pki.issuers_path()?)
+    }
+
+    /// [`NodeProcess::run`] with the issuer registry at `issuers`.
+    pub fn run_with_issuers(pki: &TestPki, issuers: &Path) -> anyhow::Result<Self> {
+        Self::run_logged(pki, issuers, "warn", Stdio::inherit())
+    }
+
+    /// [`NodeProcess::run_with_issuers`], logging at `rust_log` to `stderr`.
+    pub fn run_logged(
+        pki: &TestPki,
+        issuers: &Path,
+        rust_log: &str,
+        stderr: Stdio,
+    ) -> anyhow::Result<Self> {
         let identity = pki.identity_dir("node-1");
         let data = pki.data_dir("node-1");
         let crl = pki.crl_path();
         let purposes = pki.purposes_path()?;
-        Self::spawn(&[
+        let args = [
             "run",
             "--identity",
             path_str(&identity)?,
@@ -210,7 +287,10 @@ impl NodeProcess {
             path_str(&crl)?,
             "--purposes",
             path_str(&purposes)?,
-        ])
+            "--issuers",
+            path_str(issuers)?,
+        ];
+        Self::spawn_with(&args, rust_log, stderr)
     }
 }
 

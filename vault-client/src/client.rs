@@ -342,6 +342,20 @@ impl VaultClient {
         purpose: &pki::Purpose,
         ttl_s: u64,
     ) -> Result<RequestId, ClientError> {
+        self.request_access_from(resident, scope, purpose, ttl_s, None)
+            .await
+    }
+
+    /// [`VaultClient::request_access`], a request by kind resolving only
+    /// among documents `issuer` issued (any authorised issuer when `None`).
+    pub async fn request_access_from(
+        &self,
+        resident: &ResidentId,
+        scope: RequestScope,
+        purpose: &pki::Purpose,
+        ttl_s: u64,
+        issuer: Option<pki::Name>,
+    ) -> Result<RequestId, ClientError> {
         let request = AccessRequest {
             resident: resident.clone(),
             department: self.identity.cert.name.clone(),
@@ -353,7 +367,11 @@ impl VaultClient {
         };
         let signature = request.sign(&self.identity);
         match self
-            .call(&Request::CreateRequest { request, signature })
+            .call(&Request::CreateRequest {
+                request,
+                signature,
+                issuer,
+            })
             .await?
         {
             Response::RequestCreated { request_id } => Ok(request_id),

@@ -100,6 +100,12 @@ pub enum ErrorCode {
     LogRange,
     /// The certificate the grant is bound to has been revoked.
     GrantCertificateRevoked,
+    /// The district's issuer registry does not let this department issue this kind.
+    IssuerNotAuthorized,
+    /// The request was not decided in time; the department must ask again.
+    RequestExpired,
+    /// The department has as many open requests for this resident as it may.
+    RequestLimit,
 }
 
 impl ErrorCode {
@@ -149,6 +155,9 @@ impl ErrorCode {
             ErrorCode::LogCorrupt => "log.corrupt",
             ErrorCode::LogRange => "log.range",
             ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
+            ErrorCode::IssuerNotAuthorized => "document.issuer_not_authorized",
+            ErrorCode::RequestExpired => "request.expired",
+            ErrorCode::RequestLimit => "limit.requests",
         }
     }
 
@@ -197,6 +206,9 @@ impl ErrorCode {
         ErrorCode::GrantCertificateRevoked,
         ErrorCode::ClusterUnavailable,
         ErrorCode::ClusterMembership,
+        ErrorCode::IssuerNotAuthorized,
+        ErrorCode::RequestExpired,
+        ErrorCode::RequestLimit,
     ];
 
     /// Parses the dotted string form.

@@ -89,6 +89,12 @@ pub enum Request {
         request: AccessRequest,
         /// The department's signature over `request.canonical_bytes()`.
         signature: Signature,
+        /// A request by kind resolves only among documents this department
+        /// issued (and the district's issuer registry lets it issue). Not
+        /// signed: it only narrows what the node resolves, which the
+        /// resident sees before consenting.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issuer: Option<Name>,
     },
     /// A resident lists the pending requests addressed to them, one page
     /// (answered with [`Response::Requests`]).
@@ -620,6 +626,10 @@ pub struct RequestView {
     pub ttl_s: u64,
     /// When the request was made.
     pub created_at: i64,
+    /// After this (unix seconds) the request can no longer be approved;
+    /// absent for requests recorded before requests expired.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 /// One document in a request.

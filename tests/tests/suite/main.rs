@@ -1,6 +1,9 @@
 //! The workspace's end-to-end tests, one test binary (one link of RocksDB
 //! and the node) with a module per story:
 //!
+//! - [`authority`]: who may issue which kinds, expiring and bounded
+//!   requests, and node logs without names or ids, on `vault-node`
+//!   processes;
 //! - [`bad_input`]: wrong certificates, malformed frames, broken uploads
 //!   and corrupt blobs against an in-process node;
 //! - [`e2e`]: a `vault-node` process and the `vault` command line, up to
@@ -26,6 +29,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod authority;
 mod bad_input;
 mod cluster;
 mod e2e;

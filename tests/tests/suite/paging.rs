@@ -43,7 +43,7 @@ async fn a_resident_with_5000_fetches_and_1000_requests_lists_them_all_and_appro
     fetch_many(&civil, documents[0]).await;
     let made = Instant::now();
     let first = request(&housing, &documents).await.unwrap();
-    let middle = request_many(&housing, &documents).await;
+    let middle = request_many(&pki, node.addr, &documents).await;
     let last = request(&housing, &documents).await.unwrap();
     println!(
         "fixture: {FETCHES} fetches and {REQUESTS} requests in {:?} (requests {:?})",
@@ -302,7 +302,7 @@ async fn fetch_many(civil: &Arc<VaultClient>, document: DocumentId) {
     }
 }
 
-/// housing-bureau asks resident-1 for all of `documents`.
+/// A department asks resident-1 for all of `documents`.
 async fn request(
     housing: &VaultClient,
     documents: &[DocumentId],
@@ -315,15 +315,32 @@ async fn request(
     .await
 }
 
-/// [`REQUESTS`] requests, [`WORKERS`] at once; answers their ids.
-async fn request_many(housing: &Arc<VaultClient>, documents: &[DocumentId]) -> Vec<RequestId> {
+/// Departments the middle requests come from: a department may hold at
+/// most 100 open requests for one resident (`limit.requests`).
+const DEPARTMENTS: usize = 10;
+
+/// [`REQUESTS`] - 2 requests from [`DEPARTMENTS`] departments, [`WORKERS`]
+/// at once; answers their ids.
+async fn request_many(
+    pki: &TestPki,
+    addr: std::net::SocketAddr,
+    documents: &[DocumentId],
+) -> Vec<RequestId> {
+    let mut departments = Vec::new();
+    for k in 0..DEPARTMENTS {
+        let name = format!("paging-dept-{k}");
+        pki.issue(&name, pki::Role::Department).unwrap();
+        departments.push(Arc::new(connect(pki, &name, addr).await.unwrap()));
+    }
+    let departments = Arc::new(departments);
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..WORKERS {
-        let (housing, documents) = (housing.clone(), documents.to_vec());
+        let (departments, documents) = (departments.clone(), documents.to_vec());
         tasks.spawn(async move {
             let mut ids = Vec::new();
-            for _ in (worker..REQUESTS - 2).step_by(WORKERS) {
-                ids.push(request(&housing, &documents).await.unwrap());
+            for i in (worker..REQUESTS - 2).step_by(WORKERS) {
+                let department = &departments[i % DEPARTMENTS];
+                ids.push(request(department, &documents).await.unwrap());
             }
             ids
         });

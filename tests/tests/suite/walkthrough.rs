@@ -93,7 +93,15 @@ fn walkthrough(cwd: &Path, ids: &Path, content: &str) -> u64 {
     let first = ok(cwd, ids, "civil-affairs", &put);
     assert_eq!(first["deduplicated"], false, "{first}");
     assert_eq!(first["size"], content.len() as u64);
-    let again = ok(cwd, ids, "tax-office", &put);
+    refused(
+        cwd,
+        ids,
+        "tax-office",
+        &put,
+        "document.issuer_not_authorized",
+        "marriage.pdf.none",
+    );
+    let again = ok(cwd, ids, "civil-affairs", &put);
     assert_eq!(again["deduplicated"], true, "{again}");
     assert_eq!(again["content_hash"], first["content_hash"]);
     let doc = text(&first, "document_id");
@@ -159,8 +167,8 @@ fn walkthrough(cwd: &Path, ids: &Path, content: &str) -> u64 {
     );
     let grant = text(&approved, "grant_id");
     // As the README says: from here on DOCUMENT_ID is the approved
-    // document (the newest marriage certificate: tax-office's copy of the
-    // same bytes, a second document sharing the blob).
+    // document (the newest marriage certificate: civil-affairs' second
+    // issue of the same bytes, a second document sharing the blob).
     let doc = text(&approved["documents"][0], "document_id");
     assert_eq!(
         approved["documents"][0]["content_hash"],

@@ -35,7 +35,9 @@ pub fn apply(
     ];
     let applied = match command {
         Command::RegisterDocument(entry) => register_document(state, entry, &mut writes)?,
-        Command::RecordRequest(entry) => record_request(state, entry, &mut writes)?,
+        Command::RecordRequest(entry) => {
+            record_request(state, entry, proposal.seed.at, &mut writes)?
+        }
         Command::IssueGrant(entry) => issue_grant(state, entry, &mut writes)?,
         Command::DenyRequest { request_id, at } => {
             deny_request(state, *request_id, *at, &mut writes)?
@@ -118,10 +120,18 @@ fn register_document(
 fn record_request(
     state: &dyn MetaStore,
     entry: &RequestEntry,
+    at: i64,
     writes: &mut Vec<Write>,
 ) -> Result<Applied, StateError> {
     let key = entry.request_id.as_bytes();
     if state.get(Cf::Requests, key)?.is_none() {
+        // Expired requests leave the pending index as the quota is counted.
+        for stale in check_open_quota(state, entry, at)? {
+            writes.push(Write::Delete {
+                cf: Cf::PendingRequests,
+                key: stale,
+            });
+        }
         writes.push(put(Cf::Requests, key.to_vec(), encode(entry)?));
         writes.push(put(
             Cf::PendingRequests,
@@ -132,6 +142,44 @@ fn record_request(
     Ok(Applied::RequestRecorded {
         request_id: entry.request_id,
     })
+}
+
+/// Refuses (`limit.requests`) a request whose department already has
+/// [`REQUESTS_OPEN_PER_DEPARTMENT_MAX`] open requests for the resident, or
+/// whose resident has [`REQUESTS_PENDING_SCAN_MAX`] pending; otherwise
+/// answers the pending-index keys of the resident's expired requests.
+fn check_open_quota(
+    state: &dyn MetaStore,
+    entry: &RequestEntry,
+    at: i64,
+) -> Result<Vec<Vec<u8>>, StateError> {
+    let limit =
+        |message: String| -> StateError { Refusal::new(ErrorCode::RequestLimit, message).into() };
+    let prefix = index_prefix(entry.request.resident.as_str());
+    let keys = state.scan_prefix(Cf::PendingRequests, &prefix, REQUESTS_PENDING_SCAN_MAX)?;
+    let (scanned, mut open, mut stale) = (keys.len(), 0usize, Vec::new());
+    for (key, _) in keys {
+        let Some(other) = request(state, RequestId::from_bytes(tail_id(&key)?))? else {
+            continue;
+        };
+        if other.expired_at(at) {
+            stale.push(key);
+        } else if other.request.department == entry.request.department {
+            open += 1;
+        }
+    }
+    if open >= REQUESTS_OPEN_PER_DEPARTMENT_MAX {
+        return Err(limit(format!(
+            "your department has {open} open requests for this resident, the most it may; \
+             wait until the resident decides some or they expire"
+        )));
+    }
+    if stale.is_empty() && scanned >= REQUESTS_PENDING_SCAN_MAX {
+        return Err(limit(format!(
+            "this resident has {REQUESTS_PENDING_SCAN_MAX} pending requests, the most a node keeps"
+        )));
+    }
+    Ok(stale)
 }
 
 fn pending(state: &dyn MetaStore, id: RequestId) -> Result<RequestEntry, StateError> {
@@ -149,6 +197,15 @@ fn pending(state: &dyn MetaStore, id: RequestId) -> Result<RequestEntry, StateEr
         .into());
     }
     Ok(entry)
+}
+
+/// The refusal of an approval that came too late.
+fn expired(id: RequestId) -> StateError {
+    Refusal::new(
+        ErrorCode::RequestExpired,
+        format!("request {id} expired before it was approved; ask the department for a new one"),
+    )
+    .into()
 }
 
 fn decide(
@@ -173,6 +230,9 @@ fn issue_grant(
 ) -> Result<Applied, StateError> {
     let body = &entry.grant.body;
     let request = pending(state, body.request_id)?;
+    if request.expired_at(entry.issued_at) {
+        return Err(expired(body.request_id));
+    }
     let grant_id = entry.grant.id();
     if state.get(Cf::Grants, grant_id.as_bytes())?.is_some() {
         return Err(StateError::Conflict(format!(
@@ -226,7 +286,12 @@ fn use_grant(
     let mut counter = grant_counter(state, grant_id)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
     crate::engine::grant_state::check_state(grant_id, &counter, at)?;
-    counter.uses += 1;
+    counter.uses = counter.uses.checked_add(1).ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::GrantExhausted,
+            format!("grant {grant_id} has no uses left"),
+        )
+    })?;
     let use_number = counter.uses;
     writes.push(put(
         Cf::GrantCounters,
@@ -253,4 +318,107 @@ fn revoke_grant(
         ));
     }
     Ok(Applied::GrantRevoked)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::engine::entries::fixtures::{body, document, grant, request};
+    use crate::engine::state::Seed;
+    use crate::storage::store::MemStore;
+
+    /// "Now" for the commands; requests expire `OPEN_S` after it.
+    const NOW: i64 = 10_000;
+    const OPEN_S: i64 = 600;
+
+    /// Applies `command` at `at` as entry `index` and writes its writes.
+    fn run(store: &MemStore, index: u64, command: Command, at: i64) -> Result<Applied, StateError> {
+        let seed = Seed {
+            at,
+            nonce: [index as u8; 32],
+            salt: [7; 32],
+        };
+        let proposal = Proposal { command, seed };
+        let (applied, writes) = apply(store, index, &proposal)?;
+        store.write(&writes).unwrap();
+        Ok(applied)
+    }
+
+    /// A store holding resident-1's document, and a request for it by
+    /// `department` (vary it with [`nth`]).
+    fn setup(department: &str) -> (MemStore, RequestEntry) {
+        let store = MemStore::new();
+        let doc = document("resident-1", 1, NOW);
+        run(&store, 1, Command::RegisterDocument(doc.clone()), NOW).unwrap();
+        (store, request(&[&doc], department, 3_600))
+    }
+
+    /// The `n`-th distinct request like `base`, open until `NOW + OPEN_S`.
+    fn nth(base: &RequestEntry, n: u32) -> RequestEntry {
+        let mut entry = base.clone();
+        entry.request.nonce[..4].copy_from_slice(&n.to_be_bytes());
+        entry.request_id = entry.request.id(&entry.signature);
+        entry.expires_at = Some(NOW + OPEN_S);
+        entry
+    }
+
+    fn pending_keys(store: &MemStore) -> usize {
+        store
+            .scan_prefix(Cf::PendingRequests, &[], usize::MAX)
+            .unwrap()
+            .len()
+    }
+
+    fn code(result: Result<Applied, StateError>) -> ErrorCode {
+        Refusal::from(result.unwrap_err()).code
+    }
+
+    #[test]
+    fn a_department_gets_its_quota_of_open_requests_and_no_more() {
+        let (store, base) = setup("tax-office");
+        let mut index = 2;
+        for n in 0..REQUESTS_OPEN_PER_DEPARTMENT_MAX as u32 {
+            run(&store, index, Command::RecordRequest(nth(&base, n)), NOW).unwrap();
+            index += 1;
+        }
+        let over = nth(&base, 9_999);
+        let refused = run(&store, index, Command::RecordRequest(over.clone()), NOW);
+        assert_eq!(code(refused), ErrorCode::RequestLimit);
+        // A retry of a recorded request is not a new one.
+        let again = run(&store, index, Command::RecordRequest(nth(&base, 0)), NOW);
+        assert!(again.is_ok());
+        // Another department has its own quota.
+        let mut other = nth(&base, 1);
+        other.request.department = pki::Name::parse("civil-affairs").unwrap();
+        other.request_id = other.request.id(&other.signature);
+        run(&store, index + 1, Command::RecordRequest(other), NOW).unwrap();
+        // Once they expire, they leave the pending index and free the quota.
+        let later = NOW + OPEN_S + 1;
+        run(&store, index + 2, Command::RecordRequest(over), later).unwrap();
+        assert_eq!(pending_keys(&store), 1, "the 101 expired ones were purged");
+    }
+
+    #[test]
+    fn an_expired_request_cannot_be_approved_even_by_a_late_proposal() {
+        let (store, base) = setup("tax-office");
+        let entry = nth(&base, 1);
+        run(&store, 2, Command::RecordRequest(entry.clone()), NOW).unwrap();
+        let issue = |at: i64| {
+            Command::IssueGrant(GrantEntry {
+                grant: grant(body(&entry, at, 1)),
+                grantee_serial: "0a0b".to_string(),
+                issued_at: at,
+                uses: 0,
+                revoked: None,
+            })
+        };
+        let late = NOW + OPEN_S + 1;
+        assert_eq!(
+            code(run(&store, 3, issue(late), late)),
+            ErrorCode::RequestExpired
+        );
+        let on_time = NOW + OPEN_S;
+        assert!(run(&store, 3, issue(on_time), on_time).is_ok());
+    }
 }

@@ -393,6 +393,7 @@ pub(crate) mod fixtures {
             department_serial: "0a0b".to_string(),
             documents,
             status: RequestStatus::Pending,
+            expires_at: None,
         }
     }
 

@@ -27,7 +27,7 @@ pub fn check_state(id: GrantId, counter: &GrantCounter, at: i64) -> Result<(), R
             ),
         ));
     }
-    if at + GRANT_SKEW_S < body.not_before {
+    if at.saturating_add(GRANT_SKEW_S) < body.not_before {
         return Err(Refusal::new(
             ErrorCode::GrantNotYetValid,
             format!(

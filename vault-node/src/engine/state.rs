@@ -25,6 +25,17 @@ use crate::Refusal;
 pub(crate) const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
 /// Most documents returned by one listing.
 pub const LIST_LEN_MAX: usize = vault_client::wire::LIST_LEN_MAX;
+/// Most open (pending, unexpired) requests one department may have for one
+/// resident; the next is refused with `limit.requests`.
+pub const REQUESTS_OPEN_PER_DEPARTMENT_MAX: usize = 100;
+/// Most pending-index entries of one resident a new request's quota check
+/// scans; a resident with this many pending requests takes no more
+/// (`limit.requests`) until some are decided or expire.
+pub const REQUESTS_PENDING_SCAN_MAX: usize = 10_000;
+/// Longest a request stays open for the resident to decide, in seconds
+/// (30 days); a request asking for less access than that is open for as
+/// long as the access it asks for.
+pub const REQUEST_OPEN_S_MAX: u64 = 30 * 24 * 3600;
 
 /// A metadata change. Serialized (JSON) into the command log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +124,25 @@ pub struct RequestEntry {
     pub documents: Vec<GrantedDocument>,
     /// Pending, approved or denied.
     pub status: RequestStatus,
+    /// After this (unix seconds, chosen by the recording node) the request
+    /// can no longer be approved (`request.expired`). `None` in requests
+    /// recorded before requests expired: those stay open.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+impl RequestEntry {
+    /// Whether the request is past its expiry at `at`.
+    pub fn expired_at(&self, at: i64) -> bool {
+        self.expires_at.is_some_and(|expires_at| at > expires_at)
+    }
+}
+
+/// When a request recorded at `now` asking for `ttl_s` of access expires:
+/// after `min(ttl_s, REQUEST_OPEN_S_MAX)` seconds (saturating).
+pub fn request_expiry(now: i64, ttl_s: u64) -> i64 {
+    let open_s = i64::try_from(ttl_s.min(REQUEST_OPEN_S_MAX)).unwrap_or(i64::MAX);
+    now.saturating_add(open_s)
 }
 
 /// Where a request stands.

@@ -86,7 +86,7 @@ async fn serve_connection(connection: quinn::Connection, services: Arc<Services>
     let caller = match peer_cert(&connection) {
         Ok(caller) => Arc::new(caller),
         Err(e) => {
-            tracing::warn!(%remote, code = %e.code, error = %e.message, "refused connection");
+            tracing::warn!(%remote, code = %e.code, "refused connection");
             connection.close(1u32.into(), b"bad certificate");
             return;
         }
@@ -130,11 +130,17 @@ async fn serve_stream(
     };
     if let Err(refusal) = result {
         record_refusal(&services, &caller.cert, &refusal, ids);
+        // The message (names, ids) goes to the caller only; a resident
+        // caller is not named.
+        let who = match caller.cert.role {
+            pki::Role::Resident => "-",
+            _ => caller.cert.name.as_str(),
+        };
         tracing::warn!(
             role = caller.cert.role.as_str(),
-            name = %caller.cert.name,
+            caller = who,
+            request = ids.kind,
             code = %refusal.code,
-            error = %refusal.message,
             "request refused"
         );
         let _ = write_frame(&mut send, &Response::Error(refusal.body())).await;
@@ -190,17 +196,25 @@ struct RefusalIds {
     document_id: Option<DocumentId>,
     grant_id: Option<pki::GrantId>,
     request_id: Option<pki::RequestId>,
+    /// The request's type, for the node's own log line.
+    kind: &'static str,
 }
 
 impl RefusalIds {
     fn of(request: &Request) -> Self {
+        let mut ids = Self::ids_of(request);
+        ids.kind = kind_of(request);
+        ids
+    }
+
+    fn ids_of(request: &Request) -> Self {
         match request {
             Request::Get {
                 document_id, grant, ..
             } => RefusalIds {
                 document_id: Some(*document_id),
                 grant_id: *grant,
-                request_id: None,
+                ..Default::default()
             },
             Request::Approve { request_id, .. } | Request::Deny { request_id } => RefusalIds {
                 request_id: Some(*request_id),
@@ -212,6 +226,35 @@ impl RefusalIds {
             },
             _ => RefusalIds::default(),
         }
+    }
+}
+
+/// A request's type as the wire tags it.
+fn kind_of(request: &Request) -> &'static str {
+    match request {
+        Request::Put { .. } => "put",
+        Request::Get { .. } => "get",
+        Request::CreateRequest { .. } => "create_request",
+        Request::PendingRequests { .. } => "pending_requests",
+        Request::ShowRequest { .. } => "show_request",
+        Request::Approve { .. } => "approve",
+        Request::Deny { .. } => "deny",
+        Request::Grants { .. } => "grants",
+        Request::ShowGrant { .. } => "show_grant",
+        Request::RevokeGrant { .. } => "revoke_grant",
+        Request::Checkpoint => "checkpoint",
+        Request::LogEntries { .. } => "log_entries",
+        Request::InclusionProof { .. } => "inclusion_proof",
+        Request::ConsistencyProof { .. } => "consistency_proof",
+        Request::Accesses { .. } => "accesses",
+        Request::List { .. } => "list",
+        Request::Raft { .. } => "raft",
+        Request::PushBlob { .. } => "push_blob",
+        Request::FetchBlob { .. } => "fetch_blob",
+        Request::Status => "status",
+        Request::ChangeMembership { .. } => "change_membership",
+        #[allow(unreachable_patterns)]
+        _ => "other",
     }
 }
 
@@ -236,6 +279,28 @@ fn record_refusal(services: &Arc<Services>, caller: &PeerCert, refusal: &Refusal
     ) {
         return;
     }
+    // At most so many entries per caller and minute; the rest are counted.
+    let now = services.clock.now_unix();
+    match services
+        .consent
+        .refusals
+        .admit(caller.role, &caller.name, now)
+    {
+        crate::rules::refusals::Admission::Suppress => return,
+        crate::rules::refusals::Admission::Log { suppressed: 0 } => {}
+        crate::rules::refusals::Admission::Log { suppressed } => {
+            let who = match caller.role {
+                pki::Role::Resident => "-",
+                _ => caller.name.as_str(),
+            };
+            tracing::warn!(
+                role = caller.role.as_str(),
+                caller = who,
+                suppressed,
+                "refusal entries were not logged (rate limit)"
+            );
+        }
+    }
     let document_id = ids
         .document_id
         .filter(|id| services.vault.document(*id).is_ok());
@@ -250,7 +315,7 @@ fn record_refusal(services: &Arc<Services>, caller: &PeerCert, refusal: &Refusal
     let services = services.clone();
     tokio::spawn(async move {
         if let Err(e) = services.submit(command).await {
-            tracing::error!(code = %e.code, error = %e.message, "cannot record a refusal in the log");
+            tracing::error!(code = %e.code, "cannot record a refusal in the log");
         }
     });
 }

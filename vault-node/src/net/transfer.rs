@@ -87,7 +87,7 @@ pub async fn send_download(download: Download, send: &mut quinn::SendStream) {
 }
 
 fn stop_transfer(refusal: &Refusal, send: &mut quinn::SendStream) {
-    tracing::error!(code = %refusal.code, error = %refusal.message, "stopped a transfer");
+    tracing::error!(code = %refusal.code, "stopped a transfer");
     let code = if refusal.code == ErrorCode::Integrity {
         RESET_INTEGRITY
     } else {

@@ -9,6 +9,7 @@
 //! listen = "0.0.0.0:7443"
 //! crl = "/etc/vault/crl.pem"      # optional
 //! purposes = "purposes.json"      # optional
+//! issuers = "issuers.json"        # optional: who may issue which kinds
 //!
 //! [cluster]                       # optional: without it, a single node
 //! node_id = 1
@@ -46,6 +47,9 @@ pub struct NodeConfig {
     pub crl_path: Option<PathBuf>,
     /// The purpose registry (JSON); none means no access requests are accepted.
     pub purposes_path: Option<PathBuf>,
+    /// The issuer registry (JSON); none means every department may issue
+    /// every kind (see [`crate::rules::issuers`]).
+    pub issuers_path: Option<PathBuf>,
     /// Cluster mode: replicate metadata with Raft among these members.
     /// `None` runs the single-node vault.
     pub cluster: Option<ClusterConfig>,
@@ -83,6 +87,9 @@ pub struct FileConfig {
     /// The purpose registry (JSON).
     #[serde(default)]
     pub purposes: Option<PathBuf>,
+    /// The issuer registry (JSON).
+    #[serde(default)]
+    pub issuers: Option<PathBuf>,
     /// Cluster mode.
     #[serde(default)]
     pub cluster: Option<FileCluster>,
@@ -194,6 +201,7 @@ pub fn parse(text: &str, base: &Path) -> Result<NodeConfig, String> {
         identity_dir: resolve(file.identity),
         crl_path: file.crl.map(resolve),
         purposes_path: file.purposes.map(resolve),
+        issuers_path: file.issuers.map(resolve),
         cluster,
     })
 }
@@ -230,6 +238,7 @@ members = [
             Some(Path::new("/etc/vault/crl.pem"))
         );
         assert_eq!(config.purposes_path, None);
+        assert_eq!(config.issuers_path, None);
         let cluster = config.cluster.unwrap();
         assert_eq!(cluster.node_id, 2);
         assert!(!cluster.bootstrap);
@@ -261,6 +270,16 @@ members = [
         assert!(parse("identity = \"i\"\n", base)
             .unwrap_err()
             .contains("data"));
+    }
+
+    #[test]
+    fn the_issuer_registry_path_is_resolved() {
+        let text = "identity = \"i\"\ndata = \"d\"\nissuers = \"issuers.json\"\n";
+        let config = parse(text, Path::new("/etc/vault")).unwrap();
+        assert_eq!(
+            config.issuers_path.as_deref(),
+            Some(Path::new("/etc/vault/issuers.json"))
+        );
     }
 
     #[test]

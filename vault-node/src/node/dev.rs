@@ -4,7 +4,8 @@
 //!
 //! Layout: `DATA/ca/` (a CA directory usable with `vault-pki --dir`),
 //! `DATA/identities/NAME/` (cert.pem, key.pem, ca.pem; usable as
-//! `vault --identity`), `DATA/node-1/` (the node's storage).
+//! `vault --identity`), `DATA/node-1/` (the node's storage), and the
+//! development registries `DATA/purposes.json` and `DATA/issuers.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -79,6 +80,26 @@ impl DevLayout {
             .map(|data| data.join("purposes.json"))
             .unwrap_or_else(|| PathBuf::from("purposes.json"))
     }
+
+    /// The issuer registry.
+    pub fn issuers_path(&self) -> PathBuf {
+        self.identities_dir
+            .parent()
+            .map(|data| data.join("issuers.json"))
+            .unwrap_or_else(|| PathBuf::from("issuers.json"))
+    }
+}
+
+/// Writes the development issuer registry to `path` unless it exists.
+pub fn ensure_issuers(path: &Path) -> Result<(), Refusal> {
+    if path.exists() {
+        return Ok(());
+    }
+    let list = crate::rules::issuers::IssuerRegistry::development();
+    let text = serde_json::to_string_pretty(&list)
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    std::fs::write(path, text)
+        .map_err(|e| Refusal::new(ErrorCode::LocalIo, format!("{}: {e}", path.display())))
 }
 
 /// Writes the development purpose registry to `path` unless it exists.
@@ -124,6 +145,7 @@ pub fn ensure_dev_pki(data: &Path, now: i64) -> Result<DevLayout, Refusal> {
         );
     }
     ensure_purposes(&layout.purposes_path())?;
+    ensure_issuers(&layout.issuers_path())?;
     Ok(layout)
 }
 

@@ -23,6 +23,7 @@ use crate::net::server::{self, Services};
 use crate::replication::Replication;
 use crate::rules::clock::{Clock, SystemClock};
 use crate::rules::grants::{GrantCache, PurposeRegistry};
+use crate::rules::issuers::IssuerRegistry;
 use crate::service::consent::Consent;
 use crate::service::documents::Documents;
 use crate::service::transparency::{CheckpointCache, Transparency};
@@ -101,13 +102,21 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         Some(path) => PurposeRegistry::load(path)?,
         None => PurposeRegistry::default(),
     };
+    let issuers = match &config.issuers_path {
+        Some(path) => IssuerRegistry::load(path)?,
+        None => {
+            tracing::warn!("no issuer registry: every department may issue every kind");
+            IssuerRegistry::open()
+        }
+    };
     let crls = crl::load_crl_state(config.crl_path.as_deref(), &vault)?;
     let endpoint = bind(&config, &identity, &crls)?;
     let addr = endpoint
         .local_addr()
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
     let consensus = Arc::new(open_consensus(&config, &endpoint, &identity, &vault, &clock).await?);
-    let services = Arc::new(services(identity, vault, consensus, clock, purposes));
+    let registries = (purposes, issuers);
+    let services = Arc::new(services(identity, vault, consensus, clock, registries));
     crl::record_revocations(&services);
     tokio::spawn(server::accept_loop(endpoint.clone(), services.clone()));
     if let (Some(cluster), Some(cluster_config)) = (services.consensus.cluster(), &config.cluster) {
@@ -198,7 +207,7 @@ fn services(
     vault: Arc<Vault>,
     consensus: Arc<Consensus>,
     clock: Arc<dyn Clock>,
-    purposes: PurposeRegistry,
+    (purposes, issuers): (PurposeRegistry, IssuerRegistry),
 ) -> Services {
     let raft = OnceLock::new();
     let replication = consensus.cluster().map(|cluster| {
@@ -214,7 +223,9 @@ fn services(
         consensus: consensus.clone(),
         clock: clock.clone(),
         purposes,
+        issuers,
         grant_cache: GrantCache::default(),
+        refusals: Default::default(),
         identity: identity.clone(),
     });
     let documents = Documents {

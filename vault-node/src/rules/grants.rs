@@ -23,6 +23,10 @@ use crate::Refusal;
 pub const GRANT_CACHE_MAX: usize = 100_000;
 /// Most purposes a registry may hold.
 pub const PURPOSES_MAX: usize = 10_000;
+/// Latest an approval's `not_before` may be after the approval, in
+/// seconds, beyond the clock skew allowance: the request's ttl, and never
+/// more than the longest a request stays open (30 days).
+pub const GRANT_START_DELAY_S_MAX: i64 = crate::engine::state::REQUEST_OPEN_S_MAX as i64;
 
 /// One registered purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,7 +138,8 @@ impl PurposeRegistry {
 
 /// Checks that an approval's body stays within its request: same request,
 /// resident, holder and purpose; documents a subset; window within the
-/// requested ttl; a sane shape.
+/// requested ttl, not over, and starting no later than `now` plus the
+/// ttl (at most [`GRANT_START_DELAY_S_MAX`]); a sane shape.
 pub fn check_approval(request: &RequestEntry, body: &GrantBody, now: i64) -> Result<(), Refusal> {
     body.check_shape()
         .map_err(|e| Refusal::new(ErrorCode::GrantMalformed, e.to_string()))?;
@@ -160,12 +165,22 @@ pub fn check_approval(request: &RequestEntry, body: &GrantBody, now: i64) -> Res
     if !body.documents.iter().all(|d| request.documents.contains(d)) {
         return Err(widened("covers documents the department did not ask for"));
     }
-    let window = body.not_after - body.not_before;
-    if window < 0 || window as u64 > r.ttl_s {
+    // Every time here is the resident's (`not_before`, `not_after`) or
+    // bounded (`ttl_s` <= a year): checked arithmetic all the same.
+    let ttl_s = i64::try_from(r.ttl_s).unwrap_or(i64::MAX);
+    let window = body.not_after.checked_sub(body.not_before);
+    if !window.is_some_and(|w| (0..=ttl_s).contains(&w)) {
         return Err(widened("lasts longer than the department asked"));
     }
-    if body.not_before < now - GRANT_SKEW_S - r.ttl_s as i64 || body.not_after <= now {
+    let earliest = now.saturating_sub(GRANT_SKEW_S).saturating_sub(ttl_s);
+    if body.not_before < earliest || body.not_after <= now {
         return Err(widened("has a validity window already over"));
+    }
+    let latest = now
+        .saturating_add(GRANT_SKEW_S)
+        .saturating_add(ttl_s.min(GRANT_START_DELAY_S_MAX));
+    if body.not_before > latest {
+        return Err(widened("starts later than the department could use it"));
     }
     Ok(())
 }
@@ -391,6 +406,41 @@ mod tests {
         ] {
             assert_eq!(approval_code(&req, &widened), ErrorCode::RequestWidened);
         }
+    }
+
+    #[test]
+    fn an_approval_starting_too_late_is_refused() {
+        let (req, mut late) = asked();
+        let ttl = TTL_S as i64;
+        late.not_before = NOW + GRANT_SKEW_S + ttl + 1;
+        late.not_after = late.not_before + 60;
+        assert_eq!(approval_code(&req, &late), ErrorCode::RequestWidened);
+        late.not_before -= 1;
+        late.not_after -= 1;
+        assert_eq!(check_approval(&req, &late, NOW), Ok(()));
+    }
+
+    #[test]
+    fn extreme_times_are_refused_without_overflow() {
+        let (req, exact) = asked();
+        for (not_before, not_after) in [
+            (i64::MIN, i64::MAX),
+            (i64::MAX, i64::MIN),
+            (i64::MIN, NOW + 10),
+            (NOW, i64::MAX),
+            (i64::MAX - 1, i64::MAX),
+        ] {
+            let mut odd = exact.clone();
+            odd.not_before = not_before;
+            odd.not_after = not_after;
+            let code = approval_code(&req, &odd);
+            assert!(
+                matches!(code, ErrorCode::RequestWidened | ErrorCode::GrantMalformed),
+                "{not_before}..{not_after}: {code}"
+            );
+        }
+        assert!(check_approval(&req, &exact, i64::MAX).is_err());
+        assert!(check_approval(&req, &exact, i64::MIN).is_err());
     }
 
     #[test]

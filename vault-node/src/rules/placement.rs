@@ -86,7 +86,7 @@ pub const TRANSFER_RATE_MIN_BYTES_S: u64 = 1024 * 1024;
 
 /// How long pushing or fetching a blob of `size` bytes may take.
 pub fn transfer_deadline(size: u64) -> Duration {
-    Duration::from_secs(TRANSFER_BASE_S + size / TRANSFER_RATE_MIN_BYTES_S)
+    Duration::from_secs(TRANSFER_BASE_S.saturating_add(size / TRANSFER_RATE_MIN_BYTES_S))
 }
 
 /// How long `Cluster::propose` and `Cluster::linearize` look for a

@@ -22,6 +22,8 @@ use crate::engine::state::{
 use crate::rules::access::require_role;
 use crate::rules::clock::Clock;
 use crate::rules::grants::{self, GrantCache, PurposeRegistry};
+use crate::rules::issuers::IssuerRegistry;
+use crate::rules::refusals::RefusalBudget;
 use crate::storage::vault::Vault;
 use crate::Refusal;
 
@@ -37,8 +39,12 @@ pub struct Consent {
     pub clock: Arc<dyn Clock>,
     /// The registered purposes.
     pub purposes: PurposeRegistry,
+    /// Which department may issue which kinds.
+    pub issuers: IssuerRegistry,
     /// Grants whose signatures verified.
     pub grant_cache: GrantCache,
+    /// How many refusal entries each caller may still add to the log.
+    pub refusals: RefusalBudget,
     /// The node's identity: its key seals grants.
     pub identity: Arc<Identity>,
 }
@@ -51,9 +57,11 @@ pub async fn handle(
     request: Request,
 ) -> Result<Response, Refusal> {
     match request {
-        Request::CreateRequest { request, signature } => {
-            create_request(ctx, caller, request, signature).await
-        }
+        Request::CreateRequest {
+            request,
+            signature,
+            issuer,
+        } => create_request(ctx, caller, request, signature, issuer).await,
         Request::PendingRequests { cursor, limit } => {
             pending(ctx, caller, cursor.as_deref(), limit)
         }
@@ -84,6 +92,7 @@ async fn create_request(
     caller: &PeerCert,
     request: AccessRequest,
     signature: Signature,
+    issuer: Option<pki::Name>,
 ) -> Result<Response, Refusal> {
     require_role(caller, Role::Department, "make access requests")?;
     request.verify(&signature, caller).map_err(|e| {
@@ -108,28 +117,46 @@ async fn create_request(
     // another node: catch up before resolving, or the request would
     // resolve to nothing (a no-op on a single node).
     ctx.consensus.linearize().await?;
-    let documents = resolve(ctx, &request)?;
+    let documents = resolve(ctx, &request, issuer.as_ref())?;
     let request_id = request.id(&signature);
+    let expires_at = state::request_expiry(ctx.clock.now_unix(), request.ttl_s);
     let entry = RequestEntry {
         request_id,
         department_key_id: caller.key_id,
         department_serial: caller.serial_hex.clone(),
-        documents: documents.clone(),
+        documents,
         status: RequestStatus::Pending,
+        expires_at: Some(expires_at),
         request,
         signature,
     };
+    let scope = scope_kind(&entry.request.scope);
     submit(ctx, Command::RecordRequest(entry)).await?;
-    tracing::info!(request = %request_id, department = %caller.name, "access request recorded");
-    let _ = documents;
+    tracing::info!(department = %caller.name, scope, "access request recorded");
     Ok(Response::RequestCreated { request_id })
+}
+
+/// How a request names its documents, for log lines (never which ones).
+fn scope_kind(scope: &RequestScope) -> &'static str {
+    match scope {
+        RequestScope::Documents(_) => "documents",
+        RequestScope::Kinds(_) => "kinds",
+    }
 }
 
 /// Turns a request's scope into exact documents of that resident. Ids and
 /// kinds the resident does not hold are dropped silently: the department
 /// learns nothing about a resident's documents before consent (the resident
 /// sees what resolved; the department sees the documents only in the grant).
-fn resolve(ctx: &Consent, request: &AccessRequest) -> Result<Vec<GrantedDocument>, Refusal> {
+/// A kind resolves to the newest document of that kind whose issuer the
+/// issuer registry lets issue it (and, when the request names one, from
+/// that issuer): a department cannot shadow another's documents by
+/// putting a newer one of a kind it does not issue.
+fn resolve(
+    ctx: &Consent,
+    request: &AccessRequest,
+    issuer: Option<&pki::Name>,
+) -> Result<Vec<GrantedDocument>, Refusal> {
     let mut out = Vec::new();
     match &request.scope {
         RequestScope::Documents(ids) => {
@@ -145,9 +172,14 @@ fn resolve(ctx: &Consent, request: &AccessRequest) -> Result<Vec<GrantedDocument
             let all =
                 state::documents_of(ctx.vault.store(), &request.resident, state::LIST_SCAN_MAX)
                     .map_err(Refusal::from)?;
+            let authorised = |e: &&DocumentEntry| {
+                ctx.issuers.may_issue(&e.record.issuer, &e.record.kind)
+                    && issuer.is_none_or(|named| &e.record.issuer == named)
+            };
             for kind in kinds {
                 // Newest first: the first match is the current document.
-                if let Some(entry) = all.iter().find(|e| &e.record.kind == kind) {
+                let current = all.iter().find(|e| &e.record.kind == kind && authorised(e));
+                if let Some(entry) = current {
                     out.push(granted(entry));
                 }
             }
@@ -236,6 +268,7 @@ fn request_view(ctx: &Consent, entry: &RequestEntry) -> Result<RequestView, Refu
         documents,
         ttl_s: entry.request.ttl_s,
         created_at: entry.request.created_at,
+        expires_at: entry.expires_at,
     })
 }
 
@@ -280,11 +313,16 @@ async fn approve(
 ) -> Result<Response, Refusal> {
     let entry = addressed(ctx, caller, request_id)?;
     let now = ctx.clock.now_unix();
+    if entry.expired_at(now) {
+        return Err(Refusal::new(
+            ErrorCode::RequestExpired,
+            format!("request {request_id} expired before it was approved; ask the department for a new one"),
+        ));
+    }
     grants::check_approval(&entry, &body, now)?;
     body.verify_consent(&consent, caller)
         .map_err(grants::grant_refusal)?;
     let grant = pki::Grant::seal(body, consent, caller_der.to_vec(), &ctx.identity);
-    let grant_id = grant.id();
     let stored = GrantEntry {
         grant: grant.clone(),
         grantee_serial: entry.department_serial.clone(),
@@ -293,7 +331,7 @@ async fn approve(
         revoked: None,
     };
     submit(ctx, Command::IssueGrant(stored)).await?;
-    tracing::info!(grant = %grant_id, request = %request_id, resident = %caller.name, "grant issued");
+    tracing::info!(role = caller.role.as_str(), "grant issued");
     Ok(Response::GrantIssued { grant })
 }
 
@@ -311,7 +349,7 @@ async fn deny(
         },
     )
     .await?;
-    tracing::info!(request = %request_id, resident = %caller.name, "request denied");
+    tracing::info!(role = caller.role.as_str(), "request denied");
     Ok(Response::Denied { request_id })
 }
 
@@ -420,7 +458,12 @@ async fn revoke(ctx: &Consent, caller: &PeerCert, grant_id: GrantId) -> Result<R
     };
     submit(ctx, command).await?;
     ctx.grant_cache.forget(&entry.grant);
-    tracing::info!(grant = %grant_id, by = %caller.name, role = caller.role.as_str(), "grant revoked");
+    // A resident's name is theirs; a department's name says who gave up a grant.
+    if caller.role == Role::Department {
+        tracing::info!(by = %caller.name, role = caller.role.as_str(), "grant revoked");
+    } else {
+        tracing::info!(role = caller.role.as_str(), "grant revoked");
+    }
     Ok(Response::GrantRevoked { grant_id })
 }
 

@@ -75,7 +75,7 @@ pub struct Download {
 
 impl Documents {
     /// Checks a put before its body is read (role, issuer, signature, clock,
-    /// size). The body must be sent even when the blob is stored already:
+    /// size, and that the issuer registry lets the department issue the kind). The body must be sent even when the blob is stored already:
     /// knowing a hash must not be enough to register (and then read) a
     /// document.
     pub fn begin_put(
@@ -86,6 +86,9 @@ impl Documents {
     ) -> Result<PendingPut, Refusal> {
         let at = self.clock.now_unix();
         access::check_put(caller, &record, &signature, at)?;
+        self.consent
+            .issuers
+            .check_issue(&record.issuer, &record.kind)?;
         let had_blob = self.vault.has_blob(&record.content_hash)?;
         Ok(PendingPut {
             record,

@@ -72,6 +72,7 @@ async fn start_node_in(pki: &Pki, id: u64, cluster: Option<&str>) -> Node {
         identity_dir,
         crl_path: None,
         purposes_path: None,
+        issuers_path: None,
         cluster: None,
     })
     .await

@@ -461,6 +461,7 @@ fn request_entry() -> RequestEntry {
             content_hash: ContentHash([4; 32]),
         }],
         status: RequestStatus::Pending,
+        expires_at: None,
     }
 }
 

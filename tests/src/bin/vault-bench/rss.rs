@@ -32,6 +32,7 @@ pub(crate) async fn child(argv: &[String]) -> anyhow::Result<()> {
                 data_dir: arg(2)?.into(),
                 crl_path: Some(arg(3)?.into()),
                 purposes_path: None,
+                issuers_path: None,
                 cluster: None,
             })
             .await?;

@@ -87,6 +87,10 @@ pub enum Command {
         /// How long access is asked for: 3600, 90m, 12h, 30d.
         #[arg(long, value_parser = parse_duration)]
         ttl: u64,
+        /// With --kinds: only documents this department issued (default:
+        /// any department the district's issuer registry lets issue the kind).
+        #[arg(long, requires = "kinds")]
+        issuer: Option<pki::Name>,
     },
     /// (Resident) List pending requests addressed to you.
     Requests {

@@ -8,21 +8,27 @@ use vault_client::{DocumentId, VaultClient};
 use crate::args::PageArgs;
 use crate::output::{with_cursor, CommandResult};
 
-/// `vault request --resident R (--documents ..|--kinds ..) --purpose P --ttl T`.
-pub async fn request(
-    client: &VaultClient,
-    resident: &ResidentId,
-    documents: Vec<DocumentId>,
-    kinds: Vec<DocumentKind>,
-    purpose: &Purpose,
-    ttl: u64,
-) -> CommandResult {
-    let scope = if documents.is_empty() {
+/// The scope `vault request` asks for: the documents if any, else the kinds.
+pub fn scope(documents: Vec<DocumentId>, kinds: Vec<DocumentKind>) -> RequestScope {
+    if documents.is_empty() {
         RequestScope::Kinds(kinds)
     } else {
         RequestScope::Documents(documents)
-    };
-    let request_id = client.request_access(resident, scope, purpose, ttl).await?;
+    }
+}
+
+/// `vault request --resident R (--documents ..|--kinds .. [--issuer D]) --purpose P --ttl T`.
+pub async fn request(
+    client: &VaultClient,
+    resident: &ResidentId,
+    scope: RequestScope,
+    purpose: &Purpose,
+    ttl: u64,
+    issuer: Option<pki::Name>,
+) -> CommandResult {
+    let request_id = client
+        .request_access_from(resident, scope, purpose, ttl, issuer)
+        .await?;
     let text = format!("request {request_id} sent to {resident}");
     Ok((json!({"request_id": request_id}), text))
 }
@@ -41,14 +47,17 @@ pub async fn requests(client: &VaultClient, page: &PageArgs) -> CommandResult {
     let mut text = String::new();
     for r in &requests {
         text.push_str(&format!(
-            "{}  {} asks for {} document(s) for {} ({}; {}), {} s\n",
+            "{}  {} asks for {} document(s) for {} ({}; {}), {} s{}\n",
             r.request_id,
             r.department,
             r.documents.len(),
             r.purpose,
             r.purpose_description,
             r.legal_basis,
-            r.ttl_s
+            r.ttl_s,
+            r.expires_at
+                .map(|at| format!("; open until {at}"))
+                .unwrap_or_default()
         ));
         for d in &r.documents {
             text.push_str(&format!(

@@ -146,7 +146,11 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
             kinds,
             purpose,
             ttl,
-        } => consent::request(client, &resident, documents, kinds, &purpose, ttl).await,
+            issuer,
+        } => {
+            let scope = consent::scope(documents, kinds);
+            consent::request(client, &resident, scope, &purpose, ttl, issuer).await
+        }
         Command::Requests { page } => consent::requests(client, &page).await,
         Command::Approve {
             request_id,

@@ -38,7 +38,7 @@ pub(crate) enum Command {
     /// by flags or by one file (`--config`, see docs/OPERATIONS.md).
     Run {
         /// The whole configuration in a TOML file (no other flag then).
-        #[arg(long, conflicts_with_all = ["identity", "data", "crl", "purposes", "node_id", "member", "bootstrap"])]
+        #[arg(long, conflicts_with_all = ["identity", "data", "crl", "purposes", "issuers", "node_id", "member", "bootstrap"])]
         config: Option<PathBuf>,
         /// The node's identity directory (cert.pem, key.pem, ca.pem).
         #[arg(long, required_unless_present = "config")]
@@ -56,6 +56,11 @@ pub(crate) enum Command {
         /// legal_basis, ttl_s_max}); without it no access requests are taken.
         #[arg(long)]
         purposes: Option<PathBuf>,
+        /// The issuer registry (JSON array of {department, kinds}): which
+        /// department may issue which kinds; without it every department
+        /// may issue every kind.
+        #[arg(long)]
+        issuers: Option<PathBuf>,
         /// Cluster mode: this node's Raft id (needs `--member`s).
         #[arg(long, requires = "member")]
         node_id: Option<u64>,

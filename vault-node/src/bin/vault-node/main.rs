@@ -65,6 +65,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             listen,
             crl,
             purposes,
+            issuers,
             node_id,
             member,
             bootstrap,
@@ -77,6 +78,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 identity_dir: identity.context("--identity is required")?,
                 crl_path: crl,
                 purposes_path: purposes,
+                issuers_path: issuers,
             };
             run::run(config).await
         }

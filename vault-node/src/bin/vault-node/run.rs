@@ -50,6 +50,7 @@ pub(crate) fn dev_config(data: &Path, listen: SocketAddr) -> anyhow::Result<Node
         listen,
         crl_path: Some(layout.crl_path()),
         purposes_path: Some(layout.purposes_path()),
+        issuers_path: Some(layout.issuers_path()),
         cluster: None,
         data_dir: layout.node_data,
         identity_dir: layout.node_identity,
@@ -142,6 +143,8 @@ fn spawn_node(
         .arg(layout.crl_path())
         .arg("--purposes")
         .arg(layout.purposes_path())
+        .arg("--issuers")
+        .arg(layout.issuers_path())
         .arg("--node-id")
         .arg(id.to_string());
     for (member, member_addr) in members {
