@@ -31,11 +31,20 @@ pub fn server_config(
     transport::server_config(tls).map_err(|e| Refusal::new(ErrorCode::BadCertificate, e))
 }
 
-/// Loads the CRL (if any), updates the vault's revoked set, returns DER CRLs.
+/// Loads the CRL (if any) into the vault (the CRLs grants are verified
+/// with, and the revoked serials); returns the DER CRLs.
 pub fn load_crl_state(path: Option<&Path>, vault: &Vault) -> Result<Vec<Vec<u8>>, Refusal> {
     let Some(path) = path else {
         return Ok(Vec::new());
     };
+    let (crls, serials) = read_crls(path)?;
+    vault.set_crls(crls.clone(), serials);
+    Ok(crls)
+}
+
+/// Reads and parses the CRL file: the DER CRLs and the serials they
+/// revoke. Changes nothing.
+fn read_crls(path: &Path) -> Result<(Vec<Vec<u8>>, HashSet<String>), Refusal> {
     // A configured CRL that is missing or unreadable fails closed: the node
     // refuses to start, and a running node keeps its previous CRL.
     let crls = pki::load_crls(path)?;
@@ -43,8 +52,7 @@ pub fn load_crl_state(path: Option<&Path>, vault: &Vault) -> Result<Vec<Vec<u8>>
     for crl in &crls {
         serials.extend(pki::revoked_serials(crl)?);
     }
-    vault.set_crls(crls.clone(), serials);
-    Ok(crls)
+    Ok((crls, serials))
 }
 
 /// Polls the CRL file and applies each change (see the module doc); a
@@ -62,10 +70,16 @@ pub async fn watch_crl(endpoint: quinn::Endpoint, services: Arc<Services>, path:
             continue;
         }
         last = now;
-        let loaded = load_crl_state(Some(&path), &services.vault)
-            .and_then(|crls| server_config(&services.identity, &crls));
+        // Nothing of a CRL is applied unless all of it is: one that parses
+        // but that the handshake verifier refuses (a v1 CRL, say) keeps the
+        // previous CRL for grants and requests too.
+        let loaded = read_crls(&path).and_then(|(crls, serials)| {
+            let config = server_config(&services.identity, &crls)?;
+            Ok((config, crls, serials))
+        });
         match loaded {
-            Ok(config) => {
+            Ok((config, crls, serials)) => {
+                services.vault.set_crls(crls, serials);
                 endpoint.set_server_config(Some(config));
                 services.consent.grant_cache.clear();
                 record_revocations(&services);
