@@ -114,6 +114,7 @@ pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
         crl_path: Some(pki.crl_path()),
         purposes_path: Some(pki.purposes_path()?),
         cluster: None,
+        limits: Default::default(),
     };
     Ok(node::start(config).await?)
 }

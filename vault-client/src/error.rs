@@ -100,6 +100,14 @@ pub enum ErrorCode {
     LogRange,
     /// The certificate the grant is bound to has been revoked.
     GrantCertificateRevoked,
+    /// The caller (or the node as a whole) already has as many uploads,
+    /// downloads or requests in progress as the node's limits allow; nothing
+    /// was done: finish or cancel some, then retry.
+    LimitBusy,
+    /// A stream was cut because the peer sent or read nothing for the idle
+    /// deadline, or the transfer outlasted its total deadline; nothing was
+    /// stored.
+    LimitDeadline,
 }
 
 impl ErrorCode {
@@ -149,6 +157,8 @@ impl ErrorCode {
             ErrorCode::LogCorrupt => "log.corrupt",
             ErrorCode::LogRange => "log.range",
             ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
+            ErrorCode::LimitBusy => "limit.busy",
+            ErrorCode::LimitDeadline => "limit.deadline",
         }
     }
 
@@ -197,6 +207,8 @@ impl ErrorCode {
         ErrorCode::GrantCertificateRevoked,
         ErrorCode::ClusterUnavailable,
         ErrorCode::ClusterMembership,
+        ErrorCode::LimitBusy,
+        ErrorCode::LimitDeadline,
     ];
 
     /// Parses the dotted string form.

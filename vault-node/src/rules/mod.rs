@@ -10,4 +10,5 @@
 pub mod access;
 pub mod clock;
 pub mod grants;
+pub mod limits;
 pub mod placement;

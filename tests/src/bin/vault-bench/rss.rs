@@ -33,6 +33,7 @@ pub(crate) async fn child(argv: &[String]) -> anyhow::Result<()> {
                 crl_path: Some(arg(3)?.into()),
                 purposes_path: None,
                 cluster: None,
+                limits: Default::default(),
             })
             .await?;
             println!("{}", node.addr);

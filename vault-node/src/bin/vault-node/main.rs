@@ -77,6 +77,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 identity_dir: identity.context("--identity is required")?,
                 crl_path: crl,
                 purposes_path: purposes,
+                limits: Default::default(),
             };
             run::run(config).await
         }

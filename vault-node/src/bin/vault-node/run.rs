@@ -51,6 +51,7 @@ pub(crate) fn dev_config(data: &Path, listen: SocketAddr) -> anyhow::Result<Node
         crl_path: Some(layout.crl_path()),
         purposes_path: Some(layout.purposes_path()),
         cluster: None,
+        limits: Default::default(),
         data_dir: layout.node_data,
         identity_dir: layout.node_identity,
     })
