@@ -30,5 +30,6 @@ mod cluster;
 mod e2e;
 mod faults;
 mod grants;
+mod limits;
 mod log;
 mod walkthrough;

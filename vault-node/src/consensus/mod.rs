@@ -42,7 +42,10 @@ pub enum Consensus {
 /// to batch the commands that arrive while one batch syncs.
 pub const COMMITTER_THREADS: usize = 8;
 
-type Job = (Command, tokio::sync::oneshot::Sender<Result<Applied, StateError>>);
+type Job = (
+    Command,
+    tokio::sync::oneshot::Sender<Result<Applied, StateError>>,
+);
 
 /// The single-node ledger with its own committer threads: a submitted
 /// command is queued to them and its result awaited, holding no thread of

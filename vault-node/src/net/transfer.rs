@@ -60,7 +60,9 @@ pub async fn send_download(download: Download, send: &mut quinn::SendStream, dea
     while let Some(handle) = pending.take() {
         let (pieces, batch) = match handle.await {
             Ok(done) => done,
-            Err(e) => return stop_transfer(&Refusal::new(ErrorCode::Internal, e.to_string()), send),
+            Err(e) => {
+                return stop_transfer(&Refusal::new(ErrorCode::Internal, e.to_string()), send)
+            }
         };
         match batch {
             Ok(Some(bytes)) => {
@@ -187,4 +189,3 @@ fn tree_refusal(e: tree::TreeError) -> Refusal {
     };
     Refusal::new(code, e.to_string())
 }
-

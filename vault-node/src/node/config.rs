@@ -12,15 +12,15 @@
 //!
 //! [limits]                        # optional: bounded work per caller
 //! uploads_per_caller = 16         # (the defaults; see docs/OPERATIONS.md)
-//! uploads_total = 128
+//! uploads_total = 64
 //! downloads_per_caller = 16
-//! downloads_total = 128
+//! downloads_total = 64
 //! requests_per_caller = 64
 //! requests_total = 1024
 //! idle_s = 10
 //! transfer_base_s = 30
 //! transfer_rate_min_bytes_s = 1048576
-//! outboard_budget_bytes = 134217728
+//! outboard_budget_bytes = 67108864
 //!
 //! [cluster]                       # optional: without it, a single node
 //! node_id = 1
@@ -303,6 +303,8 @@ members = [
         let typo = text.replace("idle_s", "idle_secs");
         assert!(parse(&typo, base).unwrap_err().contains("idle_secs"));
         let over = text.replace("uploads_per_caller = 3", "uploads_per_caller = 100000");
-        assert!(parse(&over, base).unwrap_err().contains("uploads_per_caller"));
+        assert!(parse(&over, base)
+            .unwrap_err()
+            .contains("uploads_per_caller"));
     }
 }

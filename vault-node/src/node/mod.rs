@@ -109,7 +109,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
     let consensus = Arc::new(open_consensus(&config, &endpoint, &identity, &vault, &clock).await?);
     let admission = Admission::new(config.limits);
-    let services = Arc::new(services(identity, vault, consensus, clock, purposes, admission));
+    let services = Arc::new(services(
+        identity, vault, consensus, clock, purposes, admission,
+    ));
     crl::record_revocations(&services);
     tokio::spawn(server::accept_loop(endpoint.clone(), services.clone()));
     if let (Some(cluster), Some(cluster_config)) = (services.consensus.cluster(), &config.cluster) {

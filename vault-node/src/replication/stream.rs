@@ -26,7 +26,7 @@ use crate::Refusal;
 pub const UPLOAD_READ_BYTES: usize = 256 * 1024;
 /// Bytes received before they are handed to the blob writer in one
 /// blocking call.
-pub const UPLOAD_BATCH_BYTES: usize = 1024 * 1024;
+pub const UPLOAD_BATCH_BYTES: usize = 256 * 1024;
 /// Plaintext bytes per network write when sending a blob to a node.
 pub const SEND_BATCH_BYTES: usize = 256 * 1024;
 
@@ -107,7 +107,10 @@ pub async fn receive_blob_within(
             writer = Some(joined(handle).await?);
         }
         let Some(w) = writer.take() else {
-            return Err(Refusal::new(ErrorCode::Internal, "the blob writer was lost"));
+            return Err(Refusal::new(
+                ErrorCode::Internal,
+                "the blob writer was lost",
+            ));
         };
         if ended {
             let mut w = w;
@@ -162,14 +165,12 @@ async fn read_batch(
                 batch.extend_from_slice(&chunk.bytes);
             }
             Ok(None) => return Ok((batch, true)),
-            Err(e) => {
-                return Err(Refusal::new(
-                    ErrorCode::Truncated,
-                    format!(
-                        "the upload stopped after {received} of {size} bytes ({e}); nothing was stored"
-                    ),
-                ))
-            }
+            Err(e) => return Err(Refusal::new(
+                ErrorCode::Truncated,
+                format!(
+                    "the upload stopped after {received} of {size} bytes ({e}); nothing was stored"
+                ),
+            )),
         }
     }
     Ok((batch, false))

@@ -18,11 +18,11 @@ use crate::Refusal;
 /// Default uploads one caller may have in progress.
 pub const DEFAULT_UPLOADS_PER_CALLER: usize = 16;
 /// Default uploads in progress on the whole node.
-pub const DEFAULT_UPLOADS_TOTAL: usize = 128;
+pub const DEFAULT_UPLOADS_TOTAL: usize = 64;
 /// Default downloads one caller may have in progress.
 pub const DEFAULT_DOWNLOADS_PER_CALLER: usize = 16;
 /// Default downloads in progress on the whole node.
-pub const DEFAULT_DOWNLOADS_TOTAL: usize = 128;
+pub const DEFAULT_DOWNLOADS_TOTAL: usize = 64;
 /// Default other requests (list, consent, transparency...) one caller may
 /// have in progress.
 pub const DEFAULT_REQUESTS_PER_CALLER: usize = 64;
@@ -37,8 +37,8 @@ pub const DEFAULT_TRANSFER_BASE_S: u64 = 30;
 /// 4 GiB document gets 30 s + 68 min).
 pub const DEFAULT_TRANSFER_RATE_MIN_BYTES_S: u64 = 1024 * 1024;
 /// Default decrypted outboard bytes all downloads together may hold (a
-/// 4 GiB document's outboard is 16 MiB).
-pub const DEFAULT_OUTBOARD_BUDGET_BYTES: u64 = 128 * 1024 * 1024;
+/// 4 GiB document's outboard is 16 MiB, a 40 MiB one's 160 KiB).
+pub const DEFAULT_OUTBOARD_BUDGET_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The node's limits (`[limits]` in the configuration file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -152,7 +152,12 @@ impl Limits {
 
     /// Whether one more `work` may start, given what the caller and the
     /// node already have in progress; `limit.busy` with what to do if not.
-    pub fn admit(&self, work: Work, caller_in_use: usize, total_in_use: usize) -> Result<(), Refusal> {
+    pub fn admit(
+        &self,
+        work: Work,
+        caller_in_use: usize,
+        total_in_use: usize,
+    ) -> Result<(), Refusal> {
         let (per_caller, total) = self.caps(work);
         if caller_in_use >= per_caller {
             return Err(busy(format!(
@@ -208,11 +213,11 @@ mod tests {
     #[test]
     fn caps_are_per_caller_then_total() {
         let limits = Limits::default();
-        assert!(limits.admit(Work::Upload, 15, 100).is_ok());
+        assert!(limits.admit(Work::Upload, 15, 60).is_ok());
         let refusal = limits.admit(Work::Upload, 16, 16).unwrap_err();
         assert_eq!(refusal.code, ErrorCode::LimitBusy);
         assert!(refusal.message.contains("one caller"));
-        let refusal = limits.admit(Work::Download, 0, 128).unwrap_err();
+        let refusal = limits.admit(Work::Download, 0, 64).unwrap_err();
         assert!(refusal.message.contains("the node"));
     }
 
@@ -240,7 +245,10 @@ mod tests {
         let mut limits = Limits::default();
         assert!(limits.validate().is_ok());
         limits.uploads_per_caller = 500;
-        assert!(limits.validate().unwrap_err().contains("uploads_per_caller"));
+        assert!(limits
+            .validate()
+            .unwrap_err()
+            .contains("uploads_per_caller"));
         limits = Limits {
             idle_s: 0,
             ..Limits::default()
