@@ -336,7 +336,7 @@ async fn handle(
         Request::ChangeMembership { change } => change_membership(services, caller, change).await?,
         other => consent::handle(&services.consent, &caller.cert, &caller.der, other).await?,
     };
-    write(send, &response).await
+    write(send, &response, services.admission.limits().idle()).await
 }
 
 /// A get: authorized, then the bytes streamed.
@@ -455,18 +455,21 @@ async fn handle_put(
     let documents = &services.documents;
     let limits = services.admission.limits();
     let put = documents.begin_put(&caller.cert, record, signature)?;
-    write(send, &Response::SendBody { send: true }).await?;
+    write(send, &Response::SendBody { send: true }, limits.idle()).await?;
     let (hash, size) = (put.record.content_hash, put.record.size);
     let deadlines = Deadlines::for_size(limits, size);
     let fresh_blob =
         stream::receive_blob_within(&documents.vault, hash, size, recv, deadlines).await?;
     let response = documents.finish_put(caller, put, fresh_blob).await?;
-    write(send, &response).await
+    write(send, &response, limits.idle()).await
 }
 
-/// Writes one response frame, within the default idle deadline.
-async fn write(send: &mut quinn::SendStream, response: &Response) -> Result<(), Refusal> {
-    let idle = std::time::Duration::from_secs(limits::DEFAULT_IDLE_S);
+/// Writes one response frame, within the idle deadline.
+async fn write(
+    send: &mut quinn::SendStream,
+    response: &Response,
+    idle: std::time::Duration,
+) -> Result<(), Refusal> {
     match tokio::time::timeout(idle, write_frame(send, response)).await {
         Ok(written) => written.map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string())),
         Err(_) => Err(limits::deadline_passed("answer", true)),

@@ -165,12 +165,14 @@ async fn read_batch(
                 batch.extend_from_slice(&chunk.bytes);
             }
             Ok(None) => return Ok((batch, true)),
-            Err(e) => return Err(Refusal::new(
-                ErrorCode::Truncated,
-                format!(
+            Err(e) => {
+                return Err(Refusal::new(
+                    ErrorCode::Truncated,
+                    format!(
                     "the upload stopped after {received} of {size} bytes ({e}); nothing was stored"
                 ),
-            )),
+                ))
+            }
         }
     }
     Ok((batch, false))

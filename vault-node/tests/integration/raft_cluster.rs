@@ -73,6 +73,7 @@ async fn start_node_in(pki: &Pki, id: u64, cluster: Option<&str>) -> Node {
         crl_path: None,
         purposes_path: None,
         cluster: None,
+        limits: Default::default(),
     })
     .await
     .unwrap();
