@@ -136,13 +136,19 @@ async fn serve_stream(
     if let Err(refusal) = result {
         record_refusal(&services, &caller.cert, &refusal, ids);
         let idle = services.admission.limits().idle();
-        tracing::warn!(
-            role = caller.cert.role.as_str(),
-            name = %caller.cert.name,
-            code = %refusal.code,
-            error = %refusal.message,
-            "request refused"
-        );
+        if refusal.code == ErrorCode::LimitBusy {
+            // A caller may send these as fast as it likes: not at warn, or
+            // the node's own log would be the next thing it fills.
+            tracing::debug!(role = caller.cert.role.as_str(), name = %caller.cert.name, code = %refusal.code, "request refused");
+        } else {
+            tracing::warn!(
+                role = caller.cert.role.as_str(),
+                name = %caller.cert.name,
+                code = %refusal.code,
+                error = %refusal.message,
+                "request refused"
+            );
+        }
         let answer = Response::Error(refusal.body());
         let _ = tokio::time::timeout(idle, write_frame(&mut send, &answer)).await;
         let _ = recv.stop(0u32.into());

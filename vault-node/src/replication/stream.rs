@@ -235,3 +235,33 @@ impl PlainBatches {
         Ok(Some(batch))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_idle_deadline_cuts_a_silent_step_and_the_total_one_caps_it() {
+        let deadlines = Deadlines {
+            idle: Duration::from_millis(50),
+            end: Instant::now() + Duration::from_secs(60),
+        };
+        assert!(deadlines.next().1, "the idle deadline comes first");
+        let silent = deadlines.run("upload", std::future::pending::<()>()).await;
+        let refusal = silent.unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::LimitDeadline);
+        assert!(refusal.message.contains("nothing moved"));
+        let ending = Deadlines {
+            idle: Duration::from_secs(60),
+            end: Instant::now() + Duration::from_millis(50),
+        };
+        assert!(!ending.next().1, "the total deadline comes first");
+        let refusal = ending
+            .run("upload", std::future::pending::<()>())
+            .await
+            .unwrap_err();
+        assert!(refusal.message.contains("total deadline"));
+        assert_eq!(ending.run("upload", async { 7 }).await.unwrap(), 7);
+    }
+}
