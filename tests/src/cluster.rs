@@ -90,6 +90,7 @@ pub async fn start_cluster(pki: &TestPki, n: u64) -> anyhow::Result<Vec<RunningN
                 bootstrap: id == 1,
                 policy: ClusterPolicy::default(),
             }),
+            limits: Default::default(),
         })
         .await?;
         nodes.push(node);

@@ -169,6 +169,7 @@ pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
         purposes_path: Some(pki.purposes_path()?),
         issuers_path: Some(pki.issuers_path()?),
         cluster: None,
+        limits: Default::default(),
     };
     Ok(node::start(config).await?)
 }

@@ -106,6 +106,14 @@ pub enum ErrorCode {
     RequestExpired,
     /// The department has as many open requests for this resident as it may.
     RequestLimit,
+    /// The caller (or the node as a whole) already has as many uploads,
+    /// downloads or requests in progress as the node's limits allow; nothing
+    /// was done: finish or cancel some, then retry.
+    LimitBusy,
+    /// A stream was cut because the peer sent or read nothing for the idle
+    /// deadline, or the transfer outlasted its total deadline; nothing was
+    /// stored.
+    LimitDeadline,
 }
 
 impl ErrorCode {
@@ -158,6 +166,8 @@ impl ErrorCode {
             ErrorCode::IssuerNotAuthorized => "document.issuer_not_authorized",
             ErrorCode::RequestExpired => "request.expired",
             ErrorCode::RequestLimit => "limit.requests",
+            ErrorCode::LimitBusy => "limit.busy",
+            ErrorCode::LimitDeadline => "limit.deadline",
         }
     }
 
@@ -209,6 +219,8 @@ impl ErrorCode {
         ErrorCode::IssuerNotAuthorized,
         ErrorCode::RequestExpired,
         ErrorCode::RequestLimit,
+        ErrorCode::LimitBusy,
+        ErrorCode::LimitDeadline,
     ];
 
     /// Parses the dotted string form.

@@ -35,6 +35,7 @@ mod cluster;
 mod e2e;
 mod faults;
 mod grants;
+mod limits;
 mod log;
 mod paging;
 mod walkthrough;

@@ -1,7 +1,9 @@
 //! How a command becomes durable: the single-node [`ledger`] (group commit
 //! on one RocksDB) or the openraft [`raft`] cluster, behind one interface,
 //! [`Consensus`]: submit a command, wait for a linearizable read point, and
-//! read the state it produced.
+//! read the state it produced. A single node's commits run on their own
+//! committer threads ([`Committer`]), never on the runtime's shared
+//! blocking pool, so no number of slow callers can delay them.
 //!
 //! **Invariant:** a command is acknowledged only once it is durable (one
 //! synced batch on a single node; committed by a quorum in a cluster), and
@@ -12,12 +14,13 @@ pub mod ledger;
 pub mod raft;
 pub mod seed;
 
-use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 
 use vault_client::ErrorCode;
 
 use crate::engine::meta::MetaStore;
-use crate::engine::state::{Applied, Command, Proposal};
+use crate::engine::state::{Applied, Command, Proposal, StateError};
 use crate::rules::clock::Clock;
 use crate::Refusal;
 
@@ -27,25 +30,84 @@ pub use seed::fresh_seed;
 
 /// How this node makes commands durable: alone, or as a member of a cluster.
 pub enum Consensus {
-    /// The single-node ledger: group commits on the node's own RocksDB.
-    Single(Arc<Ledger<Arc<dyn MetaStore>>>),
+    /// The single-node ledger: group commits on the node's own RocksDB,
+    /// made by its committer threads.
+    Single(Arc<Committer>),
     /// An openraft cluster: writes are committed by a quorum, forwarded to
     /// the leader by a follower.
     Cluster(Arc<Cluster>),
 }
 
+/// Committer threads of the single-node ledger: enough for group commit
+/// to batch the commands that arrive while one batch syncs.
+pub const COMMITTER_THREADS: usize = 8;
+
+type Job = (
+    Command,
+    tokio::sync::oneshot::Sender<Result<Applied, StateError>>,
+);
+
+/// The single-node ledger with its own committer threads: a submitted
+/// command is queued to them and its result awaited, holding no thread of
+/// the caller's.
+pub struct Committer {
+    ledger: Arc<Ledger<Arc<dyn MetaStore>>>,
+    jobs: Mutex<std_mpsc::Sender<Job>>,
+}
+
+impl Committer {
+    /// Starts [`COMMITTER_THREADS`] threads committing to `ledger`; they
+    /// end when the committer is dropped.
+    pub fn start(ledger: Arc<Ledger<Arc<dyn MetaStore>>>) -> Result<Self, Refusal> {
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..COMMITTER_THREADS {
+            let (ledger, rx) = (ledger.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("committer-{n}"))
+                .spawn(move || commit_loop(&ledger, &rx))
+                .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+        }
+        Ok(Committer {
+            ledger,
+            jobs: Mutex::new(tx),
+        })
+    }
+
+    async fn submit(&self, command: Command) -> Result<Applied, Refusal> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((command, tx));
+        let stopped = || Refusal::new(ErrorCode::Internal, "the committer threads stopped");
+        queued.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?.map_err(Refusal::from)
+    }
+}
+
+fn commit_loop(ledger: &Ledger<Arc<dyn MetaStore>>, jobs: &Mutex<std_mpsc::Receiver<Job>>) {
+    loop {
+        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok((command, reply)) = job else {
+            return;
+        };
+        let _ = reply.send(ledger.submit(&command));
+    }
+}
+
 impl Consensus {
+    /// The single-node ledger, with its committer threads started.
+    pub fn single(ledger: Arc<Ledger<Arc<dyn MetaStore>>>) -> Result<Self, Refusal> {
+        Ok(Consensus::Single(Arc::new(Committer::start(ledger)?)))
+    }
+
     /// Applies `command`, timed by `clock`: through the single-node ledger
-    /// (on a blocking thread: a synced write), or through Raft.
+    /// (on its committer threads: a synced write), or through Raft.
     pub async fn submit(&self, command: Command, clock: &dyn Clock) -> Result<Applied, Refusal> {
         let cluster = match self {
-            Consensus::Single(ledger) => {
-                let ledger = ledger.clone();
-                return tokio::task::spawn_blocking(move || ledger.submit(&command))
-                    .await
-                    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?
-                    .map_err(Refusal::from);
-            }
+            Consensus::Single(committer) => return committer.submit(command).await,
             Consensus::Cluster(cluster) => cluster,
         };
         let proposal = Proposal {
@@ -74,7 +136,7 @@ impl Consensus {
     /// The store holding the state the applied commands produced.
     pub fn view(&self) -> Arc<dyn MetaStore> {
         match self {
-            Consensus::Single(ledger) => ledger.store().clone(),
+            Consensus::Single(committer) => committer.ledger.store().clone(),
             Consensus::Cluster(cluster) => cluster.store().clone(),
         }
     }
@@ -83,7 +145,7 @@ impl Consensus {
     /// [`Ledger::submit`] suits callers already on a blocking thread).
     pub fn ledger(&self) -> Option<&Arc<Ledger<Arc<dyn MetaStore>>>> {
         match self {
-            Consensus::Single(ledger) => Some(ledger),
+            Consensus::Single(committer) => Some(&committer.ledger),
             Consensus::Cluster(_) => None,
         }
     }

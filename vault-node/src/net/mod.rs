@@ -2,6 +2,7 @@
 //! identity from the handshake and request dispatch ([`server`]), download
 //! streaming ([`transfer`]), and the CRL watcher ([`crl`]).
 
+pub mod admission;
 pub mod crl;
 pub mod server;
 pub mod transfer;

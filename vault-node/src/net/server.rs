@@ -23,10 +23,13 @@ use vault_client::{DocumentId, ErrorCode};
 use crate::consensus::raft::RaftHandle;
 use crate::consensus::Consensus;
 use crate::engine::state::{Applied, Command};
+use crate::net::admission::{Admission, Permit};
 use crate::net::transfer;
-use crate::replication::{stream, Replication};
+use crate::replication::stream::{self, Deadlines};
+use crate::replication::Replication;
 use crate::rules::access::require_role;
 use crate::rules::clock::Clock;
+use crate::rules::limits::{self, Work};
 use crate::service::consent::{self, Consent};
 use crate::service::documents::Documents;
 use crate::service::transparency::{self, Transparency};
@@ -56,6 +59,8 @@ pub struct Services {
     /// The node's Raft instance, once attached; until then Raft RPCs are
     /// refused.
     pub raft: OnceLock<RaftHandle>,
+    /// Work in progress per caller and in total, against the node's limits.
+    pub admission: Arc<Admission>,
 }
 
 impl Services {
@@ -136,18 +141,32 @@ async fn serve_stream(
             pki::Role::Resident => "-",
             _ => caller.cert.name.as_str(),
         };
-        tracing::warn!(
-            role = caller.cert.role.as_str(),
-            caller = who,
-            request = ids.kind,
-            code = %refusal.code,
-            "request refused"
-        );
-        let _ = write_frame(&mut send, &Response::Error(refusal.body())).await;
+        let idle = services.admission.limits().idle();
+        if refusal.code == ErrorCode::LimitBusy {
+            // A caller may send these as fast as it likes: not at warn, or
+            // the node's own log would be the next thing it fills.
+            tracing::debug!(role = caller.cert.role.as_str(), caller = who, request = ids.kind, code = %refusal.code, "request refused");
+        } else {
+            tracing::warn!(
+                role = caller.cert.role.as_str(),
+                caller = who,
+                request = ids.kind,
+                code = %refusal.code,
+                "request refused"
+            );
+        }
+        let answer = Response::Error(refusal.body());
+        let _ = tokio::time::timeout(idle, write_frame(&mut send, &answer)).await;
         let _ = recv.stop(0u32.into());
     }
     let _ = send.finish();
-    let _ = send.stopped().await;
+    // Wait (as a task, holding no thread) for the peer to take the last
+    // bytes, but not for ever: a peer that stops reading is let go.
+    let linger = services
+        .admission
+        .limits()
+        .deadline(u64::from(transport::STREAM_WINDOW_BYTES));
+    let _ = tokio::time::timeout(linger, send.stopped()).await;
 }
 
 /// Reads one request (Raft frames may be larger, from nodes of this
@@ -164,11 +183,25 @@ async fn read_and_handle(
     } else {
         FRAME_LEN_MAX
     };
-    let read = match read_frame_len(recv, max).await {
-        Ok(len) => read_frame_body::<Request>(recv, len)
-            .await
-            .map(|request| (request, len)),
-        Err(e) => Err(e),
+    let limits = *services.admission.limits();
+    let read = async {
+        match read_frame_len(recv, max).await {
+            Ok(len) => read_frame_body::<Request>(recv, len)
+                .await
+                .map(|request| (request, len)),
+            Err(e) => Err(e),
+        }
+    };
+    // A request is due within the idle deadline; a node's (Raft frames may
+    // be large) within the total deadline for its largest frame.
+    let due = if caller.cert.role == pki::Role::Node {
+        limits.deadline(max as u64)
+    } else {
+        limits.idle()
+    };
+    let read = match tokio::time::timeout(due, read).await {
+        Ok(read) => read,
+        Err(_) => return Some(Err(limits::deadline_passed("request", true))),
     };
     Some(match read {
         Err(FrameError::Wire(e)) => Err(Refusal::new(e.code(), format!("{e}"))),
@@ -182,12 +215,24 @@ async fn read_and_handle(
         }
         Ok((request, _)) => {
             *ids = RefusalIds::of(&request);
-            match services.vault.check_not_revoked(&caller.cert) {
+            match admit(services, caller, &request) {
                 Err(refusal) => Err(refusal),
-                Ok(()) => handle(services, caller, request, send, recv).await,
+                Ok(_permit) => handle(services, caller, request, send, recv).await,
             }
         }
     })
+}
+
+/// Checks the caller is not revoked and takes a place for the request's
+/// work (upload, download or other), or `limit.busy` at once.
+fn admit(services: &Services, caller: &Caller, request: &Request) -> Result<Permit, Refusal> {
+    services.vault.check_not_revoked(&caller.cert)?;
+    let work = match request {
+        Request::Put { .. } => Work::Upload,
+        Request::Get { .. } => Work::Download,
+        _ => Work::Request,
+    };
+    services.admission.admit(work, &caller.cert)
 }
 
 /// The ids a refused request concerned, for its log entry.
@@ -276,6 +321,10 @@ fn record_refusal(services: &Arc<Services>, caller: &PeerCert, refusal: &Refusal
             | ErrorCode::DiskFull
             | ErrorCode::LogCorrupt
             | ErrorCode::LogRange
+            // A caller over its caps or cut at a deadline is told so; a
+            // flood of them must not become a flood of commits.
+            | ErrorCode::LimitBusy
+            | ErrorCode::LimitDeadline
     ) {
         return;
     }
@@ -332,7 +381,7 @@ async fn handle(
 ) -> Result<(), Refusal> {
     let response = match request {
         Request::Put { record, signature } => {
-            return handle_put(&services.documents, caller, record, signature, send, recv).await
+            return handle_put(services, caller, record, signature, send, recv).await
         }
         Request::Get {
             document_id,
@@ -364,7 +413,7 @@ async fn handle(
         Request::ChangeMembership { change } => change_membership(services, caller, change).await?,
         other => consent::handle(&services.consent, &caller.cert, &caller.der, other).await?,
     };
-    write(send, &response).await
+    write(send, &response, services.admission.limits().idle()).await
 }
 
 /// A get: authorized, then the bytes streamed.
@@ -376,11 +425,21 @@ async fn handle_get(
     grant: Option<GrantId>,
     send: &mut quinn::SendStream,
 ) -> Result<(), Refusal> {
+    // The decrypted outboard is held for the whole transfer: its bytes are
+    // reserved from the node's budget first (`limit.busy` when spent).
+    let outboard_len = services
+        .vault
+        .document(document_id)
+        .map(|entry| vault_client::tree::outboard_len(entry.record.size))
+        .unwrap_or(0);
+    let _reserved = services.admission.reserve_outboard(outboard_len)?;
     let download = services
         .documents
         .prepare_get(&caller.cert, document_id, range, grant)
         .await?;
-    transfer::send_download(download, send).await;
+    let limits = services.admission.limits();
+    let deadlines = Deadlines::for_size(limits, download.encoded_len);
+    transfer::send_download(download, send, deadlines).await;
     Ok(())
 }
 
@@ -463,25 +522,35 @@ fn replication_for<'a>(
 /// A put: checked, then its body streamed into the blob store, then
 /// registered.
 async fn handle_put(
-    documents: &Documents,
+    services: &Services,
     caller: &Caller,
     record: pki::IssueRecord,
     signature: pki::Signature,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) -> Result<(), Refusal> {
+    let documents = &services.documents;
+    let limits = services.admission.limits();
     let put = documents.begin_put(&caller.cert, record, signature)?;
-    write(send, &Response::SendBody { send: true }).await?;
+    write(send, &Response::SendBody { send: true }, limits.idle()).await?;
     let (hash, size) = (put.record.content_hash, put.record.size);
-    let fresh_blob = stream::receive_blob(&documents.vault, hash, size, recv).await?;
+    let deadlines = Deadlines::for_size(limits, size);
+    let fresh_blob =
+        stream::receive_blob_within(&documents.vault, hash, size, recv, deadlines).await?;
     let response = documents.finish_put(caller, put, fresh_blob).await?;
-    write(send, &response).await
+    write(send, &response, limits.idle()).await
 }
 
-async fn write(send: &mut quinn::SendStream, response: &Response) -> Result<(), Refusal> {
-    write_frame(send, response)
-        .await
-        .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))
+/// Writes one response frame, within the idle deadline.
+async fn write(
+    send: &mut quinn::SendStream,
+    response: &Response,
+    idle: std::time::Duration,
+) -> Result<(), Refusal> {
+    match tokio::time::timeout(idle, write_frame(send, response)).await {
+        Ok(written) => written.map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string())),
+        Err(_) => Err(limits::deadline_passed("answer", true)),
+    }
 }
 
 /// The one place the caller's certificate is read, from the TLS handshake

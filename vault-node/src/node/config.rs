@@ -11,6 +11,18 @@
 //! purposes = "purposes.json"      # optional
 //! issuers = "issuers.json"        # optional: who may issue which kinds
 //!
+//! [limits]                        # optional: bounded work per caller
+//! uploads_per_caller = 16         # (the defaults; see docs/OPERATIONS.md)
+//! uploads_total = 64
+//! downloads_per_caller = 16
+//! downloads_total = 64
+//! requests_per_caller = 64
+//! requests_total = 1024
+//! idle_s = 10
+//! transfer_base_s = 30
+//! transfer_rate_min_bytes_s = 1048576
+//! outboard_budget_bytes = 67108864
+//!
 //! [cluster]                       # optional: without it, a single node
 //! node_id = 1
 //! bootstrap = false               # true on one node, for the first start
@@ -32,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::rules::limits::Limits;
 use crate::rules::placement::{self, ClusterPolicy};
 
 /// What a node needs to start.
@@ -53,6 +66,8 @@ pub struct NodeConfig {
     /// Cluster mode: replicate metadata with Raft among these members.
     /// `None` runs the single-node vault.
     pub cluster: Option<ClusterConfig>,
+    /// Caps and deadlines bounding each caller's work.
+    pub limits: Limits,
 }
 
 /// A node's place in a Raft cluster.
@@ -93,6 +108,9 @@ pub struct FileConfig {
     /// Cluster mode.
     #[serde(default)]
     pub cluster: Option<FileCluster>,
+    /// Caps and deadlines (every key optional).
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// The `[cluster]` table.
@@ -195,6 +213,7 @@ pub fn parse(text: &str, base: &Path) -> Result<NodeConfig, String> {
         }
         None => None,
     };
+    file.limits.validate()?;
     Ok(NodeConfig {
         listen: file.listen,
         data_dir: resolve(file.data),
@@ -203,6 +222,7 @@ pub fn parse(text: &str, base: &Path) -> Result<NodeConfig, String> {
         purposes_path: file.purposes.map(resolve),
         issuers_path: file.issuers.map(resolve),
         cluster,
+        limits: file.limits,
     })
 }
 
@@ -288,5 +308,22 @@ members = [
         assert!(config.cluster.is_none());
         assert_eq!(config.listen, default_listen());
         assert_eq!(config.data_dir, Path::new("/x/d"));
+        assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn limits_are_read_checked_and_default_per_key() {
+        let base = Path::new("/x");
+        let text = "identity = \"i\"\ndata = \"d\"\n[limits]\nidle_s = 2\nuploads_per_caller = 3\n";
+        let config = parse(text, base).unwrap();
+        assert_eq!(config.limits.idle_s, 2);
+        assert_eq!(config.limits.uploads_per_caller, 3);
+        assert_eq!(config.limits.uploads_total, Limits::default().uploads_total);
+        let typo = text.replace("idle_s", "idle_secs");
+        assert!(parse(&typo, base).unwrap_err().contains("idle_secs"));
+        let over = text.replace("uploads_per_caller = 3", "uploads_per_caller = 100000");
+        assert!(parse(&over, base)
+            .unwrap_err()
+            .contains("uploads_per_caller"));
     }
 }

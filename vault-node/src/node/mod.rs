@@ -18,6 +18,7 @@ pub use config::{ClusterConfig, NodeConfig};
 
 use crate::consensus::raft::{Network, RaftHandle};
 use crate::consensus::{Cluster, Consensus, Ledger};
+use crate::net::admission::Admission;
 use crate::net::crl;
 use crate::net::server::{self, Services};
 use crate::replication::Replication;
@@ -116,7 +117,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
     let consensus = Arc::new(open_consensus(&config, &endpoint, &identity, &vault, &clock).await?);
     let registries = (purposes, issuers);
-    let services = Arc::new(services(identity, vault, consensus, clock, registries));
+    let admission = Admission::new(config.limits);
+    let services = Arc::new(services(
+        identity, vault, consensus, clock, registries, admission,
+    ));
     crl::record_revocations(&services);
     tokio::spawn(server::accept_loop(endpoint.clone(), services.clone()));
     if let (Some(cluster), Some(cluster_config)) = (services.consensus.cluster(), &config.cluster) {
@@ -187,7 +191,7 @@ async fn open_consensus(
     let Some(cluster_config) = &config.cluster else {
         let ledger =
             Ledger::with_clock(vault.local_store(), clock.clone()).map_err(Refusal::from)?;
-        return Ok(Consensus::Single(Arc::new(ledger)));
+        return Consensus::single(Arc::new(ledger));
     };
     let network = Network::new(endpoint.clone(), identity)?;
     let cluster = Cluster::open_with(
@@ -208,6 +212,7 @@ fn services(
     consensus: Arc<Consensus>,
     clock: Arc<dyn Clock>,
     (purposes, issuers): (PurposeRegistry, IssuerRegistry),
+    admission: Arc<Admission>,
 ) -> Services {
     let raft = OnceLock::new();
     let replication = consensus.cluster().map(|cluster| {
@@ -250,6 +255,7 @@ fn services(
         transparency,
         replication,
         raft,
+        admission,
     }
 }
 

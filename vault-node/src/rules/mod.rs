@@ -13,5 +13,6 @@ pub mod access;
 pub mod clock;
 pub mod grants;
 pub mod issuers;
+pub mod limits;
 pub mod placement;
 pub mod refusals;

@@ -69,8 +69,8 @@ pub struct Download {
     pub range: ByteRange,
     /// Length of the pieces that follow the header.
     pub encoded_len: u64,
-    /// The `Document` response announcing them.
-    pub header: Response,
+    /// The `Document` response announcing them, encoded as a frame.
+    pub header: Vec<u8>,
 }
 
 impl Documents {
@@ -168,14 +168,17 @@ impl Documents {
             .await?;
         let reader = self.vault.blobs().reader(&entry.record.content_hash)?;
         let outboard = reader.outboard()?;
-        // Only now, with the request valid and the blob readable, is the
-        // access counted; it is durable in the log before the first byte.
-        self.commit_access(caller, document_id, grant).await?;
-        let header = Response::Document {
+        // The header is encoded before the use is spent: a header that
+        // cannot be sent must refuse the get, not cost a use.
+        let header = vault_client::wire::encode_frame(&Response::Document {
             document: view(&entry),
             range,
             encoded_len,
-        };
+        })
+        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+        // Only now, with the request valid and the blob readable, is the
+        // access counted; it is durable in the log before the first byte.
+        self.commit_access(caller, document_id, grant).await?;
         Ok(Download {
             entry,
             reader,

@@ -201,11 +201,6 @@ impl BlobStore {
             .create_new(true)
             .open(&tmp_path)?;
         let header = header(hash, size);
-        let syncer = if size >= SYNC_INTERVAL_BYTES {
-            Some(Syncer::start(file.try_clone()?))
-        } else {
-            None
-        };
         let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
         out.write_all(&header)?;
         Ok(BlobWriter {
@@ -220,7 +215,7 @@ impl BlobStore {
             group_index: 0,
             received: 0,
             builder: OutboardBuilder::new(),
-            syncer,
+            syncer: None,
             unsynced: 0,
         })
     }
@@ -390,8 +385,13 @@ impl BlobWriter {
         out.write_all(&self.group)?;
         self.unsynced += self.group.len() as u64;
         if self.unsynced >= SYNC_INTERVAL_BYTES {
+            // The flushing thread starts only once this many bytes have
+            // arrived: an upload that stalls early holds no thread.
+            if self.syncer.is_none() {
+                self.syncer = Some(Syncer::start(out.get_ref().try_clone()?));
+            }
+            out.flush()?;
             if let Some(syncer) = &self.syncer {
-                out.flush()?;
                 syncer.poke();
             }
             self.unsynced = 0;

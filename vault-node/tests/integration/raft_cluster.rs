@@ -74,6 +74,7 @@ async fn start_node_in(pki: &Pki, id: u64, cluster: Option<&str>) -> Node {
         purposes_path: None,
         issuers_path: None,
         cluster: None,
+        limits: Default::default(),
     })
     .await
     .unwrap();

@@ -34,6 +34,7 @@ pub(crate) async fn child(argv: &[String]) -> anyhow::Result<()> {
                 purposes_path: None,
                 issuers_path: None,
                 cluster: None,
+                limits: Default::default(),
             })
             .await?;
             println!("{}", node.addr);

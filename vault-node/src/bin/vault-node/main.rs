@@ -79,6 +79,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 crl_path: crl,
                 purposes_path: purposes,
                 issuers_path: issuers,
+                limits: Default::default(),
             };
             run::run(config).await
         }

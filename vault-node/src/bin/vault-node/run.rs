@@ -52,6 +52,7 @@ pub(crate) fn dev_config(data: &Path, listen: SocketAddr) -> anyhow::Result<Node
         purposes_path: Some(layout.purposes_path()),
         issuers_path: Some(layout.issuers_path()),
         cluster: None,
+        limits: Default::default(),
         data_dir: layout.node_data,
         identity_dir: layout.node_identity,
     })
