@@ -813,6 +813,9 @@ impl VaultClient {
         options: GetOptions,
     ) -> Result<GetOutcome, ClientError> {
         let part = PartState::new(path);
+        // Before anything is asked for: a grant use must not be spent on a
+        // download that cannot be written.
+        part.check_writable()?;
         let resume_from = match (options.resume, options.range) {
             (true, None) => part.resumable_offset(document_id),
             _ => {
@@ -851,7 +854,10 @@ impl VaultClient {
                 resumed_from: resume_from,
             }),
             Err(e) => {
-                if !e.is_transient() {
+                // Verified bytes are never thrown away for a local failure
+                // (a full disk, an output that cannot be moved into place):
+                // the `.part` file stays for a resume.
+                if !e.is_transient() && e.code() != ErrorCode::LocalIo.as_str() {
                     part.discard();
                 }
                 Err(e)

@@ -85,12 +85,51 @@ impl PartState {
         let _ = fs::remove_file(&self.meta);
     }
 
-    /// Renames the completed `.part` into place.
+    /// Checks, before anything is fetched (or a grant use spent), that the
+    /// download can land: the output is not a directory, and the `.part`
+    /// file can be created beside it. Creates nothing that was not there.
+    pub fn check_writable(&self) -> Result<(), ClientError> {
+        if self.out.is_dir() {
+            return Err(ClientError::local(
+                ErrorCode::LocalIo,
+                format!(
+                    "{} is a directory; name the output file (e.g. {}); nothing was fetched",
+                    self.out.display(),
+                    self.out.join("document.pdf").display()
+                ),
+            ));
+        }
+        let existed = self.part.exists();
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.part)
+            .map_err(|e| {
+                ClientError::local(
+                    ErrorCode::LocalIo,
+                    format!(
+                        "cannot write {}: {e}; choose another output path; nothing was fetched",
+                        self.part.display()
+                    ),
+                )
+            })?;
+        if !existed {
+            let _ = fs::remove_file(&self.part);
+        }
+        Ok(())
+    }
+
+    /// Renames the completed `.part` into place. On failure the verified
+    /// `.part` file is kept (the error names it).
     pub fn commit(&self) -> Result<(), ClientError> {
         fs::rename(&self.part, &self.out).map_err(|e| {
             ClientError::local(
                 ErrorCode::LocalIo,
-                format!("cannot move the download into {}: {e}", self.out.display()),
+                format!(
+                    "cannot move the download into {}: {e}; the verified bytes are kept in {}",
+                    self.out.display(),
+                    self.part.display()
+                ),
             )
         })?;
         let _ = fs::remove_file(&self.meta);

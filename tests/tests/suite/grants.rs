@@ -579,3 +579,48 @@ async fn get_with_options_under_a_grant_writes_the_file() {
     housing.get_to_file(marriage, &out, options).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), pseudo_random_bytes(50_000, 1));
 }
+
+/// `vault get DOC --grant G -o SOME_DIRECTORY` used to download, spend the
+/// use, then fail to move the file into place and throw the bytes away:
+/// with one use, the grant was gone (part 6, finding 1). The output path is
+/// now checked before anything is asked for.
+#[tokio::test]
+async fn a_get_into_a_directory_is_refused_before_the_use_is_spent() {
+    let Office {
+        pki: _pki,
+        node: _node,
+        housing,
+        r1,
+        marriage,
+        ..
+    } = office().await;
+    let grant = marriage_grant(&housing, &r1, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = || GetOptions {
+        grant: Some(grant),
+        ..Default::default()
+    };
+    let err = housing
+        .get_to_file(marriage, dir.path(), options())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "local.io", "{err}");
+    assert!(err.to_string().contains("is a directory"), "{err}");
+    let unwritable = dir.path().join("no-such-dir").join("m.pdf");
+    let err = housing
+        .get_to_file(marriage, &unwritable, options())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "local.io", "{err}");
+    // The one use is still there.
+    let out = dir.path().join("m.pdf");
+    housing
+        .get_to_file(marriage, &out, options())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), pseudo_random_bytes(50_000, 1));
+    assert_eq!(
+        fetch(&housing, marriage, grant).await.unwrap_err(),
+        "grant.exhausted"
+    );
+}
