@@ -83,10 +83,23 @@ impl Vault {
         fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| storage(format!("{}: {e}", data_dir.display())))?;
         check_format(data_dir)?;
-        let master = master_key(&data_dir.join("master.key"))?;
+        let key_path = data_dir.join("master.key");
+        if !key_path.exists() {
+            if let Some(blob) = any_blob(data_dir) {
+                return Err(storage(format!(
+                    "{} holds encrypted blobs (e.g. {}) but no master.key: a new key would \
+                     make every one unreadable, so the node does not start; restore this \
+                     node's master.key (mode 0600) from its backup",
+                    data_dir.display(),
+                    blob.display()
+                )));
+            }
+        }
+        let master = master_key(&key_path)?;
         let store = RocksStore::open(&data_dir.join("db")).map_err(|e| storage(e.to_string()))?;
         let store: Arc<dyn MetaStore> = Arc::new(store);
         let blobs = BlobStore::open(data_dir, &master).map_err(Refusal::from)?;
+        check_master_key(data_dir, &master, &blobs)?;
         Self::from_parts(store, blobs, data_dir)
     }
 
@@ -318,6 +331,54 @@ fn master_key(path: &Path) -> Result<[u8; MASTER_KEY_LEN], Refusal> {
     Ok(key)
 }
 
+/// The key check value file: BLAKE3 derive-key of the master key, so a key
+/// that does not belong to this data directory's blobs is refused at start.
+const KEY_CHECK_FILE: &str = "master.key.check";
+
+/// Compares the master key with the data directory's key check value,
+/// writing it when missing — after checking the key against a stored blob
+/// when there is one (a directory from before the check existed).
+fn check_master_key(
+    data_dir: &Path,
+    master: &[u8; MASTER_KEY_LEN],
+    blobs: &BlobStore,
+) -> Result<(), Refusal> {
+    let check = hex::encode(blake3::derive_key("vault/master-key-check/v1", master));
+    let path = data_dir.join(KEY_CHECK_FILE);
+    let mismatch = || {
+        storage(format!(
+            "{}/master.key does not belong to this data directory: its blobs were encrypted \
+             under another key; restore this node's own master.key from its backup",
+            data_dir.display()
+        ))
+    };
+    match fs::read_to_string(&path) {
+        Ok(stored) if stored.trim() == check => return Ok(()),
+        Ok(_) => return Err(mismatch()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(storage(format!("{}: {e}", path.display()))),
+    }
+    if let Some(hash) =
+        any_blob(data_dir).and_then(|p| p.file_name()?.to_str()?.parse::<ContentHash>().ok())
+    {
+        if let Err(BlobError::Integrity { .. }) = blobs.reader(&hash).and_then(|r| r.outboard()) {
+            return Err(mismatch());
+        }
+    }
+    fs::write(&path, format!("{check}\n")).map_err(|e| storage(format!("{}: {e}", path.display())))
+}
+
+/// One blob file of the data directory, if it holds any.
+fn any_blob(data_dir: &Path) -> Option<PathBuf> {
+    let fanouts = fs::read_dir(data_dir.join("blobs")).ok()?;
+    fanouts
+        .flatten()
+        .filter_map(|fanout| fs::read_dir(fanout.path()).ok())
+        .flat_map(|files| files.flatten())
+        .map(|file| file.path())
+        .find(|path| path.is_file())
+}
+
 fn storage(message: String) -> Refusal {
     Refusal::new(ErrorCode::Storage, message)
 }
@@ -346,6 +407,61 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_data_directory_without_its_master_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let hash = {
+            let vault = Vault::open(&data).unwrap();
+            let bytes = b"a blob".to_vec();
+            let hash = ContentHash(*blake3::hash(&bytes).as_bytes());
+            let mut writer = vault.blobs().writer(hash, bytes.len() as u64).unwrap();
+            writer.write(&bytes).unwrap();
+            writer.finish().unwrap();
+            hash
+        };
+        let key = fs::read(data.join("master.key")).unwrap();
+        // Restored without master.key: refused, and no new key is made.
+        fs::remove_file(data.join("master.key")).unwrap();
+        let refusal = Vault::open(&data).err().unwrap();
+        assert_eq!(refusal.code, ErrorCode::Storage);
+        assert!(
+            refusal.message.contains("no master.key"),
+            "{}",
+            refusal.message
+        );
+        assert!(!data.join("master.key").exists());
+        // Another node's key: refused by the key check value.
+        write_key(&data, &[7u8; MASTER_KEY_LEN]);
+        let refusal = Vault::open(&data).err().unwrap();
+        assert!(
+            refusal.message.contains("does not belong"),
+            "{}",
+            refusal.message
+        );
+        // Without the check value (an older directory), the blob decides.
+        fs::remove_file(data.join(KEY_CHECK_FILE)).unwrap();
+        let refusal = Vault::open(&data).err().unwrap();
+        assert!(
+            refusal.message.contains("does not belong"),
+            "{}",
+            refusal.message
+        );
+        assert!(!data.join(KEY_CHECK_FILE).exists());
+        // Its own key restored: it opens and reads the blob.
+        fs::remove_file(data.join("master.key")).unwrap();
+        write_key(&data, &key);
+        let vault = Vault::open(&data).unwrap();
+        assert!(vault.blobs().reader(&hash).unwrap().outboard().is_ok());
+        assert!(data.join(KEY_CHECK_FILE).exists());
+    }
+
+    fn write_key(data: &Path, key: &[u8]) {
+        let _ = fs::remove_file(data.join("master.key"));
+        fs::write(data.join("master.key"), key).unwrap();
+        fs::set_permissions(data.join("master.key"), fs::Permissions::from_mode(0o600)).unwrap();
+    }
 
     #[test]
     fn a_data_directory_of_another_format_is_refused_and_left_alone() {
