@@ -422,3 +422,35 @@ async fn a_corrupt_blob_on_disk_is_never_served() {
     let (_, bytes) = dept.get_bytes(other.document_id, None, None).await.unwrap();
     assert_eq!(bytes, b"fine");
 }
+
+/// A second node on a data directory in use is told so in words, not with
+/// RocksDB's lock error; a start that fails leaves no data directory it
+/// created (part 6, finding 4).
+#[tokio::test]
+async fn a_data_directory_in_use_is_refused_and_a_failed_start_leaves_nothing() {
+    let pki = TestPki::new().unwrap();
+    let node = start_node(&pki).await.unwrap();
+    let config = |data_dir: std::path::PathBuf, listen: &str| vault_node::node::NodeConfig {
+        listen: listen.parse().unwrap(),
+        data_dir,
+        identity_dir: pki.identity_dir("node-1"),
+        crl_path: Some(pki.crl_path()),
+        purposes_path: Some(pki.purposes_path().unwrap()),
+        issuers_path: Some(pki.issuers_path().unwrap()),
+        cluster: None,
+        limits: Default::default(),
+    };
+    let second = vault_node::node::start(config(pki.data_dir("node-1"), "127.0.0.1:0")).await;
+    let refusal = second.err().unwrap();
+    assert!(
+        refusal.message.contains("in use by another process"),
+        "{refusal}"
+    );
+    assert!(pki.data_dir("node-1").join("master.key").exists());
+    // A fresh directory whose start fails (the port is taken) is removed.
+    let fresh = pki.data_dir("node-fresh");
+    let taken = node.addr.to_string();
+    let failed = vault_node::node::start(config(fresh.clone(), &taken)).await;
+    assert!(failed.is_err());
+    assert!(!fresh.exists(), "{} was left behind", fresh.display());
+}

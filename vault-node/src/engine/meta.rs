@@ -136,6 +136,12 @@ pub enum StoreError {
     /// A fault injected by [`FaultyStore`].
     #[error("injected fault")]
     Injected,
+    /// Another process holds the store (RocksDB's lock file): another node
+    /// runs on this data directory.
+    #[error(
+        "the data directory is in use by another process ({0}); stop the node running on it, or give this one another data directory"
+    )]
+    InUse(String),
 }
 
 /// One key/value pair.

@@ -96,6 +96,17 @@ impl RunningNode {
 
 /// Opens storage, binds the endpoint and starts serving in the background.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, Refusal> {
+    // A start that fails leaves no data directory it created itself.
+    let created = !config.data_dir.exists();
+    let started = start_in(&config).await;
+    if started.is_err() && created {
+        let _ = std::fs::remove_dir_all(&config.data_dir);
+    }
+    started
+}
+
+async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
+    let config = config.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = Arc::new(node_identity(&config)?);
     let vault = Arc::new(Vault::open(&config.data_dir)?);

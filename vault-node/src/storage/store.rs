@@ -123,6 +123,18 @@ fn rocks_error(e: rocksdb::Error) -> StoreError {
     let text = e.to_string();
     if text.contains("No space left") || text.contains("ENOSPC") {
         StoreError::DiskFull
+    } else if text.contains("LOCK")
+        && [
+            "Resource temporarily unavailable",
+            "No locks available",
+            "lock hold by",
+        ]
+        .iter()
+        .any(|held| text.contains(held))
+    {
+        // Another process (`Resource temporarily unavailable`), or this one
+        // (`lock hold by current process`), holds the database.
+        StoreError::InUse(text)
     } else {
         StoreError::Io(text)
     }
