@@ -200,6 +200,33 @@ async fn a_corrupt_copy_is_never_served_and_a_scrub_repairs_it() {
     }
 }
 
+/// Every copy corrupt: the get answers `integrity.corrupt`, as
+/// docs/PROTOCOL.md says (it answered `cluster.unavailable`; part 6,
+/// finding 6), and no byte is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_copy_corrupt_is_integrity_corrupt() {
+    let pki = TestPki::new().unwrap();
+    let nodes = start_led_cluster(&pki).await;
+    let bytes = Arc::new(pseudo_random_bytes(100_003, 12));
+    let stored = put_everywhere(&pki, &nodes, &bytes).await;
+    let hash = stored.content_hash;
+    for node in &nodes {
+        let path = node.vault().blobs().path(&hash);
+        if path.exists() {
+            flip_byte(&path, 1_000);
+        }
+    }
+    let r2 = connect(&pki, "resident-2", nodes[1].addr).await.unwrap();
+    let err = r2
+        .get_bytes(stored.document_id, None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "integrity.corrupt", "{err}");
+    for node in &nodes {
+        node.close();
+    }
+}
+
 /// Stores `bytes` on `node` as a blob no document refers to (what a failed
 /// upload leaves), last modified `age` ago.
 fn plant_orphan(node: &RunningNode, bytes: &[u8], age: Duration) -> pki::ContentHash {

@@ -242,10 +242,23 @@ impl Documents {
             return Ok(());
         };
         let groups = crate::replication::repair::groups_for(size, range.start, range.end);
-        if replication
+        let fetched = replication
             .ensure_authentic(hash, size, Some(groups))
-            .await?
-        {
+            .await
+            .map_err(|refusal| match refusal.code {
+                // This node's copy failed and no member supplied a verified
+                // one: to the caller that is a corrupt document, as on a
+                // single node (it fails closed either way).
+                ErrorCode::ClusterUnavailable => Refusal::new(
+                    ErrorCode::Integrity,
+                    format!(
+                        "no verified copy of this document is reachable: {}",
+                        refusal.message
+                    ),
+                ),
+                _ => refusal,
+            })?;
+        if fetched {
             replication.note(|totals| totals.read_repaired += 1);
         }
         Ok(())
