@@ -227,6 +227,43 @@ async fn every_copy_corrupt_is_integrity_corrupt() {
     }
 }
 
+/// `member add` of an address where nothing listens made the node a voter
+/// within milliseconds (openraft's lag check passes on a short log), and
+/// the quorum then counted a dead node (part 6, finding 2). Now it is
+/// refused once the learner has not answered, and the members are as
+/// before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_node_that_never_answers_is_refused_and_changes_nothing() {
+    let pki = TestPki::new().unwrap();
+    let nodes = start_led_cluster(&pki).await;
+    let nowhere = tests::cluster::free_addrs(1)[&1].clone();
+    let cluster = nodes[0].cluster().unwrap().clone();
+    let started = std::time::Instant::now();
+    let change = vault_client::wire::MembershipChange::Add {
+        id: 5,
+        addr: nowhere,
+    };
+    let refusal = cluster.change_membership(change).await.unwrap_err();
+    assert_eq!(
+        refusal.code.as_str(),
+        "cluster.membership_refused",
+        "{refusal}"
+    );
+    assert!(refusal.message.contains("did not answer"), "{refusal}");
+    assert!(
+        started.elapsed()
+            >= Duration::from_secs(vault_node::consensus::raft::membership::LEARNER_ANSWER_S_MAX)
+    );
+    let metrics = cluster.raft().metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    assert_eq!(voters, vec![1, 2, 3]);
+    assert!(membership.nodes().all(|(id, _)| *id != 5), "{membership:?}");
+    for node in &nodes {
+        node.close();
+    }
+}
+
 /// Stores `bytes` on `node` as a blob no document refers to (what a failed
 /// upload leaves), last modified `age` ago.
 fn plant_orphan(node: &RunningNode, bytes: &[u8], age: Duration) -> pki::ContentHash {

@@ -28,6 +28,33 @@ pub(crate) enum MembershipError {
     Refused(Refusal),
 }
 
+/// How long a new learner has to answer the leader before it is removed
+/// again instead of becoming a voter, in seconds.
+pub const LEARNER_ANSWER_S_MAX: u64 = 30;
+
+/// Whether learner `id` has acknowledged the leader's log (its matched log
+/// id is known) within [`LEARNER_ANSWER_S_MAX`].
+async fn answered(raft: &RaftHandle, id: u64) -> bool {
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(LEARNER_ANSWER_S_MAX);
+    loop {
+        let matched = raft
+            .metrics()
+            .borrow()
+            .replication
+            .as_ref()
+            .and_then(|replication| replication.get(&id).cloned())
+            .flatten();
+        if matched.is_some() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The members of `membership`, voters flagged.
 pub fn members_of(membership: &openraft::Membership<u64, BasicNode>) -> Vec<StatusMember> {
     let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
@@ -73,9 +100,21 @@ pub(crate) async fn change_membership(
                 return Err(refused(format!("{addr}: expected HOST:PORT")));
             }
             tracing::info!(node = id, %addr, "adding a learner");
-            raft.add_learner(id, BasicNode { addr }, true)
+            raft.add_learner(id, BasicNode { addr: addr.clone() }, true)
                 .await
                 .map_err(classify)?;
+            // openraft returns at once on a short log whether or not the
+            // learner exists: become a voter only once it has answered.
+            if !answered(raft, id).await {
+                let _ = raft
+                    .change_membership(openraft::ChangeMembers::RemoveNodes([id].into()), false)
+                    .await;
+                return Err(refused(format!(
+                    "node {id} at {addr} did not answer within {LEARNER_ANSWER_S_MAX} s, so it \
+                     was not made a voter (and is no longer a learner); start it, check its \
+                     certificate and address, and add it again"
+                )));
+            }
             tracing::info!(node = id, "the learner caught up; making it a voter");
             raft.change_membership(openraft::ChangeMembers::AddVoterIds([id].into()), false)
                 .await
