@@ -26,6 +26,7 @@ struct Counts {
     per_caller: HashMap<(Work, String), usize>,
     total: HashMap<Work, usize>,
     outboard_bytes: u64,
+    outboard_per_caller: HashMap<String, u64>,
 }
 
 /// A place taken by one stream's work; dropped, it is given back.
@@ -33,6 +34,7 @@ pub struct Permit {
     admission: Arc<Admission>,
     key: Option<(Work, String)>,
     outboard_bytes: u64,
+    outboard_caller: Option<String>,
 }
 
 impl Admission {
@@ -65,19 +67,29 @@ impl Admission {
             admission: self.clone(),
             key: Some(key),
             outboard_bytes: 0,
+            outboard_caller: None,
         })
     }
 
-    /// Reserves `bytes` of the outboard budget for a download, or
-    /// `limit.busy`.
-    pub fn reserve_outboard(self: &Arc<Self>, bytes: u64) -> Result<Permit, Refusal> {
+    /// Reserves `bytes` of the outboard budget for a download by `caller`
+    /// (within the caller's share), or `limit.busy`.
+    pub fn reserve_outboard(
+        self: &Arc<Self>,
+        bytes: u64,
+        caller: &PeerCert,
+    ) -> Result<Permit, Refusal> {
+        let who = format!("{}:{}", caller.role.as_str(), caller.name);
         let mut counts = self.lock();
-        self.limits.admit_outboard(bytes, counts.outboard_bytes)?;
+        let caller_in_use = counts.outboard_per_caller.get(&who).copied().unwrap_or(0);
+        self.limits
+            .admit_outboard(bytes, caller_in_use, counts.outboard_bytes)?;
         counts.outboard_bytes = counts.outboard_bytes.saturating_add(bytes);
+        *counts.outboard_per_caller.entry(who.clone()).or_insert(0) += bytes;
         Ok(Permit {
             admission: self.clone(),
             key: None,
             outboard_bytes: bytes,
+            outboard_caller: Some(who),
         })
     }
 
@@ -86,6 +98,7 @@ impl Admission {
             admission: self.clone(),
             key: None,
             outboard_bytes: 0,
+            outboard_caller: None,
         }
     }
 
@@ -98,6 +111,14 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut counts = self.admission.lock();
         counts.outboard_bytes = counts.outboard_bytes.saturating_sub(self.outboard_bytes);
+        if let Some(who) = self.outboard_caller.take() {
+            if let Some(held) = counts.outboard_per_caller.get_mut(&who) {
+                *held = held.saturating_sub(self.outboard_bytes);
+                if *held == 0 {
+                    counts.outboard_per_caller.remove(&who);
+                }
+            }
+        }
         let Some(key) = self.key.take() else {
             return;
         };

@@ -432,7 +432,9 @@ async fn handle_get(
         .document(document_id)
         .map(|entry| vault_client::tree::outboard_len(entry.record.size))
         .unwrap_or(0);
-    let _reserved = services.admission.reserve_outboard(outboard_len)?;
+    let _reserved = services
+        .admission
+        .reserve_outboard(outboard_len, &caller.cert)?;
     let download = services
         .documents
         .prepare_get(&caller.cert, document_id, range, grant)

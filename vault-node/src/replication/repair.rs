@@ -145,7 +145,7 @@ pub(crate) async fn ensure_authentic(
     if verify_blocking(rep, hash, groups).await? {
         return Ok(false);
     }
-    tracing::warn!(blob = %hash, "the local copy is missing or corrupt; fetching one from a member");
+    tracing::warn!("the local copy is missing or corrupt; fetching one from a member");
     crate::replication::replica::fetch_any(rep, hash, size).await?;
     Ok(true)
 }
@@ -233,7 +233,7 @@ async fn scrub_blob(rep: &Replication, key: &[u8], value: &[u8], counts: &mut Sc
             counts.repaired_bytes += entry.size;
         }
         Err(e) => {
-            tracing::error!(blob = %hash, code = %e.code, error = %e.message, "scrub: cannot repair a blob");
+            tracing::error!(code = %e.code, error = %e.message, "scrub: cannot repair a blob");
             counts.failed += 1;
         }
     }
@@ -279,7 +279,7 @@ pub fn collect_orphans(
                 .map_err(|e| BlobError::Io(e.to_string()))?
                 .is_some();
             if !known && vault.blobs().remove_if_unchanged(&hash, modified)? {
-                tracing::info!(blob = %hash, age_s = age.as_secs(), "collected an orphan blob");
+                tracing::info!(age_s = age.as_secs(), "collected an orphan blob");
                 collected += 1;
             }
             Ok(())

@@ -70,7 +70,7 @@ async fn replicate(rep: &Arc<Replication>, hash: ContentHash) -> Result<(), Refu
         tokio::spawn(async move {
             let result = push_to(&rep, target, &addr, hash).await;
             if let Err(e) = &result {
-                tracing::warn!(node = target, blob = %hash, error = %e, "cannot push a blob");
+                tracing::warn!(node = target, error = %e, "cannot push a blob");
             }
             let _ = tx.send(result).await;
         });
@@ -158,7 +158,7 @@ pub(crate) async fn fetch_any(
         };
         match fetch_from(rep, target, &addr, hash, size).await {
             Ok(()) => {
-                tracing::info!(node = target, blob = %hash, "fetched a blob from a member");
+                tracing::info!(node = target, "fetched a blob from a member");
                 return Ok(());
             }
             Err(e) => errors.push(format!("node {target}: {e}")),
@@ -249,7 +249,7 @@ pub(crate) async fn serve_fetch(
         .await
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
     if let Err(e) = crate::replication::stream::send_plain(reader, send).await {
-        tracing::warn!(blob = %hash, error = %e, "stopped sending a blob to a member");
+        tracing::warn!(error = %e, "stopped sending a blob to a member");
         let _ = send.reset(vault_client::wire::RESET_INTERNAL.into());
     }
     Ok(())

@@ -125,6 +125,11 @@ impl Limits {
         if self.idle_s == 0 || self.transfer_rate_min_bytes_s == 0 {
             return Err("limits: idle_s and transfer_rate_min_bytes_s must be at least 1".into());
         }
+        if self.idle_s > IDLE_S_MAX || self.transfer_base_s > TRANSFER_BASE_S_MAX {
+            return Err(format!(
+                "limits: idle_s is at most {IDLE_S_MAX} and transfer_base_s at most {TRANSFER_BASE_S_MAX}"
+            ));
+        }
         Ok(())
     }
 
@@ -177,7 +182,22 @@ impl Limits {
 
     /// Whether a download whose outboard is `bytes` long fits beside the
     /// `in_use` outboard bytes other downloads hold.
-    pub fn admit_outboard(&self, bytes: u64, in_use: u64) -> Result<(), Refusal> {
+    pub fn admit_outboard(
+        &self,
+        bytes: u64,
+        caller_in_use: u64,
+        in_use: u64,
+    ) -> Result<(), Refusal> {
+        // One caller holds at most its share, so it cannot keep everyone
+        // else's large downloads out; a caller holding none is always
+        // admitted (one download is never refused for its size alone).
+        let share = self.outboard_budget_bytes / OUTBOARD_SHARES;
+        if caller_in_use.saturating_add(bytes) > share && caller_in_use > 0 {
+            return Err(busy(
+                "you are downloading as many large documents at once as this node allows one caller; finish some first"
+                    .to_string(),
+            ));
+        }
         if in_use.saturating_add(bytes) > self.outboard_budget_bytes && in_use > 0 {
             return Err(busy(
                 "the node is serving as many large downloads as its memory allows; retry in a few seconds"
@@ -187,6 +207,15 @@ impl Limits {
         Ok(())
     }
 }
+
+/// Callers the outboard budget is shared among: one caller may hold at most
+/// this fraction of it.
+pub const OUTBOARD_SHARES: u64 = 4;
+/// Longest idle deadline a configuration may set, in seconds.
+pub const IDLE_S_MAX: u64 = 3_600;
+/// Longest base of the total transfer deadline a configuration may set, in
+/// seconds.
+pub const TRANSFER_BASE_S_MAX: u64 = 86_400;
 
 fn busy(message: String) -> Refusal {
     Refusal::new(ErrorCode::LimitBusy, message)
@@ -235,9 +264,13 @@ mod tests {
             outboard_budget_bytes: 100,
             ..Limits::default()
         };
-        assert!(limits.admit_outboard(1000, 0).is_ok());
-        assert!(limits.admit_outboard(60, 50).is_err());
-        assert!(limits.admit_outboard(50, 50).is_ok());
+        assert!(limits.admit_outboard(1000, 0, 0).is_ok());
+        assert!(limits.admit_outboard(60, 0, 50).is_err());
+        assert!(limits.admit_outboard(50, 0, 50).is_ok());
+        // One caller: at most a quarter of the budget once it holds some.
+        assert!(limits.admit_outboard(20, 10, 10).is_err());
+        assert!(limits.admit_outboard(15, 10, 10).is_ok());
+        assert!(limits.admit_outboard(60, 0, 10).is_ok());
     }
 
     #[test]
