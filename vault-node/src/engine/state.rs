@@ -378,20 +378,6 @@ pub fn grant_counter(
     read(state, Cf::GrantCounters, id.as_bytes())
 }
 
-/// Pending requests addressed to `resident`, at most [`LIST_LEN_MAX`].
-pub fn pending_requests(
-    state: &dyn MetaStore,
-    resident: &ResidentId,
-) -> Result<Vec<RequestEntry>, StateError> {
-    let prefix = index_prefix(resident.as_str());
-    let mut out = Vec::new();
-    for (key, _) in state.scan_prefix(Cf::PendingRequests, &prefix, LIST_LEN_MAX)? {
-        let id = RequestId::from_bytes(tail_id(&key)?);
-        out.extend(request(state, id)?);
-    }
-    Ok(out)
-}
-
 /// Which side of a grant a name is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantSide {
@@ -406,21 +392,6 @@ pub(crate) fn grant_index_key(side: GrantSide, name: &str, id: &[u8]) -> Vec<u8>
     let mut key = vec![side as u8];
     key.extend_from_slice(&index_key(name, id));
     key
-}
-
-/// Grants naming `name` on `side`, at most [`LIST_LEN_MAX`].
-pub fn grants_of(
-    state: &dyn MetaStore,
-    side: GrantSide,
-    name: &str,
-) -> Result<Vec<GrantEntry>, StateError> {
-    let prefix = grant_index_key(side, name, &[]);
-    let mut out = Vec::new();
-    for (key, _) in state.scan_prefix(Cf::GrantIndex, &prefix, LIST_LEN_MAX)? {
-        let id = GrantId::from_bytes(tail_id(&key)?);
-        out.extend(grant(state, id)?);
-    }
-    Ok(out)
 }
 
 pub(crate) fn tail_id(key: &[u8]) -> Result<[u8; 16], StateError> {
