@@ -14,10 +14,13 @@ use anyhow::{anyhow, bail, Context};
 use pki::{CertificateAuthority, Identity, IssueParams, Name, Role};
 use vault_node::node::{self, NodeConfig, RunningNode};
 
+pub mod browser;
 pub mod cluster;
 pub mod dev;
 pub mod fixtures;
 pub mod grant_story;
+pub mod http;
+pub mod portal;
 
 pub use fixtures::{files_under, kind, now, peak_rss_kib, pseudo_random_bytes, purpose, resident};
 pub use grant_story::{GrantStory, Parties};

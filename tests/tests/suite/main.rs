@@ -15,6 +15,9 @@
 //!   scrubs and status;
 //! - [`faults`]: `kill -9`, SIGSTOP, purged logs and membership changes
 //!   with real node processes;
+//! - [`portal`]: the resident's web agent in headless Chromium (approve,
+//!   revoke, deny; verified accesses; screenshots in English and Chinese),
+//!   and its defences over raw HTTP;
 //! - [`walkthrough`]: the README, command for command, on `vault-node dev
 //!   --nodes 3`.
 //!
@@ -38,4 +41,5 @@ mod grants;
 mod limits;
 mod log;
 mod paging;
+mod portal;
 mod walkthrough;
