@@ -622,34 +622,53 @@ impl VaultClient {
     /// proof against one signed checkpoint (the first page's: later pages
     /// are asked for proofs against its size, see [`Self::accesses_page`]).
     /// With `all`, every entry about the resident; else fetches only. The
-    /// flag returned is always `false` (nothing is left out); it is kept
-    /// for callers of the single-page version.
+    /// first entry that fails a check fails the whole call. The flag
+    /// returned is always `false` (nothing is left out); it is kept for
+    /// callers of the single-page version.
     pub async fn accesses(
         &self,
         all: bool,
     ) -> Result<(pki::Checkpoint, Vec<VerifiedAccess>, bool), ClientError> {
-        let first = self.accesses_page(all, None, None, None).await?;
-        let checkpoint = first.checkpoint;
-        let mut out = first.entries;
-        let mut cursor = first.next_cursor;
+        let checked = self.accesses_checked(all).await?;
+        let mut out = Vec::with_capacity(checked.entries.len());
+        for access in checked.entries {
+            out.push(access.verified?);
+        }
+        Ok((checked.checkpoint, out, false))
+    }
+
+    /// Like [`Self::accesses`], but an entry that fails its checks is kept
+    /// (with why) instead of failing the call, so a person can be shown
+    /// which entries verified and which did not. A checkpoint whose
+    /// signature does not verify, or a node that does not page properly,
+    /// still fails the call.
+    pub async fn accesses_checked(&self, all: bool) -> Result<CheckedAccesses, ClientError> {
+        let (checkpoint, mut out, mut cursor) = {
+            let first = self.access_records(all, None, None, None).await?;
+            let entries = first.check_each();
+            (first.checkpoint, entries, first.next_cursor)
+        };
         let mut pages = 1;
         while let Some(at) = cursor {
             if pages >= WALK_PAGES_MAX {
                 return Err(too_many_pages());
             }
             let page = self
-                .accesses_page(all, Some(at.clone()), None, Some(&checkpoint))
+                .access_records(all, Some(at.clone()), None, Some(&checkpoint))
                 .await?;
-            let after = out.last().map(|a: &VerifiedAccess| a.index);
-            let ordered = page.entries.first().map(|a| a.index) > after;
-            if page.next_cursor.as_ref() == Some(&at) || !(ordered || page.entries.is_empty()) {
+            let after = out.last().map(|a: &CheckedAccess| a.index);
+            let ordered = page.records.first().map(|r| r.index) > after;
+            if page.next_cursor.as_ref() == Some(&at) || !(ordered || page.records.is_empty()) {
                 return Err(no_progress());
             }
-            out.extend(page.entries);
-            cursor = page.next_cursor;
+            cursor = page.next_cursor.clone();
+            out.extend(page.check_each());
             pages += 1;
         }
-        Ok((checkpoint, out, false))
+        Ok(CheckedAccesses {
+            checkpoint,
+            entries: out,
+        })
     }
 
     /// One page of a resident's own log entries, oldest first, from
@@ -664,6 +683,28 @@ impl VaultClient {
         limit: Option<u32>,
         pinned: Option<&pki::Checkpoint>,
     ) -> Result<AccessesPage, ClientError> {
+        let page = self.access_records(all, cursor, limit, pinned).await?;
+        let mut entries = Vec::with_capacity(page.records.len());
+        for record in &page.records {
+            entries.push(page.check(record)?);
+        }
+        Ok(AccessesPage {
+            checkpoint: page.checkpoint,
+            entries,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// One page of records as the node sent them, with the checkpoint
+    /// they are to be checked against (its signature checked) and the
+    /// resident's tag under the page's salt.
+    async fn access_records(
+        &self,
+        all: bool,
+        cursor: Option<String>,
+        limit: Option<u32>,
+        pinned: Option<&pki::Checkpoint>,
+    ) -> Result<RecordPage, ClientError> {
         let request = Request::Accesses {
             all,
             cursor,
@@ -684,59 +725,25 @@ impl VaultClient {
             Some(c) => c.clone(),
             None => pki::Checkpoint::verify_note(&note, &self.node_cert)?,
         };
-        let entries = if records.is_empty() {
-            Vec::new()
+        if records.len() > crate::wire::PAGE_LEN_MAX {
+            return Err(ClientError::local(
+                ErrorCode::Protocol,
+                "the node sent a longer page than the protocol allows",
+            ));
+        }
+        // An empty page may come without a salt.
+        let tag = if records.is_empty() {
+            [0u8; 32]
         } else {
-            self.verify_accesses(records, &salt, &checkpoint)?
+            let me = ResidentId::parse(self.identity.cert.name.as_str())?;
+            pki::resident_tag(&hash(&salt)?, &me)
         };
-        Ok(AccessesPage {
+        Ok(RecordPage {
             checkpoint,
-            entries,
+            tag,
+            records,
             next_cursor,
         })
-    }
-
-    /// Checks each record: its tag against the salt, its detail against
-    /// the entry's commitment, its inclusion proof against `checkpoint`.
-    fn verify_accesses(
-        &self,
-        records: Vec<crate::wire::AccessRecord>,
-        salt: &str,
-        checkpoint: &pki::Checkpoint,
-    ) -> Result<Vec<VerifiedAccess>, ClientError> {
-        let salt = hash(salt)?;
-        let me = ResidentId::parse(self.identity.cert.name.as_str())?;
-        let tag = pki::resident_tag(&salt, &me);
-        let mut out = Vec::new();
-        for record in records {
-            let bytes = hex::decode(&record.entry).map_err(|_| bad_hex())?;
-            let entry = pki::LogEntry::parse(&bytes)?;
-            if entry.resident_tag != tag || record.detail.commitment() != entry.commitment {
-                return Err(ClientError::local(
-                    ErrorCode::Integrity,
-                    format!(
-                        "log entry {} is not yours or its detail does not match",
-                        record.index
-                    ),
-                ));
-            }
-            let proof = hashes(&record.inclusion_proof)?;
-            let leaf = crate::merkle::leaf_hash(&bytes);
-            crate::merkle::verify_inclusion(
-                record.index,
-                checkpoint.size,
-                &leaf,
-                &proof,
-                &checkpoint.root,
-            )
-            .map_err(proof_error)?;
-            out.push(VerifiedAccess {
-                index: record.index,
-                entry,
-                detail: record.detail,
-            });
-        }
-        Ok(out)
     }
 
     /// Lists the documents of `resident` the caller may see: every page,
@@ -1045,6 +1052,79 @@ pub struct VerifiedAccess {
     pub entry: pki::LogEntry,
     /// Its detail (matches the entry's commitment).
     pub detail: pki::LogDetail,
+}
+
+/// A resident's log entries, each with the outcome of its checks (from
+/// [`VaultClient::accesses_checked`]).
+#[derive(Debug)]
+pub struct CheckedAccesses {
+    /// The signed checkpoint every entry's proof was checked against.
+    pub checkpoint: pki::Checkpoint,
+    /// The entries, oldest first.
+    pub entries: Vec<CheckedAccess>,
+}
+
+/// One log entry about a resident and whether it verified.
+#[derive(Debug)]
+pub struct CheckedAccess {
+    /// Its index in the log.
+    pub index: u64,
+    /// The verified entry, or why it did not verify (not the resident's,
+    /// a detail that does not match its commitment, a proof that does not
+    /// lead to the signed root, bytes that do not parse).
+    pub verified: Result<VerifiedAccess, ClientError>,
+}
+
+/// One page of access records before their checks.
+struct RecordPage {
+    checkpoint: pki::Checkpoint,
+    tag: [u8; 32],
+    records: Vec<crate::wire::AccessRecord>,
+    next_cursor: Option<String>,
+}
+
+impl RecordPage {
+    /// Checks one record: its tag, its detail against the entry's
+    /// commitment, its inclusion proof against the checkpoint.
+    fn check(&self, record: &crate::wire::AccessRecord) -> Result<VerifiedAccess, ClientError> {
+        let bytes = hex::decode(&record.entry).map_err(|_| bad_hex())?;
+        let entry = pki::LogEntry::parse(&bytes)?;
+        if entry.resident_tag != self.tag || record.detail.commitment() != entry.commitment {
+            return Err(ClientError::local(
+                ErrorCode::Integrity,
+                format!(
+                    "log entry {} is not yours or its detail does not match",
+                    record.index
+                ),
+            ));
+        }
+        let proof = hashes(&record.inclusion_proof)?;
+        let leaf = crate::merkle::leaf_hash(&bytes);
+        crate::merkle::verify_inclusion(
+            record.index,
+            self.checkpoint.size,
+            &leaf,
+            &proof,
+            &self.checkpoint.root,
+        )
+        .map_err(proof_error)?;
+        Ok(VerifiedAccess {
+            index: record.index,
+            entry,
+            detail: record.detail.clone(),
+        })
+    }
+
+    /// Every record with the outcome of its checks.
+    fn check_each(&self) -> Vec<CheckedAccess> {
+        self.records
+            .iter()
+            .map(|record| CheckedAccess {
+                index: record.index,
+                verified: self.check(record),
+            })
+            .collect()
+    }
 }
 
 fn bad_hex() -> ClientError {

@@ -133,6 +133,17 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// (Resident) Open your portal in a browser: requests, grants, every
+    /// access and your documents, served on this machine only.
+    ///
+    /// Prints one line, {"url": "http://127.0.0.1:PORT/?token=…"}: open it
+    /// (or pass --open). Your key stays here; the page works only with that
+    /// address's secret, and stops once you sign out or leave it idle.
+    ///
+    /// Examples:
+    ///   vault --identity ~/.vault/me portal --open
+    ///   vault --identity ~/.vault/me portal --kiosk --utc-offset +08:00
+    Portal(PortalArgs),
     /// (Resident) Every access to your documents, each checked against an
     /// inclusion proof in the signed log.
     Accesses {
@@ -142,6 +153,52 @@ pub enum Command {
         #[command(flatten)]
         page: PageArgs,
     },
+}
+
+/// `vault portal`'s options.
+#[derive(clap::Args, Clone, Debug)]
+pub struct PortalArgs {
+    /// Where to listen: loopback only (127.0.0.1 or [::1]); port 0 picks a
+    /// free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Open the address in this machine's browser.
+    #[arg(long)]
+    pub open: bool,
+    /// For a shared machine in the service hall: larger targets, sign-out
+    /// after 3 minutes without activity, and a question before any file
+    /// is saved on the machine.
+    #[arg(long)]
+    pub kiosk: bool,
+    /// Sign out after this long without activity: 90s, 10m, 1h (default
+    /// 30m; 3m with --kiosk).
+    #[arg(long, value_parser = parse_duration)]
+    pub idle: Option<u64>,
+    /// Show times at this offset from UTC, e.g. +08:00 (default: this
+    /// machine's time zone).
+    #[arg(long, value_parser = parse_utc_offset, allow_hyphen_values = true)]
+    pub utc_offset: Option<time::UtcOffset>,
+}
+
+/// An offset from UTC: +08:00, -03:30, +8, Z.
+pub fn parse_utc_offset(text: &str) -> Result<time::UtcOffset, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("z") || text.eq_ignore_ascii_case("utc") {
+        return Ok(time::UtcOffset::UTC);
+    }
+    let bad = || format!("bad offset {text:?}: use e.g. +08:00 or -03:30");
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1i8, &text[1..]),
+        Some(b'-') => (-1i8, &text[1..]),
+        _ => return Err(bad()),
+    };
+    let (hours, minutes) = rest.split_once(':').unwrap_or((rest, "0"));
+    let hours: i8 = hours.parse().map_err(|_| bad())?;
+    let minutes: i8 = minutes.parse().map_err(|_| bad())?;
+    if !(0..=14).contains(&hours) || !(0..60).contains(&minutes) {
+        return Err(bad());
+    }
+    time::UtcOffset::from_hms(sign * hours, sign * minutes, 0).map_err(|_| bad())
 }
 
 /// One page of a listing, for scripts. Without either flag the whole
@@ -271,6 +328,18 @@ mod tests {
         assert!(parse_duration("3w").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration(&format!("{}d", u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn offsets_are_signed_hours_and_minutes() {
+        let hm = |t: &str| parse_utc_offset(t).map(|o| o.as_hms());
+        assert_eq!(hm("+08:00"), Ok((8, 0, 0)));
+        assert_eq!(hm("-03:30"), Ok((-3, -30, 0)));
+        assert_eq!(hm("+8"), Ok((8, 0, 0)));
+        assert_eq!(hm("Z"), Ok((0, 0, 0)));
+        assert!(parse_utc_offset("08:00").is_err());
+        assert!(parse_utc_offset("+15:00").is_err());
+        assert!(parse_utc_offset("+08:75").is_err());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! nodes) and dispatches; each command group has its module: `documents`
 //! (put, get, list), `consent` (request, requests, approve, deny), `grants`
 //! (grants, grant show/verify/release, revoke), `audit` (the log's
-//! checkpoints and proofs, `audit verify`, accesses). `args` is the
+//! checkpoints and proofs, `audit verify`, accesses), `portal` (the
+//! resident's web portal on loopback). `args` is the
 //! grammar, `output` the printing and exit status, `progress` the bar.
 
 mod args;
@@ -17,6 +18,7 @@ mod consent;
 mod documents;
 mod grants;
 mod output;
+mod portal;
 mod progress;
 
 use std::io::IsTerminal;
@@ -39,6 +41,10 @@ fn main() -> ExitCode {
         Err(e) => return output::usage_error(e),
     };
     let json = cli.json;
+    if matches!(cli.command, Command::Portal(_)) {
+        // Read while the process has one thread (see the function).
+        portal::remember_local_offset();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,6 +80,9 @@ async fn run(cli: Cli) -> CommandResult {
         Some(list) => vault_client::client::parse_nodes(list),
         None => vault_client::client::default_nodes(&identity_dir)?,
     };
+    if let Command::Portal(args) = cli.command {
+        return portal::run(identity, nodes, args).await;
+    }
     // Puts (idempotent: same record, same document id), gets (resumed
     // from the `.part` file) and lists are retried on the next node when a
     // node fails mid-command; other commands are not (an approval or a
@@ -175,5 +184,10 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
         )),
         Command::Audit { command } => audit::command(client, command).await,
         Command::Accesses { all, page } => audit::accesses(client, all, &page).await,
+        // Answered before connecting, in `run`.
+        Command::Portal(_) => Err(ClientError::local(
+            ErrorCode::InvalidArgument,
+            "unsupported command",
+        )),
     }
 }

@@ -54,6 +54,8 @@ pub fn with_cursor(value: &mut Value, next_cursor: Option<Option<String>>, text:
 /// Prints a command's outcome (JSON or text) and picks the exit status.
 pub fn report(json: bool, result: CommandResult) -> ExitCode {
     match result {
+        // A command that printed its own output (`vault portal`).
+        Ok((Value::Null, text)) if text.is_empty() => ExitCode::SUCCESS,
         Ok((value, text)) => {
             if json {
                 println!("{value}");

@@ -1,0 +1,271 @@
+//! `vault portal`: the resident's portal, a local agent that holds the
+//! resident's identity and serves web pages on loopback. Everything it
+//! shows it fetched and verified with the client library (issuers'
+//! signatures, log inclusion proofs against the signed checkpoint), and
+//! every approval is signed by the resident's key here: the key never
+//! leaves the machine the agent runs on.
+//!
+//! The modules: `guard` (Host, secret, CSRF, security headers), `routes`
+//! (one handler per page or form), `pages` (the HTML), `model` (what the
+//! pages show, as plain data) and `text` (the words in English and
+//! Chinese, and how dates, durations and sizes are written).
+//!
+//! **Invariant:** the agent listens on loopback only, answers nothing
+//! without its per-run secret, and ends (stops listening) once its one
+//! session ends: on sign-out or after the inactivity limit.
+
+mod guard;
+mod model;
+mod pages;
+mod routes;
+mod text;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use pki::{Identity, ResidentId};
+use serde_json::{json, Value};
+use time::UtcOffset;
+use tokio::sync::Notify;
+use vault_client::{ClientError, ErrorCode, VaultClient};
+
+use crate::args::PortalArgs;
+use crate::output::CommandResult;
+
+/// Largest form body accepted, in bytes.
+pub const FORM_BYTES_MAX: usize = 16 * 1024;
+/// Largest document the portal hands to the browser (it is held in memory
+/// while verified); larger ones are fetched with `vault get`.
+pub const DOWNLOAD_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// The language cookie's name.
+pub const LANG_COOKIE: &str = "vault_portal_lang";
+/// Inactivity before sign-out, at home and in the service hall (seconds).
+pub const IDLE_S_DEFAULT: u64 = 30 * 60;
+/// Inactivity before sign-out with `--kiosk` (seconds).
+pub const KIOSK_IDLE_S_DEFAULT: u64 = 3 * 60;
+/// How long the agent still answers (the signed-out page) after its
+/// session ended.
+const GRACE_AFTER_END: Duration = Duration::from_secs(5);
+
+/// This machine's offset from UTC, read before any thread starts (the
+/// `time` crate refuses to read it once a process is multi-threaded).
+static LOCAL_OFFSET: OnceLock<UtcOffset> = OnceLock::new();
+
+/// Reads and keeps this machine's local offset; call before the runtime
+/// starts its threads.
+pub fn remember_local_offset() {
+    let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
+    let _ = LOCAL_OFFSET.set(offset);
+}
+
+/// The running agent's state, shared by every request.
+pub struct Portal {
+    identity: Identity,
+    nodes: Vec<String>,
+    /// The connection to the vault, made on first use and again after a
+    /// transient failure.
+    client: tokio::sync::Mutex<Option<Arc<VaultClient>>>,
+    /// The resident.
+    me: ResidentId,
+    /// `Host` values accepted (the listening port on loopback names).
+    hosts: Vec<String>,
+    /// The session cookie's name (with the port: cookies are shared by
+    /// every port of a host, so two agents must not read each other's).
+    cookie_name: String,
+    secrets: Mutex<guard::Secrets>,
+    idle: Duration,
+    kiosk: bool,
+    offset: UtcOffset,
+    /// Woken when the session ends.
+    ended: Notify,
+}
+
+impl Portal {
+    /// What a page needs about this request and run.
+    fn view(&self, lang: text::Lang, csrf: Option<String>) -> pages::View {
+        pages::View {
+            lang,
+            csrf,
+            me: self.me.as_str().to_string(),
+            offset: self.offset,
+            kiosk: self.kiosk,
+            idle_s: self.idle.as_secs(),
+            path: String::new(),
+        }
+    }
+
+    /// The connection to the vault (connecting if there is none).
+    async fn client(&self) -> Result<Arc<VaultClient>, ClientError> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(VaultClient::connect_any(self.identity.clone(), &self.nodes).await?);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Drops the connection after a failure that may have broken it, so
+    /// the next request connects again (to another node if need be).
+    async fn settle<T>(&self, result: Result<T, ClientError>) -> Result<T, ClientError> {
+        if let Err(e) = &result {
+            if e.is_transient() || e.code() == "cluster.unavailable" {
+                *self.client.lock().await = None;
+            }
+        }
+        result
+    }
+
+    /// Ends the session and wakes the shutdown.
+    fn end_session(&self) {
+        guard::lock(&self.secrets).end();
+        self.ended.notify_one();
+    }
+}
+
+/// `vault portal`: binds loopback, prints `{"url": …}` (one JSON line),
+/// serves until its session ends or the process is told to stop.
+pub async fn run(identity: Identity, nodes: Vec<String>, args: PortalArgs) -> CommandResult {
+    if !args.listen.ip().is_loopback() {
+        return Err(ClientError::local(
+            ErrorCode::InvalidArgument,
+            format!(
+                "the portal listens on loopback only (127.0.0.1 or ::1), not {}: it holds your key \
+                 and must not be reachable from the network",
+                args.listen
+            ),
+        ));
+    }
+    let me = ResidentId::parse(identity.cert.name.as_str())?;
+    if identity.cert.role != pki::Role::Resident {
+        return Err(ClientError::local(
+            ErrorCode::InvalidArgument,
+            format!(
+                "vault portal runs with a resident's identity; {} is a {}",
+                identity.cert.name, identity.cert.role
+            ),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            ClientError::local(
+                ErrorCode::LocalIo,
+                format!("cannot listen on {}: {e}", args.listen),
+            )
+        })?;
+    let addr: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| ClientError::local(ErrorCode::LocalIo, e.to_string()))?;
+    let port = addr.port();
+    let mut hosts = vec![format!("localhost:{port}")];
+    if addr.is_ipv4() {
+        hosts.push(format!("127.0.0.1:{port}"));
+    } else {
+        hosts.push(format!("[::1]:{port}"));
+    }
+    let token = guard::random_secret().map_err(|_| {
+        ClientError::local(ErrorCode::LocalIo, "no randomness for the portal's secret")
+    })?;
+    let idle_s = args.idle.unwrap_or(if args.kiosk {
+        KIOSK_IDLE_S_DEFAULT
+    } else {
+        IDLE_S_DEFAULT
+    });
+    let portal = Arc::new(Portal {
+        identity,
+        nodes,
+        client: tokio::sync::Mutex::new(None),
+        me,
+        hosts,
+        cookie_name: format!("vault_portal_{port}"),
+        secrets: Mutex::new(guard::Secrets::new(token.clone())),
+        idle: Duration::from_secs(idle_s),
+        kiosk: args.kiosk,
+        offset: args
+            .utc_offset
+            .or_else(|| LOCAL_OFFSET.get().copied())
+            .unwrap_or(UtcOffset::UTC),
+        ended: Notify::new(),
+    });
+    let host = if addr.is_ipv4() {
+        format!("127.0.0.1:{port}")
+    } else {
+        format!("[::1]:{port}")
+    };
+    let url = format!("http://{host}/?token={token}");
+    println!("{}", json!({ "url": url }));
+    if args.open {
+        open_browser(&url);
+    }
+    let app = routes::router(portal.clone());
+    let watcher = tokio::spawn(watch_idle(portal.clone()));
+    let stop = {
+        let portal = portal.clone();
+        async move {
+            tokio::select! {
+                _ = portal.ended.notified() => tokio::time::sleep(GRACE_AFTER_END).await,
+                _ = shutdown_signal() => {}
+            }
+        }
+    };
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await;
+    watcher.abort();
+    served.map_err(|e| ClientError::local(ErrorCode::LocalIo, e.to_string()))?;
+    eprintln!("vault portal: stopped");
+    // Nothing more on standard output: the URL line was the one line.
+    Ok((Value::Null, String::new()))
+}
+
+/// Ends the session once it has been idle for longer than allowed.
+async fn watch_idle(portal: Arc<Portal>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle = guard::lock(&portal.secrets).idle_for(portal.idle);
+        if idle {
+            portal.end_session();
+            return;
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Opens `url` in the desktop's browser (`$BROWSER`, else `xdg-open`,
+/// `open` on macOS); says so on standard error when none starts.
+fn open_browser(url: &str) {
+    let candidates: Vec<String> = std::env::var("BROWSER")
+        .ok()
+        .into_iter()
+        .chain(["xdg-open".to_string(), "open".to_string()])
+        .collect();
+    for program in candidates {
+        let started = std::process::Command::new(&program)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if started.is_ok() {
+            return;
+        }
+    }
+    eprintln!("vault portal: no browser could be started; open the address above yourself");
+}
