@@ -142,6 +142,9 @@ pub enum Command {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// The district's purposes and departments, with their English and
+    /// Chinese names (any identity).
+    Registry,
 }
 
 /// One page of a listing, for scripts. Without either flag the whole
