@@ -193,9 +193,24 @@ async fn my_documents(
         .collect())
 }
 
-/// Departments' and purposes' names from the district's registries.
-async fn names(_client: &VaultClient) -> Names {
-    Names::default()
+/// Departments' and purposes' names from the district's registries,
+/// asked once per run (a node reads its registries when it starts); codes
+/// alone, and asked again next time, when the node does not answer.
+async fn names(portal: &Portal, client: &VaultClient) -> Names {
+    if let Some(names) = lock(&portal.names).as_ref() {
+        return names.clone();
+    }
+    match client.registry().await {
+        Ok(registry) => {
+            let names = Names::from_registry(&registry);
+            *lock(&portal.names) = Some(names.clone());
+            names
+        }
+        Err(e) => {
+            eprintln!("vault portal: the registry could not be read: {}", e.code());
+            Names::default()
+        }
+    }
 }
 
 /// `GET /requests`.
@@ -204,7 +219,7 @@ async fn requests(ctx: Ctx, Query(q): Query<NoticeQuery>) -> Response {
         let client = ctx.portal.client().await?;
         let requests = client.pending_requests().await?;
         let documents = my_documents(&ctx.portal, &client).await?;
-        let names = names(&client).await;
+        let names = names(&ctx.portal, &client).await;
         Ok(pages::requests_page(
             &ctx.view,
             &requests,
@@ -288,7 +303,7 @@ async fn grants(ctx: Ctx, Query(q): Query<NoticeQuery>) -> Response {
         let mut grants = client.grants().await?;
         grants.sort_by_key(|g| std::cmp::Reverse(g.not_before));
         let documents = my_documents(&ctx.portal, &client).await?;
-        let names = names(&client).await;
+        let names = names(&ctx.portal, &client).await;
         let now = vault_client::client::now_unix();
         Ok(pages::grants_page(
             &ctx.view,
@@ -335,7 +350,7 @@ async fn accesses(ctx: Ctx, Query(filters): Query<Filters>) -> Response {
         let client = ctx.portal.client().await?;
         let (rows, tree_size, _) = access_rows(&client).await?;
         let documents = my_documents(&ctx.portal, &client).await?;
-        let names = names(&client).await;
+        let names = names(&ctx.portal, &client).await;
         let mut departments: Vec<String> = rows
             .iter()
             .filter(|r| r.actor_role == Some(pki::Role::Department))
@@ -450,7 +465,7 @@ async fn documents(ctx: Ctx) -> Response {
         let client = ctx.portal.client().await?;
         let mut list = client.list(&ctx.portal.me).await?;
         list.sort_by_key(|d| std::cmp::Reverse(d.record.issued_at));
-        let names = names(&client).await;
+        let names = names(&ctx.portal, &client).await;
         let rows: Vec<pages::DocumentRow<'_>> = list
             .iter()
             .map(|document| pages::DocumentRow {
