@@ -180,7 +180,9 @@ struct NoticeQuery {
     notice: Option<String>,
 }
 
-/// The resident's documents by id (for kinds and issue dates).
+/// The resident's documents whose issuer's signature checks, by id (the
+/// kinds, issuers and issue dates the pages show come from these signed
+/// records).
 async fn my_documents(
     portal: &Portal,
     client: &VaultClient,
@@ -189,8 +191,32 @@ async fn my_documents(
         .list(&portal.me)
         .await?
         .into_iter()
+        .filter(|d| vault_client::client::verify_provenance(&portal.identity, d).is_ok())
         .map(|d| (d.document_id, d))
         .collect())
+}
+
+/// Every document a request names must be one of the resident's own,
+/// signed by its issuer, with the same content hash: the resident signs
+/// consent only to bytes an issuer vouched for.
+fn check_requested(
+    request: &vault_client::wire::RequestView,
+    mine: &HashMap<DocumentId, DocumentView>,
+) -> Result<(), ClientError> {
+    for asked in &request.documents {
+        let signed = mine.get(&asked.document_id);
+        if signed.is_none_or(|d| d.content_hash() != asked.content_hash) {
+            return Err(ClientError::local(
+                ErrorCode::Integrity,
+                format!(
+                    "document {} in this request is not one of your documents signed by its issuer; \
+                     nothing was approved",
+                    asked.document_id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Departments' and purposes' names from the district's registries,
@@ -279,6 +305,7 @@ async fn approve(ctx: Ctx, Path(id): Path<String>, Form(form): Form<ApproveForm>
         };
         let client = ctx.portal.client().await?;
         let request = client.pending_request(request_id).await?;
+        check_requested(&request, &my_documents(&ctx.portal, &client).await?)?;
         let body = client.approval_body(&request, max_uses, ttl_s)?;
         client.approve(body).await.map(|_| ())
     }
@@ -567,4 +594,67 @@ async fn not_found(ctx: Ctx, State(_): State<Arc<Portal>>) -> Response {
     let words = ctx.view.lang.words();
     let page = pages::error_page(&ctx.view, "portal.not_found", words.not_found, None);
     (StatusCode::NOT_FOUND, page).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pki::{ContentHash, IssueRecord, Name, Purpose, RequestId, ResidentId, Signature};
+    use vault_client::wire::{RequestView, RequestedDocument};
+
+    fn parse<T: std::str::FromStr>(text: &str) -> T {
+        text.parse()
+            .unwrap_or_else(|_| unreachable!("a fixed test value"))
+    }
+
+    fn document(id: u8, hash: u8) -> DocumentView {
+        DocumentView {
+            document_id: DocumentId::from_bytes([id; 16]),
+            record: IssueRecord {
+                resident: parse::<ResidentId>("resident-1"),
+                kind: parse("marriage-certificate"),
+                content_hash: ContentHash([hash; 32]),
+                size: 1,
+                issued_at: 0,
+                issuer: parse::<Name>("civil-affairs"),
+            },
+            signature: Signature([0; 64]),
+            issuer_cert: Vec::new(),
+        }
+    }
+
+    fn request(id: u8, hash: u8) -> RequestView {
+        RequestView {
+            request_id: RequestId::from_bytes([9; 16]),
+            department: parse("housing-bureau"),
+            department_key_id: String::new(),
+            purpose: parse::<Purpose>("housing-subsidy"),
+            purpose_description: String::new(),
+            legal_basis: String::new(),
+            documents: vec![RequestedDocument {
+                document_id: DocumentId::from_bytes([id; 16]),
+                content_hash: ContentHash([hash; 32]),
+                kind: parse("marriage-certificate"),
+                issuer: parse("civil-affairs"),
+            }],
+            ttl_s: 60,
+            created_at: 0,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn an_approval_covers_only_signed_documents_of_ones_own_with_their_hash() {
+        let mine: HashMap<DocumentId, DocumentView> = [document(1, 7)]
+            .into_iter()
+            .map(|d| (d.document_id, d))
+            .collect();
+        assert!(check_requested(&request(1, 7), &mine).is_ok());
+        let other_bytes = check_requested(&request(1, 8), &mine);
+        assert!(other_bytes.is_err(), "a hash the issuer did not sign");
+        assert!(
+            check_requested(&request(2, 7), &mine).is_err(),
+            "not one of mine"
+        );
+    }
 }
