@@ -31,7 +31,7 @@ use crate::sink::{read_full, FileSink, PartState, FILE_CHUNK_BYTES};
 use crate::transport::{self, PeerCertError};
 use crate::tree::{RangeDecoder, GROUP_SIZE};
 use crate::wire::{
-    ByteRange, DocumentId, DocumentView, GrantView, Page, Request, RequestView, Response,
+    ByteRange, DocumentId, DocumentView, GrantView, Page, Registry, Request, RequestView, Response,
     DOCUMENT_SIZE_MAX, RESET_INTEGRITY, RESPONSE_FRAME_LEN_MAX,
 };
 
@@ -522,6 +522,21 @@ impl VaultClient {
     pub async fn status(&self) -> Result<crate::wire::NodeStatus, ClientError> {
         match self.call(&Request::Status).await? {
             Response::Status { status } => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The district's registries as the node holds them: every purpose
+    /// and every department with their English and Chinese texts, for
+    /// showing codes by name ([`Registry::purpose`],
+    /// [`Registry::department_name`]). Any caller may ask.
+    pub async fn registry(&self) -> Result<Registry, ClientError> {
+        match self.call(&Request::Registry).await? {
+            Response::Registry {
+                purposes,
+                departments,
+                truncated,
+            } => Ok(Registry::new(purposes, departments, truncated)),
             other => Err(unexpected(&other)),
         }
     }

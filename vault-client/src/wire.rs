@@ -59,6 +59,13 @@ pub const RESET_INTEGRITY: u32 = 1;
 pub const RESET_INTERNAL: u32 = 2;
 /// Largest DER certificate carried in a response, in bytes.
 pub const CERT_LEN_MAX: usize = 8 * 1024;
+/// Largest encoded size of each list of a [`Response::Registry`] (its
+/// purposes, and its departments), in bytes: a quarter of
+/// [`RESPONSE_FRAME_LEN_MAX`], so both lists together take at most half
+/// the frame. The node sends each registry in order (purposes by code,
+/// departments by name) until the next entry would pass this, and then
+/// says `truncated`. See [`fill_registry`].
+pub const REGISTRY_BYTES_MAX: usize = RESPONSE_FRAME_LEN_MAX / 4;
 
 /// A request, the first frame a client writes on a new stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,6 +243,11 @@ pub enum Request {
         /// What to change.
         change: MembershipChange,
     },
+    /// The district's registries as this node holds them: every purpose
+    /// (code, descriptions, legal basis) and every department (display
+    /// names, kinds it may issue). Public information: any authenticated
+    /// caller may ask. Answered with [`Response::Registry`].
+    Registry,
 }
 
 /// A change to a cluster's membership.
@@ -510,6 +522,21 @@ pub enum Response {
         /// The Raft log index that committed the change.
         log_index: u64,
     },
+    /// Answer to a [`Request::Registry`]: the node's purpose registry and
+    /// issuer registry (each list at most [`REGISTRY_BYTES_MAX`] bytes of
+    /// encoded entries). `departments` is empty when the node runs without
+    /// an issuer registry, `purposes` when it runs without a purpose
+    /// registry.
+    Registry {
+        /// The registered purposes, in code order.
+        purposes: Vec<RegistryPurpose>,
+        /// The listed departments, in name order.
+        departments: Vec<RegistryDepartment>,
+        /// Entries were left out (from the end of either list) to keep the
+        /// answer within [`REGISTRY_BYTES_MAX`] per list.
+        #[serde(default)]
+        truncated: bool,
+    },
     /// The request was refused or failed.
     Error(ErrorBody),
 }
@@ -590,6 +617,171 @@ pub struct StatusMember {
     /// no blobs by placement).
     #[serde(default)]
     pub voter: bool,
+}
+
+/// A purpose of the district's purpose registry, as the node describes it
+/// in a [`Response::Registry`]. The Chinese (zh-CN) texts are absent when
+/// the registry file does not give them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryPurpose {
+    /// The code departments use, e.g. `housing-subsidy`.
+    pub code: Purpose,
+    /// What it is for (English).
+    pub description: String,
+    /// What it is for (Chinese).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_zh: Option<String>,
+    /// The law or regulation that allows it (English).
+    pub legal_basis: String,
+    /// The law or regulation that allows it (Chinese).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis_zh: Option<String>,
+    /// Longest validity a request for it may ask, in seconds.
+    pub ttl_s_max: u64,
+}
+
+/// A department of the district's issuer registry, as the node describes
+/// it in a [`Response::Registry`]. The display names are absent when the
+/// registry file does not give them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryDepartment {
+    /// The department's name (its certificate CN), e.g. `civil-affairs`.
+    pub department: Name,
+    /// Its display name (English), e.g. "Civil Affairs Bureau".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its display name (Chinese), e.g. "民政局".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
+    /// The kinds it may issue, sorted (empty: it issues none).
+    pub kinds: Vec<DocumentKind>,
+}
+
+/// The language a [`Registry`] text is wanted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Language {
+    /// English (the registries' required texts).
+    English,
+    /// Simplified Chinese (zh-CN; the registries' optional `_zh` texts).
+    Chinese,
+}
+
+impl RegistryPurpose {
+    /// The description in `language` (English when no Chinese is given).
+    pub fn description_in(&self, language: Language) -> &str {
+        match (language, &self.description_zh) {
+            (Language::Chinese, Some(zh)) => zh,
+            _ => &self.description,
+        }
+    }
+
+    /// The legal basis in `language` (English when no Chinese is given).
+    pub fn legal_basis_in(&self, language: Language) -> &str {
+        match (language, &self.legal_basis_zh) {
+            (Language::Chinese, Some(zh)) => zh,
+            _ => &self.legal_basis,
+        }
+    }
+}
+
+impl RegistryDepartment {
+    /// The display name in `language`, else the other language's, else
+    /// the department's code name.
+    pub fn name_in(&self, language: Language) -> &str {
+        let (first, second) = match language {
+            Language::English => (&self.name, &self.name_zh),
+            Language::Chinese => (&self.name_zh, &self.name),
+        };
+        first
+            .as_deref()
+            .or(second.as_deref())
+            .unwrap_or(self.department.as_str())
+    }
+}
+
+/// The district's registries as one node answered them
+/// ([`Response::Registry`]), sorted for lookups by code and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Registry {
+    purposes: Vec<RegistryPurpose>,
+    departments: Vec<RegistryDepartment>,
+    truncated: bool,
+}
+
+impl Registry {
+    /// The registries from a [`Response::Registry`]'s fields, in any order
+    /// (a code or name listed twice: the first is found).
+    pub fn new(
+        mut purposes: Vec<RegistryPurpose>,
+        mut departments: Vec<RegistryDepartment>,
+        truncated: bool,
+    ) -> Registry {
+        purposes.sort_by(|a, b| a.code.cmp(&b.code));
+        departments.sort_by(|a, b| a.department.cmp(&b.department));
+        Registry {
+            purposes,
+            departments,
+            truncated,
+        }
+    }
+
+    /// Every purpose, in code order.
+    pub fn purposes(&self) -> &[RegistryPurpose] {
+        &self.purposes
+    }
+
+    /// Every department, in name order.
+    pub fn departments(&self) -> &[RegistryDepartment] {
+        &self.departments
+    }
+
+    /// Whether the node left entries out (see [`REGISTRY_BYTES_MAX`]): a
+    /// code or name not found may then still be registered.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The purpose with this code.
+    pub fn purpose(&self, code: &Purpose) -> Option<&RegistryPurpose> {
+        let at = self.purposes.partition_point(|p| p.code < *code);
+        self.purposes.get(at).filter(|p| p.code == *code)
+    }
+
+    /// The department with this name.
+    pub fn department(&self, department: &Name) -> Option<&RegistryDepartment> {
+        let at = self
+            .departments
+            .partition_point(|d| d.department < *department);
+        self.departments
+            .get(at)
+            .filter(|d| d.department == *department)
+    }
+
+    /// How to show `department` in `language`: its display name (see
+    /// [`RegistryDepartment::name_in`]), or its code name when the
+    /// registry does not list it.
+    pub fn department_name<'a>(&'a self, department: &'a Name, language: Language) -> &'a str {
+        self.department(department)
+            .map_or(department.as_str(), |d| d.name_in(language))
+    }
+}
+
+/// Takes `items` in order while their encoded size (each with its
+/// separating comma) stays within [`REGISTRY_BYTES_MAX`]; answers what was
+/// taken and whether any item was left out. The node fills each list of a
+/// [`Response::Registry`] with it, so the answer fits the frame whatever
+/// the registry files hold.
+pub fn fill_registry<T: Serialize>(items: impl IntoIterator<Item = T>) -> (Vec<T>, bool) {
+    let mut taken = Vec::new();
+    let mut bytes = 0usize;
+    for item in items {
+        bytes = bytes.saturating_add(encoded_len(&item)).saturating_add(1);
+        if bytes > REGISTRY_BYTES_MAX {
+            return (taken, true);
+        }
+        taken.push(item);
+    }
+    (taken, false)
 }
 
 /// One of a resident's log entries, with what proves it.
@@ -940,6 +1132,145 @@ mod hex_bytes {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn registry_purpose(code: &str, text: &str) -> RegistryPurpose {
+        RegistryPurpose {
+            code: Purpose::parse(code).unwrap(),
+            description: text.to_string(),
+            description_zh: Some(format!("{text}（中文）")),
+            legal_basis: text.to_string(),
+            legal_basis_zh: None,
+            ttl_s_max: 3_600,
+        }
+    }
+
+    fn registry_department(name: &str, zh: Option<&str>) -> RegistryDepartment {
+        RegistryDepartment {
+            department: Name::parse(name).unwrap(),
+            name: None,
+            name_zh: zh.map(str::to_string),
+            kinds: vec![DocumentKind::parse("deed").unwrap()],
+        }
+    }
+
+    #[test]
+    fn the_registry_messages_have_their_documented_shape() {
+        assert_eq!(
+            serde_json::to_string(&Request::Registry).unwrap(),
+            r#"{"type":"registry"}"#
+        );
+        let response = Response::Registry {
+            purposes: vec![registry_purpose("housing-subsidy", "Assess")],
+            departments: vec![registry_department("tax-office", Some("税务局"))],
+            truncated: false,
+        };
+        let json = serde_json::to_string(&response).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"type":"registry","purposes":[{"code":"housing-subsidy","description":"Assess","#,
+                r#""description_zh":"Assess（中文）","legal_basis":"Assess","ttl_s_max":3600}],"#,
+                r#""departments":[{"department":"tax-office","name_zh":"税务局","kinds":["deed"]}],"#,
+                r#""truncated":false}"#
+            )
+        );
+        let frame = encode_frame(&response).unwrap();
+        assert_eq!(
+            decode_frame_body::<Response>(&frame[4..]).unwrap(),
+            response
+        );
+        // `truncated` may be absent, and the optional texts too.
+        let bare = r#"{"type":"registry","purposes":[{"code":"a","description":"d",
+            "legal_basis":"l","ttl_s_max":1}],"departments":[{"department":"b","kinds":[]}]}"#;
+        let Response::Registry {
+            purposes,
+            departments,
+            truncated,
+        } = serde_json::from_str(bare).unwrap()
+        else {
+            panic!("not a registry answer");
+        };
+        assert!(!truncated && purposes[0].description_zh.is_none());
+        assert!(departments[0].name.is_none() && departments[0].kinds.is_empty());
+    }
+
+    #[test]
+    fn the_largest_registries_fill_within_the_response_frame() {
+        // 10 000 purposes and 10 000 departments (the registries' caps),
+        // each entry far larger than any real one.
+        let long = "x".repeat(2_000);
+        let (purposes, purposes_cut) =
+            fill_registry((0..10_000).map(|i| registry_purpose(&format!("purpose-{i:05}"), &long)));
+        let (departments, departments_cut) = fill_registry((0..10_000).map(|i| {
+            let mut d = registry_department(&format!("department-{i:05}"), Some(&long));
+            d.name = Some(long.clone());
+            d.kinds = (0..1_000)
+                .map(|k| DocumentKind::parse(&format!("kind-{k:04}")).unwrap())
+                .collect();
+            d
+        }));
+        assert!(purposes_cut && departments_cut);
+        assert!(!purposes.is_empty());
+        assert_eq!(
+            purposes[0].code.as_str(),
+            "purpose-00000",
+            "a prefix, in order"
+        );
+        let response = Response::Registry {
+            purposes,
+            departments,
+            truncated: true,
+        };
+        let frame = encode_frame(&response).unwrap();
+        assert!(
+            frame.len() <= RESPONSE_FRAME_LEN_MAX / 2 + 1_000,
+            "{}",
+            frame.len()
+        );
+        // Small registries are sent whole.
+        let (all, cut) = fill_registry((0..100).map(|i| registry_purpose(&format!("p{i}"), "d")));
+        assert_eq!((all.len(), cut), (100, false));
+    }
+
+    #[test]
+    fn registry_lookups_find_entries_in_any_order_and_fall_back_to_english_or_codes() {
+        let registry = Registry::new(
+            vec![
+                registry_purpose("tax-assessment", "Tax"),
+                registry_purpose("housing-subsidy", "Housing"),
+            ],
+            vec![
+                registry_department("tax-office", Some("税务局")),
+                registry_department("civil-affairs", None),
+            ],
+            false,
+        );
+        let housing = registry
+            .purpose(&Purpose::parse("housing-subsidy").unwrap())
+            .unwrap();
+        assert_eq!(housing.description_in(Language::Chinese), "Housing（中文）");
+        assert_eq!(housing.legal_basis_in(Language::Chinese), "Housing");
+        assert_eq!(housing.description_in(Language::English), "Housing");
+        assert!(registry
+            .purpose(&Purpose::parse("unknown").unwrap())
+            .is_none());
+        let tax = Name::parse("tax-office").unwrap();
+        assert_eq!(registry.department_name(&tax, Language::Chinese), "税务局");
+        assert_eq!(registry.department_name(&tax, Language::English), "税务局");
+        let civil = Name::parse("civil-affairs").unwrap();
+        assert_eq!(
+            registry.department_name(&civil, Language::Chinese),
+            "civil-affairs"
+        );
+        let unlisted = Name::parse("records-office").unwrap();
+        assert!(registry.department(&unlisted).is_none());
+        assert_eq!(
+            registry.department_name(&unlisted, Language::English),
+            "records-office"
+        );
+        assert_eq!(registry.departments()[0].department, civil, "sorted");
+        assert!(!registry.truncated());
+    }
 
     #[test]
     fn frame_round_trip() {

@@ -11,6 +11,8 @@
 //! - [`grants`]: consent and grants, request to revocation;
 //! - [`log`]: the tamper-evident access log and its audit;
 //! - [`paging`]: listings that outgrow a frame, read page by page;
+//! - [`registry`]: the district's purposes and departments by name, in
+//!   English and Chinese, from a `vault-node dev` process;
 //! - [`cluster`]: three nodes replicating through Raft, blob copies,
 //!   scrubs and status;
 //! - [`faults`]: `kill -9`, SIGSTOP, purged logs and membership changes
@@ -42,4 +44,5 @@ mod limits;
 mod log;
 mod paging;
 mod portal;
+mod registry;
 mod walkthrough;

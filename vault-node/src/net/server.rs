@@ -32,6 +32,7 @@ use crate::rules::clock::Clock;
 use crate::rules::limits::{self, Work};
 use crate::service::consent::{self, Consent};
 use crate::service::documents::Documents;
+use crate::service::registry::Registry;
 use crate::service::transparency::{self, Transparency};
 use crate::service::{membership, status, Caller};
 use crate::storage::vault::Vault;
@@ -54,6 +55,8 @@ pub struct Services {
     pub consent: Arc<Consent>,
     /// Checkpoints, proofs, log entries, accesses.
     pub transparency: Transparency,
+    /// The district's registries, answered to any caller.
+    pub registry: Registry,
     /// Blob copies (cluster mode).
     pub replication: Option<Arc<Replication>>,
     /// The node's Raft instance, once attached; until then Raft RPCs are
@@ -298,6 +301,7 @@ fn kind_of(request: &Request) -> &'static str {
         Request::FetchBlob { .. } => "fetch_blob",
         Request::Status => "status",
         Request::ChangeMembership { .. } => "change_membership",
+        Request::Registry => "registry",
         #[allow(unreachable_patterns)]
         _ => "other",
     }
@@ -411,6 +415,8 @@ async fn handle(
         }
         Request::Status => node_status(services, caller).await?,
         Request::ChangeMembership { change } => change_membership(services, caller, change).await?,
+        // Public: any authenticated caller of this cluster, any role.
+        Request::Registry => services.registry.answer(),
         other => consent::handle(&services.consent, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response, services.admission.limits().idle()).await

@@ -27,6 +27,7 @@ use crate::rules::grants::{GrantCache, PurposeRegistry};
 use crate::rules::issuers::IssuerRegistry;
 use crate::service::consent::Consent;
 use crate::service::documents::Documents;
+use crate::service::registry::Registry;
 use crate::service::transparency::{CheckpointCache, Transparency};
 use crate::storage::vault::Vault;
 use crate::Refusal;
@@ -234,6 +235,7 @@ fn services(
             clock.clone(),
         ))
     });
+    let registry = Registry::new(&purposes, &issuers);
     let consent = Arc::new(Consent {
         vault: vault.clone(),
         consensus: consensus.clone(),
@@ -264,6 +266,7 @@ fn services(
         documents,
         consent,
         transparency,
+        registry,
         replication,
         raft,
         admission,

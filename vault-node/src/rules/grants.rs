@@ -33,10 +33,18 @@ pub const GRANT_START_DELAY_S_MAX: i64 = crate::engine::state::REQUEST_OPEN_S_MA
 pub struct PurposeInfo {
     /// The code departments use.
     pub code: Purpose,
-    /// What it is for, shown to residents.
+    /// What it is for, shown to residents (English).
     pub description: String,
-    /// The law or regulation that allows it.
+    /// [`PurposeInfo::description`] in Chinese (zh-CN); absent in older
+    /// registry files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_zh: Option<String>,
+    /// The law or regulation that allows it (English).
     pub legal_basis: String,
+    /// [`PurposeInfo::legal_basis`] in Chinese (zh-CN); absent in older
+    /// registry files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis_zh: Option<String>,
     /// Longest validity a request for it may ask, in seconds.
     pub ttl_s_max: u64,
 }
@@ -88,50 +96,71 @@ impl PurposeRegistry {
         })
     }
 
-    /// The development registry: a few real-looking purposes.
+    /// Every registered purpose, in code order.
+    pub fn list(&self) -> Vec<&PurposeInfo> {
+        let mut list: Vec<&PurposeInfo> = self.purposes.values().collect();
+        list.sort_by(|a, b| a.code.cmp(&b.code));
+        list
+    }
+
+    /// The development registry: a few real-looking purposes, in English
+    /// and Chinese.
     pub fn development() -> Vec<PurposeInfo> {
         let day = 24 * 3600;
         [
             (
                 "housing-subsidy",
-                "Assess an application for a housing subsidy",
-                "Housing Subsidy Regulation, art. 12",
+                [
+                    "Assess an application for a housing subsidy",
+                    "审核住房补贴申请",
+                ],
+                [
+                    "Housing Subsidy Regulation, art. 12",
+                    "《住房补贴条例》第十二条",
+                ],
                 90 * day,
             ),
             (
                 "marriage-registration",
-                "Register a marriage",
-                "Civil Status Act, art. 31",
+                ["Register a marriage", "办理结婚登记"],
+                ["Civil Status Act, art. 31", "《婚姻登记法》第三十一条"],
                 30 * day,
             ),
             (
                 "residence-permit",
-                "Decide on a residence permit",
-                "Residence Act, art. 8",
+                ["Decide on a residence permit", "审批居住证"],
+                ["Residence Act, art. 8", "《居住证条例》第八条"],
                 60 * day,
             ),
             (
                 "vehicle-registration",
-                "Register or transfer a vehicle",
-                "Road Traffic Act, art. 19",
+                ["Register or transfer a vehicle", "办理机动车登记或过户"],
+                ["Road Traffic Act, art. 19", "《道路交通安全法》第十九条"],
                 14 * day,
             ),
             (
                 "tax-assessment",
-                "Assess income tax",
-                "Tax Administration Act, art. 47",
+                ["Assess income tax", "核定个人所得税"],
+                [
+                    "Tax Administration Act, art. 47",
+                    "《税收征收管理法》第四十七条",
+                ],
                 180 * day,
             ),
         ]
         .into_iter()
-        .filter_map(|(code, description, legal_basis, ttl_s_max)| {
-            Some(PurposeInfo {
-                code: Purpose::parse(code).ok()?,
-                description: description.to_string(),
-                legal_basis: legal_basis.to_string(),
-                ttl_s_max,
-            })
-        })
+        .filter_map(
+            |(code, [description, description_zh], [legal_basis, legal_basis_zh], ttl_s_max)| {
+                Some(PurposeInfo {
+                    code: Purpose::parse(code).ok()?,
+                    description: description.to_string(),
+                    description_zh: Some(description_zh.to_string()),
+                    legal_basis: legal_basis.to_string(),
+                    legal_basis_zh: Some(legal_basis_zh.to_string()),
+                    ttl_s_max,
+                })
+            },
+        )
         .collect()
     }
 }
@@ -338,6 +367,50 @@ mod tests {
 
     fn approval_code(req: &RequestEntry, body: &GrantBody) -> ErrorCode {
         check_approval(req, body, NOW).unwrap_err().code
+    }
+
+    #[test]
+    fn an_older_registry_file_without_chinese_still_loads() {
+        let old = r#"[{"code":"housing-subsidy",
+            "description":"Assess an application for a housing subsidy",
+            "legal_basis":"Housing Subsidy Regulation, art. 12",
+            "ttl_s_max":7776000}]"#;
+        let list: Vec<PurposeInfo> = serde_json::from_str(old).unwrap();
+        let registry = PurposeRegistry::from_list(list).unwrap();
+        let info = registry
+            .get(&Purpose::parse("housing-subsidy").unwrap())
+            .unwrap();
+        assert_eq!(info.description_zh, None);
+        assert_eq!(info.legal_basis_zh, None);
+        // Written back without the absent fields: the file keeps its shape.
+        let json = serde_json::to_string(info).unwrap();
+        assert!(!json.contains("_zh"), "{json}");
+    }
+
+    #[test]
+    fn the_development_registry_has_every_purpose_in_chinese_and_round_trips() {
+        let list = PurposeRegistry::development();
+        assert_eq!(list.len(), 5, "every development purpose parses");
+        for info in &list {
+            assert!(info.description_zh.is_some(), "{}", info.code);
+            assert!(info.legal_basis_zh.is_some(), "{}", info.code);
+        }
+        let json = serde_json::to_string(&list).unwrap();
+        let back: Vec<PurposeInfo> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, list);
+        let registry = PurposeRegistry::from_list(back).unwrap();
+        let housing = registry
+            .get(&Purpose::parse("housing-subsidy").unwrap())
+            .unwrap();
+        assert_eq!(housing.description_zh.as_deref(), Some("审核住房补贴申请"));
+        assert_eq!(
+            housing.legal_basis_zh.as_deref(),
+            Some("《住房补贴条例》第十二条")
+        );
+        let codes: Vec<&str> = registry.list().iter().map(|p| p.code.as_str()).collect();
+        let mut sorted = codes.clone();
+        sorted.sort();
+        assert_eq!(codes, sorted, "listed in code order");
     }
 
     #[test]

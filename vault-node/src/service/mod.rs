@@ -1,8 +1,9 @@
 //! Request handlers: a typed request from an authenticated [`Caller`] in, a
 //! typed reply (or a [`crate::Refusal`]) out. Documents ([`documents`]),
 //! consent and grants ([`consent`]), the transparency log
-//! ([`transparency`]), node status ([`status`]) and membership changes
-//! ([`membership`]). Each handler is given what it uses.
+//! ([`transparency`]), node status ([`status`]), membership changes
+//! ([`membership`]) and the district's registries ([`registry`]). Each
+//! handler is given what it uses.
 //!
 //! **Invariant:** no handler touches a socket: streams, frames and TLS are
 //! the [`crate::net`] layer's.
@@ -10,6 +11,7 @@
 pub mod consent;
 pub mod documents;
 pub mod membership;
+pub mod registry;
 pub mod status;
 pub mod transparency;
 

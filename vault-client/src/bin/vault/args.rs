@@ -153,6 +153,9 @@ pub enum Command {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// The district's purposes and departments, with their English and
+    /// Chinese names (any identity).
+    Registry,
 }
 
 /// `vault portal`'s options.

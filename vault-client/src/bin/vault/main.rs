@@ -8,8 +8,9 @@
 //! nodes) and dispatches; each command group has its module: `documents`
 //! (put, get, list), `consent` (request, requests, approve, deny), `grants`
 //! (grants, grant show/verify/release, revoke), `audit` (the log's
-//! checkpoints and proofs, `audit verify`, accesses), `portal` (the
-//! resident's web portal on loopback). `args` is the
+//! checkpoints and proofs, `audit verify`, accesses), `registry` (the
+//! district's purposes and departments), `portal` (the resident's web
+//! portal on loopback). `args` is the
 //! grammar, `output` the printing and exit status, `progress` the bar.
 
 mod args;
@@ -20,6 +21,7 @@ mod grants;
 mod output;
 mod portal;
 mod progress;
+mod registry;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -84,12 +86,12 @@ async fn run(cli: Cli) -> CommandResult {
         return portal::run(identity, nodes, args).await;
     }
     // Puts (idempotent: same record, same document id), gets (resumed
-    // from the `.part` file) and lists are retried on the next node when a
+    // from the `.part` file), lists and registry reads are retried on the next node when a
     // node fails mid-command; other commands are not (an approval or a
     // revocation answered `cluster.unavailable` may have been committed).
     let retry_safe = matches!(
         cli.command,
-        Command::Put { .. } | Command::Get { .. } | Command::List { .. }
+        Command::Put { .. } | Command::Get { .. } | Command::List { .. } | Command::Registry
     );
     // A get under a grant whose node answered `cluster.unavailable` is not
     // retried: its use may have been counted (though no byte was sent), and
@@ -184,6 +186,7 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
         )),
         Command::Audit { command } => audit::command(client, command).await,
         Command::Accesses { all, page } => audit::accesses(client, all, &page).await,
+        Command::Registry => registry::registry(client).await,
         // Answered before connecting, in `run`.
         Command::Portal(_) => Err(ClientError::local(
             ErrorCode::InvalidArgument,

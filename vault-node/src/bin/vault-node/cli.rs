@@ -53,12 +53,14 @@ pub(crate) enum Command {
         #[arg(long)]
         crl: Option<PathBuf>,
         /// The purpose registry (JSON array of {code, description,
-        /// legal_basis, ttl_s_max}); without it no access requests are taken.
+        /// description_zh?, legal_basis, legal_basis_zh?, ttl_s_max});
+        /// without it no access requests are taken.
         #[arg(long)]
         purposes: Option<PathBuf>,
-        /// The issuer registry (JSON array of {department, kinds}): which
-        /// department may issue which kinds; without it every department
-        /// may issue every kind.
+        /// The issuer registry (JSON array of {department, name?, name_zh?,
+        /// kinds}): which department may issue which kinds, and the
+        /// departments' display names; without it every department may
+        /// issue every kind.
         #[arg(long)]
         issuers: Option<PathBuf>,
         /// Cluster mode: this node's Raft id (needs `--member`s).

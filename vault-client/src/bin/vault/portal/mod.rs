@@ -74,6 +74,8 @@ pub struct Portal {
     /// every port of a host, so two agents must not read each other's).
     cookie_name: String,
     secrets: Mutex<guard::Secrets>,
+    /// The registries' names, once read.
+    names: Mutex<Option<model::Names>>,
     idle: Duration,
     kiosk: bool,
     offset: UtcOffset,
@@ -181,6 +183,7 @@ pub async fn run(identity: Identity, nodes: Vec<String>, args: PortalArgs) -> Co
         hosts,
         cookie_name: format!("vault_portal_{port}"),
         secrets: Mutex::new(guard::Secrets::new(token.clone())),
+        names: Mutex::new(None),
         idle: Duration::from_secs(idle_s),
         kiosk: args.kiosk,
         offset: args

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 use time::UtcOffset;
 use vault_client::client::CheckedAccess;
-use vault_client::wire::GrantView;
+use vault_client::wire::{GrantView, Registry};
 use vault_client::DocumentId;
 
 use super::text::{self, Lang};
@@ -54,6 +54,43 @@ pub struct Names {
 }
 
 impl Names {
+    /// The names the district's registries give.
+    pub fn from_registry(registry: &Registry) -> Names {
+        let text = |s: &str| Some(s.to_string()).filter(|s| !s.trim().is_empty());
+        let departments = registry
+            .departments()
+            .iter()
+            .map(|d| {
+                let named = Named {
+                    en: d.name.as_deref().and_then(text),
+                    zh: d.name_zh.as_deref().and_then(text),
+                };
+                (d.department.as_str().to_string(), named)
+            })
+            .collect();
+        let purposes = registry
+            .purposes()
+            .iter()
+            .map(|p| {
+                let names = PurposeNames {
+                    description: Named {
+                        en: text(&p.description),
+                        zh: p.description_zh.as_deref().and_then(text),
+                    },
+                    legal_basis: Named {
+                        en: text(&p.legal_basis),
+                        zh: p.legal_basis_zh.as_deref().and_then(text),
+                    },
+                };
+                (p.code.as_str().to_string(), names)
+            })
+            .collect();
+        Names {
+            departments,
+            purposes,
+        }
+    }
+
     /// A department's name in `lang`, or its code when the registry has
     /// none.
     pub fn department(&self, lang: Lang, code: &str) -> String {

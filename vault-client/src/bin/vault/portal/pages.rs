@@ -164,8 +164,7 @@ pub fn requests_page(
         @for r in requests {
             @let id = r.request_id.to_string();
             @let department = names.department(view.lang, r.department.as_str());
-            @let purpose = names.purpose(view.lang, r.purpose.as_str());
-            @let purpose = if purpose == r.purpose.as_str() && view.lang == Lang::En { r.purpose_description.clone() } else { purpose };
+            @let purpose = names.purposes.get(r.purpose.as_str()).and_then(|p| p.description.get(view.lang)).map(str::to_string).unwrap_or_else(|| r.purpose_description.clone());
             @let basis = names.legal_basis(view.lang, r.purpose.as_str()).unwrap_or_else(|| r.legal_basis.clone());
             article.card data-request-id=(id) aria-labelledby=(format!("r-{id}")) {
                 h2 #(format!("r-{id}")) { (department) " " span.quiet { (words.asks_for) } }

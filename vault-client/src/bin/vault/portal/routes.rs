@@ -180,7 +180,9 @@ struct NoticeQuery {
     notice: Option<String>,
 }
 
-/// The resident's documents by id (for kinds and issue dates).
+/// The resident's documents whose issuer's signature checks, by id (the
+/// kinds, issuers and issue dates the pages show come from these signed
+/// records).
 async fn my_documents(
     portal: &Portal,
     client: &VaultClient,
@@ -189,13 +191,52 @@ async fn my_documents(
         .list(&portal.me)
         .await?
         .into_iter()
+        .filter(|d| vault_client::client::verify_provenance(&portal.identity, d).is_ok())
         .map(|d| (d.document_id, d))
         .collect())
 }
 
-/// Departments' and purposes' names from the district's registries.
-async fn names(_client: &VaultClient) -> Names {
-    Names::default()
+/// Every document a request names must be one of the resident's own,
+/// signed by its issuer, with the same content hash: the resident signs
+/// consent only to bytes an issuer vouched for.
+fn check_requested(
+    request: &vault_client::wire::RequestView,
+    mine: &HashMap<DocumentId, DocumentView>,
+) -> Result<(), ClientError> {
+    for asked in &request.documents {
+        let signed = mine.get(&asked.document_id);
+        if signed.is_none_or(|d| d.content_hash() != asked.content_hash) {
+            return Err(ClientError::local(
+                ErrorCode::Integrity,
+                format!(
+                    "document {} in this request is not one of your documents signed by its issuer; \
+                     nothing was approved",
+                    asked.document_id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Departments' and purposes' names from the district's registries,
+/// asked once per run (a node reads its registries when it starts); codes
+/// alone, and asked again next time, when the node does not answer.
+async fn names(portal: &Portal, client: &VaultClient) -> Names {
+    if let Some(names) = lock(&portal.names).as_ref() {
+        return names.clone();
+    }
+    match client.registry().await {
+        Ok(registry) => {
+            let names = Names::from_registry(&registry);
+            *lock(&portal.names) = Some(names.clone());
+            names
+        }
+        Err(e) => {
+            eprintln!("vault portal: the registry could not be read: {}", e.code());
+            Names::default()
+        }
+    }
 }
 
 /// `GET /requests`.
@@ -204,7 +245,7 @@ async fn requests(ctx: Ctx, Query(q): Query<NoticeQuery>) -> Response {
         let client = ctx.portal.client().await?;
         let requests = client.pending_requests().await?;
         let documents = my_documents(&ctx.portal, &client).await?;
-        let names = names(&client).await;
+        let names = names(&ctx.portal, &client).await;
         Ok(pages::requests_page(
             &ctx.view,
             &requests,
@@ -264,6 +305,7 @@ async fn approve(ctx: Ctx, Path(id): Path<String>, Form(form): Form<ApproveForm>
         };
         let client = ctx.portal.client().await?;
         let request = client.pending_request(request_id).await?;
+        check_requested(&request, &my_documents(&ctx.portal, &client).await?)?;
         let body = client.approval_body(&request, max_uses, ttl_s)?;
         client.approve(body).await.map(|_| ())
     }
@@ -288,7 +330,7 @@ async fn grants(ctx: Ctx, Query(q): Query<NoticeQuery>) -> Response {
         let mut grants = client.grants().await?;
         grants.sort_by_key(|g| std::cmp::Reverse(g.not_before));
         let documents = my_documents(&ctx.portal, &client).await?;
-        let names = names(&client).await;
+        let names = names(&ctx.portal, &client).await;
         let now = vault_client::client::now_unix();
         Ok(pages::grants_page(
             &ctx.view,
@@ -335,7 +377,7 @@ async fn accesses(ctx: Ctx, Query(filters): Query<Filters>) -> Response {
         let client = ctx.portal.client().await?;
         let (rows, tree_size, _) = access_rows(&client).await?;
         let documents = my_documents(&ctx.portal, &client).await?;
-        let names = names(&client).await;
+        let names = names(&ctx.portal, &client).await;
         let mut departments: Vec<String> = rows
             .iter()
             .filter(|r| r.actor_role == Some(pki::Role::Department))
@@ -450,7 +492,7 @@ async fn documents(ctx: Ctx) -> Response {
         let client = ctx.portal.client().await?;
         let mut list = client.list(&ctx.portal.me).await?;
         list.sort_by_key(|d| std::cmp::Reverse(d.record.issued_at));
-        let names = names(&client).await;
+        let names = names(&ctx.portal, &client).await;
         let rows: Vec<pages::DocumentRow<'_>> = list
             .iter()
             .map(|document| pages::DocumentRow {
@@ -552,4 +594,67 @@ async fn not_found(ctx: Ctx, State(_): State<Arc<Portal>>) -> Response {
     let words = ctx.view.lang.words();
     let page = pages::error_page(&ctx.view, "portal.not_found", words.not_found, None);
     (StatusCode::NOT_FOUND, page).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pki::{ContentHash, IssueRecord, Name, Purpose, RequestId, ResidentId, Signature};
+    use vault_client::wire::{RequestView, RequestedDocument};
+
+    fn parse<T: std::str::FromStr>(text: &str) -> T {
+        text.parse()
+            .unwrap_or_else(|_| unreachable!("a fixed test value"))
+    }
+
+    fn document(id: u8, hash: u8) -> DocumentView {
+        DocumentView {
+            document_id: DocumentId::from_bytes([id; 16]),
+            record: IssueRecord {
+                resident: parse::<ResidentId>("resident-1"),
+                kind: parse("marriage-certificate"),
+                content_hash: ContentHash([hash; 32]),
+                size: 1,
+                issued_at: 0,
+                issuer: parse::<Name>("civil-affairs"),
+            },
+            signature: Signature([0; 64]),
+            issuer_cert: Vec::new(),
+        }
+    }
+
+    fn request(id: u8, hash: u8) -> RequestView {
+        RequestView {
+            request_id: RequestId::from_bytes([9; 16]),
+            department: parse("housing-bureau"),
+            department_key_id: String::new(),
+            purpose: parse::<Purpose>("housing-subsidy"),
+            purpose_description: String::new(),
+            legal_basis: String::new(),
+            documents: vec![RequestedDocument {
+                document_id: DocumentId::from_bytes([id; 16]),
+                content_hash: ContentHash([hash; 32]),
+                kind: parse("marriage-certificate"),
+                issuer: parse("civil-affairs"),
+            }],
+            ttl_s: 60,
+            created_at: 0,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn an_approval_covers_only_signed_documents_of_ones_own_with_their_hash() {
+        let mine: HashMap<DocumentId, DocumentView> = [document(1, 7)]
+            .into_iter()
+            .map(|d| (d.document_id, d))
+            .collect();
+        assert!(check_requested(&request(1, 7), &mine).is_ok());
+        let other_bytes = check_requested(&request(1, 8), &mine);
+        assert!(other_bytes.is_err(), "a hash the issuer did not sign");
+        assert!(
+            check_requested(&request(2, 7), &mine).is_err(),
+            "not one of mine"
+        );
+    }
 }
