@@ -251,13 +251,19 @@ async fn check(
 /// came from the portal's own pages; a request with neither is judged by
 /// its CSRF token alone.
 fn same_origin(headers: &HeaderMap, hosts: &[String]) -> bool {
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        return origin
-            .strip_prefix("http://")
-            .is_some_and(|host| hosts.iter().any(|h| h == host));
+    let site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok());
+    if site.is_some_and(|site| site != "same-origin" && site != "none") {
+        return false;
     }
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some(site) => site == "same-origin" || site == "none",
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        // An opaque origin (a sandboxed frame, some referrer policies) is
+        // only taken from a browser that says the request is same-origin.
+        Some("null") => site == Some("same-origin"),
+        Some(origin) => origin
+            .strip_prefix("http://")
+            .is_some_and(|host| hosts.iter().any(|h| h == host)),
         None => true,
     }
 }
@@ -290,7 +296,10 @@ pub fn secure_headers(headers: &mut HeaderMap) {
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: under it Chromium sends `Origin: null` on the
+        // portal's own form posts. `same-origin` still sends nothing to
+        // any other site.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
         (
             header::HeaderName::from_static("cross-origin-opener-policy"),
@@ -369,9 +378,15 @@ mod tests {
         );
         assert!(!same_origin(&headers, &hosts));
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&headers, &hosts), "an opaque origin alone");
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&headers, &hosts), "opaque, but the browser says same-origin");
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&headers, &hosts));
         let mut headers = HeaderMap::new();
         headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&headers, &hosts));
+        headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(!same_origin(&headers, &hosts), "the browser's word wins");
     }
 }

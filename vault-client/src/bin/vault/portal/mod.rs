@@ -161,12 +161,11 @@ pub async fn run(identity: Identity, nodes: Vec<String>, args: PortalArgs) -> Co
         .local_addr()
         .map_err(|e| ClientError::local(ErrorCode::LocalIo, e.to_string()))?;
     let port = addr.port();
-    let mut hosts = vec![format!("localhost:{port}")];
-    if addr.is_ipv4() {
-        hosts.push(format!("127.0.0.1:{port}"));
-    } else {
-        hosts.push(format!("[::1]:{port}"));
-    }
+    let hosts = vec![
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ];
     let token = guard::random_secret().map_err(|_| {
         ClientError::local(ErrorCode::LocalIo, "no randomness for the portal's secret")
     })?;
