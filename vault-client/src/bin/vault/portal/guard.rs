@@ -67,6 +67,8 @@ pub struct Secrets {
     session: Option<Session>,
     /// Set once the session ended (sign-out or inactivity).
     pub ended: bool,
+    /// When the run started (an unused token goes idle from here).
+    started: Instant,
 }
 
 impl Secrets {
@@ -76,12 +78,18 @@ impl Secrets {
             token: Some(token),
             session: None,
             ended: false,
+            started: Instant::now(),
         }
     }
 
-    /// Exchanges the URL token for a session (once): the new session's
+    /// Exchanges the URL token for a session (once, and only before the
+    /// token went unused for longer than `idle`): the new session's
     /// cookie value.
-    pub fn exchange(&mut self, token: &str) -> Option<String> {
+    pub fn exchange(&mut self, token: &str, idle: Duration) -> Option<String> {
+        if self.idle_for(idle) {
+            self.end();
+            return None;
+        }
         let expected = self.token.as_deref()?;
         if !same_secret(expected, token) {
             return None;
@@ -120,11 +128,19 @@ impl Secrets {
         self.ended = true;
     }
 
-    /// Whether the session went idle for longer than `idle`.
+    /// Whether the session went idle for longer than `idle`, or, before
+    /// sign-in, the token has gone unused that long.
     pub fn idle_for(&self, idle: Duration) -> bool {
-        self.session
-            .as_ref()
-            .is_some_and(|s| s.last_seen.elapsed() > idle)
+        match &self.session {
+            Some(s) => s.last_seen.elapsed() > idle,
+            None => self.token.is_some() && self.started.elapsed() > idle,
+        }
+    }
+
+    /// Whether the agent should stop: its session ended (by sign-out, or
+    /// by a request that found it idle) or it is idle now.
+    pub fn over(&self, idle: Duration) -> bool {
+        self.ended || self.idle_for(idle)
     }
 }
 
@@ -318,22 +334,51 @@ mod tests {
 
     #[test]
     fn the_token_is_exchanged_once_and_the_session_expires() {
+        let idle = Duration::from_secs(60);
         let mut secrets = Secrets::new("a".repeat(64));
-        assert_eq!(secrets.exchange(&"b".repeat(64)), None);
-        let id = secrets.exchange(&"a".repeat(64));
+        assert_eq!(secrets.exchange(&"b".repeat(64), idle), None);
+        let id = secrets.exchange(&"a".repeat(64), idle);
         assert!(id.is_some());
         assert_eq!(
-            secrets.exchange(&"a".repeat(64)),
+            secrets.exchange(&"a".repeat(64), idle),
             None,
             "a token works once"
         );
-        let idle = Duration::from_secs(60);
         assert!(secrets.check(id.as_deref(), idle).is_some());
         assert!(secrets.check(Some("wrong"), idle).is_none());
         assert!(secrets.check(None, idle).is_none());
         assert!(secrets.check(id.as_deref(), Duration::ZERO).is_none());
         assert!(secrets.ended, "an idle session ends");
         assert!(secrets.check(id.as_deref(), idle).is_none());
+    }
+
+    #[test]
+    fn a_session_a_request_found_idle_stops_the_agent() {
+        // The watcher asks `over`; a request that came in after the limit
+        // but before the watcher's next look ended the session itself,
+        // and the agent must stop all the same.
+        let idle = Duration::from_secs(60);
+        let mut secrets = Secrets::new("a".repeat(64));
+        let id = secrets.exchange(&"a".repeat(64), idle);
+        assert!(!secrets.over(idle));
+        assert!(secrets.check(id.as_deref(), Duration::ZERO).is_none());
+        assert!(secrets.over(idle), "ended by a request: the agent stops");
+    }
+
+    #[test]
+    fn a_token_left_unused_goes_idle_too() {
+        let mut secrets = Secrets::new("a".repeat(64));
+        assert!(!secrets.over(Duration::from_secs(60)));
+        assert!(secrets.over(Duration::ZERO), "the agent stops");
+        assert_eq!(
+            secrets.exchange(&"a".repeat(64), Duration::ZERO),
+            None,
+            "an idle token is spent"
+        );
+        assert!(secrets.ended);
+        assert!(secrets
+            .exchange(&"a".repeat(64), Duration::from_secs(60))
+            .is_none());
     }
 
     #[test]

@@ -223,12 +223,15 @@ pub async fn run(identity: Identity, nodes: Vec<String>, args: PortalArgs) -> Co
     Ok((Value::Null, String::new()))
 }
 
-/// Ends the session once it has been idle for longer than allowed.
+/// Ends the session (and so the agent) once it has been idle for longer
+/// than allowed, or once it ended otherwise (a request that found it idle
+/// ends it without waking the shutdown; the URL token left unused counts
+/// as idle from the start).
 async fn watch_idle(portal: Arc<Portal>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let idle = guard::lock(&portal.secrets).idle_for(portal.idle);
-        if idle {
+        let over = guard::lock(&portal.secrets).over(portal.idle);
+        if over {
             portal.end_session();
             return;
         }

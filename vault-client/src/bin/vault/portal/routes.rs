@@ -148,7 +148,7 @@ struct TokenQuery {
 async fn enter(ctx: Ctx, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
     let portal = &ctx.portal;
     if let Some(token) = q.token.as_deref() {
-        let session = lock(&portal.secrets).exchange(token);
+        let session = lock(&portal.secrets).exchange(token, portal.idle);
         if let Some(id) = session {
             let cookie = format!(
                 "{}={id}; Path=/; HttpOnly; SameSite=Strict",
