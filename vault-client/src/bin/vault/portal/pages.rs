@@ -182,11 +182,20 @@ pub fn requests_page(
                     thead { tr { th scope="col" { (words.kind) } th scope="col" { (words.issuer) } th scope="col" { (words.issued) } } }
                     tbody {
                         @for d in &r.documents {
+                            // The kind, issuer and date the issuer signed; the
+                            // request's own words only for a document that is
+                            // not one of the resident's signed ones (which
+                            // cannot be approved), marked so.
+                            @let signed = documents.get(&d.document_id);
                             tr data-document-id=(d.document_id.to_string()) {
-                                td { (text::kind_name(view.lang, d.kind.as_str())) }
-                                td { (names.department(view.lang, d.issuer.as_str())) }
-                                td {
-                                    @if let Some(doc) = documents.get(&d.document_id) { (view.date(doc.record.issued_at)) } @else { "—" }
+                                @if let Some(doc) = signed {
+                                    td { (text::kind_name(view.lang, doc.kind().as_str())) }
+                                    td { (names.department(view.lang, doc.issuer().as_str())) }
+                                    td { (view.date(doc.record.issued_at)) }
+                                } @else {
+                                    td { (text::kind_name(view.lang, d.kind.as_str())) " " strong.bad { (words.not_verified) } }
+                                    td { (names.department(view.lang, d.issuer.as_str())) }
+                                    td { "—" }
                                 }
                             }
                         }
@@ -658,6 +667,75 @@ mod tests {
             .count();
         assert_eq!(forms, tokens, "one token per form");
         assert!(!html.contains("<script>"), "scripts only from /assets");
+    }
+
+    #[test]
+    fn a_request_shows_the_kind_and_issuer_its_issuer_signed() {
+        use pki::{ContentHash, IssueRecord, Signature};
+        use vault_client::wire::RequestedDocument;
+        let parse_name = |s: &str| pki::Name::parse(s).unwrap_or_else(|_| unreachable!());
+        let id = DocumentId::from_bytes([1; 16]);
+        let signed = DocumentView {
+            document_id: id,
+            record: IssueRecord {
+                resident: pki::ResidentId::parse("resident-1").unwrap_or_else(|_| unreachable!()),
+                kind: "marriage-certificate"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                content_hash: ContentHash([7; 32]),
+                size: 1,
+                issued_at: 0,
+                issuer: parse_name("civil-affairs"),
+            },
+            signature: Signature([0; 64]),
+            issuer_cert: Vec::new(),
+        };
+        let request = RequestView {
+            request_id: pki::RequestId::from_bytes([9; 16]),
+            department: parse_name("housing-bureau"),
+            department_key_id: String::new(),
+            purpose: pki::Purpose::parse("housing-subsidy").unwrap_or_else(|_| unreachable!()),
+            purpose_description: String::new(),
+            legal_basis: String::new(),
+            documents: vec![RequestedDocument {
+                document_id: id,
+                content_hash: ContentHash([7; 32]),
+                // What the node says; not what the issuer signed.
+                kind: "harmless-leaflet"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                issuer: parse_name("tax-office"),
+            }],
+            ttl_s: 60,
+            created_at: 0,
+            expires_at: None,
+        };
+        let documents: HashMap<DocumentId, DocumentView> = [(id, signed)].into_iter().collect();
+        let html = requests_page(
+            &view(Lang::En),
+            std::slice::from_ref(&request),
+            &Names::default(),
+            &documents,
+            None,
+        )
+        .into_string();
+        let leaflet = text::kind_name(Lang::En, "harmless-leaflet");
+        assert!(!html.contains(&leaflet), "{html}");
+        assert!(!html.contains("tax-office"), "{html}");
+        assert!(html.contains(&text::kind_name(Lang::En, "marriage-certificate")));
+        assert!(html.contains("civil-affairs"));
+        let html = requests_page(
+            &view(Lang::En),
+            &[request],
+            &Names::default(),
+            &HashMap::new(),
+            None,
+        )
+        .into_string();
+        assert!(
+            html.contains("NOT verified"),
+            "an unsigned document is marked"
+        );
     }
 
     #[test]
