@@ -378,8 +378,10 @@ pub fn accesses_page(view: &View, a: &AccessesView<'_>) -> Markup {
         }
         p.export {
             (words.export) ": "
-            a href=(export("csv")) data-action="export-csv" download { "CSV" } " · "
-            a href=(export("json")) data-action="export-json" download { "JSON" }
+            // In the service hall the link opens the question first (a
+            // `download` link would save the question page itself, unasked).
+            a href=(export("csv")) data-action="export-csv" download[!view.kiosk] { "CSV" } " · "
+            a href=(export("json")) data-action="export-json" download[!view.kiosk] { "JSON" }
         }
         @if a.rows.is_empty() {
             p.empty { (words.no_accesses) }
@@ -736,6 +738,31 @@ mod tests {
             html.contains("NOT verified"),
             "an unsigned document is marked"
         );
+    }
+
+    #[test]
+    fn in_the_kiosk_the_exports_open_the_question_instead_of_saving() {
+        let names = Names::default();
+        let documents = HashMap::new();
+        let filters = Filters::default();
+        let a = AccessesView {
+            rows: &[],
+            filters: &filters,
+            departments: Vec::new(),
+            documents: &documents,
+            tree_size: 0,
+            names: &names,
+        };
+        let mut v = view(Lang::En);
+        let html = accesses_page(&v, &a).into_string();
+        assert!(
+            html.contains(r#"data-action="export-csv" download"#),
+            "{html}"
+        );
+        v.kiosk = true;
+        let html = accesses_page(&v, &a).into_string();
+        assert!(html.contains(r#"data-action="export-csv""#));
+        assert!(!html.contains(" download"), "{html}");
     }
 
     #[test]
