@@ -112,7 +112,7 @@ fn layout(view: &View, title: &str, error: Option<&str>, body: Markup) -> Markup
                         }
                     }
                     div.tools {
-                        a href=(format!("{}?lang={}", view.path, other.tag())) hreflang=(other.tag()) lang=(other.tag()) data-action="language" {
+                        a href=(format!("{}?lang={}", same_page(&view.path), other.tag())) hreflang=(other.tag()) lang=(other.tag()) data-action="language" {
                             (other.words().language_name)
                         }
                         @if view.csrf.is_some() {
@@ -134,6 +134,23 @@ fn layout(view: &View, title: &str, error: Option<&str>, body: Markup) -> Markup
                 }
             }
         }
+    }
+}
+
+/// The path a link back to this page may use: a path of the portal's own
+/// (a 404's path is whatever was asked, and `//host/…` or `/\host/…`
+/// would be a link to another site); else the portal's root.
+fn same_page(path: &str) -> &str {
+    let own = path.is_empty()
+        || (path.starts_with('/')
+            && !path.starts_with("//")
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b)));
+    if own {
+        path
+    } else {
+        "/"
     }
 }
 
@@ -763,6 +780,22 @@ mod tests {
         let html = accesses_page(&v, &a).into_string();
         assert!(html.contains(r#"data-action="export-csv""#));
         assert!(!html.contains(" download"), "{html}");
+    }
+
+    #[test]
+    fn the_language_link_of_a_404_stays_on_the_portal() {
+        for (asked, link) in [
+            ("//evil.example/x", r#"href="/?lang=zh-CN""#),
+            ("/\\evil.example/x", r#"href="/?lang=zh-CN""#),
+            ("/%2F%2Fevil.example", r#"href="/?lang=zh-CN""#),
+            ("/accesses", r#"href="/accesses?lang=zh-CN""#),
+        ] {
+            let mut v = view(Lang::En);
+            v.path = asked.to_string();
+            let html = error_page(&v, "portal.not_found", "no", None).into_string();
+            assert!(html.contains(link), "{asked}: {html}");
+            assert!(!html.contains("evil.example"), "{asked}");
+        }
     }
 
     #[test]
