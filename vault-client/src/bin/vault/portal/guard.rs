@@ -121,6 +121,13 @@ impl Secrets {
         Some(session.csrf.clone())
     }
 
+    /// Whether `cookie` is the session's cookie value.
+    pub fn is_session(&self, cookie: &str) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| same_secret(&s.id, cookie))
+    }
+
     /// Ends the session (sign-out or inactivity); the token is gone too.
     pub fn end(&mut self) {
         self.session = None;
@@ -148,16 +155,37 @@ impl Secrets {
 #[derive(Debug, Clone)]
 pub struct Csrf(pub String);
 
-/// A cookie's value from the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A cookie's value from the request's `Cookie` headers (the first of
+/// that name).
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &'a str) -> Option<&'a str> {
+    cookies(headers, name).next()
+}
+
+/// Every value of the cookies named `name`, in the order sent.
+pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// The CSRF token of the session whose cookie the request carries (as
+/// [`Secrets::check`]). Any cookie of the session's name may be the
+/// session's: another page on loopback (any port: cookies ignore ports)
+/// can set one of the same name with a longer path, which the browser
+/// then sends first, and must not lock the resident out by it.
+pub fn session_csrf(
+    secrets: &mut Secrets,
+    headers: &HeaderMap,
+    name: &str,
+    idle: Duration,
+) -> Option<String> {
+    let value = cookies(headers, name).find(|v| secrets.is_session(v));
+    secrets.check(value, idle)
 }
 
 /// The language of a request: `?lang=`, else the language cookie, else
@@ -226,10 +254,12 @@ async fn check(
         // The token exchange answers the request itself (see `enter`).
         return Ok((request, None));
     }
-    let csrf = {
-        let value = cookie(request.headers(), &portal.cookie_name);
-        lock(&portal.secrets).check(value, portal.idle)
-    };
+    let csrf = session_csrf(
+        &mut lock(&portal.secrets),
+        request.headers(),
+        &portal.cookie_name,
+        portal.idle,
+    );
     let Some(csrf) = csrf else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
@@ -396,6 +426,27 @@ mod tests {
             Some("ab")
         );
         assert_eq!(form_field(b"xcsrf=ab", "csrf"), None);
+    }
+
+    #[test]
+    fn a_cookie_of_the_same_name_set_elsewhere_does_not_hide_the_session() {
+        let idle = Duration::from_secs(60);
+        let mut secrets = Secrets::new("a".repeat(64));
+        let id = secrets.exchange(&"a".repeat(64), idle).unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        let sent = format!("vault_portal_1=junk; vault_portal_1={id}");
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&sent).unwrap_or_else(|_| unreachable!()),
+        );
+        assert!(session_csrf(&mut secrets, &headers, "vault_portal_1", idle).is_some());
+        assert!(session_csrf(&mut secrets, &headers, "vault_portal_2", idle).is_none());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("vault_portal_1=junk"),
+        );
+        assert!(session_csrf(&mut secrets, &headers, "vault_portal_1", idle).is_none());
     }
 
     #[test]

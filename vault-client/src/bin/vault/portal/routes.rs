@@ -161,9 +161,13 @@ async fn enter(ctx: Ctx, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Res
             return response;
         }
     }
-    let signed_in = lock(&portal.secrets)
-        .check(guard::cookie(&headers, &portal.cookie_name), portal.idle)
-        .is_some();
+    let signed_in = guard::session_csrf(
+        &mut lock(&portal.secrets),
+        &headers,
+        &portal.cookie_name,
+        portal.idle,
+    )
+    .is_some();
     if signed_in {
         return Redirect::to("/requests").into_response();
     }
