@@ -238,12 +238,7 @@ async fn check(
     request: Request,
     lang: Lang,
 ) -> Result<(Request, Option<String>), Response> {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    if !portal.hosts.iter().any(|allowed| allowed == host) {
+    if !host_allowed(request.headers(), request.uri(), &portal.hosts) {
         return Err(refuse(StatusCode::FORBIDDEN, "portal.host", lang, portal));
     }
     let path = request.uri().path();
@@ -291,6 +286,17 @@ async fn check(
         return Ok((Request::from_parts(parts, Body::from(bytes)), Some(csrf)));
     }
     Ok((request, Some(csrf)))
+}
+
+/// Exactly one `Host` header, one of the agent's own; and, when the
+/// request names a host in its target (absolute form), that one too.
+fn host_allowed(headers: &HeaderMap, uri: &axum::http::Uri, hosts: &[String]) -> bool {
+    let allowed = |host: &str| hosts.iter().any(|h| h == host);
+    let mut sent = headers.get_all(header::HOST).iter();
+    let (Some(host), None) = (sent.next(), sent.next()) else {
+        return false;
+    };
+    host.to_str().is_ok_and(allowed) && uri.authority().is_none_or(|a| allowed(a.as_str()))
 }
 
 /// A POST's `Origin` (or, failing that, `Sec-Fetch-Site`) must say it
@@ -447,6 +453,29 @@ mod tests {
             HeaderValue::from_static("vault_portal_1=junk"),
         );
         assert!(session_csrf(&mut secrets, &headers, "vault_portal_1", idle).is_none());
+    }
+
+    #[test]
+    fn the_host_is_the_agents_own_once_and_in_the_target_too() {
+        let hosts = vec!["127.0.0.1:8080".to_string(), "localhost:8080".to_string()];
+        let ours = HeaderValue::from_static("127.0.0.1:8080");
+        let path: axum::http::Uri = "/requests".parse().unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        assert!(!host_allowed(&headers, &path, &hosts), "no Host");
+        headers.insert(header::HOST, ours.clone());
+        assert!(host_allowed(&headers, &path, &hosts));
+        let absolute: axum::http::Uri = "http://evil.example/requests".parse().unwrap_or_default();
+        assert!(
+            !host_allowed(&headers, &absolute, &hosts),
+            "another host in the target"
+        );
+        let own: axum::http::Uri = "http://localhost:8080/requests".parse().unwrap_or_default();
+        assert!(host_allowed(&headers, &own, &hosts));
+        headers.append(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(!host_allowed(&headers, &path, &hosts), "two Host headers");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("LOCALHOST:8080"));
+        assert!(!host_allowed(&headers, &path, &hosts));
     }
 
     #[test]
