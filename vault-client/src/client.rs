@@ -660,6 +660,9 @@ impl VaultClient {
     pub async fn accesses_checked(&self, all: bool) -> Result<CheckedAccesses, ClientError> {
         let (checkpoint, mut out, mut cursor) = {
             let first = self.access_records(all, None, None, None).await?;
+            if !in_log_order(None, &first.records) {
+                return Err(out_of_order());
+            }
             let entries = first.check_each();
             (first.checkpoint, entries, first.next_cursor)
         };
@@ -672,9 +675,11 @@ impl VaultClient {
                 .access_records(all, Some(at.clone()), None, Some(&checkpoint))
                 .await?;
             let after = out.last().map(|a: &CheckedAccess| a.index);
-            let ordered = page.records.first().map(|r| r.index) > after;
-            if page.next_cursor.as_ref() == Some(&at) || !(ordered || page.records.is_empty()) {
+            if page.next_cursor.as_ref() == Some(&at) {
                 return Err(no_progress());
+            }
+            if !in_log_order(after, &page.records) {
+                return Err(out_of_order());
             }
             cursor = page.next_cursor.clone();
             out.extend(page.check_each());
@@ -699,6 +704,9 @@ impl VaultClient {
         pinned: Option<&pki::Checkpoint>,
     ) -> Result<AccessesPage, ClientError> {
         let page = self.access_records(all, cursor, limit, pinned).await?;
+        if !in_log_order(None, &page.records) {
+            return Err(out_of_order());
+        }
         let mut entries = Vec::with_capacity(page.records.len());
         for record in &page.records {
             entries.push(page.check(record)?);
@@ -1030,6 +1038,25 @@ where
         }
     }
     Err(too_many_pages())
+}
+
+/// Whether `records` are in strictly increasing log order, and after
+/// `after`: each entry once. (Each repeated entry would verify on its own,
+/// so a node could show one fetch as many.)
+fn in_log_order(after: Option<u64>, records: &[crate::wire::AccessRecord]) -> bool {
+    let mut last = after;
+    records.iter().all(|r| {
+        let later = last.is_none_or(|l| r.index > l);
+        last = Some(r.index);
+        later
+    })
+}
+
+fn out_of_order() -> ClientError {
+    ClientError::local(
+        ErrorCode::Protocol,
+        "the node sent log entries out of order or more than once",
+    )
 }
 
 fn no_progress() -> ClientError {
@@ -1405,6 +1432,37 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn access_records_must_come_each_once_in_log_order() {
+        let detail = pki::LogDetail {
+            resident: None,
+            kind: None,
+            purpose: None,
+            nonce: [0; 32],
+        };
+        let records = |indexes: &[u64]| -> Vec<crate::wire::AccessRecord> {
+            indexes
+                .iter()
+                .map(|&index| crate::wire::AccessRecord {
+                    index,
+                    entry: String::new(),
+                    detail: detail.clone(),
+                    inclusion_proof: Vec::new(),
+                })
+                .collect()
+        };
+        assert!(in_log_order(None, &records(&[1, 4, 9])));
+        assert!(in_log_order(Some(0), &records(&[1])));
+        assert!(in_log_order(Some(9), &[]));
+        assert!(!in_log_order(None, &records(&[4, 4])), "one entry twice");
+        assert!(!in_log_order(None, &records(&[4, 9, 4])));
+        assert!(
+            !in_log_order(Some(9), &records(&[10, 9])),
+            "back into the last page"
+        );
+        assert!(!in_log_order(Some(9), &records(&[9])));
+    }
 
     #[test]
     fn node_lists_parse_commas_lines_and_comments() {

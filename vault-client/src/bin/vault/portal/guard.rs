@@ -67,6 +67,8 @@ pub struct Secrets {
     session: Option<Session>,
     /// Set once the session ended (sign-out or inactivity).
     pub ended: bool,
+    /// When the run started (an unused token goes idle from here).
+    started: Instant,
 }
 
 impl Secrets {
@@ -76,12 +78,18 @@ impl Secrets {
             token: Some(token),
             session: None,
             ended: false,
+            started: Instant::now(),
         }
     }
 
-    /// Exchanges the URL token for a session (once): the new session's
+    /// Exchanges the URL token for a session (once, and only before the
+    /// token went unused for longer than `idle`): the new session's
     /// cookie value.
-    pub fn exchange(&mut self, token: &str) -> Option<String> {
+    pub fn exchange(&mut self, token: &str, idle: Duration) -> Option<String> {
+        if self.idle_for(idle) {
+            self.end();
+            return None;
+        }
         let expected = self.token.as_deref()?;
         if !same_secret(expected, token) {
             return None;
@@ -113,6 +121,13 @@ impl Secrets {
         Some(session.csrf.clone())
     }
 
+    /// Whether `cookie` is the session's cookie value.
+    pub fn is_session(&self, cookie: &str) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| same_secret(&s.id, cookie))
+    }
+
     /// Ends the session (sign-out or inactivity); the token is gone too.
     pub fn end(&mut self) {
         self.session = None;
@@ -120,11 +135,19 @@ impl Secrets {
         self.ended = true;
     }
 
-    /// Whether the session went idle for longer than `idle`.
+    /// Whether the session went idle for longer than `idle`, or, before
+    /// sign-in, the token has gone unused that long.
     pub fn idle_for(&self, idle: Duration) -> bool {
-        self.session
-            .as_ref()
-            .is_some_and(|s| s.last_seen.elapsed() > idle)
+        match &self.session {
+            Some(s) => s.last_seen.elapsed() > idle,
+            None => self.token.is_some() && self.started.elapsed() > idle,
+        }
+    }
+
+    /// Whether the agent should stop: its session ended (by sign-out, or
+    /// by a request that found it idle) or it is idle now.
+    pub fn over(&self, idle: Duration) -> bool {
+        self.ended || self.idle_for(idle)
     }
 }
 
@@ -132,16 +155,37 @@ impl Secrets {
 #[derive(Debug, Clone)]
 pub struct Csrf(pub String);
 
-/// A cookie's value from the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A cookie's value from the request's `Cookie` headers (the first of
+/// that name).
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &'a str) -> Option<&'a str> {
+    cookies(headers, name).next()
+}
+
+/// Every value of the cookies named `name`, in the order sent.
+pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// The CSRF token of the session whose cookie the request carries (as
+/// [`Secrets::check`]). Any cookie of the session's name may be the
+/// session's: another page on loopback (any port: cookies ignore ports)
+/// can set one of the same name with a longer path, which the browser
+/// then sends first, and must not lock the resident out by it.
+pub fn session_csrf(
+    secrets: &mut Secrets,
+    headers: &HeaderMap,
+    name: &str,
+    idle: Duration,
+) -> Option<String> {
+    let value = cookies(headers, name).find(|v| secrets.is_session(v));
+    secrets.check(value, idle)
 }
 
 /// The language of a request: `?lang=`, else the language cookie, else
@@ -194,12 +238,7 @@ async fn check(
     request: Request,
     lang: Lang,
 ) -> Result<(Request, Option<String>), Response> {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    if !portal.hosts.iter().any(|allowed| allowed == host) {
+    if !host_allowed(request.headers(), request.uri(), &portal.hosts) {
         return Err(refuse(StatusCode::FORBIDDEN, "portal.host", lang, portal));
     }
     let path = request.uri().path();
@@ -210,10 +249,12 @@ async fn check(
         // The token exchange answers the request itself (see `enter`).
         return Ok((request, None));
     }
-    let csrf = {
-        let value = cookie(request.headers(), &portal.cookie_name);
-        lock(&portal.secrets).check(value, portal.idle)
-    };
+    let csrf = session_csrf(
+        &mut lock(&portal.secrets),
+        request.headers(),
+        &portal.cookie_name,
+        portal.idle,
+    );
     let Some(csrf) = csrf else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
@@ -245,6 +286,17 @@ async fn check(
         return Ok((Request::from_parts(parts, Body::from(bytes)), Some(csrf)));
     }
     Ok((request, Some(csrf)))
+}
+
+/// Exactly one `Host` header, one of the agent's own; and, when the
+/// request names a host in its target (absolute form), that one too.
+fn host_allowed(headers: &HeaderMap, uri: &axum::http::Uri, hosts: &[String]) -> bool {
+    let allowed = |host: &str| hosts.iter().any(|h| h == host);
+    let mut sent = headers.get_all(header::HOST).iter();
+    let (Some(host), None) = (sent.next(), sent.next()) else {
+        return false;
+    };
+    host.to_str().is_ok_and(allowed) && uri.authority().is_none_or(|a| allowed(a.as_str()))
 }
 
 /// A POST's `Origin` (or, failing that, `Sec-Fetch-Site`) must say it
@@ -327,22 +379,51 @@ mod tests {
 
     #[test]
     fn the_token_is_exchanged_once_and_the_session_expires() {
+        let idle = Duration::from_secs(60);
         let mut secrets = Secrets::new("a".repeat(64));
-        assert_eq!(secrets.exchange(&"b".repeat(64)), None);
-        let id = secrets.exchange(&"a".repeat(64));
+        assert_eq!(secrets.exchange(&"b".repeat(64), idle), None);
+        let id = secrets.exchange(&"a".repeat(64), idle);
         assert!(id.is_some());
         assert_eq!(
-            secrets.exchange(&"a".repeat(64)),
+            secrets.exchange(&"a".repeat(64), idle),
             None,
             "a token works once"
         );
-        let idle = Duration::from_secs(60);
         assert!(secrets.check(id.as_deref(), idle).is_some());
         assert!(secrets.check(Some("wrong"), idle).is_none());
         assert!(secrets.check(None, idle).is_none());
         assert!(secrets.check(id.as_deref(), Duration::ZERO).is_none());
         assert!(secrets.ended, "an idle session ends");
         assert!(secrets.check(id.as_deref(), idle).is_none());
+    }
+
+    #[test]
+    fn a_session_a_request_found_idle_stops_the_agent() {
+        // The watcher asks `over`; a request that came in after the limit
+        // but before the watcher's next look ended the session itself,
+        // and the agent must stop all the same.
+        let idle = Duration::from_secs(60);
+        let mut secrets = Secrets::new("a".repeat(64));
+        let id = secrets.exchange(&"a".repeat(64), idle);
+        assert!(!secrets.over(idle));
+        assert!(secrets.check(id.as_deref(), Duration::ZERO).is_none());
+        assert!(secrets.over(idle), "ended by a request: the agent stops");
+    }
+
+    #[test]
+    fn a_token_left_unused_goes_idle_too() {
+        let mut secrets = Secrets::new("a".repeat(64));
+        assert!(!secrets.over(Duration::from_secs(60)));
+        assert!(secrets.over(Duration::ZERO), "the agent stops");
+        assert_eq!(
+            secrets.exchange(&"a".repeat(64), Duration::ZERO),
+            None,
+            "an idle token is spent"
+        );
+        assert!(secrets.ended);
+        assert!(secrets
+            .exchange(&"a".repeat(64), Duration::from_secs(60))
+            .is_none());
     }
 
     #[test]
@@ -360,6 +441,50 @@ mod tests {
             Some("ab")
         );
         assert_eq!(form_field(b"xcsrf=ab", "csrf"), None);
+    }
+
+    #[test]
+    fn a_cookie_of_the_same_name_set_elsewhere_does_not_hide_the_session() {
+        let idle = Duration::from_secs(60);
+        let mut secrets = Secrets::new("a".repeat(64));
+        let id = secrets.exchange(&"a".repeat(64), idle).unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        let sent = format!("vault_portal_1=junk; vault_portal_1={id}");
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&sent).unwrap_or_else(|_| unreachable!()),
+        );
+        assert!(session_csrf(&mut secrets, &headers, "vault_portal_1", idle).is_some());
+        assert!(session_csrf(&mut secrets, &headers, "vault_portal_2", idle).is_none());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("vault_portal_1=junk"),
+        );
+        assert!(session_csrf(&mut secrets, &headers, "vault_portal_1", idle).is_none());
+    }
+
+    #[test]
+    fn the_host_is_the_agents_own_once_and_in_the_target_too() {
+        let hosts = vec!["127.0.0.1:8080".to_string(), "localhost:8080".to_string()];
+        let ours = HeaderValue::from_static("127.0.0.1:8080");
+        let path: axum::http::Uri = "/requests".parse().unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        assert!(!host_allowed(&headers, &path, &hosts), "no Host");
+        headers.insert(header::HOST, ours.clone());
+        assert!(host_allowed(&headers, &path, &hosts));
+        let absolute: axum::http::Uri = "http://evil.example/requests".parse().unwrap_or_default();
+        assert!(
+            !host_allowed(&headers, &absolute, &hosts),
+            "another host in the target"
+        );
+        let own: axum::http::Uri = "http://localhost:8080/requests".parse().unwrap_or_default();
+        assert!(host_allowed(&headers, &own, &hosts));
+        headers.append(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(!host_allowed(&headers, &path, &hosts), "two Host headers");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("LOCALHOST:8080"));
+        assert!(!host_allowed(&headers, &path, &hosts));
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub const KIOSK_IDLE_S_DEFAULT: u64 = 3 * 60;
 /// How long the agent still answers (the signed-out page) after its
 /// session ended.
 const GRACE_AFTER_END: Duration = Duration::from_secs(5);
+/// How long the agent, once stopping, waits for open connections to
+/// finish before it stops anyway (a client that never finishes its
+/// request must not keep the agent, and the key it holds, alive).
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// This machine's offset from UTC, read before any thread starts (the
 /// `time` crate refuses to read it once a process is multi-threaded).
@@ -212,9 +216,7 @@ pub async fn run(identity: Identity, nodes: Vec<String>, args: PortalArgs) -> Co
             }
         }
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await;
+    let served = serve(listener, app, stop, DRAIN_MAX).await;
     watcher.abort();
     served.map_err(|e| ClientError::local(ErrorCode::LocalIo, e.to_string()))?;
     eprintln!("vault portal: stopped");
@@ -222,12 +224,48 @@ pub async fn run(identity: Identity, nodes: Vec<String>, args: PortalArgs) -> Co
     Ok((Value::Null, String::new()))
 }
 
-/// Ends the session once it has been idle for longer than allowed.
+/// Serves `app` until `stop` completes, then lets open connections finish
+/// for at most `drain`: graceful shutdown alone waits for every connection,
+/// and one that sends half a request and nothing more never finishes.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    use std::future::IntoFuture;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        stop.await;
+        let _ = stopping.send(());
+    };
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .into_future();
+    let deadline = async move {
+        match stopped.await {
+            Ok(()) => tokio::time::sleep(drain).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = served => served,
+        () = deadline => {
+            eprintln!("vault portal: connections still open; stopping without them");
+            Ok(())
+        }
+    }
+}
+
+/// Ends the session (and so the agent) once it has been idle for longer
+/// than allowed, or once it ended otherwise (a request that found it idle
+/// ends it without waking the shutdown; the URL token left unused counts
+/// as idle from the start).
 async fn watch_idle(portal: Arc<Portal>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let idle = guard::lock(&portal.secrets).idle_for(portal.idle);
-        if idle {
+        let over = guard::lock(&portal.secrets).over(portal.idle);
+        if over {
             portal.end_session();
             return;
         }
@@ -270,4 +308,46 @@ fn open_browser(url: &str) {
         }
     }
     eprintln!("vault portal: no browser could be started; open the address above yourself");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn a_half_sent_request_does_not_keep_the_agent_alive() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| unreachable!("a test runtime: {e}"));
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| unreachable!("loopback: {e}"));
+            let addr = listener
+                .local_addr()
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            let app = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+            let (tell, told) = tokio::sync::oneshot::channel::<()>();
+            let stop = async move {
+                let _ = told.await;
+            };
+            let server = tokio::spawn(serve(listener, app, stop, Duration::from_millis(200)));
+            let mut slow = tokio::net::TcpStream::connect(addr)
+                .await
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .await
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = tell.send(());
+            let ended = tokio::time::timeout(Duration::from_secs(3), server).await;
+            assert!(
+                ended.is_ok(),
+                "the agent stops although a connection never finished its request"
+            );
+            drop(slow);
+        });
+    }
 }

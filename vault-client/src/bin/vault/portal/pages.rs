@@ -112,7 +112,7 @@ fn layout(view: &View, title: &str, error: Option<&str>, body: Markup) -> Markup
                         }
                     }
                     div.tools {
-                        a href=(format!("{}?lang={}", view.path, other.tag())) hreflang=(other.tag()) lang=(other.tag()) data-action="language" {
+                        a href=(format!("{}?lang={}", same_page(&view.path), other.tag())) hreflang=(other.tag()) lang=(other.tag()) data-action="language" {
                             (other.words().language_name)
                         }
                         @if view.csrf.is_some() {
@@ -134,6 +134,23 @@ fn layout(view: &View, title: &str, error: Option<&str>, body: Markup) -> Markup
                 }
             }
         }
+    }
+}
+
+/// The path a link back to this page may use: a path of the portal's own
+/// (a 404's path is whatever was asked, and `//host/…` or `/\host/…`
+/// would be a link to another site); else the portal's root.
+fn same_page(path: &str) -> &str {
+    let own = path.is_empty()
+        || (path.starts_with('/')
+            && !path.starts_with("//")
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b)));
+    if own {
+        path
+    } else {
+        "/"
     }
 }
 
@@ -182,11 +199,20 @@ pub fn requests_page(
                     thead { tr { th scope="col" { (words.kind) } th scope="col" { (words.issuer) } th scope="col" { (words.issued) } } }
                     tbody {
                         @for d in &r.documents {
+                            // The kind, issuer and date the issuer signed; the
+                            // request's own words only for a document that is
+                            // not one of the resident's signed ones (which
+                            // cannot be approved), marked so.
+                            @let signed = documents.get(&d.document_id);
                             tr data-document-id=(d.document_id.to_string()) {
-                                td { (text::kind_name(view.lang, d.kind.as_str())) }
-                                td { (names.department(view.lang, d.issuer.as_str())) }
-                                td {
-                                    @if let Some(doc) = documents.get(&d.document_id) { (view.date(doc.record.issued_at)) } @else { "—" }
+                                @if let Some(doc) = signed {
+                                    td { (text::kind_name(view.lang, doc.kind().as_str())) }
+                                    td { (names.department(view.lang, doc.issuer().as_str())) }
+                                    td { (view.date(doc.record.issued_at)) }
+                                } @else {
+                                    td { (text::kind_name(view.lang, d.kind.as_str())) " " strong.bad { (words.not_verified) } }
+                                    td { (names.department(view.lang, d.issuer.as_str())) }
+                                    td { "—" }
                                 }
                             }
                         }
@@ -369,8 +395,10 @@ pub fn accesses_page(view: &View, a: &AccessesView<'_>) -> Markup {
         }
         p.export {
             (words.export) ": "
-            a href=(export("csv")) data-action="export-csv" download { "CSV" } " · "
-            a href=(export("json")) data-action="export-json" download { "JSON" }
+            // In the service hall the link opens the question first (a
+            // `download` link would save the question page itself, unasked).
+            a href=(export("csv")) data-action="export-csv" download[!view.kiosk] { "CSV" } " · "
+            a href=(export("json")) data-action="export-json" download[!view.kiosk] { "JSON" }
         }
         @if a.rows.is_empty() {
             p.empty { (words.no_accesses) }
@@ -658,6 +686,116 @@ mod tests {
             .count();
         assert_eq!(forms, tokens, "one token per form");
         assert!(!html.contains("<script>"), "scripts only from /assets");
+    }
+
+    #[test]
+    fn a_request_shows_the_kind_and_issuer_its_issuer_signed() {
+        use pki::{ContentHash, IssueRecord, Signature};
+        use vault_client::wire::RequestedDocument;
+        let parse_name = |s: &str| pki::Name::parse(s).unwrap_or_else(|_| unreachable!());
+        let id = DocumentId::from_bytes([1; 16]);
+        let signed = DocumentView {
+            document_id: id,
+            record: IssueRecord {
+                resident: pki::ResidentId::parse("resident-1").unwrap_or_else(|_| unreachable!()),
+                kind: "marriage-certificate"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                content_hash: ContentHash([7; 32]),
+                size: 1,
+                issued_at: 0,
+                issuer: parse_name("civil-affairs"),
+            },
+            signature: Signature([0; 64]),
+            issuer_cert: Vec::new(),
+        };
+        let request = RequestView {
+            request_id: pki::RequestId::from_bytes([9; 16]),
+            department: parse_name("housing-bureau"),
+            department_key_id: String::new(),
+            purpose: pki::Purpose::parse("housing-subsidy").unwrap_or_else(|_| unreachable!()),
+            purpose_description: String::new(),
+            legal_basis: String::new(),
+            documents: vec![RequestedDocument {
+                document_id: id,
+                content_hash: ContentHash([7; 32]),
+                // What the node says; not what the issuer signed.
+                kind: "harmless-leaflet"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                issuer: parse_name("tax-office"),
+            }],
+            ttl_s: 60,
+            created_at: 0,
+            expires_at: None,
+        };
+        let documents: HashMap<DocumentId, DocumentView> = [(id, signed)].into_iter().collect();
+        let html = requests_page(
+            &view(Lang::En),
+            std::slice::from_ref(&request),
+            &Names::default(),
+            &documents,
+            None,
+        )
+        .into_string();
+        let leaflet = text::kind_name(Lang::En, "harmless-leaflet");
+        assert!(!html.contains(&leaflet), "{html}");
+        assert!(!html.contains("tax-office"), "{html}");
+        assert!(html.contains(&text::kind_name(Lang::En, "marriage-certificate")));
+        assert!(html.contains("civil-affairs"));
+        let html = requests_page(
+            &view(Lang::En),
+            &[request],
+            &Names::default(),
+            &HashMap::new(),
+            None,
+        )
+        .into_string();
+        assert!(
+            html.contains("NOT verified"),
+            "an unsigned document is marked"
+        );
+    }
+
+    #[test]
+    fn in_the_kiosk_the_exports_open_the_question_instead_of_saving() {
+        let names = Names::default();
+        let documents = HashMap::new();
+        let filters = Filters::default();
+        let a = AccessesView {
+            rows: &[],
+            filters: &filters,
+            departments: Vec::new(),
+            documents: &documents,
+            tree_size: 0,
+            names: &names,
+        };
+        let mut v = view(Lang::En);
+        let html = accesses_page(&v, &a).into_string();
+        assert!(
+            html.contains(r#"data-action="export-csv" download"#),
+            "{html}"
+        );
+        v.kiosk = true;
+        let html = accesses_page(&v, &a).into_string();
+        assert!(html.contains(r#"data-action="export-csv""#));
+        assert!(!html.contains(" download"), "{html}");
+    }
+
+    #[test]
+    fn the_language_link_of_a_404_stays_on_the_portal() {
+        for (asked, link) in [
+            ("//evil.example/x", r#"href="/?lang=zh-CN""#),
+            ("/\\evil.example/x", r#"href="/?lang=zh-CN""#),
+            ("/%2F%2Fevil.example", r#"href="/?lang=zh-CN""#),
+            ("/accesses", r#"href="/accesses?lang=zh-CN""#),
+        ] {
+            let mut v = view(Lang::En);
+            v.path = asked.to_string();
+            let html = error_page(&v, "portal.not_found", "no", None).into_string();
+            assert!(html.contains(link), "{asked}: {html}");
+            assert!(!html.contains("evil.example"), "{asked}");
+        }
     }
 
     #[test]

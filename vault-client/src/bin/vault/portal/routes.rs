@@ -97,8 +97,13 @@ impl Ctx {
 
     /// The page for a failure: its code, what to do, the vault's message.
     fn failure(&self, e: &ClientError) -> Response {
-        // The code only: messages may name documents or departments.
-        eprintln!("vault portal: {} failed: {}", self.view.path, e.code());
+        // The route and the code only: messages and paths may name
+        // documents, requests, grants or departments.
+        eprintln!(
+            "vault portal: {} failed: {}",
+            logged_route(&self.view.path),
+            e.code()
+        );
         let status = match e {
             ClientError::Refused { code, .. } if code.starts_with("auth.") => StatusCode::FORBIDDEN,
             ClientError::Refused { .. } => StatusCode::CONFLICT,
@@ -116,6 +121,34 @@ impl Ctx {
         let page = pages::error_page(&self.view, e.code(), message, Some(&e.to_string()));
         (status, page).into_response()
     }
+}
+
+/// A path as the log may show it: the route's own words, every other
+/// segment (an id of a document, request or grant) as `{id}`.
+fn logged_route(path: &str) -> String {
+    const WORDS: [&str; 11] = [
+        "requests",
+        "approve",
+        "deny",
+        "grants",
+        "revoke",
+        "accesses",
+        "accesses.csv",
+        "accesses.json",
+        "documents",
+        "download",
+        "sign-out",
+    ];
+    path.split('/')
+        .map(|segment| {
+            if segment.is_empty() || WORDS.contains(&segment) {
+                segment
+            } else {
+                "{id}"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Sets the language cookie when a page was asked for with `?lang=`.
@@ -148,7 +181,7 @@ struct TokenQuery {
 async fn enter(ctx: Ctx, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
     let portal = &ctx.portal;
     if let Some(token) = q.token.as_deref() {
-        let session = lock(&portal.secrets).exchange(token);
+        let session = lock(&portal.secrets).exchange(token, portal.idle);
         if let Some(id) = session {
             let cookie = format!(
                 "{}={id}; Path=/; HttpOnly; SameSite=Strict",
@@ -161,9 +194,13 @@ async fn enter(ctx: Ctx, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Res
             return response;
         }
     }
-    let signed_in = lock(&portal.secrets)
-        .check(guard::cookie(&headers, &portal.cookie_name), portal.idle)
-        .is_some();
+    let signed_in = guard::session_csrf(
+        &mut lock(&portal.secrets),
+        &headers,
+        &portal.cookie_name,
+        portal.idle,
+    )
+    .is_some();
     if signed_in {
         return Redirect::to("/requests").into_response();
     }
@@ -641,6 +678,19 @@ mod tests {
             created_at: 0,
             expires_at: None,
         }
+    }
+
+    #[test]
+    fn the_log_names_routes_not_ids() {
+        assert_eq!(
+            logged_route("/documents/ded95ca022b6813a75456fa0e1b7b444/download"),
+            "/documents/{id}/download"
+        );
+        assert_eq!(
+            logged_route("/requests/4290b865ce016730193e0027a415435f/approve"),
+            "/requests/{id}/approve"
+        );
+        assert_eq!(logged_route("/accesses.csv"), "/accesses.csv");
     }
 
     #[test]
