@@ -32,7 +32,21 @@ impl Portal {
     /// Starts `vault --identity IDENTITY [--node NODE] portal --listen
     /// 127.0.0.1:0 EXTRA...` and reads its start line.
     pub fn start(identity: &Path, node: Option<&str>, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(identity, node, extra, &[])
+    }
+
+    /// [`Self::start`] with extra environment variables (e.g. `BROWSER`
+    /// for `--open`).
+    pub fn start_with_env(
+        identity: &Path,
+        node: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(crate::bin("vault")?);
+        for (name, value) in env {
+            command.env(name, value);
+        }
         command
             .env_remove("VAULT_NODE")
             .env_remove("VAULT_IDENTITY")

@@ -890,3 +890,87 @@ fn the_portal_refuses_foreign_hosts_forms_without_csrf_missing_cookies_reused_to
         eprintln!("portal exit on SIGTERM: {status}");
     }
 }
+
+/// `--open` hands the browser a launcher page only the resident can read,
+/// never the token itself (another user could read a command line with
+/// `ps`); the launcher signs the browser in, spends the token, and is
+/// removed when the agent stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_hands_the_browser_a_private_launcher_not_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let runtime_dir = work.path().join("run");
+    std::fs::create_dir(&runtime_dir).unwrap();
+    std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let recorded = work.path().join("browser-args");
+    let recorder = work.path().join("browser.sh");
+    std::fs::write(
+        &recorder,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n",
+            recorded.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&recorder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let node_addr = node.addr.to_string();
+    let portal = Portal::start_with_env(
+        &pki.identity_dir("resident-1"),
+        Some(&node_addr),
+        &["--open"],
+        &[("BROWSER", &recorder), ("XDG_RUNTIME_DIR", &runtime_dir)],
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let arg = loop {
+        let text = std::fs::read_to_string(&recorded).unwrap_or_default();
+        if !text.trim().is_empty() {
+            break text.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "the browser was never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(arg.starts_with("file://"), "the browser got {arg}");
+    assert!(
+        !arg.contains(&portal.token),
+        "the token is on a command line: {arg}"
+    );
+    let page = PathBuf::from(arg.trim_start_matches("file://"));
+    assert!(page.starts_with(&runtime_dir), "{page:?}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&page), 0o600, "the launcher page");
+    assert_eq!(mode(page.parent().unwrap()), 0o700, "its directory");
+
+    // The launcher signs this browser in and lands on the requests.
+    let browser = Browser::start().await.unwrap();
+    browser.goto(&arg).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.url().await.unwrap() != portal.page("/requests") {
+        assert!(
+            Instant::now() < deadline,
+            "still at {}",
+            browser.url().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser
+        .wait_for("[data-action=\"sign-out\"]")
+        .await
+        .unwrap();
+    assert!(browser
+        .cookie(&portal.cookie_name())
+        .await
+        .unwrap()
+        .is_some());
+    // The token is spent.
+    let again = HttpRequest::get(portal.addr, &format!("/?token={}", portal.token))
+        .send(portal.addr)
+        .unwrap();
+    assert_refused(&again, 401, "portal.unauthorized", "a spent token");
+    browser.close().await.unwrap();
+    let status = portal.stop().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!page.exists(), "the launcher outlived the agent");
+}

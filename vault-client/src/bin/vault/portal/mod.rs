@@ -202,9 +202,7 @@ pub async fn run(identity: Identity, nodes: Vec<String>, args: PortalArgs) -> Co
     };
     let url = format!("http://{host}/?token={token}");
     println!("{}", json!({ "url": url }));
-    if args.open {
-        open_browser(&url);
-    }
+    let _launcher = if args.open { open_browser(&url) } else { None };
     let app = routes::router(portal.clone());
     let watcher = tokio::spawn(watch_idle(portal.clone()));
     let stop = {
@@ -288,9 +286,78 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Opens `url` in the desktop's browser (`$BROWSER`, else `xdg-open`,
-/// `open` on macOS); says so on standard error when none starts.
-fn open_browser(url: &str) {
+/// A page that sends the browser on to the portal, kept where only the
+/// resident can read it, and removed when the agent stops.
+struct Launcher {
+    dir: std::path::PathBuf,
+    page: std::path::PathBuf,
+}
+
+impl Launcher {
+    /// Writes the page for `url` in a new directory only the owner may
+    /// enter (0700; the page 0600), under `$XDG_RUNTIME_DIR` when there is
+    /// one, else the system's temporary directory.
+    fn write(url: &str) -> std::io::Result<Launcher> {
+        use std::io::Write;
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(std::path::PathBuf::from)
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let name = guard::random_secret().map_err(|_| std::io::Error::other("no randomness"))?;
+        let dir = base.join(format!("vault-portal-{}", &name[..16]));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&dir)?;
+        let page = dir.join("open.html");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&page)?;
+        write!(file, "{}", launcher_html(url))?;
+        Ok(Launcher { dir, page })
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.page);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The launcher page: straight on to `url` (the token's one use).
+fn launcher_html(url: &str) -> String {
+    let url = url.replace('&', "&amp;").replace('"', "&quot;");
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={url}\">\
+         <title>vault portal</title></head>\
+         <body><p><a href=\"{url}\">Open your portal / 打开门户</a></p></body></html>"
+    )
+}
+
+/// Opens the portal in the desktop's browser (`$BROWSER`, else
+/// `xdg-open`, `open` on macOS) through a launcher page, so the token is
+/// never on a command line other users can read (`ps`); says so on
+/// standard error when no browser starts. The launcher is kept until the
+/// agent stops.
+fn open_browser(url: &str) -> Option<Launcher> {
+    let launcher = match Launcher::write(url) {
+        Ok(launcher) => launcher,
+        Err(e) => {
+            eprintln!("vault portal: cannot write the page that opens the browser ({e}); open the address above yourself");
+            return None;
+        }
+    };
+    let target = format!("file://{}", launcher.page.display());
     let candidates: Vec<String> = std::env::var("BROWSER")
         .ok()
         .into_iter()
@@ -298,22 +365,48 @@ fn open_browser(url: &str) {
         .collect();
     for program in candidates {
         let started = std::process::Command::new(&program)
-            .arg(url)
+            .arg(&target)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
         if started.is_ok() {
-            return;
+            return Some(launcher);
         }
     }
     eprintln!("vault portal: no browser could be started; open the address above yourself");
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn the_launcher_is_private_and_leads_to_the_url() {
+        let url = "http://127.0.0.1:1/?token=ab&x=\"";
+        let launcher = Launcher::write(url).unwrap_or_else(|e| unreachable!("{e}"));
+        let html = std::fs::read_to_string(&launcher.page).unwrap_or_default();
+        assert!(
+            html.contains("content=\"0;url=http://127.0.0.1:1/?token=ab&amp;x=&quot;\""),
+            "{html}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &std::path::Path| {
+                std::fs::metadata(p)
+                    .map(|m| m.permissions().mode() & 0o777)
+                    .unwrap_or(0)
+            };
+            assert_eq!(mode(&launcher.dir), 0o700);
+            assert_eq!(mode(&launcher.page), 0o600);
+        }
+        let page = launcher.page.clone();
+        drop(launcher);
+        assert!(!page.exists(), "removed when the agent stops");
+    }
 
     #[test]
     fn a_half_sent_request_does_not_keep_the_agent_alive() {

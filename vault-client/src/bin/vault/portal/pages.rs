@@ -223,7 +223,7 @@ pub fn requests_page(
                         (view.csrf_field())
                         p {
                             label for=(format!("uses-{id}")) { (words.max_uses_label) }
-                            input #(format!("uses-{id}")) type="number" name="max_uses" min="1" max="1000" value="1" required inputmode="numeric";
+                            input #(format!("uses-{id}")) type="number" name="max_uses" min="1" max=(pki::GRANT_USES_MAX) value="1" required inputmode="numeric";
                         }
                         p {
                             label for=(format!("ttl-{id}")) { (words.ttl_days_label) }
@@ -558,6 +558,24 @@ pub fn error_page(view: &View, code: &str, message: &str, detail: Option<&str>) 
         }
     };
     layout(view, words.error_title, Some(code), body)
+}
+
+/// A page that moves on to `to` at once (a same-origin navigation, so
+/// the session cookie goes along), with a link for browsers that do not.
+pub fn continue_page(view: &View, to: &str) -> Markup {
+    let words = view.words();
+    html! {
+        (DOCTYPE)
+        html lang=(view.lang.tag()) {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(format!("0;url={to}"));
+                title { (words.portal) }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body { main #main { p { a href=(to) data-action="continue" { (words.portal) " →" } } } }
+        }
+    }
 }
 
 /// `/signed-out`.

@@ -187,7 +187,18 @@ async fn enter(ctx: Ctx, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Res
                 "{}={id}; Path=/; HttpOnly; SameSite=Strict",
                 portal.cookie_name
             );
-            let mut response = Redirect::to("/requests").into_response();
+            // Arriving from another site (the `--open` launcher is a
+            // file:// page), a redirect would still count as cross-site and
+            // the browser would not send the SameSite=Strict cookie to
+            // /requests: a page of ours moves on instead.
+            let cross_site = headers
+                .get("sec-fetch-site")
+                .is_some_and(|v| v.as_bytes() == b"cross-site");
+            let mut response = if cross_site {
+                pages::continue_page(&ctx.view, "/requests").into_response()
+            } else {
+                Redirect::to("/requests").into_response()
+            };
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
