@@ -10,7 +10,8 @@
 //!   [`tree`] (BLAKE3 verified streaming), [`merkle`] (RFC 6962), [`wire`]
 //!   (messages, the frame codec with its incremental decoder, limits, reset
 //!   codes, the byte-range rule), [`replay`] (the auditor's rules and
-//!   checks) and [`progress`] (the progress-reporting interface).
+//!   checks), [`receipt`] (C2SP tlog-proof receipts, verified offline) and
+//!   [`progress`] (the progress-reporting interface).
 //! - **The network** (feature `net`, default): `client_error`
 //!   (`ClientError`), `framing` (frames on quinn streams, the
 //!   request-with-deadline exchange), `transport` (endpoints, the peer's
@@ -30,6 +31,7 @@
 pub mod error;
 pub mod merkle;
 pub mod progress;
+pub mod receipt;
 pub mod replay;
 pub mod tree;
 pub mod wire;
