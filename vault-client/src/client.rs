@@ -554,11 +554,12 @@ impl VaultClient {
     }
 
     /// The log's current checkpoint, its signature checked against the
-    /// node's certificate (verified by the TLS handshake).
+    /// district's log keys the identity trusts (`log.pub`), not against the
+    /// serving node: every node signs the same checkpoint with the same key.
     pub async fn checkpoint(&self) -> Result<(pki::Checkpoint, String), ClientError> {
         match self.call(&Request::Checkpoint).await? {
             Response::Checkpoint { note } => {
-                let checkpoint = pki::Checkpoint::verify_note(&note, &self.node_cert)?;
+                let checkpoint = pki::Checkpoint::verify_note(&note, self.identity.log_keys())?;
                 Ok((checkpoint, note))
             }
             other => Err(unexpected(&other)),
@@ -738,7 +739,7 @@ impl VaultClient {
         };
         let checkpoint = match pinned {
             Some(c) => c.clone(),
-            None => pki::Checkpoint::verify_note(&note, &self.node_cert)?,
+            None => pki::Checkpoint::verify_note(&note, self.identity.log_keys())?,
         };
         if records.len() > crate::wire::PAGE_LEN_MAX {
             return Err(ClientError::local(

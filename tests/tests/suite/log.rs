@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pki::{Checkpoint, Identity};
+use pki::Checkpoint;
 use tests::grant_story::{cli_issue_marriage, json_text};
 use tests::{vault_cli, GrantStory, NodeProcess, TestPki};
 use vault_client::merkle;
@@ -177,10 +177,12 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
         &["audit", "checkpoint"],
     )
     .unwrap();
+    // Signed by the district's log key, whose name is the origin.
+    assert_eq!(checkpoint.json["origin"], tests::TEST_LOG_ORIGIN);
     assert!(checkpoint.json["note"]
         .as_str()
         .unwrap()
-        .contains("\n\u{2014} node-1 "));
+        .contains(&format!("\n\u{2014} {} ", tests::TEST_LOG_ORIGIN)));
 
     // No resident name anywhere in the public entries.
     drop(node);
@@ -256,7 +258,7 @@ fn forks_and_inconsistent_checkpoints_are_reported() {
     let work = tempfile::tempdir().unwrap();
     story(&pki, &node, work.path());
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let node_identity = Identity::load(&pki.identity_dir("node-1")).unwrap();
+    let log_key = pki.log_key().unwrap();
     let checkpoint = vault_cli(
         &pki.identity_dir("auditor"),
         node.addr,
@@ -267,14 +269,14 @@ fn forks_and_inconsistent_checkpoints_are_reported() {
     let origin = checkpoint.json["origin"].as_str().unwrap().to_string();
 
     // A second checkpoint of the same size with another root, signed by the
-    // same node key: a fork.
+    // district's log key: a fork.
     for (trusted_size, name) in [(size, "same-size"), (size - 2, "smaller")] {
         let forged = Checkpoint {
             origin: origin.clone(),
             size: trusted_size,
             root: [0x42; 32],
         };
-        let note = forged.sign(&node_identity);
+        let note = forged.sign(&log_key);
         let state = work.path().join(name);
         std::fs::create_dir_all(&state).unwrap();
         let trusted = serde_json::json!({"size": trusted_size, "root": hex::encode([0x42; 32]), "note": note});
