@@ -21,6 +21,7 @@ use crate::files;
 use crate::identity::check_key_permissions;
 use crate::ids::Name;
 use crate::keys::{self, NewKey};
+use crate::log_key::{self, LogVerifier, LOG_KEY_FILE, LOG_PUB_FILE};
 
 /// Seconds in a day.
 const DAY_S: i64 = 24 * 60 * 60;
@@ -248,9 +249,81 @@ impl CertificateAuthority {
         files::write_new(&key_path, key.pem.as_bytes(), 0o600)?;
         files::replace(&out_dir.join("cert.pem"), cert.pem().as_bytes(), 0o644)?;
         files::replace(&out_dir.join("ca.pem"), self.ca_pem.as_bytes(), 0o644)?;
+        self.copy_log_files(params.role, out_dir)?;
         let issued = self.issued_path(&peer.serial_hex);
         files::write_new(&issued, cert.pem().as_bytes(), 0o644)?;
         Ok(peer)
+    }
+
+    /// Copies the district log's files into an identity directory: `log.pub` into every
+    /// one, and the secret `log.key.pem` (mode 0600) into node identities. Nothing is copied
+    /// when the CA has no log key yet.
+    fn copy_log_files(&self, role: Role, out_dir: &Path) -> Result<(), PkiError> {
+        let public = self.dir.join(LOG_PUB_FILE);
+        if public.exists() {
+            files::replace(&out_dir.join(LOG_PUB_FILE), &files::read(&public)?, 0o644)?;
+        }
+        let secret = self.dir.join(LOG_KEY_FILE);
+        if role == Role::Node && secret.exists() {
+            files::replace(&out_dir.join(LOG_KEY_FILE), &files::read(&secret)?, 0o600)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the log's files into an identity directory issued before the log key existed
+    /// (or after a rotation): as [`CertificateAuthority::issue`] does.
+    pub fn install_log_files(&self, role: Role, out_dir: &Path) -> Result<(), PkiError> {
+        self.copy_log_files(role, out_dir)
+    }
+
+    /// The district log's verifier keys (`log.pub` in the CA directory), newest first.
+    pub fn log_verifiers(&self) -> Result<Vec<LogVerifier>, PkiError> {
+        log_key::load_verifiers(&self.dir.join(LOG_PUB_FILE))
+    }
+
+    /// Path of the district log's secret key, `dir/log.key.pem`.
+    pub fn log_key_path(&self) -> PathBuf {
+        self.dir.join(LOG_KEY_FILE)
+    }
+
+    /// Creates the district's log key for `origin` (a schema-less URL, e.g.
+    /// `district.example/vault`): `log.key.pem` (0600, RFC 8410 PKCS#8 v1) and `log.pub` (its
+    /// C2SP verifier key). Refuses with `pki.exists` if a log key exists, unless `rotate`:
+    /// then the old key file is renamed `log.key.pem.retired-<now>` (destroy it once every node
+    /// signs with the new key) and the new verifier key is put first in `log.pub`, the old
+    /// ones kept, so old checkpoints stay verifiable and clients take both during the change.
+    pub fn create_log_key(
+        &self,
+        origin: &str,
+        rotate: bool,
+        now_unix: i64,
+    ) -> Result<LogVerifier, PkiError> {
+        let (signer, pem) = log_key::generate(origin)?;
+        let key_path = self.log_key_path();
+        let mut verifiers = self.log_verifiers()?;
+        if key_path.exists() {
+            if !rotate {
+                return Err(PkiError::Exists { path: key_path });
+            }
+            if verifiers.iter().any(|v| v.name() == origin) {
+                return Err(PkiError::InvalidName {
+                    what: "log origin",
+                    value: origin.to_owned(),
+                    rule: "a rotated log key needs a new origin, not one log.pub already lists",
+                });
+            }
+            let retired = self.dir.join(format!("{LOG_KEY_FILE}.retired-{now_unix}"));
+            std::fs::rename(&key_path, &retired)
+                .map_err(|e| PkiError::io("retire", &key_path, e))?;
+        }
+        verifiers.insert(0, signer.verifier().clone());
+        files::write_new(&key_path, pem.as_bytes(), 0o600)?;
+        files::replace(
+            &self.dir.join(LOG_PUB_FILE),
+            log_key::verifiers_text(&verifiers).as_bytes(),
+            0o644,
+        )?;
+        Ok(signer.verifier().clone())
     }
 
     /// Adds the serial to `revoked.json` and rewrites `crl.pem` (a signed v2 CRL with an

@@ -133,6 +133,12 @@ pub enum PkiError {
         "signature does not verify with the signer's public key; the data or signature was altered"
     )]
     BadSignature,
+    /// A checkpoint (or a log key) is not one of the log keys the identity trusts (`log.pub`).
+    #[error("not signed by a trusted log key: {reason}")]
+    UnknownLogKey {
+        /// What was looked for and not found.
+        reason: String,
+    },
     /// A statement names a different issuer than the certificate that signed it.
     #[error("statement issuer mismatch: {reason}")]
     IssuerMismatch {
@@ -180,6 +186,7 @@ impl PkiError {
             Self::KeyPermissions { .. } => "pki.key_permissions",
             Self::BadSignature => "pki.bad_signature",
             Self::IssuerMismatch { .. } => "pki.issuer_mismatch",
+            Self::UnknownLogKey { .. } => "pki.unknown_log_key",
             Self::Generate { .. } => "pki.generate",
             Self::Tls { .. } => "pki.tls",
         }

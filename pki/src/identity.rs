@@ -1,7 +1,7 @@
 //! An identity directory (cert.pem, key.pem, ca.pem), Ed25519 signatures and their check.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -12,15 +12,19 @@ use crate::cert::{parse_certificate, PeerCert};
 use crate::error::PkiError;
 use crate::files;
 use crate::keys;
+use crate::log_key::{self, LogVerifier, LOG_PUB_FILE};
 
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
 
-/// A certificate, its private key and the CA certificate, loaded from an identity directory.
+/// A certificate, its private key and the CA certificate, loaded from an identity directory,
+/// with the log keys the identity trusts (`log.pub`, if present).
 #[derive(Clone)]
 pub struct Identity {
     /// What the certificate says.
     pub cert: PeerCert,
+    dir: PathBuf,
+    log_keys: Vec<LogVerifier>,
     cert_der: Vec<u8>,
     key_der: Vec<u8>,
     ca_der: Vec<u8>,
@@ -36,8 +40,10 @@ impl fmt::Debug for Identity {
 }
 
 impl Identity {
-    /// Loads `dir/cert.pem`, `dir/key.pem` and `dir/ca.pem`. Refuses a `key.pem` readable by
-    /// group or others with `pki.key_permissions`, and a key that does not match the certificate.
+    /// Loads `dir/cert.pem`, `dir/key.pem`, `dir/ca.pem` and, if present, `dir/log.pub` (the
+    /// district log's verifier keys). Refuses a `key.pem` readable by group or others with
+    /// `pki.key_permissions`, a key that does not match the certificate, and a `log.pub`
+    /// that does not parse.
     pub fn load(dir: &Path) -> Result<Self, PkiError> {
         let key_path = dir.join("key.pem");
         check_key_permissions(&key_path)?;
@@ -54,13 +60,26 @@ impl Identity {
                 ),
             });
         }
+        let log_keys = log_key::load_verifiers(&dir.join(LOG_PUB_FILE))?;
         Ok(Self {
             cert,
+            dir: dir.to_path_buf(),
+            log_keys,
             cert_der,
             key_der,
             ca_der,
             key_pair: Arc::new(key_pair),
         })
+    }
+
+    /// The directory the identity was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The district log's verifier keys this identity trusts (`log.pub`; empty without one).
+    pub fn log_keys(&self) -> &[LogVerifier] {
+        &self.log_keys
     }
 
     /// The certificate, DER.

@@ -23,6 +23,7 @@ mod identity;
 mod ids;
 mod keys;
 mod log;
+mod log_key;
 pub mod serde_hex;
 mod statements;
 mod tls;
@@ -49,6 +50,10 @@ pub use ids::{
 pub use log::{
     resident_tag, Checkpoint, LogDetail, LogEntry, LogEvent, LOG_ENTRY_LEN_MAX, LOG_ENTRY_TAG_V1,
     NOTE_LEN_MAX,
+};
+pub use log_key::{
+    check_origin, generate as generate_log_key, load_verifiers, parse_verifiers, verifiers_text,
+    LogSigner, LogVerifier, LOG_KEY_FILE, LOG_PUB_FILE, LOG_VERIFIERS_MAX, ORIGIN_LEN_MAX,
 };
 pub use statements::{IssueRecord, ISSUE_RECORD_TAG_V1};
 pub use tls::{client_tls_config, crypto_provider, server_tls_config, ALPN};

@@ -11,10 +11,11 @@ use base64::Engine as _;
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{PeerCert, Role};
+use crate::cert::Role;
 use crate::error::PkiError;
-use crate::identity::{verify_signature, Identity, Signature};
+use crate::identity::{verify_signature, Signature};
 use crate::ids::{DocumentId, GrantId, RequestId, ResidentId};
+use crate::log_key::{LogSigner, LogVerifier};
 
 /// Domain tag that starts a log entry's canonical bytes, version 1.
 pub const LOG_ENTRY_TAG_V1: &[u8] = b"vault/log-entry/v1\n";
@@ -252,7 +253,7 @@ pub fn resident_tag(salt: &[u8; 32], resident: &ResidentId) -> [u8; 32] {
 /// A checkpoint: the log's origin, size and root hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// The log's origin line, e.g. "Dev District/vault-log".
+    /// The log's origin line, e.g. "district.example/vault" (the log key's name).
     pub origin: String,
     /// Number of entries.
     pub size: u64,
@@ -271,31 +272,29 @@ impl Checkpoint {
         )
     }
 
-    /// Signs the checkpoint as a C2SP signed note with the node's key; the
-    /// key name is the node's certificate name.
-    pub fn sign(&self, node: &Identity) -> String {
-        let name = node.cert.name.as_str();
-        let signature = node.sign(self.body().as_bytes());
-        let mut blob = key_hash(name, &node.cert.public_key).to_vec();
+    /// Signs the checkpoint as a C2SP signed note with the district's log key; the
+    /// signature line carries the key's name, which is its origin (set `origin` to
+    /// [`LogSigner::origin`]: a note whose origin is not its key's name does not verify).
+    /// Ed25519 is deterministic: every node signing the same size and root with the same
+    /// key writes the same bytes.
+    pub fn sign(&self, log_key: &LogSigner) -> String {
+        let signature = log_key.sign(self.body().as_bytes());
+        let mut blob = log_key.verifier().key_hash().to_vec();
         blob.extend_from_slice(signature.as_bytes());
         format!(
             "{}\n\u{2014} {} {}\n",
             self.body(),
-            name,
+            log_key.origin(),
             BASE64.encode(blob)
         )
     }
 
-    /// Parses a signed note and checks its signature by `node` (a verified
-    /// node certificate). Refuses notes without a valid signature by it.
-    pub fn verify_note(note: &str, node: &PeerCert) -> Result<Checkpoint, PkiError> {
+    /// Parses a signed note and checks it against the log keys an identity trusts
+    /// (`log.pub`): its origin must be the name of one of them, and a signature line by
+    /// that name with that key's hash must verify. Other signature lines are ignored.
+    pub fn verify_note(note: &str, log_keys: &[LogVerifier]) -> Result<Checkpoint, PkiError> {
         if note.len() > NOTE_LEN_MAX {
             return Err(bad("note longer than its limit"));
-        }
-        if node.role != Role::Node {
-            return Err(PkiError::IssuerMismatch {
-                reason: format!("checkpoints are signed by nodes, not {}", node.role),
-            });
         }
         let (body, signatures) = note
             .split_once("\n\n")
@@ -316,8 +315,24 @@ impl Checkpoint {
             .ok()
             .and_then(|r| r.try_into().ok())
             .ok_or_else(|| bad("bad root hash"))?;
-        let name = node.name.as_str();
-        let want = key_hash(name, &node.public_key);
+        if log_keys.is_empty() {
+            return Err(PkiError::UnknownLogKey {
+                reason: "this identity trusts no log key (no log.pub next to ca.pem); \
+                         copy the district's log.pub into the identity directory"
+                    .into(),
+            });
+        }
+        let keys: Vec<&LogVerifier> = log_keys.iter().filter(|k| k.name() == origin).collect();
+        if keys.is_empty() {
+            let trusted: Vec<&str> = log_keys.iter().map(LogVerifier::name).collect();
+            return Err(PkiError::UnknownLogKey {
+                reason: format!(
+                    "the checkpoint's origin {:?} is not a log this identity trusts ({})",
+                    crate::error::truncate_for_display(origin),
+                    trusted.join(", ")
+                ),
+            });
+        }
         for line in signatures.lines() {
             let Some(rest) = line.strip_prefix("\u{2014} ") else {
                 continue;
@@ -328,31 +343,27 @@ impl Checkpoint {
             let Ok(blob) = BASE64.decode(blob) else {
                 continue;
             };
-            if signer != name || blob.len() != 4 + 64 || blob[..4] != want {
+            if signer != origin || blob.len() != 4 + 64 {
                 continue;
             }
+            let Some(key) = keys.iter().find(|k| blob[..4] == k.key_hash()) else {
+                continue;
+            };
             let mut sig = [0u8; 64];
             sig.copy_from_slice(&blob[4..]);
-            verify_signature(&node.public_key, body.as_bytes(), &Signature(sig))?;
+            verify_signature(key.public_key(), body.as_bytes(), &Signature(sig))?;
             return Ok(Checkpoint {
                 origin: origin.to_string(),
                 size,
                 root,
             });
         }
-        Err(PkiError::BadSignature)
+        Err(PkiError::UnknownLogKey {
+            reason: format!(
+                "the checkpoint has no signature by the log key of {origin} this identity trusts"
+            ),
+        })
     }
-}
-
-/// C2SP key hash: the first 4 bytes of SHA-256(name || "\n" || 0x01 || public key).
-fn key_hash(name: &str, public_key: &[u8]) -> [u8; 4] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(name.as_bytes());
-    ctx.update(b"\n\x01");
-    ctx.update(public_key);
-    let mut out = [0u8; 4];
-    out.copy_from_slice(&ctx.finish().as_ref()[..4]);
-    out
 }
 
 fn role_byte(role: Role) -> u8 {
@@ -511,49 +522,34 @@ mod tests {
 mod note_tests {
     use super::*;
 
-    fn node() -> (tempfile::TempDir, Identity) {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = crate::CertificateAuthority::init(&dir.path().join("ca"), "Test", 1_700_000_000)
-            .unwrap();
-        let params = crate::IssueParams::new(
-            Role::Node,
-            crate::Name::parse("node-1").unwrap(),
-            1_700_000_000,
-        );
-        ca.issue(&params, &dir.path().join("node")).unwrap();
-        let identity = Identity::load(&dir.path().join("node")).unwrap();
-        (dir, identity)
-    }
-
     #[test]
     fn signed_notes_verify_and_every_alteration_is_refused() {
-        let (_dir, node) = node();
+        let (key, _) = crate::log_key::generate("test.district.example/vault").unwrap();
+        let keys = [key.verifier().clone()];
         let checkpoint = Checkpoint {
-            origin: "Test/vault-log".into(),
+            origin: key.origin().into(),
             size: 42,
             root: [5; 32],
         };
-        let note = checkpoint.sign(&node);
-        assert_eq!(
-            Checkpoint::verify_note(&note, &node.cert).unwrap(),
-            checkpoint
-        );
+        let note = checkpoint.sign(&key);
+        assert!(note.starts_with("test.district.example/vault\n42\n"));
+        assert!(note.contains("\n\n\u{2014} test.district.example/vault "));
+        assert_eq!(note, checkpoint.sign(&key), "deterministic");
+        assert_eq!(Checkpoint::verify_note(&note, &keys).unwrap(), checkpoint);
         let altered = note.replacen("\n42\n", "\n43\n", 1);
         assert_eq!(
-            Checkpoint::verify_note(&altered, &node.cert)
-                .unwrap_err()
-                .code(),
+            Checkpoint::verify_note(&altered, &keys).unwrap_err().code(),
             "pki.bad_signature"
         );
         let unsigned = format!("{}\n", checkpoint.body());
-        assert!(Checkpoint::verify_note(&unsigned, &node.cert).is_err());
+        assert!(Checkpoint::verify_note(&unsigned, &keys).is_err());
         for malformed in [
             "",
             "origin only",
             "o\nnot-a-number\nAAAA\n\n— node-1 AAAA\n",
             "o\n1\n!!!\n\n— x y\n",
         ] {
-            let err = Checkpoint::verify_note(malformed, &node.cert).unwrap_err();
+            let err = Checkpoint::verify_note(malformed, &keys).unwrap_err();
             assert!(
                 matches!(err.code(), "pki.malformed_statement" | "pki.bad_signature"),
                 "{malformed:?}"
@@ -561,10 +557,49 @@ mod note_tests {
         }
         let huge = "x".repeat(NOTE_LEN_MAX + 1);
         assert_eq!(
-            Checkpoint::verify_note(&huge, &node.cert)
-                .unwrap_err()
-                .code(),
+            Checkpoint::verify_note(&huge, &keys).unwrap_err().code(),
             "pki.malformed_statement"
         );
+    }
+
+    #[test]
+    fn another_key_or_origin_is_refused_and_rotation_keeps_both() {
+        let (key, _) = crate::log_key::generate("district.example/vault").unwrap();
+        let (other, _) = crate::log_key::generate("district.example/vault").unwrap();
+        let (next, _) = crate::log_key::generate("district.example/vault/2").unwrap();
+        let checkpoint = |origin: &str| Checkpoint {
+            origin: origin.into(),
+            size: 7,
+            root: [1; 32],
+        };
+        let trusted = [key.verifier().clone()];
+        // Same name, another key: not the district's.
+        let forged = checkpoint(other.origin()).sign(&other);
+        assert_eq!(
+            Checkpoint::verify_note(&forged, &trusted)
+                .unwrap_err()
+                .code(),
+            "pki.unknown_log_key"
+        );
+        // An origin the identity does not know.
+        let foreign = checkpoint(next.origin()).sign(&next);
+        assert_eq!(
+            Checkpoint::verify_note(&foreign, &trusted)
+                .unwrap_err()
+                .code(),
+            "pki.unknown_log_key"
+        );
+        assert_eq!(
+            Checkpoint::verify_note(&foreign, &[]).unwrap_err().code(),
+            "pki.unknown_log_key"
+        );
+        // During a rotation the identity lists both keys and takes both.
+        let both = [next.verifier().clone(), key.verifier().clone()];
+        let old = checkpoint(key.origin()).sign(&key);
+        assert!(Checkpoint::verify_note(&old, &both).is_ok());
+        assert!(Checkpoint::verify_note(&foreign, &both).is_ok());
+        // A key's signature under another origin line does not count.
+        let renamed = old.replacen("district.example/vault\n", "district.example/vault/2\n", 1);
+        assert!(Checkpoint::verify_note(&renamed, &both).is_err());
     }
 }

@@ -33,6 +33,9 @@ pub struct TestPki {
     pub ca: CertificateAuthority,
 }
 
+/// The origin of the test district's log (its log key's name).
+pub const TEST_LOG_ORIGIN: &str = "test.district.example/vault";
+
 /// The cluster every test node certificate names.
 pub const TEST_CLUSTER: &str = "test-cluster";
 
@@ -71,6 +74,9 @@ impl TestPki {
     pub fn new() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let ca = CertificateAuthority::init(&dir.path().join("ca"), "Test District", now())?;
+        // Before any identity: `issue` copies log.pub into each, and the
+        // secret log key into node identities.
+        ca.create_log_key(TEST_LOG_ORIGIN, false, now())?;
         let pki = TestPki { dir, ca };
         pki.issue_node("node-1")?;
         for (name, role) in [
@@ -119,6 +125,15 @@ impl TestPki {
         Ok(Identity::load(&self.identity_dir(name))?)
     }
 
+    /// The district's log key (what every test node signs checkpoints
+    /// with; tests sign forged checkpoints with it).
+    pub fn log_key(&self) -> anyhow::Result<pki::LogSigner> {
+        Ok(pki::LogSigner::load(
+            &self.ca.log_key_path(),
+            &self.ca.log_verifiers()?,
+        )?)
+    }
+
     /// The CRL path nodes enforce.
     pub fn crl_path(&self) -> PathBuf {
         self.ca.crl_path()
@@ -165,6 +180,7 @@ impl TestPki {
 /// Starts a node in this process on an ephemeral loopback port.
 pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
     let config = NodeConfig {
+        log_key_path: None,
         listen: "127.0.0.1:0".parse()?,
         data_dir: pki.data_dir("node-1"),
         identity_dir: pki.identity_dir("node-1"),

@@ -81,6 +81,18 @@ async fn signed_checkpoint(
             report.tree_size = checkpoint.size;
             Ok(Some((checkpoint, note)))
         }
+        // The checkpoint this identity remembers (`<identity>/checkpoints/`)
+        // and the node's are not consistent: reported like the state
+        // directory's forks, the evidence path in the detail.
+        Err(e) if e.code() == ErrorCode::LogFork.as_str() => {
+            report.consistent = false;
+            report.violations.push(Violation {
+                index: 0,
+                rule: "log.fork".into(),
+                detail: e.to_string(),
+            });
+            Ok(None)
+        }
         Err(e) if e.code() == ErrorCode::LogCorrupt.as_str() => {
             report.consistent = false;
             report.violations.push(Violation {

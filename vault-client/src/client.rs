@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 pub use crate::sink::hash_file;
 
+use crate::checkpoints::CheckpointStore;
 use crate::client_error::{integrity_reset, ClientError};
 use crate::error::ErrorCode;
 use crate::framing::{
@@ -62,6 +63,9 @@ pub struct VaultClient {
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], PeerCert>>,
     /// Where transfers asked to show progress report it.
     progress: Option<Arc<dyn Progress>>,
+    /// The last checkpoint this identity trusted; every new signed
+    /// checkpoint is checked against it (`None`: remembers nothing).
+    checkpoints: Option<CheckpointStore>,
 }
 
 /// Verified provenance entries remembered per client; cleared when full.
@@ -200,6 +204,7 @@ impl VaultClient {
                 ),
             ));
         }
+        let checkpoints = Some(CheckpointStore::in_identity(identity.dir()));
         Ok(VaultClient {
             identity: Arc::new(identity),
             connection,
@@ -207,6 +212,7 @@ impl VaultClient {
             _endpoint: endpoint,
             verified: std::sync::Mutex::new(std::collections::HashMap::new()),
             progress: None,
+            checkpoints,
         })
     }
 
@@ -332,6 +338,11 @@ impl VaultClient {
             .await
             .map_err(exchange_error)?;
         refused(response)
+    }
+
+    /// [`Self::call`] with the request moved in (for closures).
+    async fn call_owned(&self, request: Request) -> Result<Response, ClientError> {
+        self.call(&request).await
     }
 
     /// A department asks for a resident's documents for a purpose.
@@ -554,15 +565,45 @@ impl VaultClient {
     }
 
     /// The log's current checkpoint, its signature checked against the
-    /// node's certificate (verified by the TLS handshake).
+    /// district's log keys the identity trusts (`log.pub`), not against the
+    /// serving node: every node signs the same checkpoint with the same key.
+    /// It is then checked against the checkpoint this identity remembers
+    /// ([`Self::trust_note`]): `log.fork` if they are not consistent.
     pub async fn checkpoint(&self) -> Result<(pki::Checkpoint, String), ClientError> {
         match self.call(&Request::Checkpoint).await? {
             Response::Checkpoint { note } => {
-                let checkpoint = pki::Checkpoint::verify_note(&note, &self.node_cert)?;
+                let checkpoint = self.trust_note(&note).await?;
                 Ok((checkpoint, note))
             }
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Verifies a signed checkpoint note against the identity's log keys
+    /// and, when the client remembers checkpoints (by default, in
+    /// `<identity>/checkpoints/`), checks it against the remembered one with
+    /// a consistency proof from this node, remembering it when it is larger
+    /// and consistent. A fork is `log.fork`, with both signed checkpoints
+    /// saved as evidence (the error names the folder).
+    pub async fn trust_note(&self, note: &str) -> Result<pki::Checkpoint, ClientError> {
+        let checkpoint = pki::Checkpoint::verify_note(note, self.identity.log_keys())?;
+        if let Some(store) = &self.checkpoints {
+            let prove = |from, to| self.call_owned(Request::ConsistencyProof { from, to });
+            store.check(&checkpoint, note, prove).await?;
+        }
+        Ok(checkpoint)
+    }
+
+    /// Remembers checkpoints in `store` instead of the identity
+    /// directory's, or (`None`) not at all.
+    pub fn with_checkpoint_store(mut self, store: Option<CheckpointStore>) -> Self {
+        self.checkpoints = store;
+        self
+    }
+
+    /// Where this client remembers checkpoints, if it does.
+    pub fn checkpoint_store(&self) -> Option<&CheckpointStore> {
+        self.checkpoints.as_ref()
     }
 
     /// Canonical log entries `[start, start + count)` (auditors only).
@@ -746,7 +787,7 @@ impl VaultClient {
         };
         let checkpoint = match pinned {
             Some(c) => c.clone(),
-            None => pki::Checkpoint::verify_note(&note, &self.node_cert)?,
+            None => self.trust_note(&note).await?,
         };
         if records.len() > crate::wire::PAGE_LEN_MAX {
             return Err(ClientError::local(

@@ -98,6 +98,10 @@ pub enum ErrorCode {
     LogCorrupt,
     /// A log index or size outside the log.
     LogRange,
+    /// A signed checkpoint is not consistent with the one the client
+    /// remembered (same size with another root, or no consistency proof
+    /// between them): the log forked. Both are kept as evidence.
+    LogFork,
     /// The certificate the grant is bound to has been revoked.
     GrantCertificateRevoked,
     /// The district's issuer registry does not let this department issue this kind.
@@ -162,6 +166,7 @@ impl ErrorCode {
             ErrorCode::GrantMalformed => "grant.malformed",
             ErrorCode::LogCorrupt => "log.corrupt",
             ErrorCode::LogRange => "log.range",
+            ErrorCode::LogFork => "log.fork",
             ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
             ErrorCode::IssuerNotAuthorized => "document.issuer_not_authorized",
             ErrorCode::RequestExpired => "request.expired",
@@ -213,6 +218,7 @@ impl ErrorCode {
         ErrorCode::GrantMalformed,
         ErrorCode::LogCorrupt,
         ErrorCode::LogRange,
+        ErrorCode::LogFork,
         ErrorCode::GrantCertificateRevoked,
         ErrorCode::ClusterUnavailable,
         ErrorCode::ClusterMembership,

@@ -15,8 +15,9 @@
 //! - **The network** (feature `net`, default): `client_error`
 //!   (`ClientError`), `framing` (frames on quinn streams, the
 //!   request-with-deadline exchange), `transport` (endpoints, the peer's
-//!   certificate), `sink` (a transfer's local files), `client`
-//!   (`VaultClient`) and `audit` (the auditor over the network).
+//!   certificate), `sink` (a transfer's local files), `checkpoints` (the
+//!   last trusted checkpoint a client remembers, and fork evidence),
+//!   `client` (`VaultClient`) and `audit` (the auditor over the network).
 //!
 //! **Invariant:** the pure layer does no I/O and has no quinn, tokio,
 //! indicatif or socket crate in its dependency closure
@@ -38,6 +39,8 @@ pub mod wire;
 
 #[cfg(feature = "net")]
 pub mod audit;
+#[cfg(feature = "net")]
+pub mod checkpoints;
 #[cfg(feature = "net")]
 pub mod client;
 #[cfg(feature = "net")]

@@ -71,6 +71,22 @@ enum Command {
         #[arg(long)]
         days: Option<i64>,
     },
+    /// Create the district's log key (`log.key.pem`, secret, 0600) and its C2SP verifier key
+    /// (`log.pub`) in the CA directory. Every node signs checkpoints with it under ORIGIN;
+    /// `issue` copies `log.pub` into every identity and `log.key.pem` into node identities.
+    LogKey {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The log's origin, the key's name: a schema-less URL without spaces, e.g.
+        /// district.example/vault.
+        #[arg(long)]
+        origin: String,
+        /// Replace an existing log key: the old key file is retired and its verifier key
+        /// kept in log.pub after the new one (the new origin must differ).
+        #[arg(long)]
+        rotate: bool,
+    },
     /// Revoke certificates and rewrite the CA's crl.pem (one serial, one certificate file,
     /// or every unexpired certificate of a name).
     #[command(group(ArgGroup::new("which").required(true).args(["serial", "name", "cert"])))]
@@ -185,6 +201,29 @@ fn run(command: &Command) -> anyhow::Result<(Value, String)> {
             cert,
         } => revoke(dir, serial.as_deref(), name.as_ref(), cert.as_deref(), now),
         Command::Inspect { file } => inspect(file),
+        Command::LogKey {
+            dir,
+            origin,
+            rotate,
+        } => {
+            let ca = CertificateAuthority::open(dir)?;
+            let verifier = ca.create_log_key(origin, *rotate, now)?;
+            let public = dir.join(pki::LOG_PUB_FILE);
+            let value = json!({
+                "origin": verifier.name(),
+                "vkey": verifier.vkey(),
+                "key": ca.log_key_path(),
+                "pub": public,
+            });
+            let text = format!(
+                "created the log key for {} in {}\nverifier key (in {}): {}",
+                verifier.name(),
+                ca.log_key_path().display(),
+                public.display(),
+                verifier.vkey()
+            );
+            Ok((value, text))
+        }
     }
 }
 

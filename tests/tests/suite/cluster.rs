@@ -472,3 +472,108 @@ async fn dev_runs_three_nodes_and_stops_them_all() {
     })
     .await;
 }
+
+/// One log identity per cluster: three node processes serve byte-identical
+/// signed checkpoints at the same size, under one origin without spaces
+/// that is also the key's name; a district node signing with another log
+/// key is refused by the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_serves_the_same_signed_checkpoint_and_another_log_key_is_refused() {
+    use tests::cluster::{cli_until_served, converged, spawn_configured_cluster};
+    let pki = TestPki::new().unwrap();
+    let (members, procs) = spawn_configured_cluster(&pki, 3, &[]);
+    let addrs: Vec<std::net::SocketAddr> = procs.iter().map(|p| p.addr).collect();
+    // A write, so the log is not empty, then every node at the same size.
+    let file = pki.dir.path().join("note.txt");
+    std::fs::write(&file, b"one log, one key").unwrap();
+    let put = cli_until_served(
+        &pki,
+        "civil-affairs",
+        addrs[0],
+        &[
+            "put",
+            file.to_str().unwrap(),
+            "--resident",
+            "resident-1",
+            "--kind",
+            "note",
+        ],
+    )
+    .await;
+    assert!(put.success, "{put:?}");
+    let notes = eventually("three identical checkpoints", || {
+        let pki = &pki;
+        let addrs = &addrs;
+        async move {
+            converged(pki, addrs).await;
+            let mut notes = Vec::new();
+            for addr in addrs {
+                let out = cli_until_served(pki, "auditor", *addr, &["audit", "checkpoint"]).await;
+                notes.push(out.json);
+            }
+            let same_size = notes
+                .iter()
+                .all(|n| n["tree_size"] == notes[0]["tree_size"]);
+            same_size.then_some(notes)
+        }
+    })
+    .await;
+    assert_eq!(members.len(), 3);
+    let note = notes[0]["note"].as_str().unwrap();
+    for other in &notes[1..] {
+        assert_eq!(
+            other["note"].as_str().unwrap(),
+            note,
+            "byte-identical notes"
+        );
+    }
+    let origin = notes[0]["origin"].as_str().unwrap();
+    assert_eq!(origin, tests::TEST_LOG_ORIGIN);
+    assert!(!origin.contains(' ') && !origin.contains("://"), "{origin}");
+    assert!(note.starts_with(&format!("{origin}\n")), "{note}");
+    let signature_line = note.lines().last().unwrap();
+    let name = signature_line.split(' ').nth(1).unwrap();
+    assert_eq!(name, origin, "the key name is the origin");
+    // The note checks with the district's verifier key alone (log.pub),
+    // whichever node served it.
+    let trusted = pki.ca.log_verifiers().unwrap();
+    let checked = pki::Checkpoint::verify_note(note, &trusted).unwrap();
+    assert!(checked.size > 0);
+
+    // A district node certificate with a log key of its own, under the same
+    // origin: the client refuses its checkpoint.
+    let rogue = pki.issue_node("rogue").unwrap();
+    let (key, pem) = pki::generate_log_key(tests::TEST_LOG_ORIGIN).unwrap();
+    std::fs::write(rogue.join("log.key.pem"), pem).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(rogue.join("log.key.pem"), private).unwrap();
+    }
+    std::fs::write(rogue.join("log.pub"), format!("{}\n", key.verifier())).unwrap();
+    let data = pki.data_dir("rogue");
+    let node = tests::NodeProcess::spawn(&[
+        "run",
+        "--identity",
+        rogue.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .unwrap();
+    let refused = cli_until_served(&pki, "auditor", node.addr, &["audit", "checkpoint"]).await;
+    assert!(!refused.success, "{refused:?}");
+    assert_eq!(
+        refused.json["error"]["code"], "pki.unknown_log_key",
+        "{refused:?}"
+    );
+    let forged = pki::Checkpoint {
+        origin: tests::TEST_LOG_ORIGIN.into(),
+        size: checked.size,
+        root: checked.root,
+    }
+    .sign(&key);
+    let err = pki::Checkpoint::verify_note(&forged, &trusted).unwrap_err();
+    assert_eq!(err.code(), "pki.unknown_log_key");
+}

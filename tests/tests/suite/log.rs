@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pki::{Checkpoint, Identity};
+use pki::Checkpoint;
 use tests::grant_story::{cli_issue_marriage, json_text};
 use tests::{vault_cli, GrantStory, NodeProcess, TestPki};
 use vault_client::merkle;
@@ -177,10 +177,12 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
         &["audit", "checkpoint"],
     )
     .unwrap();
+    // Signed by the district's log key, whose name is the origin.
+    assert_eq!(checkpoint.json["origin"], tests::TEST_LOG_ORIGIN);
     assert!(checkpoint.json["note"]
         .as_str()
         .unwrap()
-        .contains("\n\u{2014} node-1 "));
+        .contains(&format!("\n\u{2014} {} ", tests::TEST_LOG_ORIGIN)));
 
     // No resident name anywhere in the public entries.
     drop(node);
@@ -256,7 +258,7 @@ fn forks_and_inconsistent_checkpoints_are_reported() {
     let work = tempfile::tempdir().unwrap();
     story(&pki, &node, work.path());
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let node_identity = Identity::load(&pki.identity_dir("node-1")).unwrap();
+    let log_key = pki.log_key().unwrap();
     let checkpoint = vault_cli(
         &pki.identity_dir("auditor"),
         node.addr,
@@ -267,14 +269,14 @@ fn forks_and_inconsistent_checkpoints_are_reported() {
     let origin = checkpoint.json["origin"].as_str().unwrap().to_string();
 
     // A second checkpoint of the same size with another root, signed by the
-    // same node key: a fork.
+    // district's log key: a fork.
     for (trusted_size, name) in [(size, "same-size"), (size - 2, "smaller")] {
         let forged = Checkpoint {
             origin: origin.clone(),
             size: trusted_size,
             root: [0x42; 32],
         };
-        let note = forged.sign(&node_identity);
+        let note = forged.sign(&log_key);
         let state = work.path().join(name);
         std::fs::create_dir_all(&state).unwrap();
         let trusted = serde_json::json!({"size": trusted_size, "root": hex::encode([0x42; 32]), "note": note});
@@ -310,4 +312,77 @@ fn a_fetch_is_in_the_log_even_if_the_node_dies_right_after() {
     assert_eq!(fetches, 2, "{accesses:?}");
     let state = work.path().join("after-crash");
     assert!(audit(&pki, &node, &state).success);
+}
+
+/// Every client remembers: the resident's `vault accesses` keeps the last
+/// checkpoint it trusted in the identity directory. Replaced by a forged
+/// checkpoint validly signed with the district's log key (as a node that
+/// showed the resident another history would have signed it), the next
+/// `vault accesses` fails with `log.fork` and both signed checkpoints are
+/// kept where the message says.
+#[test]
+fn a_forged_remembered_checkpoint_is_a_fork_with_both_checkpoints_kept() {
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    story(&pki, &node, work.path());
+    let resident = pki.identity_dir("resident-1");
+    let first = vault_cli(&resident, node.addr, &["accesses"]).unwrap();
+    assert!(first.success, "{first:?}");
+    let trusted = resident.join("checkpoints").join("trusted.json");
+    let remembered: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&trusted).unwrap()).unwrap();
+    let size = remembered["size"].as_u64().unwrap();
+    assert_eq!(Some(size), first.json["tree_size"].as_u64());
+    // The auditor's identity remembers too, the same checkpoint format.
+    let audited = vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &["audit", "checkpoint"],
+    );
+    assert!(audited.unwrap().success);
+    assert!(pki
+        .identity_dir("auditor")
+        .join("checkpoints")
+        .join("trusted.json")
+        .exists());
+
+    for (name, forged_size) in [("same size", size), ("smaller", size - 1)] {
+        let forged = Checkpoint {
+            origin: tests::TEST_LOG_ORIGIN.into(),
+            size: forged_size,
+            root: [0x42; 32],
+        }
+        .sign(&pki.log_key().unwrap());
+        let json = serde_json::json!({"size": forged_size, "root": hex::encode([0x42; 32]), "note": forged});
+        std::fs::write(&trusted, json.to_string()).unwrap();
+        let out = vault_cli(&resident, node.addr, &["accesses"]).unwrap();
+        assert!(!out.success, "{name}: {out:?}");
+        assert_eq!(out.json["error"]["code"], "log.fork", "{name}: {out:?}");
+        let message = out.json["error"]["message"].as_str().unwrap();
+        let evidence = std::fs::read_dir(resident.join("checkpoints"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let file = p.file_name().unwrap().to_string_lossy().to_string();
+                file.starts_with(&format!("fork-{forged_size}-vs-"))
+            })
+            .unwrap_or_else(|| panic!("{name}: no evidence folder: {message}"));
+        assert!(
+            message.contains(&evidence.display().to_string()),
+            "{message}"
+        );
+        let kept = |file: &str| std::fs::read_to_string(evidence.join(file)).unwrap();
+        assert_eq!(kept("remembered-checkpoint.note"), forged, "{name}");
+        let served = kept("new-checkpoint.note");
+        let keys = pki.ca.log_verifiers().unwrap();
+        let served = Checkpoint::verify_note(&served, &keys).unwrap();
+        assert_ne!(served.root, [0x42; 32]);
+        assert!(evidence.join("README.txt").exists());
+        // The remembered checkpoint is left as it was.
+        let still: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&trusted).unwrap()).unwrap();
+        assert_eq!(still["note"], forged);
+    }
 }

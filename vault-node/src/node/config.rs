@@ -4,7 +4,8 @@
 //! silently fall back to a default).
 //!
 //! ```toml
-//! identity = "identity"          # cert.pem, key.pem, ca.pem
+//! identity = "identity"          # cert.pem, key.pem, ca.pem, log.pub
+//! log_key = "log.key.pem"         # optional: default IDENTITY/log.key.pem
 //! data = "/var/lib/vault"
 //! listen = "0.0.0.0:7443"
 //! crl = "/etc/vault/crl.pem"      # optional
@@ -54,8 +55,11 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// The node's data directory.
     pub data_dir: PathBuf,
-    /// The node's identity directory (cert.pem, key.pem, ca.pem).
+    /// The node's identity directory (cert.pem, key.pem, ca.pem, log.pub).
     pub identity_dir: PathBuf,
+    /// The district's log key (`log.key.pem`), shared by every node; `None`
+    /// means `IDENTITY/log.key.pem`, where `vault-pki issue` puts it.
+    pub log_key_path: Option<PathBuf>,
     /// The district CRL (PEM), re-read when it changes.
     pub crl_path: Option<PathBuf>,
     /// The purpose registry (JSON); none means no access requests are accepted.
@@ -93,6 +97,9 @@ pub struct FileConfig {
     pub identity: PathBuf,
     /// The node's data directory.
     pub data: PathBuf,
+    /// The district's log key (default: `log.key.pem` in the identity directory).
+    #[serde(default)]
+    pub log_key: Option<PathBuf>,
     /// Address to listen on (default `0.0.0.0:7443`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -218,6 +225,7 @@ pub fn parse(text: &str, base: &Path) -> Result<NodeConfig, String> {
         listen: file.listen,
         data_dir: resolve(file.data),
         identity_dir: resolve(file.identity),
+        log_key_path: file.log_key.map(resolve),
         crl_path: file.crl.map(resolve),
         purposes_path: file.purposes.map(resolve),
         issuers_path: file.issuers.map(resolve),
@@ -259,6 +267,7 @@ members = [
         );
         assert_eq!(config.purposes_path, None);
         assert_eq!(config.issuers_path, None);
+        assert_eq!(config.log_key_path, None);
         let cluster = config.cluster.unwrap();
         assert_eq!(cluster.node_id, 2);
         assert!(!cluster.bootstrap);
@@ -293,12 +302,16 @@ members = [
     }
 
     #[test]
-    fn the_issuer_registry_path_is_resolved() {
-        let text = "identity = \"i\"\ndata = \"d\"\nissuers = \"issuers.json\"\n";
+    fn the_issuer_registry_and_log_key_paths_are_resolved() {
+        let text = "identity = \"i\"\ndata = \"d\"\nissuers = \"issuers.json\"\nlog_key = \"log.key.pem\"\n";
         let config = parse(text, Path::new("/etc/vault")).unwrap();
         assert_eq!(
             config.issuers_path.as_deref(),
             Some(Path::new("/etc/vault/issuers.json"))
+        );
+        assert_eq!(
+            config.log_key_path.as_deref(),
+            Some(Path::new("/etc/vault/log.key.pem"))
         );
     }
 

@@ -3,9 +3,11 @@
 //! directory and reused on every later start.
 //!
 //! Layout: `DATA/ca/` (a CA directory usable with `vault-pki --dir`),
-//! `DATA/identities/NAME/` (cert.pem, key.pem, ca.pem; usable as
-//! `vault --identity`), `DATA/node-1/` (the node's storage), and the
-//! development registries `DATA/purposes.json` and `DATA/issuers.json`.
+//! `DATA/identities/NAME/` (cert.pem, key.pem, ca.pem, log.pub; usable as
+//! `vault --identity`), `DATA/node-1/` (the node's storage), the
+//! development registries `DATA/purposes.json` and `DATA/issuers.json`,
+//! and the district log key `DATA/ca/log.key.pem` (origin
+//! [`DEV_LOG_ORIGIN`]) that every development node signs with.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +30,8 @@ pub const DEV_IDENTITIES: &[(&str, Role)] = &[
 pub const DEV_NODE: &str = "node-1";
 /// The cluster every development node certificate names.
 pub const DEV_CLUSTER: &str = "dev";
+/// The development log's origin (and its key's name).
+pub const DEV_LOG_ORIGIN: &str = "dev.district.example/vault";
 /// Names a development node certificate is valid for.
 pub const DEV_NODE_SANS: &[&str] = &["localhost", "127.0.0.1"];
 
@@ -66,6 +70,12 @@ impl DevLayout {
             .parent()
             .map(|data| data.join(format!("node-{id}")))
             .unwrap_or_else(|| PathBuf::from(format!("node-{id}")))
+    }
+
+    /// The district log key every development node signs checkpoints with
+    /// (`DATA/ca/log.key.pem`).
+    pub fn log_key_path(&self) -> PathBuf {
+        self.ca_dir.join(pki::LOG_KEY_FILE)
     }
 
     /// The CRL nodes enforce.
@@ -126,10 +136,15 @@ pub fn ensure_dev_pki(data: &Path, now: i64) -> Result<DevLayout, Refusal> {
         tracing::info!(dir = %layout.ca_dir.display(), "creating the development CA");
         CertificateAuthority::init(&layout.ca_dir, "Dev District", now)?
     };
+    if !layout.log_key_path().exists() {
+        tracing::info!(origin = DEV_LOG_ORIGIN, "creating the development log key");
+        ca.create_log_key(DEV_LOG_ORIGIN, false, now)?;
+    }
     let node = std::iter::once((DEV_NODE, Role::Node));
     for (name, role) in node.chain(DEV_IDENTITIES.iter().copied()) {
         let dir = layout.identities_dir.join(name);
         if dir.join("cert.pem").exists() {
+            install_log_pub(&ca, role, &dir)?;
             continue;
         }
         let mut params = IssueParams::new(role, Name::parse(name)?, now);
@@ -164,6 +179,7 @@ pub fn ensure_dev_cluster(data: &Path, nodes: u64, now: i64) -> Result<DevLayout
     for id in 2..=nodes {
         let dir = layout.node_identity(id);
         if dir.join("cert.pem").exists() {
+            install_log_pub(&ca, Role::Node, &dir)?;
             continue;
         }
         let name = format!("node-{id}");
@@ -174,6 +190,15 @@ pub fn ensure_dev_cluster(data: &Path, nodes: u64, now: i64) -> Result<DevLayout
         tracing::info!(identity = %name, "issued a development node identity");
     }
     Ok(layout)
+}
+
+/// Gives an identity made before the development log key existed (an older
+/// `.vault-dev/`) its `log.pub`; one that has it is left alone.
+fn install_log_pub(ca: &CertificateAuthority, role: Role, dir: &Path) -> Result<(), Refusal> {
+    if !dir.join(pki::LOG_PUB_FILE).exists() {
+        ca.install_log_files(role, dir)?;
+    }
+    Ok(())
 }
 
 /// Writes the [`vault_client::client::NODES_FILE`] of every development

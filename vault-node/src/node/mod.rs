@@ -110,6 +110,7 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     let config = config.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = Arc::new(node_identity(&config)?);
+    let log_key = Arc::new(log_signer(&config, &identity)?);
     let vault = Arc::new(Vault::open(&config.data_dir)?);
     let purposes = match &config.purposes_path {
         Some(path) => PurposeRegistry::load(path)?,
@@ -131,7 +132,12 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     let registries = (purposes, issuers);
     let admission = Admission::new(config.limits);
     let services = Arc::new(services(
-        identity, vault, consensus, clock, registries, admission,
+        (identity, log_key),
+        vault,
+        consensus,
+        clock,
+        registries,
+        admission,
     ));
     crl::record_revocations(&services);
     tokio::spawn(server::accept_loop(endpoint.clone(), services.clone()));
@@ -167,6 +173,28 @@ fn node_identity(config: &NodeConfig) -> Result<Identity, Refusal> {
         ));
     }
     Ok(identity)
+}
+
+/// The district's log key (`--log-key`, else `IDENTITY/log.key.pem`), paired
+/// with its verifier key in the identity's `log.pub`: every node of the
+/// district signs the same checkpoint under the same origin.
+fn log_signer(config: &NodeConfig, identity: &Identity) -> Result<pki::LogSigner, Refusal> {
+    let path = config
+        .log_key_path
+        .clone()
+        .unwrap_or_else(|| config.identity_dir.join(pki::LOG_KEY_FILE));
+    if !path.exists() {
+        return Err(Refusal::new(
+            ErrorCode::LocalIo,
+            format!(
+                "no log key at {}: create the district's once with `vault-pki log-key --dir CA \
+                 --origin district.example/vault`, copy CA/log.key.pem (0600) and CA/log.pub to \
+                 every node, and give --log-key (config key log_key)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(pki::LogSigner::load(&path, identity.log_keys())?)
 }
 
 /// Binds the QUIC endpoint on the configured address.
@@ -219,7 +247,7 @@ async fn open_consensus(
 
 /// Each service with what it uses.
 fn services(
-    identity: Arc<Identity>,
+    (identity, log_key): (Arc<Identity>, Arc<pki::LogSigner>),
     vault: Arc<Vault>,
     consensus: Arc<Consensus>,
     clock: Arc<dyn Clock>,
@@ -255,7 +283,7 @@ fn services(
     };
     let transparency = Transparency {
         vault: vault.clone(),
-        identity: identity.clone(),
+        log_key,
         checkpoints: CheckpointCache::default(),
     };
     Services {

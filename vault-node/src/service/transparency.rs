@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pki::{Checkpoint, Identity, PeerCert, ResidentId, Role};
+use pki::{Checkpoint, LogSigner, PeerCert, ResidentId, Role};
 use vault_client::merkle::{self, Hash, ProofError};
 use vault_client::wire::{AccessRecord, PageFill, Response, PAGE_LEN_MAX};
 use vault_client::ErrorCode;
@@ -25,13 +25,14 @@ pub const CHECKPOINT_REUSE_MS: u64 = 1_000;
 pub const ACCESSES_MAX: usize = 1_000;
 
 /// What the log handlers use: the node's storage (the log lives in its
-/// metadata), the node's identity (it signs checkpoints) and the last
+/// metadata), the district's log key (it signs checkpoints) and the last
 /// verified checkpoint.
 pub struct Transparency {
     /// This node's storage.
     pub vault: Arc<Vault>,
-    /// The node's identity: its key signs checkpoints.
-    pub identity: Arc<Identity>,
+    /// The district's log key, the same on every node: its name is the
+    /// origin, so every node signs the same checkpoint at a given size.
+    pub log_key: Arc<LogSigner>,
     /// The last verified checkpoint.
     pub checkpoints: CheckpointCache,
 }
@@ -50,10 +51,9 @@ impl From<ProofError> for Refusal {
     }
 }
 
-/// The log's origin line: the district's name and "/vault-log".
+/// The log's origin line: the log key's name (e.g. `district.example/vault`).
 pub fn origin(ctx: &Transparency) -> String {
-    let district = ctx.identity.cert.issuer_cn.trim_end_matches(" Root CA");
-    format!("{district}/vault-log")
+    ctx.log_key.origin().to_string()
 }
 
 /// A signed checkpoint over the current log, after checking every entry
@@ -85,7 +85,7 @@ pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refus
         size,
         root,
     }
-    .sign(&ctx.identity);
+    .sign(&ctx.log_key);
     *ctx.checkpoints
         .last
         .lock()

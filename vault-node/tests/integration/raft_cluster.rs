@@ -32,6 +32,8 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         let ca =
             CertificateAuthority::init(&dir.path().join("ca"), "Test District", now()).unwrap();
+        ca.create_log_key("test.district.example/vault", false, now())
+            .unwrap();
         Pki { dir, ca }
     }
 
@@ -67,6 +69,7 @@ async fn start_node_in(pki: &Pki, id: u64, cluster: Option<&str>) -> Node {
     let identity_dir = pki.issue_in(Role::Node, &name, cluster, &name);
     let data_dir = pki.dir.path().join("data").join(&name);
     let server = node::start(NodeConfig {
+        log_key_path: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.clone(),
         identity_dir,

@@ -38,11 +38,16 @@ pub(crate) enum Command {
     /// by flags or by one file (`--config`, see docs/OPERATIONS.md).
     Run {
         /// The whole configuration in a TOML file (no other flag then).
-        #[arg(long, conflicts_with_all = ["identity", "data", "crl", "purposes", "issuers", "node_id", "member", "bootstrap"])]
+        #[arg(long, conflicts_with_all = ["identity", "log_key", "data", "crl", "purposes", "issuers", "node_id", "member", "bootstrap"])]
         config: Option<PathBuf>,
-        /// The node's identity directory (cert.pem, key.pem, ca.pem).
+        /// The node's identity directory (cert.pem, key.pem, ca.pem, log.pub).
         #[arg(long, required_unless_present = "config")]
         identity: Option<PathBuf>,
+        /// The district's log key (log.key.pem, the same on every node; its
+        /// verifier key must be in the identity's log.pub). Default:
+        /// IDENTITY/log.key.pem.
+        #[arg(long)]
+        log_key: Option<PathBuf>,
         /// The node's data directory.
         #[arg(long, required_unless_present = "config")]
         data: Option<PathBuf>,

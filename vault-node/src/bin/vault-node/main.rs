@@ -61,6 +61,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run {
             config: None,
             identity,
+            log_key,
             data,
             listen,
             crl,
@@ -76,6 +77,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 listen,
                 data_dir: data.context("--data is required")?,
                 identity_dir: identity.context("--identity is required")?,
+                log_key_path: log_key,
                 crl_path: crl,
                 purposes_path: purposes,
                 issuers_path: issuers,

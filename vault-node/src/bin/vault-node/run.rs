@@ -53,6 +53,7 @@ pub(crate) fn dev_config(data: &Path, listen: SocketAddr) -> anyhow::Result<Node
         issuers_path: Some(layout.issuers_path()),
         cluster: None,
         limits: Default::default(),
+        log_key_path: Some(layout.log_key_path()),
         data_dir: layout.node_data,
         identity_dir: layout.node_identity,
     })
@@ -136,6 +137,8 @@ fn spawn_node(
         .arg("run")
         .arg("--identity")
         .arg(layout.node_identity(id))
+        .arg("--log-key")
+        .arg(layout.log_key_path())
         .arg("--data")
         .arg(layout.node_data(id))
         .arg("--listen")
