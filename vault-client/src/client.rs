@@ -810,6 +810,59 @@ impl VaultClient {
         })
     }
 
+    /// A receipt for log entry `index`: its bytes (an auditor reads them
+    /// from the log; a resident only their own, from `accesses`), its
+    /// inclusion proof and the signed checkpoint it leads to, checked here
+    /// before it is handed out. Departments cannot export receipts yet.
+    pub async fn receipt(&self, index: u64) -> Result<crate::receipt::Receipt, ClientError> {
+        let entry = match self.identity.cert.role {
+            pki::Role::Auditor => self
+                .log_entries(index, 1)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| ClientError::local(ErrorCode::LogRange, format!("the log has no entry {index}")))?,
+            pki::Role::Resident => self
+                .accesses_checked(true)
+                .await?
+                .entries
+                .into_iter()
+                .find(|a| a.index == index)
+                .ok_or_else(|| {
+                    ClientError::local(
+                        ErrorCode::LogRange,
+                        format!("entry {index} is not one of your log entries (see `vault accesses --all`)"),
+                    )
+                })?
+                .verified?
+                .bytes,
+            role => {
+                return Err(ClientError::local(
+                    ErrorCode::Forbidden,
+                    format!("a {role} cannot export receipts: auditors export any entry, residents their own"),
+                ))
+            }
+        };
+        let (checkpoint, note) = self.checkpoint().await?;
+        let Response::InclusionProof {
+            inclusion_proof, ..
+        } = self.inclusion_proof(index, Some(checkpoint.size)).await?
+        else {
+            return Err(ClientError::local(
+                ErrorCode::Protocol,
+                "no inclusion proof",
+            ));
+        };
+        let receipt = crate::receipt::Receipt {
+            entry,
+            index,
+            proof: hashes(&inclusion_proof)?,
+            note,
+        };
+        verify_receipt(&receipt, self.identity.log_keys())?;
+        Ok(receipt)
+    }
+
     /// Lists the documents of `resident` the caller may see: every page,
     /// newest first.
     pub async fn list(&self, resident: &ResidentId) -> Result<Vec<DocumentView>, ClientError> {
@@ -1135,6 +1188,8 @@ pub struct VerifiedAccess {
     pub entry: pki::LogEntry,
     /// Its detail (matches the entry's commitment).
     pub detail: pki::LogDetail,
+    /// The entry's canonical bytes (its leaf in the log).
+    pub bytes: Vec<u8>,
 }
 
 /// A resident's log entries, each with the outcome of its checks (from
@@ -1195,6 +1250,7 @@ impl RecordPage {
             index: record.index,
             entry,
             detail: record.detail.clone(),
+            bytes,
         })
     }
 
@@ -1225,6 +1281,29 @@ fn hashes(texts: &[String]) -> Result<Vec<crate::merkle::Hash>, ClientError> {
         return Err(ClientError::local(ErrorCode::Protocol, "proof too long"));
     }
     texts.iter().map(|t| hash(t)).collect()
+}
+
+/// Checks a receipt offline against the district's log keys: the
+/// checkpoint's signature, then the entry's inclusion in it. Answers the
+/// entry and the checkpoint.
+pub fn verify_receipt(
+    receipt: &crate::receipt::Receipt,
+    log_keys: &[pki::LogVerifier],
+) -> Result<(pki::LogEntry, pki::Checkpoint), ClientError> {
+    let mut checkpoint = None;
+    let checked = receipt.verify(|note| {
+        let c = pki::Checkpoint::verify_note(note, log_keys)?;
+        let out = (c.size, c.root);
+        checkpoint = Some(c);
+        Ok::<_, pki::PkiError>(out)
+    });
+    match checked {
+        Ok((entry, _)) => checkpoint
+            .map(|c| (entry, c))
+            .ok_or_else(|| ClientError::local(ErrorCode::ReceiptInvalid, "no checkpoint")),
+        Err(crate::receipt::ReceiptVerifyError::Checkpoint(e)) => Err(e.into()),
+        Err(e) => Err(ClientError::local(ErrorCode::ReceiptInvalid, e.to_string())),
+    }
 }
 
 /// A proof that does not verify.

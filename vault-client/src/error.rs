@@ -102,6 +102,10 @@ pub enum ErrorCode {
     /// remembered (same size with another root, or no consistency proof
     /// between them): the log forked. Both are kept as evidence.
     LogFork,
+    /// A receipt file is not a C2SP tlog-proof a vault writes.
+    ReceiptMalformed,
+    /// A receipt's entry is not in the signed log at its index.
+    ReceiptInvalid,
     /// The certificate the grant is bound to has been revoked.
     GrantCertificateRevoked,
     /// The district's issuer registry does not let this department issue this kind.
@@ -167,6 +171,8 @@ impl ErrorCode {
             ErrorCode::LogCorrupt => "log.corrupt",
             ErrorCode::LogRange => "log.range",
             ErrorCode::LogFork => "log.fork",
+            ErrorCode::ReceiptMalformed => "receipt.malformed",
+            ErrorCode::ReceiptInvalid => "receipt.invalid",
             ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
             ErrorCode::IssuerNotAuthorized => "document.issuer_not_authorized",
             ErrorCode::RequestExpired => "request.expired",
@@ -219,6 +225,8 @@ impl ErrorCode {
         ErrorCode::LogCorrupt,
         ErrorCode::LogRange,
         ErrorCode::LogFork,
+        ErrorCode::ReceiptMalformed,
+        ErrorCode::ReceiptInvalid,
         ErrorCode::GrantCertificateRevoked,
         ErrorCode::ClusterUnavailable,
         ErrorCode::ClusterMembership,

@@ -44,5 +44,6 @@ mod limits;
 mod log;
 mod paging;
 mod portal;
+mod receipts;
 mod registry;
 mod walkthrough;

@@ -317,6 +317,36 @@ async fn a_resident_approves_revokes_and_denies_in_the_browser_and_sees_each_fet
         "{fetches:?}"
     );
     assert!(fetches[0].0 > fetches[1].0, "not newest first: {fetches:?}");
+    // Each access row links to its receipt; the file verifies offline.
+    let cookie = browser
+        .cookie(&portal.cookie_name())
+        .await
+        .unwrap()
+        .unwrap();
+    let path = format!("/accesses/{}/receipt", fetches[0].0);
+    assert!(
+        browser
+            .exists(&format!("a[href=\"{path}\"][data-action=\"receipt\"]"))
+            .await
+            .unwrap(),
+        "no receipt link for the newest fetch"
+    );
+    let answer = HttpRequest::get(portal.addr, &path)
+        .cookie(&portal.cookie_name(), &cookie)
+        .send(portal.addr)
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let receipt = cwd.join("fetch.tlog-proof");
+    std::fs::write(&receipt, answer.text()).unwrap();
+    let verified = ok(
+        cwd,
+        &ids,
+        "auditor",
+        &["receipt", "verify", receipt.to_str().unwrap()],
+    );
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert_eq!(verified["index"], fetches[0].0, "{verified}");
+    assert_eq!(verified["entry"]["use_number"], 2, "{verified}");
     for lang in ["en", "zh-CN"] {
         screenshot_in(&browser, &portal, "/accesses", "accesses", lang).await;
     }

@@ -133,6 +133,16 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Receipts: a log entry with the proof that it is in the signed log,
+    /// as a C2SP tlog-proof file anyone can check offline.
+    ///
+    /// Examples:
+    ///   vault --identity ~/.vault/me receipt export --index 42 -o fetch.tlog-proof
+    ///   vault receipt verify fetch.tlog-proof --log-pub log.pub
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
     /// (Resident) Open your portal in a browser: requests, grants, every
     /// access and your documents, served on this machine only.
     ///
@@ -253,6 +263,31 @@ pub enum AuditCommand {
         /// Where the trusted checkpoint is kept between runs.
         #[arg(long, default_value = ".vault-audit")]
         state: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+pub enum ReceiptCommand {
+    /// (Auditor: any entry; resident: your own) Write a receipt for one
+    /// log entry, checked before it is written.
+    Export {
+        /// The entry's index (`log_index` in `vault accesses`).
+        #[arg(long)]
+        index: u64,
+        /// Where to write it (default vault-entry-INDEX.tlog-proof; never
+        /// overwritten).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Verify a receipt offline: the checkpoint's signature by the
+    /// district's log key, and the entry's inclusion proof. No network.
+    Verify {
+        /// The receipt file.
+        file: PathBuf,
+        /// The district's log keys (default: the identity's log.pub; with
+        /// this flag no identity is needed).
+        #[arg(long)]
+        log_pub: Option<PathBuf>,
     },
 }
 

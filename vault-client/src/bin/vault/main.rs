@@ -9,7 +9,8 @@
 //! (put, get, list), `consent` (request, requests, approve, deny), `grants`
 //! (grants, grant show/verify/release, revoke), `audit` (the log's
 //! checkpoints and proofs, `audit verify`, accesses), `registry` (the
-//! district's purposes and departments), `portal` (the resident's web
+//! district's purposes and departments), `receipts` (receipt export and
+//! offline verification), `portal` (the resident's web
 //! portal on loopback). `args` is the
 //! grammar, `output` the printing and exit status, `progress` the bar.
 
@@ -21,6 +22,7 @@ mod grants;
 mod output;
 mod portal;
 mod progress;
+mod receipts;
 mod registry;
 
 use std::io::IsTerminal;
@@ -31,7 +33,7 @@ use clap::Parser;
 use pki::Identity;
 use vault_client::{ClientError, ErrorCode, GetOptions, VaultClient};
 
-use crate::args::{Cli, Command, GrantCommand};
+use crate::args::{Cli, Command, GrantCommand, ReceiptCommand};
 use crate::output::CommandResult;
 
 /// Pause before a command is retried on the next node, in milliseconds.
@@ -64,6 +66,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> CommandResult {
+    if let Command::Receipt {
+        command:
+            ReceiptCommand::Verify {
+                file,
+                log_pub: Some(log_pub),
+            },
+    } = &cli.command
+    {
+        return receipts::verify(file, &pki::load_verifiers(log_pub)?);
+    }
     let identity_dir = cli.identity.clone().ok_or_else(|| {
         ClientError::local(
             ErrorCode::InvalidArgument,
@@ -76,6 +88,12 @@ async fn run(cli: Cli) -> CommandResult {
     } = &cli.command
     {
         return grants::verify_offline(&identity, file, ca.as_deref());
+    }
+    if let Command::Receipt {
+        command: ReceiptCommand::Verify { file, .. },
+    } = &cli.command
+    {
+        return receipts::verify(file, identity.log_keys());
     }
     let progress = !cli.json && std::io::stderr().is_terminal();
     let nodes = match &cli.node {
@@ -187,8 +205,14 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
         Command::Audit { command } => audit::command(client, command).await,
         Command::Accesses { all, page } => audit::accesses(client, all, &page).await,
         Command::Registry => registry::registry(client).await,
+        Command::Receipt {
+            command: ReceiptCommand::Export { index, output },
+        } => receipts::export(client, index, output).await,
         // Answered before connecting, in `run`.
-        Command::Portal(_) => Err(ClientError::local(
+        Command::Receipt {
+            command: ReceiptCommand::Verify { .. },
+        }
+        | Command::Portal(_) => Err(ClientError::local(
             ErrorCode::InvalidArgument,
             "unsupported command",
         )),

@@ -473,7 +473,11 @@ fn access_row(view: &View, a: &AccessesView<'_>, r: &AccessRow) -> Markup {
             }
             td { @if let Some(g) = r.grant_id { code { (short(&g.to_string())) } } }
             td { @if r.use_number > 0 { (r.use_number) } }
-            td { span.ok title=(format!("#{}", r.log_index)) { "✓ " (words.verified) } }
+            td {
+                span.ok title=(format!("#{}", r.log_index)) { "✓ " (words.verified) }
+                br;
+                a href=(format!("/accesses/{}/receipt", r.log_index)) data-action="receipt" { small { (words.receipt) } }
+            }
         }
     }
 }

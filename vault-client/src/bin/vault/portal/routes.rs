@@ -36,6 +36,7 @@ pub fn router(portal: Arc<Portal>) -> Router {
         .route("/accesses", get(accesses))
         .route("/accesses.csv", get(accesses_csv))
         .route("/accesses.json", get(accesses_json))
+        .route("/accesses/{index}/receipt", get(receipt))
         .route("/documents", get(documents))
         .route("/documents/{id}/download", get(download))
         .route("/sign-out", post(sign_out))
@@ -126,7 +127,7 @@ impl Ctx {
 /// A path as the log may show it: the route's own words, every other
 /// segment (an id of a document, request or grant) as `{id}`.
 fn logged_route(path: &str) -> String {
-    const WORDS: [&str; 11] = [
+    const WORDS: [&str; 12] = [
         "requests",
         "approve",
         "deny",
@@ -137,6 +138,7 @@ fn logged_route(path: &str) -> String {
         "accesses.json",
         "documents",
         "download",
+        "receipt",
         "sign-out",
     ];
     path.split('/')
@@ -530,6 +532,34 @@ async fn accesses_json(
     .await;
     match ctx.portal.settle(result).await {
         Ok(json) => attachment("application/json", "vault-accesses.json", json.into_bytes()),
+        Err(e) => ctx.failure(&e),
+    }
+}
+
+/// `GET /accesses/{index}/receipt`: one of the resident's entries as a
+/// C2SP tlog-proof (checked before it is handed out), to keep or show
+/// anyone; `vault receipt verify` checks it offline.
+async fn receipt(
+    ctx: Ctx,
+    Path(index): Path<String>,
+    Query(save): Query<SaveQuery>,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Some(question) = kiosk_question(&ctx, &save, uri.query()) {
+        return question;
+    }
+    let result = async {
+        let index: u64 = parse_id(&index)?;
+        let client = ctx.portal.client().await?;
+        Ok((index, client.receipt(index).await?.encode()))
+    }
+    .await;
+    match ctx.portal.settle(result).await {
+        Ok((index, text)) => attachment(
+            "text/plain; charset=utf-8",
+            &format!("vault-entry-{index}.tlog-proof"),
+            text.into_bytes(),
+        ),
         Err(e) => ctx.failure(&e),
     }
 }

@@ -179,6 +179,8 @@ pub struct Words {
     pub verified: &'static str,
     /// Not verified.
     pub not_verified: &'static str,
+    /// A receipt (the entry with its proof, to keep or show).
+    pub receipt: &'static str,
     /// Warning when entries failed their checks.
     pub verify_failed_warning: &'static str,
     /// The checkpoint the proofs were checked against.
@@ -314,6 +316,7 @@ pub static EN: Words = Words {
     proof: "Proof",
     verified: "Verified",
     not_verified: "NOT verified",
+    receipt: "Receipt (proof file)",
     verify_failed_warning: "Warning: some entries did not verify against the signed log. The vault may have shown you something that is not in its log. Keep this page and tell the district's auditors.",
     checked_against: "Checked against the signed log at size",
     filters: "Filter",
@@ -410,6 +413,7 @@ pub static ZH: Words = Words {
     proof: "证明",
     verified: "已核验",
     not_verified: "未通过核验",
+    receipt: "凭证（证明文件）",
     verify_failed_warning: "警告：部分记录未能对照签名日志核验通过。证件库可能向您显示了日志中没有的内容。请保存此页面并告知本区审计人员。",
     checked_against: "核验所依据的签名日志大小",
     filters: "筛选",

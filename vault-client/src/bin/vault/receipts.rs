@@ -1,0 +1,78 @@
+//! Receipts: `vault receipt export` (a log entry with its inclusion proof
+//! and the signed checkpoint, as a C2SP tlog-proof file) and `vault
+//! receipt verify` (offline: the district's log keys only).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use vault_client::receipt::Receipt;
+use vault_client::{ClientError, ErrorCode, VaultClient};
+
+use crate::output::CommandResult;
+
+fn local(e: std::io::Error, path: &Path) -> ClientError {
+    ClientError::local(ErrorCode::LocalIo, format!("{}: {e}", path.display()))
+}
+
+/// `vault receipt export --index N [-o FILE]`: written only once checked,
+/// to a new file (an existing one is never overwritten).
+pub async fn export(client: &VaultClient, index: u64, output: Option<PathBuf>) -> CommandResult {
+    let path = output.unwrap_or_else(|| PathBuf::from(format!("vault-entry-{index}.tlog-proof")));
+    if path.exists() {
+        return Err(ClientError::local(
+            ErrorCode::LocalIo,
+            format!("{} already exists; choose another -o FILE", path.display()),
+        ));
+    }
+    let receipt = client.receipt(index).await?;
+    let text = receipt.encode();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| local(e, &path))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| local(e, &path))?;
+    let (checkpoint, _) = client.checkpoint().await?;
+    Ok((
+        json!({"index": index, "output": path, "tree_size": checkpoint.size.max(index + 1), "origin": checkpoint.origin}),
+        format!(
+            "receipt for log entry {index} written to {} (verify it anywhere with `vault receipt verify {}`)",
+            path.display(),
+            path.display()
+        ),
+    ))
+}
+
+/// `vault receipt verify FILE [--log-pub FILE]`: no network.
+pub fn verify(file: &Path, log_keys: &[pki::LogVerifier]) -> CommandResult {
+    let text = std::fs::read_to_string(file).map_err(|e| local(e, file))?;
+    let receipt = Receipt::parse(&text).map_err(|e| {
+        ClientError::local(
+            ErrorCode::ReceiptMalformed,
+            format!("{} is not a vault receipt: {e}", file.display()),
+        )
+    })?;
+    let (entry, checkpoint) = vault_client::client::verify_receipt(&receipt, log_keys)?;
+    let value = json!({
+        "valid": true,
+        "index": receipt.index,
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.size,
+        "root_hash": hex::encode(checkpoint.root),
+        "entry": entry,
+    });
+    let text = format!(
+        "valid: entry {} ({:?} by {} {}, at unix time {}) is in {} at size {}",
+        receipt.index,
+        entry.event,
+        entry.actor_role,
+        entry.actor,
+        entry.time,
+        checkpoint.origin,
+        checkpoint.size
+    );
+    Ok((value, text))
+}
