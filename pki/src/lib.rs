@@ -47,8 +47,8 @@ pub use ids::{
     NAME_LEN_MAX,
 };
 pub use log::{
-    resident_tag, Checkpoint, LogDetail, LogEntry, LogEvent, LOG_ENTRY_LEN_MAX, LOG_ENTRY_TAG_V1,
-    NOTE_LEN_MAX,
+    resident_tag, Checkpoint, LogDetail, LogEntry, LogEvent, LOG_ENTRY_DOCUMENTS_MAX,
+    LOG_ENTRY_LEN_MAX, LOG_ENTRY_TAG_V1, LOG_ENTRY_TAG_V2, NOTE_LEN_MAX,
 };
 pub use statements::{IssueRecord, ISSUE_RECORD_TAG_V1};
 pub use tls::{client_tls_config, crypto_provider, server_tls_config, ALPN};

@@ -251,9 +251,7 @@ async fn check(
 /// came from the portal's own pages; a request with neither is judged by
 /// its CSRF token alone.
 fn same_origin(headers: &HeaderMap, hosts: &[String]) -> bool {
-    let site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok());
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if site.is_some_and(|site| site != "same-origin" && site != "none") {
         return false;
     }
@@ -380,13 +378,19 @@ mod tests {
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&headers, &hosts), "an opaque origin alone");
         headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(same_origin(&headers, &hosts), "opaque, but the browser says same-origin");
+        assert!(
+            same_origin(&headers, &hosts),
+            "opaque, but the browser says same-origin"
+        );
         headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&headers, &hosts));
         let mut headers = HeaderMap::new();
         headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&headers, &hosts));
-        headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
         assert!(!same_origin(&headers, &hosts), "the browser's word wins");
     }
 }
