@@ -225,7 +225,7 @@ fn the_nodes_grant_entries_list_the_grants_documents_and_the_story_verifies() {
     assert!(bytes.starts_with(pki::LOG_ENTRY_TAG_V2));
     assert_eq!(grant.grant_id.unwrap().to_string(), s.grant);
     let scope: Vec<String> = grant.documents.iter().map(|d| d.to_string()).collect();
-    assert_eq!(scope, [s.doc.clone()]);
+    assert_eq!(scope, std::slice::from_ref(&s.doc));
     // Every other entry kept version 1.
     assert!(entries
         .iter()
