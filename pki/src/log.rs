@@ -17,10 +17,18 @@ use crate::identity::{verify_signature, Signature};
 use crate::ids::{DocumentId, GrantId, RequestId, ResidentId};
 use crate::log_key::{LogSigner, LogVerifier};
 
-/// Domain tag that starts a log entry's canonical bytes, version 1.
+/// Domain tag that starts a log entry's canonical bytes, version 1 (an
+/// entry that lists no documents).
 pub const LOG_ENTRY_TAG_V1: &[u8] = b"vault/log-entry/v1\n";
-/// Longest canonical log entry accepted, in bytes.
-pub const LOG_ENTRY_LEN_MAX: usize = 1024;
+/// Domain tag of version 2: version 1's fields, then the grant's document
+/// ids (a `grant_issued` entry's scope).
+pub const LOG_ENTRY_TAG_V2: &[u8] = b"vault/log-entry/v2\n";
+/// Longest canonical log entry accepted, in bytes: a version 2 entry of a
+/// grant of [`LOG_ENTRY_DOCUMENTS_MAX`] documents is at most
+/// 124 + 64 (actor) + 64 (code) + 1 + 64 × 16 = 1 277 bytes.
+pub const LOG_ENTRY_LEN_MAX: usize = 2048;
+/// Most document ids one entry lists (a grant's most documents).
+pub const LOG_ENTRY_DOCUMENTS_MAX: usize = crate::grants::GRANT_DOCUMENTS_MAX;
 /// Longest signed note accepted, in bytes.
 pub const NOTE_LEN_MAX: usize = 4096;
 
@@ -102,6 +110,12 @@ pub struct LogEntry {
     /// Commitment to the detail record: SHA-256 of its bytes and nonce.
     #[serde(with = "crate::serde_hex::array")]
     pub commitment: [u8; 32],
+    /// For a `grant_issued` entry: the grant's documents (its scope),
+    /// sorted by id without duplicates; else empty. Non-empty makes the
+    /// entry version 2; an empty list is written as version 1, so every
+    /// entry written before version 2 existed keeps its bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<DocumentId>,
 }
 
 impl LogEntry {
@@ -124,16 +138,24 @@ impl LogEntry {
             not_after: 0,
             max_uses: 0,
             commitment: [0; 32],
+            documents: Vec::new(),
         }
     }
 
     /// Canonical bytes: tag; event u8; time i64 BE; actor role u8 (1 node, 2 department,
     /// 3 auditor, 4 resident); actor (u16 BE len + UTF-8); resident tag [32]; three optional
     /// ids (u8 0/1 then 16 bytes); use_number u32 BE; code (u16 len + UTF-8); not_before,
-    /// not_after i64 BE; max_uses u32 BE; commitment [32].
+    /// not_after i64 BE; max_uses u32 BE; commitment [32]. Version 2 (tag
+    /// [`LOG_ENTRY_TAG_V2`], only when `documents` is not empty) then adds
+    /// a count u8 (1..=64) and that many 16-byte document ids, ascending.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(LOG_ENTRY_TAG_V1);
+        let mut out = Vec::with_capacity(256 + 16 * self.documents.len());
+        let tag = if self.documents.is_empty() {
+            LOG_ENTRY_TAG_V1
+        } else {
+            LOG_ENTRY_TAG_V2
+        };
+        out.extend_from_slice(tag);
         out.push(self.event as u8);
         out.extend_from_slice(&self.time.to_be_bytes());
         out.push(role_byte(self.actor_role));
@@ -158,6 +180,13 @@ impl LogEntry {
         out.extend_from_slice(&self.not_after.to_be_bytes());
         out.extend_from_slice(&self.max_uses.to_be_bytes());
         out.extend_from_slice(&self.commitment);
+        if !self.documents.is_empty() {
+            let count = self.documents.len().min(LOG_ENTRY_DOCUMENTS_MAX);
+            out.push(count as u8);
+            for id in &self.documents[..count] {
+                out.extend_from_slice(id.as_bytes());
+            }
+        }
         out
     }
 
@@ -168,9 +197,11 @@ impl LogEntry {
             return Err(bad("entry longer than its limit"));
         }
         let mut r = Reader { bytes, pos: 0 };
-        if r.take(LOG_ENTRY_TAG_V1.len())? != LOG_ENTRY_TAG_V1 {
-            return Err(bad("not a version 1 log entry"));
-        }
+        let version = match r.take(LOG_ENTRY_TAG_V1.len())? {
+            t if t == LOG_ENTRY_TAG_V1 => 1,
+            t if t == LOG_ENTRY_TAG_V2 => 2,
+            _ => return Err(bad("not a version 1 or 2 log entry")),
+        };
         let event = LogEvent::from_u8(r.u8()?).ok_or_else(|| bad("unknown event"))?;
         let time = r.i64()?;
         let actor_role = role_from_byte(r.u8()?)?;
@@ -185,6 +216,11 @@ impl LogEntry {
         let not_after = r.i64()?;
         let max_uses = r.u32()?;
         let commitment = r.array32()?;
+        let documents = if version == 2 {
+            r.documents()?
+        } else {
+            Vec::new()
+        };
         if r.pos != bytes.len() {
             return Err(bad("trailing bytes after the entry"));
         }
@@ -203,6 +239,7 @@ impl LogEntry {
             not_after,
             max_uses,
             commitment,
+            documents,
         })
     }
 }
@@ -435,6 +472,25 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| bad("string is not UTF-8"))
     }
 
+    /// A version 2 entry's document list: 1..=64 ids, strictly ascending
+    /// (so one list has one encoding, and no entry is both versions).
+    fn documents(&mut self) -> Result<Vec<DocumentId>, PkiError> {
+        let count = usize::from(self.u8()?);
+        if count == 0 || count > LOG_ENTRY_DOCUMENTS_MAX {
+            return Err(bad("a version 2 entry lists 1 to 64 documents"));
+        }
+        let mut out: Vec<DocumentId> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id: [u8; 16] = self.take(16)?.try_into().map_err(|_| bad("short"))?;
+            let id = DocumentId::from_bytes(id);
+            if out.last().is_some_and(|last| *last >= id) {
+                return Err(bad("an entry's documents are sorted, without duplicates"));
+            }
+            out.push(id);
+        }
+        Ok(out)
+    }
+
     fn optional_id(&mut self) -> Result<Option<[u8; 16]>, PkiError> {
         match self.u8()? {
             0 => Ok(None),
@@ -477,6 +533,87 @@ mod tests {
         assert!(LogEntry::parse(&bytes[..bytes.len() - 1]).is_err());
     }
 
+    fn grant_entry(n: u8) -> LogEntry {
+        LogEntry {
+            request_id: Some(RequestId::from_bytes([3; 16])),
+            grant_id: Some(GrantId::from_bytes([2; 16])),
+            not_before: 1,
+            not_after: 2,
+            max_uses: 3,
+            documents: (0..n).map(|i| DocumentId::from_bytes([i; 16])).collect(),
+            ..LogEntry::new(
+                LogEvent::GrantIssued,
+                1_700_000_000,
+                Role::Department,
+                "housing-bureau",
+            )
+        }
+    }
+
+    #[test]
+    fn entries_without_documents_keep_their_version_1_bytes() {
+        // The bytes every entry had before version 2 (tag, fields, nothing after the commitment).
+        let bytes = entry().canonical_bytes();
+        assert!(bytes.starts_with(LOG_ENTRY_TAG_V1));
+        assert!(bytes.ends_with(&[9; 32]));
+        assert_eq!(bytes.len(), 124 + "housing-bureau".len() + 32);
+        assert_eq!(
+            hex::encode(&bytes[..19 + 1 + 8 + 1]),
+            format!("{}06000000006553f10002", hex::encode(LOG_ENTRY_TAG_V1))
+        );
+        assert_eq!(
+            LogEntry::parse(&grant_entry(0).canonical_bytes())
+                .unwrap()
+                .documents,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn grant_entries_list_their_documents_in_version_2() {
+        for n in [1u8, 2, 64] {
+            let e = grant_entry(n);
+            let bytes = e.canonical_bytes();
+            assert!(bytes.starts_with(LOG_ENTRY_TAG_V2));
+            assert!(bytes.len() <= LOG_ENTRY_LEN_MAX);
+            let v1_len = grant_entry(0).canonical_bytes().len();
+            assert_eq!(bytes.len(), v1_len + 1 + 16 * usize::from(n));
+            assert_eq!(LogEntry::parse(&bytes).unwrap(), e);
+        }
+        // The largest entry a node can write fits the limit.
+        let mut largest = grant_entry(64);
+        largest.actor = "a".repeat(64);
+        largest.code = "c".repeat(64);
+        assert!(largest.canonical_bytes().len() <= LOG_ENTRY_LEN_MAX);
+    }
+
+    #[test]
+    fn version_2_refuses_empty_unsorted_duplicate_and_oversized_lists() {
+        let v1_len = grant_entry(0).canonical_bytes().len();
+        let good = grant_entry(3).canonical_bytes();
+        let mut empty = good[..v1_len].to_vec();
+        empty[..19].copy_from_slice(LOG_ENTRY_TAG_V2);
+        empty.push(0);
+        assert!(LogEntry::parse(&empty).is_err());
+        let mut unsorted = good.clone();
+        unsorted[v1_len + 1..v1_len + 17].copy_from_slice(&[2; 16]);
+        assert!(LogEntry::parse(&unsorted).is_err());
+        let mut duplicate = good.clone();
+        duplicate[v1_len + 1..v1_len + 17].copy_from_slice(&[1; 16]);
+        assert!(LogEntry::parse(&duplicate).is_err());
+        let mut too_many = good[..v1_len].to_vec();
+        too_many[..19].copy_from_slice(LOG_ENTRY_TAG_V2);
+        too_many.push(65);
+        for i in 0..65u8 {
+            too_many.extend_from_slice(&[i; 16]);
+        }
+        assert!(LogEntry::parse(&too_many).is_err());
+        // A version 1 entry with a list after it has trailing bytes.
+        let mut v1_with_list = good.clone();
+        v1_with_list[..19].copy_from_slice(LOG_ENTRY_TAG_V1);
+        assert!(LogEntry::parse(&v1_with_list).is_err());
+    }
+
     #[test]
     fn commitments_hide_and_bind() {
         let d = LogDetail {
@@ -508,8 +645,8 @@ mod tests {
         }
 
         #[test]
-        fn mutated_entries_never_panic(pos in 0usize..200, byte in any::<u8>()) {
-            let mut bytes = entry().canonical_bytes();
+        fn mutated_entries_never_panic(pos in 0usize..400, byte in any::<u8>(), v2 in any::<bool>()) {
+            let mut bytes = if v2 { grant_entry(8) } else { entry() }.canonical_bytes();
             let i = pos % bytes.len();
             bytes[i] = byte;
             let _ = LogEntry::parse(&bytes);

@@ -3,16 +3,17 @@
 //!
 //! [`replay`] walks parsed entries in order and reports every fetch the
 //! rules do not allow (no grant, outside its window, beyond its uses, after
-//! its revocation, without an approval; or a grant-less fetch by someone
-//! other than the issuer or the resident). [`compare_checkpoints`],
+//! its revocation, without an approval, of a document outside the grant's
+//! scope; or a grant-less fetch by someone other than the issuer or the
+//! resident). [`compare_checkpoints`],
 //! [`changed_entries`], [`parse_entries`] and [`root_violation`] are the
 //! other checks of `vault audit verify`; [`TrustedCheckpoint`] and
 //! [`AuditReport`] are what it keeps and prints. Fetching the log and
 //! keeping the auditor's state directory is `audit` (feature `net`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use pki::{GrantId, LogEntry, LogEvent, RequestId, Role};
+use pki::{DocumentId, GrantId, LogEntry, LogEvent, RequestId, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::merkle::{self, Hash};
@@ -38,11 +39,24 @@ struct GrantFacts {
     uses_seen: u32,
     revoked_at: Option<u64>,
     request_id: Option<RequestId>,
+    /// The grant's documents, from a version 2 `grant_issued` entry; `None`
+    /// for a version 1 entry (written before entries listed the scope),
+    /// whose fetches cannot be checked against it.
+    scope: Option<HashSet<DocumentId>>,
+}
+
+/// What the replay remembers about grants while it walks the log.
+#[derive(Default)]
+struct Grants {
+    facts: HashMap<GrantId, GrantFacts>,
+    /// The first `grant_issued` entry that listed its scope: from there on
+    /// every one must (a node that lists scopes does so for every grant).
+    first_scoped: Option<u64>,
 }
 
 /// Replays the log's rules over entries `first..` (in order).
 pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
-    let mut grants: HashMap<GrantId, GrantFacts> = HashMap::new();
+    let mut grants = Grants::default();
     let mut approved: HashMap<RequestId, u64> = HashMap::new();
     let mut issuers: HashMap<pki::DocumentId, (String, [u8; 32])> = HashMap::new();
     let mut out = Vec::new();
@@ -72,12 +86,14 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
                 }
             }
             LogEvent::Revoke => {
-                if let Some(facts) = e.grant_id.and_then(|g| grants.get_mut(&g)) {
+                if let Some(facts) = e.grant_id.and_then(|g| grants.facts.get_mut(&g)) {
                     facts.revoked_at.get_or_insert(index);
                 }
             }
             LogEvent::Fetch => match e.grant_id {
-                Some(grant) => check_grant_fetch(index, e, grants.get_mut(&grant), &mut violation),
+                Some(grant) => {
+                    check_grant_fetch(index, e, grants.facts.get_mut(&grant), &mut violation)
+                }
                 None => check_direct_fetch(index, e, &issuers, &mut violation),
             },
             _ => {}
@@ -87,16 +103,17 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
 }
 
 /// A `grant_issued` entry: a grant issued once, backed by an unused prior
-/// approval; its facts are remembered for the fetches under it.
+/// approval, listing its scope once grants do; its facts are remembered for
+/// the fetches under it.
 fn check_grant_issued(
     index: u64,
     grant: GrantId,
     e: &LogEntry,
-    grants: &mut HashMap<GrantId, GrantFacts>,
+    grants: &mut Grants,
     approved: &mut HashMap<RequestId, u64>,
     violation: &mut impl FnMut(u64, &str, String),
 ) {
-    if grants.contains_key(&grant) {
+    if grants.facts.contains_key(&grant) {
         violation(
             index,
             "grant.duplicate",
@@ -112,7 +129,20 @@ fn check_grant_issued(
             format!("grant {grant} has no unused prior approval"),
         );
     }
-    grants.insert(
+    let scope = if e.documents.is_empty() {
+        if let Some(first) = grants.first_scoped {
+            violation(
+                index,
+                "grant.without_scope",
+                format!("grant {grant} lists no documents, though grants do since entry {first}"),
+            );
+        }
+        None
+    } else {
+        grants.first_scoped.get_or_insert(index);
+        Some(e.documents.iter().copied().collect())
+    };
+    grants.facts.insert(
         grant,
         GrantFacts {
             not_before: e.not_before,
@@ -121,6 +151,7 @@ fn check_grant_issued(
             uses_seen: 0,
             revoked_at: None,
             request_id: e.request_id,
+            scope,
         },
     );
 }
@@ -155,6 +186,19 @@ fn check_grant_fetch(
                 e.time, g.not_before, g.not_after
             ),
         );
+    }
+    if let Some(scope) = &g.scope {
+        if e.document_id.is_none_or(|d| !scope.contains(&d)) {
+            let document = e.document_id.map(|d| d.to_string()).unwrap_or_default();
+            violation(
+                index,
+                "fetch.outside_grant_scope",
+                format!(
+                    "document {document} is not one of the grant's {}",
+                    scope.len()
+                ),
+            );
+        }
     }
     if let Some(revoked) = g.revoked_at {
         violation(
@@ -375,9 +419,14 @@ mod tests {
         issued.grant_id = None;
         let approval = entry(LogEvent::Approval, 20);
         let mut grant = entry(LogEvent::GrantIssued, 21);
+        grant.document_id = None;
         grant.not_before = 20;
         grant.not_after = 100;
         grant.max_uses = 2;
+        grant.documents = vec![
+            pki::DocumentId::from_bytes([2; 16]),
+            pki::DocumentId::from_bytes([3; 16]),
+        ];
         let mut fetch1 = entry(LogEvent::Fetch, 30);
         fetch1.use_number = 1;
         let mut fetch2 = entry(LogEvent::Fetch, 31);
@@ -431,6 +480,43 @@ mod tests {
         let v = replay(0, &stranger);
         assert_eq!(v[0].rule, "fetch.without_grant");
         assert_eq!(v[0].index, 5);
+    }
+
+    #[test]
+    fn a_fetch_outside_its_grants_scope_is_named() {
+        // A crafted log: the grant lists documents 2 and 3; its second use fetches 8.
+        let mut log = story();
+        log[4].document_id = Some(pki::DocumentId::from_bytes([8; 16]));
+        let v = replay(0, &log);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            (v[0].index, v[0].rule.as_str()),
+            (4, "fetch.outside_grant_scope")
+        );
+        assert!(v[0].detail.contains(&"08".repeat(16)), "{}", v[0].detail);
+
+        // A fetch naming no document under a scoped grant is outside it too.
+        let mut nameless = story();
+        nameless[3].document_id = None;
+        assert_eq!(replay(0, &nameless)[0].rule, "fetch.outside_grant_scope");
+
+        // A version 1 grant entry (written before scopes were listed) is not judged...
+        let mut old = story();
+        old[2].documents.clear();
+        old[4].document_id = Some(pki::DocumentId::from_bytes([8; 16]));
+        assert_eq!(replay(0, &old), vec![]);
+        // ...but once a grant listed its scope, a later grant that lists none is named.
+        let mut downgraded = story();
+        let mut approval = entry(LogEvent::Approval, 40);
+        approval.request_id = Some(RequestId::from_bytes([6; 16]));
+        let mut unscoped = downgraded[2].clone();
+        unscoped.request_id = approval.request_id;
+        unscoped.grant_id = Some(GrantId::from_bytes([7; 16]));
+        unscoped.documents.clear();
+        downgraded.extend([approval, unscoped]);
+        let v = replay(0, &downgraded);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!((v[0].index, v[0].rule.as_str()), (6, "grant.without_scope"));
     }
 
     #[test]

@@ -198,6 +198,49 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
 }
 
 #[test]
+fn the_nodes_grant_entries_list_the_grants_documents_and_the_story_verifies() {
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = story(&pki, &node, work.path());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let state = work.path().join("audit-state");
+    let verified = audit(&pki, &node, &state);
+    assert!(verified.success, "{verified:?}");
+    assert_eq!(verified.json["violations"].as_array().unwrap().len(), 0);
+    drop(node);
+
+    // The grant_issued entry the node wrote is version 2 and lists the grant's document.
+    let store = RocksStore::open(&pki.data_dir("node-1").join("db")).unwrap();
+    let entries: Vec<(Vec<u8>, pki::LogEntry)> = store
+        .scan_from(Cf::LogEntries, &0u64.to_be_bytes(), 1000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, bytes)| (bytes.clone(), pki::LogEntry::parse(&bytes).unwrap()))
+        .collect();
+    let grants: Vec<_> = entries
+        .iter()
+        .filter(|(_, e)| e.event == pki::LogEvent::GrantIssued)
+        .collect();
+    assert_eq!(grants.len(), 1);
+    let (bytes, grant) = grants[0];
+    assert!(bytes.starts_with(pki::LOG_ENTRY_TAG_V2));
+    assert_eq!(grant.grant_id.unwrap().to_string(), s.grant);
+    let scope: Vec<String> = grant.documents.iter().map(|d| d.to_string()).collect();
+    assert_eq!(scope, std::slice::from_ref(&s.doc));
+    // Every other entry kept version 1.
+    assert!(entries
+        .iter()
+        .filter(|(_, e)| e.event != pki::LogEvent::GrantIssued)
+        .all(|(b, _)| b.starts_with(pki::LOG_ENTRY_TAG_V1)));
+    // And the fetches under the grant name that document, so the replay passes them.
+    assert!(entries
+        .iter()
+        .filter(|(_, e)| e.event == pki::LogEvent::Fetch && e.grant_id == grant.grant_id)
+        .all(|(_, e)| e.document_id == grant.documents.first().copied()));
+}
+
+#[test]
 fn a_flipped_byte_in_a_stored_entry_fails_the_audit_naming_it() {
     let pki = TestPki::new().unwrap();
     let node = NodeProcess::run(&pki).unwrap();

@@ -180,6 +180,10 @@ impl Builder<'_> {
         issued.not_before = body.not_before;
         issued.not_after = body.not_after;
         issued.max_uses = body.max_uses;
+        // The grant's scope, in the clear (document ids only; the content
+        // hashes stay behind the grant id): the auditor's replay checks
+        // every fetch under the grant against it. Sorted, as the body is.
+        issued.documents = body.documents.iter().map(|d| d.document_id).collect();
         self.push(
             issued,
             Some(&body.resident),
@@ -588,6 +592,12 @@ mod tests {
             (issued.not_before, issued.not_after, issued.max_uses),
             (AT, AT + 100, 3)
         );
+        // The grant's scope is listed (version 2); the approval lists none (version 1).
+        let scope: Vec<_> = req.documents.iter().map(|d| d.document_id).collect();
+        assert_eq!(issued.documents, scope);
+        assert!(entries[1].0.starts_with(pki::LOG_ENTRY_TAG_V2));
+        assert!(approval.documents.is_empty());
+        assert!(entries[0].0.starts_with(pki::LOG_ENTRY_TAG_V1));
         assert_eq!(approval.resident_tag, issued.resident_tag);
         // Two records of one command get different nonces.
         assert_ne!(approval.commitment, issued.commitment);

@@ -136,12 +136,57 @@ fn corrupt_store(e: StoreError) -> Refusal {
     )
 }
 
+/// What a verification established: the first `size()` entries parse,
+/// hash to their stored leaves, and their recomputed root equals the
+/// stored tree's, `root()`. Keeps the tree's frontier (the perfect subtrees
+/// of the verified leaves, O(log n) hashes), so the next verification
+/// hashes only the entries appended since ([`verify_from`]).
+#[derive(Debug, Clone, Default)]
+pub struct Verified {
+    frontier: merkle::RootBuilder,
+}
+
+impl Verified {
+    /// Entries verified.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Their root hash.
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+}
+
 /// Recomputes the tree of the first `size` entries from the entries
 /// themselves and checks it against the stored tree; names the first entry
-/// that does not match.
+/// that does not match. Reads and hashes every entry: O(size).
 pub fn verify(state: &dyn MetaStore, size: u64) -> Result<Hash, Refusal> {
-    let mut builder = merkle::RootBuilder::new();
-    let mut expected = 0u64;
+    Ok(verify_from(state, &Verified::default(), size)?.root())
+}
+
+/// Extends `from` to the first `size` entries: checks only entries
+/// `from.size()..size` (each parses and hashes to its stored leaf), then
+/// that the root over the verified frontier and the new leaves equals the
+/// stored tree's root of `size` (read from O(log size) stored nodes). Time
+/// grows with the entries added, not with the log.
+///
+/// What it does not see: an entry below `from.size()` changed on disk
+/// after it was verified (its stored leaf and the tree's nodes are still
+/// the ones the root is composed of). [`verify`] from nothing sees that,
+/// and so does an auditor comparing leaves (`entry.changed`).
+pub fn verify_from(state: &dyn MetaStore, from: &Verified, size: u64) -> Result<Verified, Refusal> {
+    if size < from.size() {
+        return Err(Refusal::new(
+            ErrorCode::LogCorrupt,
+            format!(
+                "the log has {size} entries, fewer than the {} verified before",
+                from.size()
+            ),
+        ));
+    }
+    let mut builder = from.frontier.clone();
+    let mut expected = from.size();
     while expected < size {
         let want = (size - expected).min(VERIFY_PAGE) as usize;
         let page = state
@@ -158,14 +203,13 @@ pub fn verify(state: &dyn MetaStore, size: u64) -> Result<Hash, Refusal> {
     if expected != size {
         return Err(corrupt_at(expected, "is missing"));
     }
-    let root = builder.root();
-    if root != subtree(state, 0, size)? {
+    if builder.root() != subtree(state, 0, size)? {
         return Err(Refusal::new(
             ErrorCode::LogCorrupt,
             "the log's stored tree does not match its entries".to_string(),
         ));
     }
-    Ok(root)
+    Ok(Verified { frontier: builder })
 }
 
 /// Entries read per page while verifying.
@@ -341,6 +385,85 @@ mod tests {
             assert_eq!(verify(&store, u64::from(n)).unwrap(), builder.root());
             assert_eq!(subtree(&store, 0, u64::from(n)).unwrap(), builder.root());
         }
+    }
+
+    /// Appends `n` more entries (numbered from `from`) to `store`.
+    fn append(store: &MemStore, from: u8, n: u8) {
+        for i in from..from + n {
+            let mut writes = Vec::new();
+            append_all(store, vec![record(i)], &mut writes).unwrap();
+            store.write(&writes).unwrap();
+        }
+    }
+
+    fn flip_entry(store: &MemStore, index: u64) {
+        let key = index.to_be_bytes().to_vec();
+        let mut bytes = store.get(Cf::LogEntries, &key).unwrap().unwrap();
+        bytes[40] ^= 1;
+        store
+            .write(&[Write::Put {
+                cf: Cf::LogEntries,
+                key,
+                value: bytes,
+            }])
+            .unwrap();
+    }
+
+    #[test]
+    fn incremental_verification_reaches_the_full_root_step_by_step() {
+        let store = MemStore::new();
+        let mut verified = Verified::default();
+        let mut total = 0u8;
+        for step in [1u8, 2, 5, 0, 8, 13] {
+            append(&store, total, step);
+            total += step;
+            verified = verify_from(&store, &verified, u64::from(total)).unwrap();
+            assert_eq!(verified.size(), u64::from(total));
+            assert_eq!(verified.root(), verify(&store, u64::from(total)).unwrap());
+        }
+        // A smaller size than verified is refused.
+        assert_eq!(
+            verify_from(&store, &verified, 3).unwrap_err().code,
+            ErrorCode::LogCorrupt
+        );
+    }
+
+    #[test]
+    fn incremental_verification_checks_the_new_range_and_the_whole_root() {
+        let store = log_of(6);
+        let verified = verify_from(&store, &Verified::default(), 6).unwrap();
+        append(&store, 6, 4);
+        // A damaged new entry is named.
+        flip_entry(&store, 8);
+        let err = verify_from(&store, &verified, 10).unwrap_err();
+        assert!(err.message.contains("entry 8 "), "{}", err.message);
+
+        // A stored tree node of the old range that no longer matches what was
+        // verified, and that the new root is composed of, is caught.
+        let store = log_of(6);
+        let verified = verify_from(&store, &Verified::default(), 6).unwrap();
+        append(&store, 6, 1);
+        store
+            .write(&[Write::Put {
+                cf: Cf::LogNodes,
+                key: node_key(2, 0),
+                value: vec![0; 32],
+            }])
+            .unwrap();
+        assert_eq!(
+            verify_from(&store, &verified, 7).unwrap_err().code,
+            ErrorCode::LogCorrupt
+        );
+
+        // An old entry changed after it was verified is not seen incrementally
+        // (its stored leaf still matches the tree), only by a full check.
+        let store = log_of(6);
+        let verified = verify_from(&store, &Verified::default(), 6).unwrap();
+        flip_entry(&store, 2);
+        append(&store, 6, 2);
+        assert!(verify_from(&store, &verified, 8).is_ok());
+        let err = verify(&store, 8).unwrap_err();
+        assert!(err.message.contains("entry 2 "), "{}", err.message);
     }
 
     #[test]

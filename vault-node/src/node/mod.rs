@@ -53,6 +53,11 @@ impl RunningNode {
         &self.services.consensus
     }
 
+    /// The node's transparency-log service (checkpoints, proofs).
+    pub fn transparency(&self) -> &Transparency {
+        &self.services.transparency
+    }
+
     /// The node's QUIC endpoint (it can also open connections, e.g. to
     /// other nodes for Raft).
     pub fn endpoint(&self) -> &quinn::Endpoint {

@@ -18,8 +18,12 @@ use crate::rules::access::require_role;
 use crate::storage::vault::Vault;
 use crate::Refusal;
 
-/// How long a verified checkpoint is reused before the log is re-verified.
+/// How long a verified checkpoint is reused before the log is verified
+/// again (from the size verified last: only the entries added since).
 pub const CHECKPOINT_REUSE_MS: u64 = 1_000;
+/// How often every entry is re-read and re-hashed (a full check, in the
+/// background), besides the first checkpoint after start.
+pub const FULL_LOG_CHECK_S: u64 = 3_600;
 /// Most entries on one page of a resident's accesses when the request
 /// names no `limit`.
 pub const ACCESSES_MAX: usize = 1_000;
@@ -37,12 +41,38 @@ pub struct Transparency {
     pub checkpoints: CheckpointCache,
 }
 
-/// A cached, verified checkpoint.
+/// A cached, verified checkpoint, and what the last verification
+/// established (so the next one checks only the entries added since).
 #[derive(Default)]
 pub struct CheckpointCache {
     last: std::sync::Mutex<Option<(Instant, u64, Hash, String)>>,
     /// One verification at a time; waiters reuse its result.
     verifying: tokio::sync::Mutex<()>,
+    /// The verified prefix, the last full check, damage a background full
+    /// check found; shared with that check's task.
+    check: Arc<std::sync::Mutex<LogCheck>>,
+}
+
+/// The state of the node's checks of its own log.
+#[derive(Default)]
+struct LogCheck {
+    /// What the last successful verification established; `None` before the
+    /// first one (the first checkpoint after start checks every entry) and
+    /// after any failure.
+    verified: Option<log::Verified>,
+    /// When the last full check (every entry) passed.
+    full_at: Option<Instant>,
+    /// A full check in the background is running.
+    background: bool,
+    /// What a background full check found: until a full check passes
+    /// again, every checkpoint checks every entry (and is refused).
+    damage: Option<Refusal>,
+}
+
+impl CheckpointCache {
+    fn check(&self) -> std::sync::MutexGuard<'_, LogCheck> {
+        self.check.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl From<ProofError> for Refusal {
@@ -56,8 +86,10 @@ pub fn origin(ctx: &Transparency) -> String {
     ctx.log_key.origin().to_string()
 }
 
-/// A signed checkpoint over the current log, after checking every entry
-/// against the stored tree (reused for [`CHECKPOINT_REUSE_MS`]).
+/// A signed checkpoint over the current log, after checking the entries
+/// added since the last verification against the stored tree (every entry
+/// at the first checkpoint after start, and after a background full check
+/// found damage); reused for [`CHECKPOINT_REUSE_MS`].
 pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refusal> {
     let _one = ctx.checkpoints.verifying.lock().await;
     {
@@ -72,25 +104,94 @@ pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refus
             }
         }
     }
+    let signed = fresh_checkpoint(ctx).await?;
+    *ctx.checkpoints
+        .last
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) =
+        Some((Instant::now(), signed.0, signed.1, signed.2.clone()));
+    start_full_check_if_due(ctx);
+    Ok(signed)
+}
+
+/// Verifies the log as [`checkpoint`] does and signs a note over it, never
+/// reusing an earlier note (what a checkpoint costs when it is not reused).
+pub async fn fresh_checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refusal> {
+    let base = {
+        let check = ctx.checkpoints.check();
+        check.verified.clone().filter(|_| check.damage.is_none())
+    };
     let vault = ctx.vault.clone();
-    let (size, root) = tokio::task::spawn_blocking(move || {
+    let outcome = tokio::task::spawn_blocking(move || {
         let store = vault.store();
         let size = log::size(store).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
-        Ok::<_, Refusal>((size, log::verify(store, size)?))
+        let full = || log::verify_from(store, &log::Verified::default(), size);
+        match &base {
+            // Only the new entries; on any doubt, every entry (which names
+            // the first bad one, or finds nothing wrong after all).
+            Some(base) => log::verify_from(store, base, size)
+                .or_else(|_| full())
+                .map(|v| (v, false)),
+            None => full().map(|v| (v, true)),
+        }
     })
     .await
-    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))??;
+    .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    let verified = {
+        let mut check = ctx.checkpoints.check();
+        match outcome {
+            Ok((verified, full)) => {
+                if full {
+                    check.full_at = Some(Instant::now());
+                    check.damage = None;
+                }
+                check.verified = Some(verified.clone());
+                verified
+            }
+            Err(refusal) => {
+                check.verified = None;
+                return Err(refusal);
+            }
+        }
+    };
+    let (size, root) = (verified.size(), verified.root());
     let note = Checkpoint {
         origin: origin(ctx),
         size,
         root,
     }
     .sign(&ctx.log_key);
-    *ctx.checkpoints
-        .last
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), size, root, note.clone()));
     Ok((size, root, note))
+}
+
+/// Every [`FULL_LOG_CHECK_S`], re-reads and re-hashes every entry on a
+/// blocking thread, without holding up checkpoints; damage it finds makes
+/// the next checkpoint check every entry (and refuse, naming it).
+fn start_full_check_if_due(ctx: &Transparency) {
+    {
+        let mut check = ctx.checkpoints.check();
+        let due = check
+            .full_at
+            .is_some_and(|at| at.elapsed() >= Duration::from_secs(FULL_LOG_CHECK_S));
+        if !due || check.background {
+            return;
+        }
+        check.background = true;
+    }
+    let (vault, shared) = (ctx.vault.clone(), ctx.checkpoints.check.clone());
+    tokio::task::spawn_blocking(move || {
+        let store = vault.store();
+        let result = log::size(store)
+            .map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))
+            .and_then(|size| log::verify(store, size));
+        let mut check = shared.lock().unwrap_or_else(|p| p.into_inner());
+        check.background = false;
+        check.full_at = Some(Instant::now());
+        if let Err(refusal) = result {
+            tracing::error!(code = %refusal.code, "the full check of the log found damage");
+            check.damage = Some(refusal);
+        }
+    });
 }
 
 /// Handles the log requests.

@@ -1,11 +1,14 @@
 //! The log suite: durable log appends beside raw synced RocksDB batches,
 //! inclusion proof generation, and `audit verify` throughput over the
-//! whole log (filled to `--log-entries` first).
+//! whole log (filled to `--log-entries` first). The checkpoint suite:
+//! the latency of a checkpoint that is not reused, on a fresh node whose
+//! log is filled to each of `--checkpoint-entries`, beside the note's
+//! signature alone (its floor) and the full check of every entry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tests::{connect, TestPki};
+use tests::{connect, start_node, TestPki};
 use vault_node::engine::meta::{Cf, MetaStore, Write};
 use vault_node::node::RunningNode;
 use vault_node::storage::store::RocksStore;
@@ -158,4 +161,96 @@ async fn fill_log(vault: &Arc<LocalNode>, target: u64) -> anyhow::Result<u64> {
         t.await??;
     }
     Ok(vault_node::engine::log::size(vault.store())?)
+}
+
+/// Checkpoint latency at each of `args.checkpoint_entries` entries, on a
+/// node (and PKI) of its own: the log filled, one checkpoint to verify it whole (the
+/// first after start; its time is the full-check row), then checkpoints
+/// each after 64 new entries, every one verified and signed afresh
+/// (`transparency::fresh_checkpoint`, never a reused note).
+pub(crate) async fn checkpoint_suite(args: &Args) -> anyhow::Result<Vec<Row>> {
+    // A PKI and data directory of its own: the bench's main node keeps its log.
+    let pki = TestPki::new()?;
+    let node = start_node(&pki).await?;
+    let vault = LocalNode::of(&node)?;
+    let mut rows = vec![sign_row(&pki, args.min())?];
+    let mut first: Option<&'static str> = None;
+    for &target in &args.checkpoint_entries {
+        let size = fill_log(&vault, target).await?;
+        let full = Instant::now();
+        vault_node::service::transparency::fresh_checkpoint(node.transparency())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut full_row = Row::new(
+            format!("full log check (first checkpoint), {size} entries"),
+            0,
+            size,
+            full.elapsed(),
+        );
+        full_row.latency = Some((full.elapsed(), full.elapsed()));
+        rows.push(full_row);
+        let name: &'static str =
+            Box::leak(format!("checkpoint latency, {size} entries").into_boxed_str());
+        let mut row = checkpoint_row(&node, &vault, name, args.min()).await?;
+        row.ceiling = Some(match first {
+            None => ("raw checkpoint note signature", 1.0),
+            Some(smallest) => (smallest, 1.0),
+        });
+        first.get_or_insert(name);
+        rows.push(row);
+    }
+    node.close();
+    Ok(rows)
+}
+
+/// The floor of any checkpoint: signing its note (Ed25519), nothing read.
+fn sign_row(pki: &TestPki, min: Duration) -> anyhow::Result<Row> {
+    let dir = pki.identity_dir("node-1");
+    let verifiers = pki::load_verifiers(&dir.join(pki::LOG_PUB_FILE))?;
+    let log_key = pki::LogSigner::load(&dir.join(pki::LOG_KEY_FILE), &verifiers)?;
+    let mut size = 0u64;
+    measure_sync("raw checkpoint note signature", min, || {
+        size += 1;
+        let note = pki::Checkpoint {
+            origin: log_key.origin().to_string(),
+            size,
+            root: [7; 32],
+        }
+        .sign(&log_key);
+        anyhow::ensure!(!note.is_empty());
+        Ok(())
+    })
+}
+
+/// Most checkpoints measured at one log size.
+const CHECKPOINT_SAMPLES_MAX: usize = 50;
+
+/// Fresh checkpoints, each after 64 appended entries (not timed), for at
+/// least `min` of checkpoint time or [`CHECKPOINT_SAMPLES_MAX`] of them.
+async fn checkpoint_row(
+    node: &RunningNode,
+    vault: &Arc<LocalNode>,
+    name: &str,
+    min: Duration,
+) -> anyhow::Result<Row> {
+    let mut latencies = Vec::new();
+    let mut total = Duration::ZERO;
+    // Bounded in samples too, so the log stays near its size (at most
+    // CHECKPOINT_SAMPLES_MAX × 64 entries are added while measuring).
+    while (total < min || latencies.len() < 10) && latencies.len() < CHECKPOINT_SAMPLES_MAX {
+        let size = vault_node::engine::log::size(vault.store())?;
+        fill_log(vault, size + 64).await?;
+        let t = Instant::now();
+        vault_node::service::transparency::fresh_checkpoint(node.transparency())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let elapsed = t.elapsed();
+        total += elapsed;
+        latencies.push(elapsed);
+    }
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let mut row = Row::new(name, 0, latencies.len() as u64, total);
+    row.latency = Some((pick(0.5), pick(0.99)));
+    Ok(row)
 }

@@ -4,7 +4,8 @@
 //!
 //! `cargo run --release -p tests --bin vault-bench [-- --json] [--sizes 4k,1m,256m]`
 //!
-//! One module per suite ([`transfer`], [`grants`], [`log`], [`growth`],
+//! One module per suite ([`transfer`], [`grants`], [`log`] (with the
+//! checkpoint suite), [`growth`],
 //! [`rss`], [`cluster`]); the ceilings they compare with in [`raw`]; the
 //! measuring loops and the table in [`report`].
 
@@ -38,7 +39,8 @@ struct Args {
     /// Minimum measuring time per workload, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     min_ms: u64,
-    /// Which suites to run: transfer, grants, log, growth, rss, cluster, or all.
+    /// Which suites to run: transfer, grants, log, checkpoint, growth, rss,
+    /// cluster, or all.
     #[arg(long, default_value = "transfer,grants,log", value_delimiter = ',')]
     suites: Vec<String>,
     /// Size of the document the rss suite moves (e.g. 1g).
@@ -53,6 +55,9 @@ struct Args {
     /// Log entries to build before measuring proofs and `audit verify`.
     #[arg(long, default_value_t = 100_000)]
     log_entries: u64,
+    /// Log sizes for the checkpoint suite (checkpoint latency at each).
+    #[arg(long, default_value = "10000,1000000", value_delimiter = ',')]
+    checkpoint_entries: Vec<u64>,
     /// Document sizes for the grant-checked fetch workloads.
     #[arg(long, default_value = "4k,1m", value_delimiter = ',')]
     grant_sizes: Vec<String>,
@@ -77,7 +82,15 @@ struct Args {
 }
 
 /// The suites `all` stands for, in the order they run.
-const ALL_SUITES: [&str; 6] = ["transfer", "grants", "log", "growth", "rss", "cluster"];
+const ALL_SUITES: [&str; 7] = [
+    "transfer",
+    "grants",
+    "log",
+    "checkpoint",
+    "growth",
+    "rss",
+    "cluster",
+];
 
 impl Args {
     /// Whether `suite` was asked for.
@@ -135,6 +148,9 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
     }
     if args.runs("log") {
         rows.extend(log::suite(&pki, &node, &args).await?);
+    }
+    if args.runs("checkpoint") {
+        rows.extend(log::checkpoint_suite(&args).await?);
     }
     if args.runs("growth") {
         rows.extend(growth::suite(&pki, &node, &args).await?);
