@@ -46,4 +46,5 @@ mod paging;
 mod portal;
 mod receipts;
 mod registry;
+mod text;
 mod walkthrough;

@@ -10,6 +10,7 @@ use vault_client::wire::Response;
 use vault_client::{ClientError, VaultClient};
 
 use crate::args::{AuditCommand, PageArgs};
+use crate::human;
 use crate::output::{self, strip_type, with_cursor, CommandResult};
 
 /// `vault audit ...`.
@@ -169,18 +170,8 @@ pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> Comma
             "code": e.code,
             "verified": true,
         }));
-        text.push_str(&format!(
-            "#{} {} {:?} by {} {} document {} purpose {} grant {} use {}\n",
-            r.index,
-            e.time,
-            e.event,
-            e.actor_role,
-            e.actor,
-            e.document_id.map(|d| d.to_string()).unwrap_or_default(),
-            r.detail.purpose.clone().unwrap_or_default(),
-            e.grant_id.map(|g| g.to_string()).unwrap_or_default(),
-            e.use_number
-        ));
+        text.push_str(&access_line(r));
+        text.push('\n');
     }
     if items.is_empty() {
         text.push_str("no accesses");
@@ -188,4 +179,52 @@ pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> Comma
     let mut value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated});
     with_cursor(&mut value, next_cursor, &mut text);
     Ok((value, text.trim_end().to_string()))
+}
+
+/// One verified entry for people: "2026-12-04 11:52  housing-bureau
+/// fetched marriage-certificate 45fa… for housing-subsidy (grant c81e…,
+/// use 1)  [#12]".
+fn access_line(r: &vault_client::client::VerifiedAccess) -> String {
+    let e = &r.entry;
+    let who = match e.actor_role {
+        pki::Role::Department => e.actor.clone(),
+        pki::Role::Resident => "you".to_string(),
+        role => format!("{role} {}", e.actor).trim_end().to_string(),
+    };
+    let kind = r
+        .detail
+        .kind
+        .clone()
+        .unwrap_or_else(|| "document".to_string());
+    let document = e
+        .document_id
+        .map(|d| format!(" {}", human::short(&d.to_string())))
+        .unwrap_or_default();
+    let what = match e.event {
+        pki::LogEvent::Fetch => format!("fetched {kind}{document}"),
+        pki::LogEvent::DocumentIssued => format!("issued {kind}{document}"),
+        pki::LogEvent::RequestMade => "asked for your documents".to_string(),
+        pki::LogEvent::Approval => "approved a request".to_string(),
+        pki::LogEvent::Denial => "denied a request".to_string(),
+        pki::LogEvent::GrantIssued => "received a grant".to_string(),
+        pki::LogEvent::Refusal => format!("was refused ({})", e.code),
+        pki::LogEvent::Revoke => "revoked a grant".to_string(),
+        other => format!("{other:?}"),
+    };
+    let purpose = r
+        .detail
+        .purpose
+        .as_ref()
+        .map(|p| format!(" for {p}"))
+        .unwrap_or_default();
+    let grant = match (e.grant_id, e.use_number) {
+        (Some(g), n) if n > 0 => format!(" (grant {}, use {n})", human::short(&g.to_string())),
+        (Some(g), _) => format!(" (grant {})", human::short(&g.to_string())),
+        (None, _) => String::new(),
+    };
+    format!(
+        "{}  {who} {what}{purpose}{grant}  [#{}]",
+        human::time(e.time),
+        r.index
+    )
 }

@@ -6,6 +6,7 @@ use serde_json::json;
 use vault_client::{DocumentId, VaultClient};
 
 use crate::args::PageArgs;
+use crate::human;
 use crate::output::{with_cursor, CommandResult};
 
 /// The scope `vault request` asks for: the documents if any, else the kinds.
@@ -47,16 +48,17 @@ pub async fn requests(client: &VaultClient, page: &PageArgs) -> CommandResult {
     let mut text = String::new();
     for r in &requests {
         text.push_str(&format!(
-            "{}  {} asks for {} document(s) for {} ({}; {}), {} s{}\n",
+            "{}  {} asks for {} document(s) for {} ({}; {}), access for {}; asked {}{}\n",
             r.request_id,
             r.department,
             r.documents.len(),
             r.purpose,
             r.purpose_description,
             r.legal_basis,
-            r.ttl_s,
+            human::duration(r.ttl_s),
+            human::time(r.created_at),
             r.expires_at
-                .map(|at| format!("; open until {at}"))
+                .map(|at| format!(", open until {}", human::time(at)))
                 .unwrap_or_default()
         ));
         for d in &r.documents {
@@ -87,11 +89,12 @@ pub async fn approve(
     let grant = client.approve(body).await?;
     let id = grant.id();
     let text = format!(
-        "grant {id}: {} may fetch {} document(s) {} time(s) until {}",
+        "grant {id}: {} may fetch {} document(s) {} time(s) until {} ({} from now)",
         grant.body.grantee,
         grant.body.documents.len(),
         grant.body.max_uses,
-        grant.body.not_after
+        human::time(grant.body.not_after),
+        human::duration((grant.body.not_after - vault_client::client::now_unix()).max(0) as u64)
     );
     Ok((
         json!({"grant_id": id, "request_id": request_id, "documents": grant.body.documents, "not_after": grant.body.not_after, "max_uses": grant.body.max_uses}),

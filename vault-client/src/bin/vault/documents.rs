@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use vault_client::{DocumentId, GetOptions, VaultClient};
 
 use crate::args::PageArgs;
+use crate::human;
 use crate::output::{with_cursor, CommandResult};
 
 /// `vault put FILE --resident R --kind K`.
@@ -19,9 +20,9 @@ pub async fn put(
 ) -> CommandResult {
     let out = client.put_file(file, resident, kind, progress).await?;
     let text = format!(
-        "{} stored ({} bytes, blake3 {}){}",
+        "stored {} as document {} (blake3 {}){}",
+        human::size(out.size),
         out.document_id,
-        out.size,
         out.content_hash,
         if out.deduplicated {
             ", deduplicated"
@@ -48,15 +49,19 @@ pub async fn get(
     let out = client.get_to_file(document_id, output, options).await?;
     let record = &out.document.record;
     let text = format!(
-        "{} -> {} ({} bytes, blake3 {} verified; issued by {} on {} for {}, {})",
+        "{} written to {} ({}{}, verified against the hash {} signed): {} of {}, issued {}",
         document_id,
         output.display(),
-        out.bytes,
-        record.content_hash,
+        human::size(out.bytes),
+        if out.resumed_from > 0 {
+            format!(", resumed from {}", human::size(out.resumed_from))
+        } else {
+            String::new()
+        },
         out.issuer.name,
-        record.issued_at,
+        record.kind,
         record.resident,
-        record.kind
+        human::time(record.issued_at),
     );
     let value = json!({
         "document_id": document_id,
@@ -84,14 +89,26 @@ pub async fn list(client: &VaultClient, resident: &ResidentId, page: &PageArgs) 
     } else {
         (client.list(resident).await?, None)
     };
-    let mut text = String::new();
+    let rows: Vec<Vec<String>> = documents
+        .iter()
+        .map(|d| {
+            vec![
+                d.document_id.to_string(),
+                d.record.kind.to_string(),
+                human::size(d.record.size),
+                d.record.issuer.to_string(),
+                human::time(d.record.issued_at),
+            ]
+        })
+        .collect();
+    let mut text = if rows.is_empty() {
+        String::new()
+    } else {
+        human::table(&["DOCUMENT", "KIND", "SIZE", "ISSUER", "ISSUED"], &rows) + "\n"
+    };
     let items: Vec<Value> = documents
         .iter()
         .map(|d| {
-            text.push_str(&format!(
-                "{}  {:<24} {:>12} bytes  issued by {} at {}\n",
-                d.document_id, d.record.kind, d.record.size, d.record.issuer, d.record.issued_at
-            ));
             json!({
                 "document_id": d.document_id,
                 "kind": d.record.kind.as_str(),

@@ -9,6 +9,7 @@ use serde_json::json;
 use vault_client::{ClientError, ErrorCode, VaultClient};
 
 use crate::args::PageArgs;
+use crate::human;
 use crate::output::{with_cursor, CommandResult};
 
 /// `vault grants [--limit N] [--cursor C]`: the grants the caller gave
@@ -20,23 +21,48 @@ pub async fn list(client: &VaultClient, page: &PageArgs) -> CommandResult {
     } else {
         (client.grants().await?, None)
     };
-    let mut text = String::new();
-    for g in &grants {
-        text.push_str(&format!(
-            "{}  {} -> {} for {}, {}/{} uses, until {}{}\n",
-            g.grant_id,
-            g.resident,
-            g.grantee,
-            g.purpose,
-            g.uses,
-            g.max_uses,
-            g.not_after,
-            if g.revoked { ", revoked" } else { "" }
-        ));
-    }
-    if grants.is_empty() {
-        text.push_str("no grants");
-    }
+    let now = vault_client::client::now_unix();
+    let rows: Vec<Vec<String>> = grants
+        .iter()
+        .map(|g| {
+            let state = if g.revoked {
+                "revoked"
+            } else if g.uses >= g.max_uses {
+                "all uses spent"
+            } else if now > g.not_after {
+                "expired"
+            } else if now < g.not_before {
+                "not yet valid"
+            } else {
+                "active"
+            };
+            vec![
+                g.grant_id.to_string(),
+                g.resident.to_string(),
+                g.grantee.to_string(),
+                g.purpose.to_string(),
+                format!("{} of {}", g.uses, g.max_uses),
+                human::time(g.not_after),
+                state.to_string(),
+            ]
+        })
+        .collect();
+    let mut text = if rows.is_empty() {
+        "no grants".to_string()
+    } else {
+        human::table(
+            &[
+                "GRANT",
+                "RESIDENT",
+                "DEPARTMENT",
+                "PURPOSE",
+                "USES",
+                "UNTIL",
+                "STATE",
+            ],
+            &rows,
+        )
+    };
     let mut value = json!({"grants": grants});
     with_cursor(&mut value, next_cursor, &mut text);
     Ok((value, text.trim_end().to_string()))

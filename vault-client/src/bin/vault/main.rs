@@ -19,6 +19,7 @@ mod audit;
 mod consent;
 mod documents;
 mod grants;
+mod human;
 mod output;
 mod portal;
 mod progress;
@@ -45,10 +46,8 @@ fn main() -> ExitCode {
         Err(e) => return output::usage_error(e),
     };
     let json = cli.json;
-    if matches!(cli.command, Command::Portal(_)) {
-        // Read while the process has one thread (see the function).
-        portal::remember_local_offset();
-    }
+    // Read while the process has one thread (see the function).
+    human::remember_local_offset();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -21,7 +21,7 @@ mod routes;
 mod text;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pki::{Identity, ResidentId};
@@ -51,17 +51,6 @@ const GRACE_AFTER_END: Duration = Duration::from_secs(5);
 /// finish before it stops anyway (a client that never finishes its
 /// request must not keep the agent, and the key it holds, alive).
 const DRAIN_MAX: Duration = Duration::from_secs(5);
-
-/// This machine's offset from UTC, read before any thread starts (the
-/// `time` crate refuses to read it once a process is multi-threaded).
-static LOCAL_OFFSET: OnceLock<UtcOffset> = OnceLock::new();
-
-/// Reads and keeps this machine's local offset; call before the runtime
-/// starts its threads.
-pub fn remember_local_offset() {
-    let offset = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
-    let _ = LOCAL_OFFSET.set(offset);
-}
 
 /// The running agent's state, shared by every request.
 pub struct Portal {
@@ -189,10 +178,7 @@ pub async fn run(identity: Identity, nodes: Vec<String>, args: PortalArgs) -> Co
         names: Mutex::new(None),
         idle: Duration::from_secs(idle_s),
         kiosk: args.kiosk,
-        offset: args
-            .utc_offset
-            .or_else(|| LOCAL_OFFSET.get().copied())
-            .unwrap_or(UtcOffset::UTC),
+        offset: args.utc_offset.unwrap_or_else(crate::human::local_offset),
         ended: Notify::new(),
     });
     let host = if addr.is_ipv4() {
