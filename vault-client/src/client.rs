@@ -96,6 +96,10 @@ pub struct GetOutcome {
     pub bytes: u64,
     /// Offset the download resumed from (0 for a fresh download).
     pub resumed_from: u64,
+    /// The index of this fetch's log entry, durable before the first byte
+    /// (`None` from nodes older than receipts): ask for its receipt with
+    /// [`VaultClient::receipt`].
+    pub log_index: Option<u64>,
 }
 
 /// Options for a get.
@@ -810,53 +814,27 @@ impl VaultClient {
         })
     }
 
-    /// A receipt for log entry `index`: its bytes (an auditor reads them
-    /// from the log; a resident only their own, from `accesses`), its
-    /// inclusion proof and the signed checkpoint it leads to, checked here
-    /// before it is handed out. Departments cannot export receipts yet.
+    /// A receipt for log entry `index`: the node sends the entry, its
+    /// inclusion proof and the signed checkpoint, if the caller may see the
+    /// entry (auditors any; a department the entries it is the actor of,
+    /// such as its own fetches, `GetOutcome::log_index`; a resident those
+    /// with their tag). The checkpoint goes through [`Self::trust_note`]
+    /// (so it is remembered and checked for a fork) and the receipt is
+    /// checked as `vault receipt verify` will before it is returned.
     pub async fn receipt(&self, index: u64) -> Result<crate::receipt::Receipt, ClientError> {
-        let entry = match self.identity.cert.role {
-            pki::Role::Auditor => self
-                .log_entries(index, 1)
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| ClientError::local(ErrorCode::LogRange, format!("the log has no entry {index}")))?,
-            pki::Role::Resident => self
-                .accesses_checked(true)
-                .await?
-                .entries
-                .into_iter()
-                .find(|a| a.index == index)
-                .ok_or_else(|| {
-                    ClientError::local(
-                        ErrorCode::LogRange,
-                        format!("entry {index} is not one of your log entries (see `vault accesses --all`)"),
-                    )
-                })?
-                .verified?
-                .bytes,
-            role => {
-                return Err(ClientError::local(
-                    ErrorCode::Forbidden,
-                    format!("a {role} cannot export receipts: auditors export any entry, residents their own"),
-                ))
-            }
+        let (entry, proof, note) = match self.call(&Request::Receipt { index }).await? {
+            Response::Receipt {
+                entry,
+                inclusion_proof,
+                note,
+            } => (entry, inclusion_proof, note),
+            other => return Err(unexpected(&other)),
         };
-        let (checkpoint, note) = self.checkpoint().await?;
-        let Response::InclusionProof {
-            inclusion_proof, ..
-        } = self.inclusion_proof(index, Some(checkpoint.size)).await?
-        else {
-            return Err(ClientError::local(
-                ErrorCode::Protocol,
-                "no inclusion proof",
-            ));
-        };
+        self.trust_note(&note).await?;
         let receipt = crate::receipt::Receipt {
-            entry,
+            entry: hex::decode(&entry).map_err(|_| bad_hex())?,
             index,
-            proof: hashes(&inclusion_proof)?,
+            proof: hashes(&proof)?,
             note,
         };
         verify_receipt(&receipt, self.identity.log_keys())?;
@@ -901,7 +879,7 @@ impl VaultClient {
         range: Option<ByteRange>,
         grant: Option<GrantId>,
     ) -> Result<(GetOutcome, Vec<u8>), ClientError> {
-        let (mut recv, document, issuer, range, _) =
+        let (mut recv, document, issuer, range, log_index) =
             self.open_get(document_id, range, grant).await?;
         let mut decoder = RangeDecoder::new(
             &blake3::Hash::from_bytes(document.record.content_hash.0),
@@ -922,6 +900,7 @@ impl VaultClient {
             issuer,
             bytes: out.len() as u64,
             resumed_from: 0,
+            log_index,
         };
         Ok((outcome, out))
     }
@@ -958,7 +937,7 @@ impl VaultClient {
         let opened = self
             .open_get(document_id, request_range, options.grant)
             .await;
-        let (recv, document, issuer, range, _) = match opened {
+        let (recv, document, issuer, range, log_index) = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 if !e.is_transient() {
@@ -976,6 +955,7 @@ impl VaultClient {
                 issuer,
                 bytes,
                 resumed_from: resume_from,
+                log_index,
             }),
             Err(e) => {
                 // Verified bytes are never thrown away for a local failure
@@ -1039,7 +1019,16 @@ impl VaultClient {
         document_id: DocumentId,
         range: Option<ByteRange>,
         grant: Option<GrantId>,
-    ) -> Result<(quinn::RecvStream, DocumentView, PeerCert, ByteRange, u64), ClientError> {
+    ) -> Result<
+        (
+            quinn::RecvStream,
+            DocumentView,
+            PeerCert,
+            ByteRange,
+            Option<u64>,
+        ),
+        ClientError,
+    > {
         let (mut send, mut recv) = self.connection.open_bi().await?;
         let request = Request::Get {
             document_id,
@@ -1049,12 +1038,13 @@ impl VaultClient {
         let response = exchange_on(&mut send, &mut recv, &request, FrameLimits::CLIENT, None)
             .await
             .map_err(exchange_error)?;
-        let (document, served, encoded_len) = match refused(response)? {
+        let (document, served, log_index) = match refused(response)? {
             Response::Document {
                 document,
                 range,
-                encoded_len,
-            } => (document, range, encoded_len),
+                log_index,
+                ..
+            } => (document, range, log_index),
             other => return Err(unexpected(&other)),
         };
         if document.document_id != document_id {
@@ -1082,7 +1072,7 @@ impl VaultClient {
         }
         let range = served;
         let issuer = self.provenance(&document)?;
-        Ok((recv, document, issuer, range, encoded_len))
+        Ok((recv, document, issuer, range, log_index))
     }
 
     /// [`verify_provenance`], remembering what already verified.

@@ -166,6 +166,14 @@ pub enum Request {
         /// How many (at most 1000 per page).
         count: u64,
     },
+    /// A receipt for one log entry: the entry, its inclusion proof and the
+    /// signed checkpoint it leads to. Auditors and nodes may ask for any
+    /// entry, a department for entries it is the actor of, a resident for
+    /// entries carrying their tag.
+    Receipt {
+        /// The entry's index.
+        index: u64,
+    },
     /// An inclusion proof for one entry.
     InclusionProof {
         /// The entry's index.
@@ -380,6 +388,19 @@ pub enum Response {
         range: ByteRange,
         /// Total bytes of pieces that follow this frame.
         encoded_len: u64,
+        /// The index of this fetch's log entry, durable before this frame
+        /// (absent from nodes older than receipts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log_index: Option<u64>,
+    },
+    /// Answer to a `Receipt`.
+    Receipt {
+        /// The entry's canonical bytes, lowercase hex.
+        entry: String,
+        /// Its inclusion proof against the note's tree size (hex hashes).
+        inclusion_proof: Vec<String>,
+        /// The signed checkpoint note.
+        note: String,
     },
     /// Answer to a `List`: one page.
     Documents {

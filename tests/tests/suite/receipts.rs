@@ -165,5 +165,129 @@ fn a_resident_exports_a_receipt_that_verifies_offline_and_a_changed_one_does_not
         ],
     )
     .unwrap();
-    assert_eq!(out.json["error"]["code"], "log.range", "{out:?}");
+    assert_eq!(out.json["error"]["code"], "auth.forbidden", "{out:?}");
+}
+
+/// A department's fetch under a grant: the get names its log entry, the
+/// department's client proves it is in the signed log (remembering that
+/// checkpoint), and `--receipt` keeps the proof, which verifies offline.
+#[test]
+fn a_department_keeps_the_receipt_of_its_fetch_and_remembers_the_checkpoint() {
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("marriage.pdf");
+    std::fs::write(&file, "a marriage certificate\n").unwrap();
+    let put = vault_put(
+        &pki,
+        "civil-affairs",
+        node.addr,
+        &file,
+        "resident-1",
+        "marriage-certificate",
+    )
+    .unwrap();
+    assert!(put.success, "{put:?}");
+    let housing = pki.identity_dir("housing-bureau");
+    let asked = vault_cli(
+        &housing,
+        node.addr,
+        &[
+            "request",
+            "--resident",
+            "resident-1",
+            "--kinds",
+            "marriage-certificate",
+            "--purpose",
+            "housing-subsidy",
+            "--ttl",
+            "30d",
+        ],
+    )
+    .unwrap();
+    let request_id = asked.json["request_id"].as_str().unwrap().to_string();
+    let approved = vault_cli(
+        &pki.identity_dir("resident-1"),
+        node.addr,
+        &["approve", &request_id, "--max-uses", "2"],
+    )
+    .unwrap();
+    assert!(approved.success, "{approved:?}");
+    let grant_id = approved.json["grant_id"].as_str().unwrap().to_string();
+    let doc = approved.json["documents"][0]["document_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let trusted = housing.join("checkpoints").join("trusted.json");
+    assert!(!trusted.exists(), "nothing remembered before the fetch");
+
+    let copy = work.path().join("copy.pdf");
+    let receipt = work.path().join("fetch.tlog-proof");
+    let got = vault_cli(
+        &housing,
+        node.addr,
+        &[
+            "get",
+            &doc,
+            "--grant",
+            &grant_id,
+            "-o",
+            copy.to_str().unwrap(),
+            "--receipt",
+            receipt.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert!(got.success, "{got:?}");
+    assert_eq!(got.json["logged"], true, "{got:?}");
+    let index = got.json["log_index"].as_u64().unwrap();
+    assert!(
+        trusted.exists(),
+        "the department remembers the checkpoint it checked"
+    );
+    let (ok, report) = verify_offline(&receipt, &housing.join("log.pub"));
+    assert!(ok, "{report}");
+    assert_eq!(report["index"], index);
+    assert_eq!(report["entry"]["event"], "fetch");
+    assert_eq!(report["entry"]["grant_id"], grant_id.as_str());
+    assert_eq!(report["entry"]["use_number"], 1);
+    assert_eq!(report["entry"]["actor"], "housing-bureau");
+    // Its own fetch, yes; civil-affairs' issue entry, no.
+    let out = vault_cli(
+        &housing,
+        node.addr,
+        &[
+            "receipt",
+            "export",
+            "--index",
+            "0",
+            "-o",
+            work.path().join("x.tlog-proof").to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(out.json["error"]["code"], "auth.forbidden", "{out:?}");
+    // An existing receipt file is never overwritten, and refused before
+    // the grant's use is spent.
+    let again = vault_cli(
+        &housing,
+        node.addr,
+        &[
+            "get",
+            &doc,
+            "--grant",
+            &grant_id,
+            "-o",
+            work.path().join("copy2.pdf").to_str().unwrap(),
+            "--receipt",
+            receipt.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(again.json["error"]["code"], "local.io", "{again:?}");
+    let grants = vault_cli(&housing, node.addr, &["grants"]).unwrap();
+    assert_eq!(
+        grants.json["grants"][0]["uses"], 1,
+        "no use spent by the refused get"
+    );
 }

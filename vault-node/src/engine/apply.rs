@@ -61,7 +61,20 @@ pub fn apply(
         | Command::RecordCertificateRevocations { .. } => Applied::Recorded,
     };
     let records = crate::engine::entries::records(state, proposal, &applied, &mut writes)?;
+    // A fetch leaves exactly one entry: its index is the log's size now.
+    let first_index = crate::engine::log::size(state)?;
+    let fetched = !records.is_empty();
     crate::engine::log::append_all(state, records, &mut writes)?;
+    let applied = match (applied, command) {
+        (Applied::GrantUsed { use_number, .. }, _) => Applied::GrantUsed {
+            use_number,
+            log_index: fetched.then_some(first_index),
+        },
+        (Applied::Recorded, Command::RecordAccess { .. }) if fetched => Applied::AccessRecorded {
+            log_index: first_index,
+        },
+        (other, _) => other,
+    };
     Ok((applied, writes))
 }
 
@@ -298,7 +311,10 @@ fn use_grant(
         grant_id.as_bytes().to_vec(),
         encode(&counter)?,
     ));
-    Ok(Applied::GrantUsed { use_number })
+    Ok(Applied::GrantUsed {
+        use_number,
+        log_index: None,
+    })
 }
 
 fn revoke_grant(

@@ -83,7 +83,7 @@ impl Builder<'_> {
                     document_id,
                     at,
                 },
-                Applied::GrantUsed { use_number },
+                Applied::GrantUsed { use_number, .. },
             ) => self.grant_fetch(*grant_id, *document_id, *at, *use_number),
             (
                 Command::RecordAccess {

@@ -280,6 +280,15 @@ pub enum Applied {
     GrantUsed {
         /// This use's number, from 1.
         use_number: u32,
+        /// The index of the fetch's log entry (absent from answers of
+        /// nodes older than receipts).
+        #[serde(default)]
+        log_index: Option<u64>,
+    },
+    /// A fetch without a grant (issuer or resident) was recorded.
+    AccessRecorded {
+        /// The index of its log entry.
+        log_index: u64,
     },
     /// A grant was revoked (or already was).
     GrantRevoked,

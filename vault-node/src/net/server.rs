@@ -293,6 +293,7 @@ fn kind_of(request: &Request) -> &'static str {
         Request::Checkpoint => "checkpoint",
         Request::LogEntries { .. } => "log_entries",
         Request::InclusionProof { .. } => "inclusion_proof",
+        Request::Receipt { .. } => "receipt",
         Request::ConsistencyProof { .. } => "consistency_proof",
         Request::Accesses { .. } => "accesses",
         Request::List { .. } => "list",
@@ -405,6 +406,7 @@ async fn handle(
         Request::Checkpoint
         | Request::LogEntries { .. }
         | Request::InclusionProof { .. }
+        | Request::Receipt { .. }
         | Request::ConsistencyProof { .. }
         | Request::Accesses { .. } => {
             transparency::handle(&services.transparency, &caller.cert, request).await?

@@ -170,15 +170,23 @@ impl Documents {
         let outboard = reader.outboard()?;
         // The header is encoded before the use is spent: a header that
         // cannot be sent must refuse the get, not cost a use.
-        let header = vault_client::wire::encode_frame(&Response::Document {
-            document: view(&entry),
-            range,
-            encoded_len,
-        })
-        .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+        let header = |log_index| {
+            vault_client::wire::encode_frame(&Response::Document {
+                document: view(&entry),
+                range,
+                encoded_len,
+                log_index,
+            })
+        };
+        let unindexed =
+            header(None).map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
         // Only now, with the request valid and the blob readable, is the
         // access counted; it is durable in the log before the first byte.
-        self.commit_access(caller, document_id, grant).await?;
+        let log_index = self.commit_access(caller, document_id, grant).await?;
+        // The header names the fetch's entry (for its receipt); the same
+        // header without it was encoded before the use was spent, and is
+        // sent should this one not encode.
+        let header = header(log_index).unwrap_or(unindexed);
         Ok(Download {
             entry,
             reader,
@@ -271,7 +279,7 @@ impl Documents {
         caller: &PeerCert,
         document_id: DocumentId,
         grant: Option<GrantId>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<u64>, Refusal> {
         let command = match grant {
             Some(grant_id) => Command::UseGrant {
                 grant_id,
@@ -285,10 +293,17 @@ impl Documents {
             },
         };
         let applied = self.consensus.submit(command, &*self.clock).await?;
-        if let Applied::GrantUsed { use_number } = applied {
-            tracing::info!(use_number, role = caller.role.as_str(), "fetch under grant");
-        }
-        Ok(())
+        Ok(match applied {
+            Applied::GrantUsed {
+                use_number,
+                log_index,
+            } => {
+                tracing::info!(use_number, role = caller.role.as_str(), "fetch under grant");
+                log_index
+            }
+            Applied::AccessRecorded { log_index } => Some(log_index),
+            _ => None,
+        })
     }
 
     fn in_cluster(&self) -> bool {

@@ -206,6 +206,7 @@ pub async fn handle(
             note: checkpoint(ctx).await?.2,
         }),
         Request::LogEntries { start, count } => entries(ctx, caller, start, count),
+        Request::Receipt { index } => receipt(ctx, caller, index).await,
         Request::InclusionProof { index, tree_size } => {
             let size = match tree_size {
                 Some(size) => size,
@@ -286,6 +287,62 @@ fn inclusion(ctx: &Transparency, index: u64, size: u64) -> Result<Response, Refu
         leaf_hash: hex::encode(leaf),
         root_hash: hex::encode(root),
         inclusion_proof: proof.iter().map(hex::encode).collect(),
+    })
+}
+
+/// A receipt for entry `index` against the current signed checkpoint,
+/// for a caller who may see that entry: auditors and nodes any, a
+/// department the entries it is the actor of, a resident the entries with
+/// their tag. Anyone else is refused without learning what the entry is.
+async fn receipt(ctx: &Transparency, caller: &PeerCert, index: u64) -> Result<Response, Refusal> {
+    // A note over the log as it is now (a fetch asks for its receipt right
+    // after it, so the reused one would predate the entry), verified
+    // incrementally under the one-at-a-time lock, and not put in the reuse
+    // cache, so other callers' checkpoints are not made staler by it.
+    let (size, _, note) = {
+        let _one = ctx.checkpoints.verifying.lock().await;
+        fresh_checkpoint(ctx).await?
+    };
+    if index >= size {
+        return Err(Refusal::new(
+            ErrorCode::LogRange,
+            format!("entry {index} is not in the signed log (size {size})"),
+        ));
+    }
+    let store = ctx.vault.store();
+    let storage =
+        |e: crate::engine::meta::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
+    let bytes = log::entries(store, index, 1)
+        .map_err(storage)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Refusal::new(ErrorCode::LogRange, format!("no entry {index}")))?;
+    let entry = pki::LogEntry::parse(&bytes)
+        .map_err(|e| Refusal::new(ErrorCode::LogCorrupt, e.to_string()))?;
+    let allowed = match caller.role {
+        Role::Auditor | Role::Node => true,
+        Role::Department => {
+            entry.actor_role == Role::Department && entry.actor == caller.name.as_str()
+        }
+        Role::Resident => {
+            let resident = pki::ResidentId::parse(caller.name.as_str())
+                .map_err(|e| Refusal::new(ErrorCode::Forbidden, e.to_string()))?;
+            log::salt(store, &resident)
+                .map_err(storage)?
+                .is_some_and(|salt| pki::resident_tag(&salt, &resident) == entry.resident_tag)
+        }
+    };
+    if !allowed {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("entry {index} is not one you took part in; only auditors receive any entry's receipt"),
+        ));
+    }
+    let proof = merkle::inclusion_proof(index, size, &mut |s, l| log::subtree(store, s, l))?;
+    Ok(Response::Receipt {
+        entry: hex::encode(&bytes),
+        inclusion_proof: proof.iter().map(hex::encode).collect(),
+        note,
     })
 }
 

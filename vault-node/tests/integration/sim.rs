@@ -819,7 +819,7 @@ impl Sim {
     fn check_ack(&mut self, proposal: &Proposal, outcome: &Outcome) {
         let seed = self.seed;
         match (&proposal.command, outcome) {
-            (Command::UseGrant { .. }, Outcome::Applied(Applied::GrantUsed { use_number })) => {
+            (Command::UseGrant { .. }, Outcome::Applied(Applied::GrantUsed { use_number, .. })) => {
                 let (_, max_uses) = self.grant.expect("a grant");
                 assert!(
                     !self.revoked,
@@ -1187,7 +1187,7 @@ impl Sim {
                 .acked
                 .iter()
                 .filter_map(|(_, _, outcome)| match outcome {
-                    Outcome::Applied(Applied::GrantUsed { use_number }) => Some(*use_number),
+                    Outcome::Applied(Applied::GrantUsed { use_number, .. }) => Some(*use_number),
                     _ => None,
                 })
                 .collect();

@@ -56,6 +56,11 @@ pub enum Command {
         /// Fetch under this grant (a department other than the issuer).
         #[arg(long)]
         grant: Option<pki::GrantId>,
+        /// Also save the fetch's receipt here: its log entry with the proof
+        /// that it is in the signed log (C2SP tlog-proof; check it anywhere
+        /// with `vault receipt verify`).
+        #[arg(long)]
+        receipt: Option<PathBuf>,
     },
     /// List a resident's documents you may see.
     List {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use pki::{DocumentKind, ResidentId};
 use serde_json::{json, Value};
-use vault_client::{DocumentId, GetOptions, VaultClient};
+use vault_client::{ClientError, DocumentId, ErrorCode, GetOptions, VaultClient};
 
 use crate::args::PageArgs;
 use crate::human;
@@ -45,8 +45,39 @@ pub async fn get(
     document_id: DocumentId,
     output: &Path,
     options: GetOptions,
+    receipt_path: Option<&Path>,
 ) -> CommandResult {
+    if let Some(path) = receipt_path.filter(|p| p.exists()) {
+        return Err(ClientError::local(
+            ErrorCode::LocalIo,
+            format!(
+                "{} already exists; choose another --receipt FILE",
+                path.display()
+            ),
+        ));
+    }
     let out = client.get_to_file(document_id, output, options).await?;
+    // The fetch's entry, proven in the signed log (and that checkpoint
+    // checked against the one this identity remembers): a department
+    // knows its fetch was logged, and may keep the proof.
+    let logged = match out.log_index {
+        Some(index) => {
+            let receipt = client.receipt(index).await.map_err(|e| {
+                ClientError::local(
+                    ErrorCode::parse(e.code()).unwrap_or(ErrorCode::Integrity),
+                    format!(
+                        "{} was written, but its log entry {index} could not be proven: {e}",
+                        output.display()
+                    ),
+                )
+            })?;
+            if let Some(path) = receipt_path {
+                crate::receipts::write_new(path, &receipt.encode())?;
+            }
+            true
+        }
+        None => false,
+    };
     let record = &out.document.record;
     let text = format!(
         "{} written to {} ({}{}, verified against the hash {} signed): {} of {}, issued {}",
@@ -74,6 +105,9 @@ pub async fn get(
         "bytes_written": out.bytes,
         "resumed_from": out.resumed_from,
         "output": output.display().to_string(),
+        "log_index": out.log_index,
+        "logged": logged,
+        "receipt": receipt_path.map(|p| p.display().to_string()),
     });
     Ok((value, text))
 }

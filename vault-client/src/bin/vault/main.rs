@@ -158,6 +158,7 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
             range,
             no_resume,
             grant,
+            receipt,
         } => {
             let options = GetOptions {
                 range,
@@ -165,7 +166,7 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
                 progress,
                 grant,
             };
-            documents::get(client, document_id, &output, options).await
+            documents::get(client, document_id, &output, options, receipt.as_deref()).await
         }
         Command::List { resident, page } => documents::list(client, &resident, &page).await,
         Command::Request {

@@ -26,15 +26,7 @@ pub async fn export(client: &VaultClient, index: u64, output: Option<PathBuf>) -
         ));
     }
     let receipt = client.receipt(index).await?;
-    let text = receipt.encode();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| local(e, &path))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| local(e, &path))?;
+    write_new(&path, &receipt.encode())?;
     let (checkpoint, _) = client.checkpoint().await?;
     Ok((
         json!({"index": index, "output": path, "tree_size": checkpoint.size.max(index + 1), "origin": checkpoint.origin}),
@@ -44,6 +36,18 @@ pub async fn export(client: &VaultClient, index: u64, output: Option<PathBuf>) -
             path.display()
         ),
     ))
+}
+
+/// Writes `text` to a new file (never over an existing one), synced.
+pub fn write_new(path: &Path, text: &str) -> Result<(), ClientError> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| local(e, path))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| local(e, path))
 }
 
 /// `vault receipt verify FILE [--log-pub FILE]`: no network.

@@ -579,7 +579,10 @@ mod tests {
     fn raft_outcomes_round_trip_through_json() {
         let outcomes = [
             Outcome::Internal,
-            Outcome::Applied(Applied::GrantUsed { use_number: 3 }),
+            Outcome::Applied(Applied::GrantUsed {
+                use_number: 3,
+                log_index: None,
+            }),
             Outcome::Refused(Refusal::new(ErrorCode::GrantNotFound, "no grant").body()),
             Outcome::Conflict("blob size differs".into()),
         ];
