@@ -486,6 +486,13 @@ fn attachment(content_type: &'static str, filename: &str, body: Vec<u8>) -> Resp
     response
 }
 
+/// The two export formats of the data tracker.
+#[derive(Clone, Copy)]
+enum Export {
+    Csv,
+    Json,
+}
+
 /// `GET /accesses.csv`: the filtered rows (every page) as CSV.
 async fn accesses_csv(
     ctx: Ctx,
@@ -493,23 +500,7 @@ async fn accesses_csv(
     Query(save): Query<SaveQuery>,
     uri: axum::http::Uri,
 ) -> Response {
-    if let Some(question) = kiosk_question(&ctx, &save, uri.query()) {
-        return question;
-    }
-    let result = async {
-        let client = ctx.portal.client().await?;
-        let (rows, _, _) = access_rows(&client).await?;
-        Ok(model::csv(&filters.apply(&rows, ctx.portal.offset)))
-    }
-    .await;
-    match ctx.portal.settle(result).await {
-        Ok(csv) => attachment(
-            "text/csv; charset=utf-8",
-            "vault-accesses.csv",
-            csv.into_bytes(),
-        ),
-        Err(e) => ctx.failure(&e),
-    }
+    export(ctx, filters, save, uri, Export::Csv).await
 }
 
 /// `GET /accesses.json`: the filtered rows (every page) as JSON, with the
@@ -520,6 +511,17 @@ async fn accesses_json(
     Query(save): Query<SaveQuery>,
     uri: axum::http::Uri,
 ) -> Response {
+    export(ctx, filters, save, uri, Export::Json).await
+}
+
+/// An export: asked first with `--kiosk`, every row checked as on the page.
+async fn export(
+    ctx: Ctx,
+    filters: Filters,
+    save: SaveQuery,
+    uri: axum::http::Uri,
+    format: Export,
+) -> Response {
     if let Some(question) = kiosk_question(&ctx, &save, uri.query()) {
         return question;
     }
@@ -527,11 +529,18 @@ async fn accesses_json(
         let client = ctx.portal.client().await?;
         let (rows, size, root) = access_rows(&client).await?;
         let kept = filters.apply(&rows, ctx.portal.offset);
-        Ok(model::json(&kept, size, &root).to_string())
+        Ok(match format {
+            Export::Csv => model::csv(&kept),
+            Export::Json => model::json(&kept, size, &root).to_string(),
+        })
     }
     .await;
+    let (content_type, name) = match format {
+        Export::Csv => ("text/csv; charset=utf-8", "vault-accesses.csv"),
+        Export::Json => ("application/json", "vault-accesses.json"),
+    };
     match ctx.portal.settle(result).await {
-        Ok(json) => attachment("application/json", "vault-accesses.json", json.into_bytes()),
+        Ok(body) => attachment(content_type, name, body.into_bytes()),
         Err(e) => ctx.failure(&e),
     }
 }

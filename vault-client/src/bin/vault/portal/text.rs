@@ -463,14 +463,7 @@ pub fn datetime(lang: Lang, unix: i64, offset: UtcOffset) -> String {
     };
     let t = t.to_offset(offset);
     match lang {
-        Lang::En => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
+        Lang::En => crate::human::time_at(unix, offset),
         Lang::Zh => format!(
             "{}年{}月{}日 {:02}:{:02}",
             t.year(),
