@@ -350,7 +350,7 @@ pub fn accesses_page(view: &View, a: &AccessesView<'_>) -> Markup {
             div.warning role="alert" data-verify-failed=(failed) { strong { (words.verify_failed_warning) } }
         }
         p.intro { (words.accesses_intro) }
-        p.checked data-tree-size=(a.tree_size) { (words.checked_against) " " (a.tree_size) "." }
+        p.checked data-tree-size=(a.tree_size) { (words.checked_against) " " (a.tree_size) (if view.lang == Lang::Zh { "。" } else { "." }) }
         form.filters method="get" action="/accesses" {
             fieldset {
                 legend { (words.filters) }
