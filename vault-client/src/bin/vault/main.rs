@@ -11,7 +11,7 @@
 //! checkpoints and proofs, `audit verify`, accesses), `registry` (the
 //! district's purposes and departments), `receipts` (receipt export and
 //! offline verification), `portal` (the resident's web
-//! portal on loopback). `args` is the
+//! portal on loopback), `witness` (`vault witness init|serve`). `args` is the
 //! grammar, `output` the printing and exit status, `progress` the bar.
 
 mod args;
@@ -24,6 +24,7 @@ mod portal;
 mod progress;
 mod receipts;
 mod registry;
+mod witness;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -66,6 +67,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> CommandResult {
+    if let Command::Witness { command } = cli.command {
+        return witness::command(command).await;
+    }
     if let Command::Receipt {
         command:
             ReceiptCommand::Verify {
@@ -212,7 +216,8 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
         Command::Receipt {
             command: ReceiptCommand::Verify { .. },
         }
-        | Command::Portal(_) => Err(ClientError::local(
+        | Command::Portal(_)
+        | Command::Witness { .. } => Err(ClientError::local(
             ErrorCode::InvalidArgument,
             "unsupported command",
         )),
