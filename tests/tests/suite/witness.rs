@@ -153,14 +153,26 @@ fn witnessed_checkpoints_are_required_by_the_policy_and_forks_are_refused() {
     assert!(out.success, "{:?}", out.json);
     let size = out.json["tree_size"].as_u64().unwrap();
     assert!(size >= 2);
-    // The accesses view checks the same policy.
-    let out = vault_cli(
-        &pki.identity_dir("resident-1"),
-        witnessed.addr,
-        &["accesses"],
-    )
-    .unwrap();
+    // The accesses view checks the same policy, and a receipt carries the cosignature:
+    // `receipt verify` with the policy names the witness.
+    let r1 = pki.identity_dir("resident-1");
+    let out = vault_cli(&r1, witnessed.addr, &["accesses"]).unwrap();
     assert!(out.success, "{:?}", out.json);
+    let receipt = pki.data_dir("entry-0.tlog-proof");
+    let export = [
+        "receipt",
+        "export",
+        "--index",
+        "0",
+        "-o",
+        path_str(&receipt).unwrap(),
+    ];
+    let out = vault_cli(&r1, witnessed.addr, &export).unwrap();
+    assert!(out.success, "{:?}", out.json);
+    let verify = ["receipt", "verify", path_str(&receipt).unwrap()];
+    let out = vault_cli(&r1, witnessed.addr, &verify).unwrap();
+    assert!(out.success, "{:?}", out.json);
+    assert_eq!(out.json["witnessed_by"], serde_json::json!([WITNESS_NAME]));
 
     // The witness refuses a fork: the same size with another root, signed with the
     // district's real log key (409, its size), and a larger tree with a proof that does

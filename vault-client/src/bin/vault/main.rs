@@ -78,7 +78,7 @@ async fn run(cli: Cli) -> CommandResult {
             },
     } = &cli.command
     {
-        return receipts::verify(file, &pki::load_verifiers(log_pub)?);
+        return receipts::verify(file, &pki::load_verifiers(log_pub)?, None);
     }
     let identity_dir = cli.identity.clone().ok_or_else(|| {
         ClientError::local(
@@ -97,7 +97,7 @@ async fn run(cli: Cli) -> CommandResult {
         command: ReceiptCommand::Verify { file, .. },
     } = &cli.command
     {
-        return receipts::verify(file, identity.log_keys());
+        return receipts::verify(file, identity.log_keys(), identity.witness_policy());
     }
     let progress = !cli.json && std::io::stderr().is_terminal();
     let nodes = match &cli.node {
