@@ -139,6 +139,12 @@ pub enum PkiError {
         /// What was looked for and not found.
         reason: String,
     },
+    /// A checkpoint lacks the witness cosignatures the identity's witness policy requires.
+    #[error("not witnessed: {reason}")]
+    WitnessMissing {
+        /// Which cosignatures were found and which are missing.
+        reason: String,
+    },
     /// A statement names a different issuer than the certificate that signed it.
     #[error("statement issuer mismatch: {reason}")]
     IssuerMismatch {
@@ -187,6 +193,7 @@ impl PkiError {
             Self::BadSignature => "pki.bad_signature",
             Self::IssuerMismatch { .. } => "pki.issuer_mismatch",
             Self::UnknownLogKey { .. } => "pki.unknown_log_key",
+            Self::WitnessMissing { .. } => "pki.witness_missing",
             Self::Generate { .. } => "pki.generate",
             Self::Tls { .. } => "pki.tls",
         }

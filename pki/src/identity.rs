@@ -25,6 +25,7 @@ pub struct Identity {
     pub cert: PeerCert,
     dir: PathBuf,
     log_keys: Vec<LogVerifier>,
+    witness_policy: Option<Arc<crate::cosignature::WitnessPolicy>>,
     cert_der: Vec<u8>,
     key_der: Vec<u8>,
     ca_der: Vec<u8>,
@@ -61,7 +62,12 @@ impl Identity {
             });
         }
         let log_keys = log_key::load_verifiers(&dir.join(LOG_PUB_FILE))?;
+        let witness_policy = crate::cosignature::WitnessPolicy::load(
+            &dir.join(crate::cosignature::WITNESS_POLICY_FILE),
+        )?
+        .map(Arc::new);
         Ok(Self {
+            witness_policy,
             cert,
             dir: dir.to_path_buf(),
             log_keys,
@@ -75,6 +81,12 @@ impl Identity {
     /// The directory the identity was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The witness policy of the identity directory (`witness-policy`), if it has one:
+    /// checkpoints then need the cosignatures it asks for.
+    pub fn witness_policy(&self) -> Option<&crate::cosignature::WitnessPolicy> {
+        self.witness_policy.as_deref()
     }
 
     /// The district log's verifier keys this identity trusts (`log.pub`; empty without one).

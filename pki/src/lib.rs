@@ -16,6 +16,7 @@
 
 mod ca;
 mod cert;
+mod cosignature;
 mod error;
 mod files;
 mod grants;
@@ -35,6 +36,11 @@ pub use ca::{
 pub use cert::{
     load_crls, parse_certificate, read_certificate_pem, revoked_serials, verify_certificate,
     PeerCert, Role, ED25519_PUBLIC_KEY_LEN,
+};
+pub use cosignature::{
+    check_witness_name, cosignature_message, split_note, WitnessPolicy, WitnessSigner,
+    WitnessVerifier, COSIGNATURE_TYPE, POLICY_ITEMS_MAX, POLICY_LEN_MAX, WITNESS_KEY_FILE,
+    WITNESS_NAME_LEN_MAX, WITNESS_POLICY_FILE, WITNESS_PUB_FILE,
 };
 pub use error::PkiError;
 pub use grants::{

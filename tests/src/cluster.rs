@@ -78,6 +78,7 @@ pub async fn start_cluster(pki: &TestPki, n: u64) -> anyhow::Result<Vec<RunningN
             pki.issue_node(&name)?;
         }
         let node = node::start(NodeConfig {
+            witnesses: Vec::new(),
             log_key_path: None,
             listen: addr.parse()?,
             data_dir: pki.data_dir(&name),

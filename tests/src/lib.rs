@@ -180,6 +180,7 @@ impl TestPki {
 /// Starts a node in this process on an ephemeral loopback port.
 pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
     let config = NodeConfig {
+        witnesses: Vec::new(),
         log_key_path: None,
         listen: "127.0.0.1:0".parse()?,
         data_dir: pki.data_dir("node-1"),

@@ -588,9 +588,15 @@ impl VaultClient {
     /// `<identity>/checkpoints/`), checks it against the remembered one with
     /// a consistency proof from this node, remembering it when it is larger
     /// and consistent. A fork is `log.fork`, with both signed checkpoints
-    /// saved as evidence (the error names the folder).
+    /// saved as evidence (the error names the folder). When the identity
+    /// has a witness policy (`witness-policy`), the note must also carry the
+    /// cosignatures it requires, else `log.witness_missing` (checked before
+    /// the checkpoint is remembered).
     pub async fn trust_note(&self, note: &str) -> Result<pki::Checkpoint, ClientError> {
         let checkpoint = pki::Checkpoint::verify_note(note, self.identity.log_keys())?;
+        if let Some(policy) = self.identity.witness_policy() {
+            check_witnesses(policy, note)?;
+        }
         if let Some(store) = &self.checkpoints {
             let prove = |from, to| self.call_owned(Request::ConsistencyProof { from, to });
             store.check(&checkpoint, note, prove).await?;
@@ -1271,6 +1277,20 @@ fn hashes(texts: &[String]) -> Result<Vec<crate::merkle::Hash>, ClientError> {
         return Err(ClientError::local(ErrorCode::Protocol, "proof too long"));
     }
     texts.iter().map(|t| hash(t)).collect()
+}
+
+/// Checks a signed note's witness cosignatures against a policy:
+/// `log.witness_missing` when they do not reach its quorum.
+pub fn check_witnesses(
+    policy: &pki::WitnessPolicy,
+    note: &str,
+) -> Result<Vec<String>, ClientError> {
+    policy.check(note).map_err(|e| match e {
+        pki::PkiError::WitnessMissing { reason } => {
+            ClientError::local(ErrorCode::LogWitnessMissing, reason)
+        }
+        other => other.into(),
+    })
 }
 
 /// Checks a receipt offline against the district's log keys: the

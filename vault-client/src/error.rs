@@ -102,6 +102,9 @@ pub enum ErrorCode {
     /// remembered (same size with another root, or no consistency proof
     /// between them): the log forked. Both are kept as evidence.
     LogFork,
+    /// The identity has a witness policy and the checkpoint lacks the
+    /// cosignatures it requires.
+    LogWitnessMissing,
     /// A receipt file is not a C2SP tlog-proof a vault writes.
     ReceiptMalformed,
     /// A receipt's entry is not in the signed log at its index.
@@ -171,6 +174,7 @@ impl ErrorCode {
             ErrorCode::LogCorrupt => "log.corrupt",
             ErrorCode::LogRange => "log.range",
             ErrorCode::LogFork => "log.fork",
+            ErrorCode::LogWitnessMissing => "log.witness_missing",
             ErrorCode::ReceiptMalformed => "receipt.malformed",
             ErrorCode::ReceiptInvalid => "receipt.invalid",
             ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
@@ -225,6 +229,7 @@ impl ErrorCode {
         ErrorCode::LogCorrupt,
         ErrorCode::LogRange,
         ErrorCode::LogFork,
+        ErrorCode::LogWitnessMissing,
         ErrorCode::ReceiptMalformed,
         ErrorCode::ReceiptInvalid,
         ErrorCode::GrantCertificateRevoked,

@@ -10,14 +10,17 @@
 //!   [`tree`] (BLAKE3 verified streaming), [`merkle`] (RFC 6962), [`wire`]
 //!   (messages, the frame codec with its incremental decoder, limits, reset
 //!   codes, the byte-range rule), [`replay`] (the auditor's rules and
-//!   checks), [`receipt`] (C2SP tlog-proof receipts, verified offline) and
+//!   checks), [`receipt`] (C2SP tlog-proof receipts, verified offline),
+//!   [`witness`] (the C2SP tlog-witness request and the witness's decision) and
 //!   [`progress`] (the progress-reporting interface).
 //! - **The network** (feature `net`, default): `client_error`
 //!   (`ClientError`), `framing` (frames on quinn streams, the
 //!   request-with-deadline exchange), `transport` (endpoints, the peer's
 //!   certificate), `sink` (a transfer's local files), `checkpoints` (the
 //!   last trusted checkpoint a client remembers, and fork evidence),
-//!   `client` (`VaultClient`) and `audit` (the auditor over the network).
+//!   `client` (`VaultClient`), `audit` (the auditor over the network),
+//!   `witness_client` (a node asking a witness to cosign, HTTP/1.1) and, with
+//!   the feature `cli`, `witness_server` (the witness: `vault witness serve`).
 //!
 //! **Invariant:** the pure layer does no I/O and has no quinn, tokio,
 //! indicatif or socket crate in its dependency closure
@@ -36,6 +39,7 @@ pub mod receipt;
 pub mod replay;
 pub mod tree;
 pub mod wire;
+pub mod witness;
 
 #[cfg(feature = "net")]
 pub mod audit;
@@ -51,6 +55,10 @@ pub mod framing;
 pub mod sink;
 #[cfg(feature = "net")]
 pub mod transport;
+#[cfg(feature = "net")]
+pub mod witness_client;
+#[cfg(feature = "cli")]
+pub mod witness_server;
 
 #[cfg(feature = "net")]
 pub use client::{GetOptions, GetOutcome, PutOutcome, VaultClient};

@@ -431,6 +431,7 @@ async fn a_data_directory_in_use_is_refused_and_a_failed_start_leaves_nothing() 
     let pki = TestPki::new().unwrap();
     let node = start_node(&pki).await.unwrap();
     let config = |data_dir: std::path::PathBuf, listen: &str| vault_node::node::NodeConfig {
+        witnesses: Vec::new(),
         log_key_path: None,
         listen: listen.parse().unwrap(),
         data_dir,

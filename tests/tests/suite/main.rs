@@ -21,7 +21,9 @@
 //!   revoke, deny; verified accesses; screenshots in English and Chinese),
 //!   and its defences over raw HTTP;
 //! - [`walkthrough`]: the README, command for command, on `vault-node dev
-//!   --nodes 3`.
+//!   --nodes 3`;
+//! - [`witness`]: a `vault witness serve` process cosigning a node's
+//!   checkpoints, clients with a witness policy, and forks the witness refuses.
 //!
 //! Tests run in parallel threads of this one process. None changes the
 //! process's environment or working directory; each makes its own PKI and
@@ -48,3 +50,4 @@ mod receipts;
 mod registry;
 mod text;
 mod walkthrough;
+mod witness;

@@ -12,6 +12,10 @@
 //! purposes = "purposes.json"      # optional
 //! issuers = "issuers.json"        # optional: who may issue which kinds
 //!
+//! [[witnesses]]                   # optional, repeated: witnesses asked to cosign checkpoints
+//! url = "http://10.0.0.9:7380"
+//! vkey = "witness.district.example/w1+<key id>+<base64 key>"
+//!
 //! [limits]                        # optional: bounded work per caller
 //! uploads_per_caller = 16         # (the defaults; see docs/OPERATIONS.md)
 //! uploads_total = 64
@@ -47,6 +51,7 @@ use serde::Deserialize;
 
 use crate::rules::limits::Limits;
 use crate::rules::placement::{self, ClusterPolicy};
+pub use crate::service::transparency::WitnessEndpoint;
 
 /// What a node needs to start.
 #[derive(Debug, Clone)]
@@ -72,6 +77,8 @@ pub struct NodeConfig {
     pub cluster: Option<ClusterConfig>,
     /// Caps and deadlines bounding each caller's work.
     pub limits: Limits,
+    /// The witnesses asked to cosign each new checkpoint.
+    pub witnesses: Vec<WitnessEndpoint>,
 }
 
 /// A node's place in a Raft cluster.
@@ -118,6 +125,38 @@ pub struct FileConfig {
     /// Caps and deadlines (every key optional).
     #[serde(default)]
     pub limits: Limits,
+    /// Witnesses (`[[witnesses]]`, each `url` and `vkey`).
+    #[serde(default)]
+    pub witnesses: Vec<FileWitness>,
+}
+
+/// One `[[witnesses]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWitness {
+    /// `http://HOST:PORT[/PREFIX]`.
+    pub url: String,
+    /// Its verifier key (C2SP vkey, type 0x04).
+    pub vkey: String,
+}
+
+/// Parses a witness given as `URL=VKEY` (`vault-node run --witness`), or as
+/// its two parts.
+pub fn witness(url: &str, vkey: &str) -> Result<WitnessEndpoint, String> {
+    vault_client::witness_client::parse_url(url)?;
+    let verifier = pki::WitnessVerifier::parse(vkey).map_err(|e| e.to_string())?;
+    Ok(WitnessEndpoint {
+        url: url.trim_end_matches('/').to_string(),
+        verifier,
+    })
+}
+
+/// Parses `URL=VKEY`.
+pub fn parse_witness_flag(text: &str) -> Result<WitnessEndpoint, String> {
+    let (url, vkey) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected URL=VKEY, got {text:?}"))?;
+    witness(url, vkey)
 }
 
 /// The `[cluster]` table.
@@ -221,7 +260,13 @@ pub fn parse(text: &str, base: &Path) -> Result<NodeConfig, String> {
         None => None,
     };
     file.limits.validate()?;
+    let witnesses = file
+        .witnesses
+        .iter()
+        .map(|w| witness(&w.url, &w.vkey))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(NodeConfig {
+        witnesses,
         listen: file.listen,
         data_dir: resolve(file.data),
         identity_dir: resolve(file.identity),

@@ -100,6 +100,83 @@ impl DevLayout {
     }
 }
 
+/// The development witness's name.
+pub const DEV_WITNESS_NAME: &str = "witness.dev.district.example/w1";
+
+impl DevLayout {
+    /// The development witness's directory (`DATA/witness/`: its key and state).
+    pub fn witness_dir(&self) -> PathBuf {
+        self.identities_dir
+            .parent()
+            .map(|data| data.join("witness"))
+            .unwrap_or_else(|| PathBuf::from("witness"))
+    }
+}
+
+/// Makes the development witness's key once (`DATA/witness/`), and writes a witness policy
+/// requiring it (`witness-policy`) into every development identity that has none, so
+/// their clients refuse checkpoints it did not cosign. Answers its verifier key.
+pub fn ensure_dev_witness(layout: &DevLayout) -> Result<pki::WitnessVerifier, Refusal> {
+    let dir = layout.witness_dir();
+    let signer = if dir.join(pki::WITNESS_KEY_FILE).exists() {
+        pki::WitnessSigner::load(&dir)?
+    } else {
+        tracing::info!(
+            name = DEV_WITNESS_NAME,
+            "creating the development witness key"
+        );
+        pki::WitnessSigner::create(&dir, DEV_WITNESS_NAME)?
+    };
+    let verifier = signer.verifier().clone();
+    let policy = pki::WitnessPolicy::requiring_all(std::slice::from_ref(&verifier));
+    for (name, _) in DEV_IDENTITIES {
+        let path = layout
+            .identities_dir
+            .join(name)
+            .join(pki::WITNESS_POLICY_FILE);
+        if !path.exists() && path.parent().is_some_and(Path::exists) {
+            std::fs::write(&path, &policy).map_err(|e| {
+                Refusal::new(ErrorCode::LocalIo, format!("{}: {e}", path.display()))
+            })?;
+        }
+    }
+    Ok(verifier)
+}
+
+/// Starts the development witness in this process on loopback (a free port), accepting the
+/// development log (`DATA/ca/log.pub`); answers how a node reaches it. It serves until the
+/// process ends.
+pub async fn start_dev_witness(
+    layout: &DevLayout,
+) -> Result<crate::service::transparency::WitnessEndpoint, Refusal> {
+    let verifier = ensure_dev_witness(layout)?;
+    let log_keys = pki::load_verifiers(&layout.ca_dir.join(pki::LOG_PUB_FILE))?;
+    let witness = vault_client::witness_server::Witness::open(&layout.witness_dir(), log_keys)
+        .map_err(|e| Refusal::new(ErrorCode::LocalIo, e))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::LocalIo, format!("the dev witness: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Refusal::new(ErrorCode::LocalIo, e.to_string()))?;
+    tokio::spawn(async move {
+        let served = vault_client::witness_server::serve(
+            std::sync::Arc::new(witness),
+            listener,
+            std::future::pending(),
+        )
+        .await;
+        if let Err(e) = served {
+            tracing::error!(%e, "the development witness stopped");
+        }
+    });
+    tracing::info!(%addr, name = verifier.name(), "the development witness listens");
+    Ok(crate::service::transparency::WitnessEndpoint {
+        url: format!("http://{addr}"),
+        verifier,
+    })
+}
+
 /// Writes the development issuer registry to `path` unless it exists.
 pub fn ensure_issuers(path: &Path) -> Result<(), Refusal> {
     if path.exists() {

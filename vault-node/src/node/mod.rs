@@ -28,7 +28,7 @@ use crate::rules::issuers::IssuerRegistry;
 use crate::service::consent::Consent;
 use crate::service::documents::Documents;
 use crate::service::registry::Registry;
-use crate::service::transparency::{CheckpointCache, Transparency};
+use crate::service::transparency::{CheckpointCache, Transparency, Witnesses};
 use crate::storage::vault::Vault;
 use crate::Refusal;
 
@@ -136,8 +136,9 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     let consensus = Arc::new(open_consensus(&config, &endpoint, &identity, &vault, &clock).await?);
     let registries = (purposes, issuers);
     let admission = Admission::new(config.limits);
+    let witnesses = Witnesses::new(config.witnesses.clone());
     let services = Arc::new(services(
-        (identity, log_key),
+        (identity, log_key, witnesses),
         vault,
         consensus,
         clock,
@@ -252,7 +253,7 @@ async fn open_consensus(
 
 /// Each service with what it uses.
 fn services(
-    (identity, log_key): (Arc<Identity>, Arc<pki::LogSigner>),
+    (identity, log_key, witnesses): (Arc<Identity>, Arc<pki::LogSigner>, Witnesses),
     vault: Arc<Vault>,
     consensus: Arc<Consensus>,
     clock: Arc<dyn Clock>,
@@ -289,6 +290,7 @@ fn services(
     let transparency = Transparency {
         vault: vault.clone(),
         log_key,
+        witnesses,
         checkpoints: CheckpointCache::default(),
     };
     Services {

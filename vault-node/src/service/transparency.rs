@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use pki::{Checkpoint, LogSigner, PeerCert, ResidentId, Role};
 use vault_client::merkle::{self, Hash, ProofError};
 use vault_client::wire::{AccessRecord, PageFill, Response, PAGE_LEN_MAX};
+use vault_client::witness_client::Answer;
 use vault_client::ErrorCode;
 
 use crate::engine::log;
@@ -28,15 +29,63 @@ pub const FULL_LOG_CHECK_S: u64 = 3_600;
 /// names no `limit`.
 pub const ACCESSES_MAX: usize = 1_000;
 
+/// How long one witness may take to cosign a checkpoint (both requests, when
+/// the first learns its size from a 409), in milliseconds.
+pub const WITNESS_TIMEOUT_MS: u64 = 2_000;
+/// How long a witness that failed is left alone before it is asked again,
+/// in milliseconds (checkpoints meanwhile go without its cosignature).
+pub const WITNESS_RETRY_MS: u64 = 10_000;
+
+/// A witness this node asks to cosign its checkpoints.
+#[derive(Debug, Clone)]
+pub struct WitnessEndpoint {
+    /// Its URL prefix, `http://HOST:PORT[/PREFIX]`.
+    pub url: String,
+    /// Its verifier key: an answer counts only when its cosignature verifies.
+    pub verifier: pki::WitnessVerifier,
+}
+
+/// The witnesses and what the node knows of each.
+#[derive(Default)]
+pub struct Witnesses {
+    list: Vec<WitnessEndpoint>,
+    state: tokio::sync::Mutex<Vec<WitnessState>>,
+}
+
+#[derive(Default, Clone)]
+struct WitnessState {
+    /// The size it cosigned last, as far as this node knows.
+    known_size: Option<u64>,
+    /// Its cosignature line of the latest checkpoint it cosigned.
+    cosigned: Option<(u64, Hash, String)>,
+    /// When it last failed.
+    failed_at: Option<Instant>,
+}
+
+impl Witnesses {
+    /// The node's witnesses.
+    pub fn new(list: Vec<WitnessEndpoint>) -> Self {
+        let state = tokio::sync::Mutex::new(vec![WitnessState::default(); list.len()]);
+        Witnesses { list, state }
+    }
+
+    /// Their endpoints.
+    pub fn list(&self) -> &[WitnessEndpoint] {
+        &self.list
+    }
+}
+
 /// What the log handlers use: the node's storage (the log lives in its
-/// metadata), the district's log key (it signs checkpoints) and the last
-/// verified checkpoint.
+/// metadata), the district's log key (it signs checkpoints), the witnesses
+/// that cosign them and the last verified checkpoint.
 pub struct Transparency {
     /// This node's storage.
     pub vault: Arc<Vault>,
     /// The district's log key, the same on every node: its name is the
     /// origin, so every node signs the same checkpoint at a given size.
     pub log_key: Arc<LogSigner>,
+    /// The witnesses asked to cosign each new checkpoint.
+    pub witnesses: Witnesses,
     /// The last verified checkpoint.
     pub checkpoints: CheckpointCache,
 }
@@ -155,13 +204,160 @@ pub async fn fresh_checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String),
         }
     };
     let (size, root) = (verified.size(), verified.root());
-    let note = Checkpoint {
+    let checkpoint = Checkpoint {
         origin: origin(ctx),
         size,
         root,
-    }
-    .sign(&ctx.log_key);
+    };
+    let note = checkpoint.sign(&ctx.log_key);
+    let note = cosign(ctx, &checkpoint, note).await;
     Ok((size, root, note))
+}
+
+/// Appends the witnesses' cosignatures to a signed note: each witness is
+/// asked (concurrently, each within [`WITNESS_TIMEOUT_MS`]) unless it
+/// already cosigned this size and root, or failed within
+/// [`WITNESS_RETRY_MS`]; a witness that fails is left out (`warn`), so a
+/// witness that is down never stalls checkpoints.
+async fn cosign(ctx: &Transparency, checkpoint: &Checkpoint, note: String) -> String {
+    let list = ctx.witnesses.list();
+    if list.is_empty() {
+        return note;
+    }
+    let mut states = ctx.witnesses.state.lock().await;
+    let (size, root) = (checkpoint.size, checkpoint.root);
+    let body = checkpoint.body();
+    let mut asks = tokio::task::JoinSet::new();
+    for (i, (witness, state)) in list.iter().zip(states.iter()).enumerate() {
+        if matches!(&state.cosigned, Some((s, r, _)) if *s == size && *r == root) {
+            continue;
+        }
+        let retry = Duration::from_millis(WITNESS_RETRY_MS);
+        if state.failed_at.is_some_and(|at| at.elapsed() < retry) {
+            continue;
+        }
+        let ask = Ask {
+            vault: ctx.vault.clone(),
+            witness: witness.clone(),
+            known: state.known_size,
+            size,
+            body: body.clone(),
+            note: note.clone(),
+        };
+        asks.spawn(async move {
+            let timeout = Duration::from_millis(WITNESS_TIMEOUT_MS);
+            let mut known = ask.known;
+            let outcome = match tokio::time::timeout(timeout, ask.run(&mut known)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(format!("no cosignature within {WITNESS_TIMEOUT_MS} ms")),
+            };
+            (i, known, outcome)
+        });
+    }
+    while let Some(joined) = asks.join_next().await {
+        let Ok((i, known, outcome)) = joined else {
+            continue;
+        };
+        let state = &mut states[i];
+        state.known_size = known;
+        match outcome {
+            Ok(line) => {
+                state.known_size = Some(size);
+                state.failed_at = None;
+                state.cosigned = Some((size, root, line));
+            }
+            Err(why) => {
+                state.failed_at = Some(Instant::now());
+                tracing::warn!(
+                    witness = %list[i].url,
+                    name = list[i].verifier.name(),
+                    size,
+                    %why,
+                    "checkpoint served without this witness's cosignature"
+                );
+            }
+        }
+    }
+    let mut note = note;
+    for state in states.iter() {
+        if let Some((s, r, line)) = &state.cosigned {
+            if *s == size && *r == root && note.len() + line.len() < pki::NOTE_LEN_MAX {
+                note.push_str(line);
+                note.push('\n');
+            }
+        }
+    }
+    note
+}
+
+/// One witness asked to cosign one checkpoint.
+struct Ask {
+    vault: Arc<Vault>,
+    witness: WitnessEndpoint,
+    known: Option<u64>,
+    size: u64,
+    body: String,
+    note: String,
+}
+
+impl Ask {
+    /// `old` is the size the witness cosigned last as far as the node knows
+    /// (0 at first); a 409 tells its size, and the request is made once more
+    /// from there. Answers the verified cosignature line.
+    async fn run(&self, known: &mut Option<u64>) -> Result<String, String> {
+        let mut old = known.unwrap_or(0);
+        for _ in 0..2 {
+            if old > self.size {
+                return Err(format!(
+                    "the witness has cosigned size {old}, beyond this node's {}",
+                    self.size
+                ));
+            }
+            let proof = if old == 0 || old == self.size {
+                Vec::new()
+            } else {
+                let (vault, size) = (self.vault.clone(), self.size);
+                tokio::task::spawn_blocking(move || {
+                    let store = vault.store();
+                    merkle::consistency_proof(old, size, &mut |s, l| log::subtree(store, s, l))
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("no consistency proof from {old}: {}", e.message))?
+            };
+            let request = vault_client::witness::AddCheckpoint {
+                old,
+                proof,
+                note: self.note.clone(),
+            };
+            let timeout = Duration::from_millis(WITNESS_TIMEOUT_MS);
+            match vault_client::witness_client::add_checkpoint(&self.witness.url, &request, timeout)
+                .await?
+            {
+                Answer::Cosigned(lines) => {
+                    return lines
+                        .into_iter()
+                        .find(|l| {
+                            matches!(
+                                self.witness.verifier.verify_line(&self.body, l),
+                                Ok(Some(_))
+                            )
+                        })
+                        .ok_or_else(|| {
+                            "the answer holds no valid cosignature by its key".to_string()
+                        });
+                }
+                Answer::Conflict(latest) => {
+                    *known = Some(latest);
+                    old = latest;
+                }
+                Answer::Refused { status, text } => {
+                    return Err(format!("refused with HTTP {status}: {}", text.trim_end()));
+                }
+            }
+        }
+        Err(format!("the witness's size kept changing (last {old})"))
+    }
 }
 
 /// Every [`FULL_LOG_CHECK_S`], re-reads and re-hashes every entry on a

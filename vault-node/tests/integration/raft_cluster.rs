@@ -69,6 +69,7 @@ async fn start_node_in(pki: &Pki, id: u64, cluster: Option<&str>) -> Node {
     let identity_dir = pki.issue_in(Role::Node, &name, cluster, &name);
     let data_dir = pki.dir.path().join("data").join(&name);
     let server = node::start(NodeConfig {
+        witnesses: Vec::new(),
         log_key_path: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.clone(),

@@ -27,6 +27,7 @@ pub(crate) async fn child(argv: &[String]) -> anyhow::Result<()> {
     match arg(0)? {
         "node" => {
             let node = vault_node::node::start(vault_node::node::NodeConfig {
+                witnesses: Vec::new(),
                 log_key_path: None,
                 listen: "127.0.0.1:0".parse()?,
                 identity_dir: arg(1)?.into(),

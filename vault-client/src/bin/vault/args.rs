@@ -171,6 +171,46 @@ pub enum Command {
     /// The district's purposes and departments, with their English and
     /// Chinese names (any identity).
     Registry,
+    /// Run a witness of the district's log (C2SP tlog-witness): it cosigns
+    /// checkpoints the log key signed that are consistent with everything it
+    /// cosigned before. Needs no identity.
+    ///
+    /// Examples:
+    ///   vault witness init --dir /var/lib/vault-witness --name witness.district.example/w1
+    ///   vault witness serve --dir /var/lib/vault-witness --listen 10.0.0.9:7380 --log-pub log.pub
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+pub enum WitnessCommand {
+    /// Make a witness key (DIR/witness.key.pem, 0600) and print its verifier
+    /// key (also written to DIR/witness.pub).
+    Init {
+        /// The witness's directory (created 0700 when missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The witness's name: a schema-less URL without spaces, e.g.
+        /// witness.district.example/w1.
+        #[arg(long)]
+        name: String,
+    },
+    /// Serve POST /add-checkpoint over HTTP/1.1 until SIGINT or SIGTERM;
+    /// prints one JSON line {"addr","logs","pid","vkey"} when it listens.
+    Serve {
+        /// The witness's directory (from `vault witness init`; its state is
+        /// kept there, in state.json).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to listen (HOST:PORT; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: String,
+        /// The logs it witnesses: the district's log.pub.
+        #[arg(long)]
+        log_pub: PathBuf,
+    },
 }
 
 /// `vault portal`'s options.

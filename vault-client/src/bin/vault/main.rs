@@ -11,7 +11,7 @@
 //! checkpoints and proofs, `audit verify`, accesses), `registry` (the
 //! district's purposes and departments), `receipts` (receipt export and
 //! offline verification), `portal` (the resident's web
-//! portal on loopback). `args` is the
+//! portal on loopback), `witness` (`vault witness init|serve`). `args` is the
 //! grammar, `output` the printing and exit status, `progress` the bar.
 
 mod args;
@@ -25,6 +25,7 @@ mod portal;
 mod progress;
 mod receipts;
 mod registry;
+mod witness;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -65,6 +66,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> CommandResult {
+    if let Command::Witness { command } = cli.command {
+        return witness::command(command).await;
+    }
     if let Command::Receipt {
         command:
             ReceiptCommand::Verify {
@@ -73,7 +77,7 @@ async fn run(cli: Cli) -> CommandResult {
             },
     } = &cli.command
     {
-        return receipts::verify(file, &pki::load_verifiers(log_pub)?);
+        return receipts::verify(file, &pki::load_verifiers(log_pub)?, None);
     }
     let identity_dir = cli.identity.clone().ok_or_else(|| {
         ClientError::local(
@@ -92,7 +96,7 @@ async fn run(cli: Cli) -> CommandResult {
         command: ReceiptCommand::Verify { file, .. },
     } = &cli.command
     {
-        return receipts::verify(file, identity.log_keys());
+        return receipts::verify(file, identity.log_keys(), identity.witness_policy());
     }
     let progress = !cli.json && std::io::stderr().is_terminal();
     let nodes = match &cli.node {
@@ -212,7 +216,8 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
         Command::Receipt {
             command: ReceiptCommand::Verify { .. },
         }
-        | Command::Portal(_) => Err(ClientError::local(
+        | Command::Portal(_)
+        | Command::Witness { .. } => Err(ClientError::local(
             ErrorCode::InvalidArgument,
             "unsupported command",
         )),

@@ -50,8 +50,15 @@ pub fn write_new(path: &Path, text: &str) -> Result<(), ClientError> {
         .map_err(|e| local(e, path))
 }
 
-/// `vault receipt verify FILE [--log-pub FILE]`: no network.
-pub fn verify(file: &Path, log_keys: &[pki::LogVerifier]) -> CommandResult {
+/// `vault receipt verify FILE [--log-pub FILE]`: no network. With the
+/// identity's witness policy (not with `--log-pub`), the receipt's
+/// checkpoint must carry the cosignatures it requires
+/// (`log.witness_missing`).
+pub fn verify(
+    file: &Path,
+    log_keys: &[pki::LogVerifier],
+    policy: Option<&pki::WitnessPolicy>,
+) -> CommandResult {
     let text = std::fs::read_to_string(file).map_err(|e| local(e, file))?;
     let receipt = Receipt::parse(&text).map_err(|e| {
         ClientError::local(
@@ -60,6 +67,13 @@ pub fn verify(file: &Path, log_keys: &[pki::LogVerifier]) -> CommandResult {
         )
     })?;
     let (entry, checkpoint) = vault_client::client::verify_receipt(&receipt, log_keys)?;
+    let witnessed = match policy {
+        Some(policy) => Some(vault_client::client::check_witnesses(
+            policy,
+            &receipt.note,
+        )?),
+        None => None,
+    };
     let value = json!({
         "valid": true,
         "index": receipt.index,
@@ -67,6 +81,7 @@ pub fn verify(file: &Path, log_keys: &[pki::LogVerifier]) -> CommandResult {
         "tree_size": checkpoint.size,
         "root_hash": hex::encode(checkpoint.root),
         "entry": entry,
+        "witnessed_by": witnessed,
     });
     let text = format!(
         "valid: entry {} ({:?} by {} {}, at unix time {}) is in {} at size {}",

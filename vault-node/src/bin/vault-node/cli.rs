@@ -38,7 +38,7 @@ pub(crate) enum Command {
     /// by flags or by one file (`--config`, see docs/OPERATIONS.md).
     Run {
         /// The whole configuration in a TOML file (no other flag then).
-        #[arg(long, conflicts_with_all = ["identity", "log_key", "data", "crl", "purposes", "issuers", "node_id", "member", "bootstrap"])]
+        #[arg(long, conflicts_with_all = ["identity", "log_key", "data", "crl", "purposes", "issuers", "node_id", "member", "bootstrap", "witness"])]
         config: Option<PathBuf>,
         /// The node's identity directory (cert.pem, key.pem, ca.pem, log.pub).
         #[arg(long, required_unless_present = "config")]
@@ -68,6 +68,12 @@ pub(crate) enum Command {
         /// issue every kind.
         #[arg(long)]
         issuers: Option<PathBuf>,
+        /// A witness to ask to cosign each new checkpoint, as URL=VKEY
+        /// (http://HOST:PORT and its C2SP verifier key); repeat for each.
+        /// A witness that does not answer within 2 s is left out of that
+        /// checkpoint (logged at warn).
+        #[arg(long, value_parser = vault_node::node::config::parse_witness_flag)]
+        witness: Vec<vault_node::node::config::WitnessEndpoint>,
         /// Cluster mode: this node's Raft id (needs `--member`s).
         #[arg(long, requires = "member")]
         node_id: Option<u64>,

@@ -40,7 +40,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             listen,
             nodes,
         } if nodes > 1 => run::dev_cluster(&data, listen, nodes).await,
-        Command::Dev { data, listen, .. } => run::run(run::dev_config(&data, listen)?).await,
+        Command::Dev { data, listen, .. } => run::run(run::dev_config(&data, listen).await?).await,
         Command::Status {
             identity,
             node,
@@ -70,9 +70,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             node_id,
             member,
             bootstrap,
+            witness,
         } => {
             // Fields in this order: the cluster flags are checked first.
             let config = NodeConfig {
+                witnesses: witness,
                 cluster: run::cluster_config(node_id, member, bootstrap)?,
                 listen,
                 data_dir: data.context("--data is required")?,

@@ -41,12 +41,16 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
 }
 
 /// The configuration of the single development node listening at
-/// `listen`, with the development PKI under `data` (made once).
-pub(crate) fn dev_config(data: &Path, listen: SocketAddr) -> anyhow::Result<NodeConfig> {
+/// `listen`, with the development PKI under `data` (made once), and its
+/// witness started in this process (the development identities' policies
+/// require its cosignature).
+pub(crate) async fn dev_config(data: &Path, listen: SocketAddr) -> anyhow::Result<NodeConfig> {
     let now = vault_client::client::now_unix();
     let layout = dev::ensure_dev_pki(data, now)?;
     dev::write_dev_nodes(&layout, &[listen])?;
+    let witness = dev::start_dev_witness(&layout).await?;
     Ok(NodeConfig {
+        witnesses: vec![witness],
         listen,
         crl_path: Some(layout.crl_path()),
         purposes_path: Some(layout.purposes_path()),
