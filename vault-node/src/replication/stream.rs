@@ -102,7 +102,18 @@ pub async fn receive_blob_within(
     let mut pending: Option<tokio::task::JoinHandle<WriteDone>> = None;
     let mut received = 0u64;
     loop {
-        let (batch, ended) = read_batch(recv, size, &mut received, &deadlines).await?;
+        let (batch, ended) = match read_batch(recv, size, &mut received, &deadlines).await {
+            Ok(read) => read,
+            Err(refusal) => {
+                // Let the write in flight end and drop its writer (which
+                // removes the temporary file) before the refusal is
+                // answered: a refused upload leaves nothing behind.
+                if let Some(handle) = pending.take() {
+                    let _ = handle.await;
+                }
+                return Err(refusal);
+            }
+        };
         if let Some(handle) = pending.take() {
             writer = Some(joined(handle).await?);
         }
