@@ -52,6 +52,9 @@ pub enum ErrorCode {
     Connection,
     /// A local file could not be read or written.
     LocalIo,
+    /// The command was interrupted (Ctrl-C) before it finished; what it had
+    /// kept (a download's `.part` file) is left for a retry.
+    Interrupted,
     /// The node broke the protocol.
     Protocol,
     /// An unexpected failure inside the node.
@@ -151,6 +154,7 @@ impl ErrorCode {
             ErrorCode::Storage => "storage.failed",
             ErrorCode::Connection => "connection.failed",
             ErrorCode::LocalIo => "local.io",
+            ErrorCode::Interrupted => "local.interrupted",
             ErrorCode::Protocol => "protocol.violation",
             ErrorCode::Internal => "internal",
             ErrorCode::RequestNotFound => "request.not_found",
@@ -208,6 +212,7 @@ impl ErrorCode {
         ErrorCode::Storage,
         ErrorCode::Connection,
         ErrorCode::LocalIo,
+        ErrorCode::Interrupted,
         ErrorCode::Protocol,
         ErrorCode::Internal,
         ErrorCode::RequestNotFound,

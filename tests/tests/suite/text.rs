@@ -85,7 +85,7 @@ fn text_output_reads_as_people_write() {
         .unwrap()
         .to_string();
     let copy = work.path().join("copy.pdf");
-    text(
+    let fetched = text(
         "housing-bureau",
         &[
             "get",
@@ -96,6 +96,27 @@ fn text_output_reads_as_people_write() {
             copy.to_str().unwrap(),
         ],
     );
+    assert!(
+        fetched.contains(&format!("spent use 1 of grant {grant_id}")),
+        "{fetched}"
+    );
+    // A saved grant checks offline with the CA alone: no identity, no node.
+    let sealed = work.path().join("grant.json");
+    text(
+        "housing-bureau",
+        &["grant", "show", &grant_id, "-o", sealed.to_str().unwrap()],
+    );
+    let offline = Command::new(bin("vault").unwrap())
+        .env_remove("VAULT_IDENTITY")
+        .args(["--json", "grant", "verify"])
+        .arg(&sealed)
+        .arg("--ca")
+        .arg(pki.identity_dir("auditor").join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(offline.status.success(), "{offline:?}");
+    let verdict: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
+    assert_eq!(verdict["valid_signatures"], true, "{verdict}");
     let shown = text("resident-1", &["grants"]);
     assert!(
         shown.starts_with("GRANT") && shown.contains("1 of 2") && shown.contains("active"),

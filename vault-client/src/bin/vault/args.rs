@@ -7,9 +7,40 @@ use clap::{Parser, Subcommand};
 use pki::{DocumentKind, GrantId, Purpose, RequestId, ResidentId};
 use vault_client::{ByteRange, DocumentId};
 
+/// What `vault --help` says first: what the tool is for.
+const ABOUT: &str = "Your documents in the district's vault: departments put and fetch \
+                     residents' documents, residents approve, revoke and see every access, \
+                     auditors verify the log.";
+
+/// The overview after the commands in `vault --help`.
+const OVERVIEW: &str = "\
+Every command talks to a node of the district's vault as an identity (a
+directory with cert.pem, key.pem and ca.pem from the district PKI), given by
+--identity DIR or VAULT_IDENTITY. `grant verify --ca`, `receipt verify
+--log-pub` and `witness` need none. With --json every command prints one JSON
+object (or {\"error\":{\"code\",\"message\"}}); exit status 0 on success, 2 for
+a bad command line, 1 otherwise (docs/PROTOCOL.md lists the codes).
+
+Examples:
+  # A department puts a document it issued, and lists a resident's documents
+  vault --identity ids/civil-affairs put marriage.pdf --resident resident-1 --kind marriage-certificate
+  vault --identity ids/civil-affairs list --resident resident-1
+
+  # Another department asks; the resident approves; the department fetches
+  vault --identity ids/housing-bureau request --resident resident-1 --kinds marriage-certificate --purpose housing-subsidy --ttl 30d
+  vault --identity ids/resident-1 requests
+  vault --identity ids/resident-1 approve REQUEST_ID --max-uses 2
+  vault --identity ids/housing-bureau get DOCUMENT_ID --grant GRANT_ID -o marriage.pdf
+
+  # The resident sees every access, in a terminal or in the browser
+  vault --identity ids/resident-1 accesses
+  vault --identity ids/resident-1 portal --open
+
+Run `vault COMMAND --help` for a command's flags and examples.";
+
 /// The district document vault's command line.
 #[derive(Parser)]
-#[command(name = "vault", version, about)]
+#[command(name = "vault", version, about = ABOUT, after_long_help = OVERVIEW)]
 pub struct Cli {
     /// Identity directory (cert.pem, key.pem, ca.pem) to connect as.
     #[arg(long, global = true, env = "VAULT_IDENTITY")]
@@ -29,7 +60,15 @@ pub struct Cli {
 
 #[derive(Subcommand, Clone)]
 pub enum Command {
-    /// Put a document issued by your department into the vault.
+    /// (Department) Put a document your department issued into the vault.
+    ///
+    /// The file is hashed (BLAKE3), the record (resident, kind, hash, size)
+    /// signed with your key, and the bytes streamed; the same file put again
+    /// gives the same document id. The district's issuer registry says which
+    /// kinds your department may issue.
+    #[command(after_help = "Examples:
+  vault put marriage.pdf --resident resident-1 --kind marriage-certificate
+  vault --json put id-card.png --resident resident-7 --kind id-card")]
     Put {
         /// The file to store.
         file: PathBuf,
@@ -41,13 +80,25 @@ pub enum Command {
         kind: DocumentKind,
     },
     /// Fetch a document, verified against the issuer's signed hash.
+    ///
+    /// Bytes are checked as they arrive and written to FILE.part, renamed to
+    /// FILE only when the whole document verified. An interrupted download
+    /// (Ctrl-C, a lost connection) keeps FILE.part: run the same command
+    /// again to resume. Under --grant each fetch spends one use of the grant.
+    #[command(after_help = "Examples:
+  vault get 3f2a… -o marriage.pdf                      # your own, or one you issued
+  vault get 3f2a… --grant c81e… -o marriage.pdf        # under a resident's grant
+  vault get 3f2a… --grant c81e… -o m.pdf --receipt fetch.tlog-proof
+  vault get 3f2a… -o head.bin --range 0..1024          # the first KiB")]
     Get {
         /// The document id printed by `vault put` or `vault list`.
         document_id: DocumentId,
         /// Where to write it (written to FILE.part, renamed when verified).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
-        /// Fetch only bytes START..END.
+        /// Fetch only bytes START..END, counted from 0 and half-open (START
+        /// included, END not): 0..1024 is the first KiB; START.. runs to the
+        /// end of the document.
         #[arg(long, value_parser = parse_range)]
         range: Option<ByteRange>,
         /// Start over instead of resuming an interrupted download.
@@ -63,6 +114,9 @@ pub enum Command {
         receipt: Option<PathBuf>,
     },
     /// List a resident's documents you may see.
+    #[command(after_help = "Examples:
+  vault list --resident resident-1
+  vault --json list --resident resident-1 --limit 50       # one page; pass next_cursor back")]
     List {
         /// Whose documents.
         #[arg(long)]
@@ -71,6 +125,14 @@ pub enum Command {
         page: PageArgs,
     },
     /// (Department) Ask a resident for documents, for a purpose.
+    ///
+    /// Name the documents with --kinds (the resident's current one of each
+    /// kind) or --documents (exact ids); one of the two is needed. The
+    /// resident sees the request with your department's name and the
+    /// purpose's description and legal basis, and approves or denies it.
+    #[command(after_help = "Examples:
+  vault request --resident resident-1 --kinds marriage-certificate,id-card --purpose housing-subsidy --ttl 30d
+  vault request --resident resident-1 --documents 3f2a… --purpose housing-subsidy --ttl 12h")]
     Request {
         /// Whose documents.
         #[arg(long)]
@@ -98,11 +160,16 @@ pub enum Command {
         issuer: Option<pki::Name>,
     },
     /// (Resident) List pending requests addressed to you.
+    #[command(after_help = "Example:
+  vault --identity ids/resident-1 requests")]
     Requests {
         #[command(flatten)]
         page: PageArgs,
     },
     /// (Resident) Approve a request: sign a grant, possibly narrowed.
+    #[command(after_help = "Examples:
+  vault approve 9b1c… --max-uses 2
+  vault approve 9b1c… --max-uses 1 --ttl 1d      # shorter than asked")]
     Approve {
         /// The request id shown by `vault requests`.
         request_id: RequestId,
@@ -114,36 +181,50 @@ pub enum Command {
         ttl: Option<u64>,
     },
     /// (Resident) Deny a request.
+    #[command(after_help = "Example:
+  vault deny 9b1c…")]
     Deny {
         /// The request id.
         request_id: RequestId,
     },
     /// Grants you gave (resident) or hold (department).
+    #[command(after_help = "Example:
+  vault grants")]
     Grants {
         #[command(flatten)]
         page: PageArgs,
     },
     /// Show, verify or give up one grant.
+    #[command(after_help = "Examples:
+  vault grant show c81e… -o grant.json
+  vault grant verify grant.json --ca ca.pem      # offline, no identity needed
+  vault grant release c81e…")]
     Grant {
         #[command(subcommand)]
         command: GrantCommand,
     },
     /// (Resident) Revoke a grant; effective for the next fetch.
+    #[command(after_help = "Example:
+  vault revoke c81e…")]
     Revoke {
         /// The grant id.
         grant_id: GrantId,
     },
     /// The transparency log: checkpoints, proofs, and the auditor's check.
+    #[command(after_help = "Examples:
+  vault audit checkpoint
+  vault audit proof --index 12
+  vault audit consistency --from 10 --to 42
+  vault --identity ids/auditor audit verify --state audit-state")]
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
     /// Receipts: a log entry with the proof that it is in the signed log,
     /// as a C2SP tlog-proof file anyone can check offline.
-    ///
-    /// Examples:
-    ///   vault --identity ~/.vault/me receipt export --index 42 -o fetch.tlog-proof
-    ///   vault receipt verify fetch.tlog-proof --log-pub log.pub
+    #[command(after_help = "Examples:
+  vault --identity ids/resident-1 receipt export --index 42 -o fetch.tlog-proof
+  vault receipt verify fetch.tlog-proof --log-pub log.pub     # offline, no identity needed")]
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
@@ -154,13 +235,16 @@ pub enum Command {
     /// Prints one line, {"url": "http://127.0.0.1:PORT/?token=…"}: open it
     /// (or pass --open). Your key stays here; the page works only with that
     /// address's secret, and stops once you sign out or leave it idle.
-    ///
-    /// Examples:
-    ///   vault --identity ~/.vault/me portal --open
-    ///   vault --identity ~/.vault/me portal --kiosk --utc-offset +08:00
+    #[command(after_help = "Examples:
+  vault --identity ids/resident-1 portal --open
+  vault --identity ids/resident-1 portal --kiosk --utc-offset +08:00")]
     Portal(PortalArgs),
     /// (Resident) Every access to your documents, each checked against an
     /// inclusion proof in the signed log.
+    #[command(after_help = "Examples:
+  vault --identity ids/resident-1 accesses
+  vault --identity ids/resident-1 accesses --all         # requests, grants and revocations too
+  vault --identity ids/resident-1 --json accesses")]
     Accesses {
         /// Every log entry about you, not only fetches.
         #[arg(long)]
@@ -170,17 +254,35 @@ pub enum Command {
     },
     /// The district's purposes and departments, with their English and
     /// Chinese names (any identity).
+    #[command(after_help = "Example:
+  vault registry")]
     Registry,
     /// Run a witness of the district's log (C2SP tlog-witness): it cosigns
     /// checkpoints the log key signed that are consistent with everything it
     /// cosigned before. Needs no identity.
-    ///
-    /// Examples:
-    ///   vault witness init --dir /var/lib/vault-witness --name witness.district.example/w1
-    ///   vault witness serve --dir /var/lib/vault-witness --listen 10.0.0.9:7380 --log-pub log.pub
+    #[command(after_help = "Examples:
+  vault witness init --dir /var/lib/vault-witness --name witness.district.example/w1
+  vault witness serve --dir /var/lib/vault-witness --listen 10.0.0.9:7380 --log-pub log.pub")]
     Witness {
         #[command(subcommand)]
         command: WitnessCommand,
+    },
+    /// Print a shell completion script for `vault` (needs no identity).
+    #[command(after_help = "Install (bash, zsh, fish):
+  vault completions bash > ~/.local/share/bash-completion/completions/vault
+  vault completions zsh > ~/.zfunc/_vault        # with fpath+=(~/.zfunc) in ~/.zshrc
+  vault completions fish > ~/.config/fish/completions/vault.fish")]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for `vault` and each of its commands into DIR
+    /// (vault.1, vault-get.1, …; needs no identity).
+    #[command(after_help = "Install:
+  vault manpages ~/.local/share/man/man1 && man vault-get")]
+    Manpages {
+        /// Where to write them (created when missing).
+        dir: PathBuf,
     },
 }
 
@@ -384,12 +486,17 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("bad duration {text:?}"))
 }
 
+/// Byte ranges: `START..END` (half-open) or `START..` (to the end).
 pub fn parse_range(text: &str) -> Result<ByteRange, String> {
-    let (start, end) = text
-        .split_once("..")
-        .ok_or_else(|| "expected START..END, e.g. 0..1024".to_string())?;
+    let (start, end) = text.split_once("..").ok_or_else(|| {
+        "expected START..END (END not included) or START.., e.g. 0..1024".to_string()
+    })?;
     let start: u64 = start.parse().map_err(|_| format!("bad start {start:?}"))?;
-    let end: u64 = end.parse().map_err(|_| format!("bad end {end:?}"))?;
+    let end: u64 = if end.is_empty() {
+        u64::MAX
+    } else {
+        end.parse().map_err(|_| format!("bad end {end:?}"))?
+    };
     if start > end {
         return Err("START must not exceed END".into());
     }
@@ -435,7 +542,15 @@ mod tests {
             })
         );
         assert_eq!(parse_range("7..7"), Ok(ByteRange { start: 7, end: 7 }));
+        assert_eq!(
+            parse_range("100.."),
+            Ok(ByteRange {
+                start: 100,
+                end: u64::MAX
+            })
+        );
         assert!(parse_range("9..3").is_err());
+        assert!(parse_range("..9").is_err());
         assert!(parse_range("1-2").is_err());
         assert!(parse_range("a..2").is_err());
     }

@@ -56,10 +56,13 @@ pub async fn get(
             ),
         ));
     }
+    let options_grant = options.grant;
     let out = client.get_to_file(document_id, output, options).await?;
     // The fetch's entry, proven in the signed log (and that checkpoint
     // checked against the one this identity remembers): a department
     // knows its fetch was logged, and may keep the proof.
+    // The use this fetch spent, as its logged entry says (0: no grant).
+    let mut use_number = 0u32;
     let logged = match out.log_index {
         Some(index) => {
             let receipt = client.receipt(index).await.map_err(|e| {
@@ -73,6 +76,11 @@ pub async fn get(
             })?;
             if let Some(path) = receipt_path {
                 crate::receipts::write_new(path, &receipt.encode())?;
+            }
+            if let Ok(entry) = pki::LogEntry::parse(&receipt.entry) {
+                if entry.grant_id.is_some() {
+                    use_number = entry.use_number;
+                }
             }
             true
         }
@@ -94,6 +102,10 @@ pub async fn get(
         record.resident,
         human::time(record.issued_at),
     );
+    let text = match (&options_grant, use_number) {
+        (Some(grant), n) if n > 0 => format!("{text}\nspent use {n} of grant {grant}"),
+        _ => text,
+    };
     let value = json!({
         "document_id": document_id,
         "content_hash": record.content_hash,
@@ -108,8 +120,31 @@ pub async fn get(
         "log_index": out.log_index,
         "logged": logged,
         "receipt": receipt_path.map(|p| p.display().to_string()),
+        "grant_use": (use_number > 0).then_some(use_number),
     });
     Ok((value, text))
+}
+
+/// The error of a download stopped by Ctrl-C: where its bytes are and how
+/// to resume.
+pub fn interrupted(output: &Path, spends_use: bool) -> ClientError {
+    let mut part = output.as_os_str().to_owned();
+    part.push(".part");
+    let part = Path::new(&part);
+    let kept = std::fs::metadata(part)
+        .map(|m| format!("{} kept in {}", human::size(m.len()), part.display()))
+        .unwrap_or_else(|_| "nothing was written yet".to_string());
+    ClientError::local(
+        ErrorCode::Interrupted,
+        format!(
+            "interrupted: {kept}; run the same command again to resume{}",
+            if spends_use {
+                " (the resumed fetch spends one more use of the grant)"
+            } else {
+                ""
+            }
+        ),
+    )
 }
 
 /// `vault list --resident R [--limit N] [--cursor C]`: every page, or the

@@ -92,7 +92,11 @@ pub async fn revoke(client: &VaultClient, grant_id: GrantId) -> CommandResult {
 }
 
 /// `vault grant verify FILE`: no network, only the CA certificate.
-pub fn verify_offline(identity: &Identity, file: &Path, ca: Option<&Path>) -> CommandResult {
+pub fn verify_offline(
+    identity: Option<&Identity>,
+    file: &Path,
+    ca: Option<&Path>,
+) -> CommandResult {
     let local = |e: std::io::Error, p: &Path| {
         ClientError::local(ErrorCode::LocalIo, format!("{}: {e}", p.display()))
     };
@@ -101,9 +105,13 @@ pub fn verify_offline(identity: &Identity, file: &Path, ca: Option<&Path>) -> Co
         code: ErrorCode::GrantMalformed.as_str().to_string(),
         message: e.to_string(),
     })?;
-    let ca_der = match ca {
-        Some(path) => pki::read_certificate_pem(path)?,
-        None => identity.ca_der().to_vec(),
+    let ca_der = match (ca, identity) {
+        (Some(path), _) => pki::read_certificate_pem(path)?,
+        (None, Some(identity)) => identity.ca_der().to_vec(),
+        (None, None) => return Err(ClientError::local(
+            ErrorCode::InvalidArgument,
+            "no CA to check the grant against: pass --ca CA.pem (or --identity DIR for its ca.pem)",
+        )),
     };
     let verified = grant.verify(&ca_der, &[]).map_err(|e| {
         let code = match e.code() {

@@ -11,7 +11,8 @@
 //! checkpoints and proofs, `audit verify`, accesses), `registry` (the
 //! district's purposes and departments), `receipts` (receipt export and
 //! offline verification), `portal` (the resident's web
-//! portal on loopback), `witness` (`vault witness init|serve`). `args` is the
+//! portal on loopback), `witness` (`vault witness init|serve`), `manual`
+//! (shell completions and man pages). `args` is the
 //! grammar, `output` the printing and exit status, `progress` the bar.
 
 mod args;
@@ -20,6 +21,7 @@ mod consent;
 mod documents;
 mod grants;
 mod human;
+mod manual;
 mod output;
 mod portal;
 mod progress;
@@ -66,6 +68,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> CommandResult {
+    match &cli.command {
+        Command::Completions { shell } => return manual::completions(*shell),
+        Command::Manpages { dir } => return manual::manpages(dir),
+        _ => {}
+    }
     if let Command::Witness { command } = cli.command {
         return witness::command(command).await;
     }
@@ -79,6 +86,14 @@ async fn run(cli: Cli) -> CommandResult {
     {
         return receipts::verify(file, &pki::load_verifiers(log_pub)?, None);
     }
+    if let Command::Grant {
+        command: GrantCommand::Verify { file, ca: Some(ca) },
+    } = &cli.command
+    {
+        if cli.identity.is_none() {
+            return grants::verify_offline(None, file, Some(ca));
+        }
+    }
     let identity_dir = cli.identity.clone().ok_or_else(|| {
         ClientError::local(
             ErrorCode::InvalidArgument,
@@ -90,7 +105,7 @@ async fn run(cli: Cli) -> CommandResult {
         command: GrantCommand::Verify { file, ca },
     } = &cli.command
     {
-        return grants::verify_offline(&identity, file, ca.as_deref());
+        return grants::verify_offline(Some(&identity), file, ca.as_deref());
     }
     if let Command::Receipt {
         command: ReceiptCommand::Verify { file, .. },
@@ -164,13 +179,20 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
             grant,
             receipt,
         } => {
+            let spends_use = grant.is_some();
             let options = GetOptions {
                 range,
                 resume: !no_resume,
                 progress,
                 grant,
             };
-            documents::get(client, document_id, &output, options, receipt.as_deref()).await
+            let get = documents::get(client, document_id, &output, options, receipt.as_deref());
+            // Ctrl-C: the verified bytes so far stay in FILE.part; say how
+            // to go on rather than dying silently.
+            tokio::select! {
+                result = get => result,
+                _ = tokio::signal::ctrl_c() => Err(documents::interrupted(&output, spends_use)),
+            }
         }
         Command::List { resident, page } => documents::list(client, &resident, &page).await,
         Command::Request {
@@ -217,6 +239,8 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
             command: ReceiptCommand::Verify { .. },
         }
         | Command::Portal(_)
+        | Command::Completions { .. }
+        | Command::Manpages { .. }
         | Command::Witness { .. } => Err(ClientError::local(
             ErrorCode::InvalidArgument,
             "unsupported command",

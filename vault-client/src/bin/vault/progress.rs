@@ -37,6 +37,9 @@ impl Progress for ProgressBar {
             bar.set_style(style);
         }
         bar.set_position(done);
+        // The rate counts this run's bytes only: a resumed download's
+        // earlier bytes are not a burst of speed.
+        bar.reset_eta();
         *slot = Some(bar);
     }
 
