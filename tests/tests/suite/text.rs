@@ -130,3 +130,71 @@ fn text_output_reads_as_people_write() {
         "{accesses}"
     );
 }
+
+/// Ctrl-C in the middle of a download says where the verified bytes are
+/// and how to go on (`local.interrupted`), keeps them in `FILE.part`, and
+/// the same command run again resumes from them.
+#[test]
+fn ctrl_c_during_a_get_keeps_the_bytes_and_says_how_to_resume() {
+    let pki = TestPki::new().unwrap();
+    let node = NodeProcess::run(&pki).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("vehicle-records.bin");
+    tests::fixtures::write_large_file(&file, 256 * 1024 * 1024).unwrap();
+    let put = vault_put(
+        &pki,
+        "civil-affairs",
+        node.addr,
+        &file,
+        "resident-1",
+        "marriage-certificate",
+    )
+    .unwrap();
+    assert!(put.success, "{put:?}");
+    let doc = put.json["document_id"].as_str().unwrap().to_string();
+    let out = work.path().join("copy.bin");
+    let part = work.path().join("copy.bin.part");
+    let args = ["get", doc.as_str(), "-o", out.to_str().unwrap()];
+    let child = tests::vault_command(
+        &pki.identity_dir("resident-1"),
+        &node.addr.to_string(),
+        &args,
+    )
+    .unwrap()
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Interrupt once some bytes are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 1024 * 1024 {
+        assert!(std::time::Instant::now() < deadline, "no bytes arrived");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(answer["error"]["code"], "local.interrupted", "{answer}");
+    assert!(
+        message.contains("copy.bin.part") && message.contains("run the same command again"),
+        "{answer}"
+    );
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept > 0 && !out.exists());
+    let resumed = tests::vault_cli(&pki.identity_dir("resident-1"), node.addr, &args).unwrap();
+    assert!(resumed.success, "{resumed:?}");
+    assert!(
+        resumed.json["resumed_from"].as_u64().unwrap() > 0,
+        "{resumed:?}"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&file).unwrap(),
+        "the resumed copy is the document"
+    );
+}
