@@ -12,8 +12,12 @@ fn fuzz_dir() -> PathBuf {
 
 /// Every target with its cargo-fuzz project directory.
 fn targets() -> Vec<(PathBuf, &'static str, vault_fuzz::Check)> {
-    let pure = vault_fuzz::TARGETS.iter().map(|(n, c)| (fuzz_dir(), *n, *c));
-    let node = vault_fuzz_node::TARGETS.iter().map(|(n, c)| (fuzz_dir().join("node"), *n, *c));
+    let pure = vault_fuzz::TARGETS
+        .iter()
+        .map(|(n, c)| (fuzz_dir(), *n, *c));
+    let node = vault_fuzz_node::TARGETS
+        .iter()
+        .map(|(n, c)| (fuzz_dir().join("node"), *n, *c));
     pure.chain(node).collect()
 }
 
@@ -35,9 +39,16 @@ fn every_target_has_its_libfuzzer_entry_point() {
     for (dir, name, _) in targets() {
         let path = dir.join("fuzz_targets").join(format!("{name}.rs"));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(&format!("::{name}(data)")), "{}", path.display());
+        assert!(
+            text.contains(&format!("::{name}(data)")),
+            "{}",
+            path.display()
+        );
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-        assert!(manifest.contains(&format!("name = \"{name}\"")), "{name} is no [[bin]]");
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "{name} is no [[bin]]"
+        );
     }
     let fixtures = fuzz_dir().join("fixtures");
     for file in vault_fuzz::fixtures::FILES {
