@@ -8,6 +8,8 @@
 //!   and corrupt blobs against an in-process node;
 //! - [`e2e`]: a `vault-node` process and the `vault` command line, up to
 //!   1 GiB documents under a memory ceiling;
+//! - [`fuzz_corpus`]: the fuzz targets' committed corpora replayed
+//!   through their checks (and regenerated);
 //! - [`grants`]: consent and grants, request to revocation;
 //! - [`log`]: the tamper-evident access log and its audit;
 //! - [`paging`]: listings that outgrow a frame, read page by page;
@@ -41,6 +43,7 @@ mod bad_input;
 mod cluster;
 mod e2e;
 mod faults;
+mod fuzz_corpus;
 mod grants;
 mod limits;
 mod log;

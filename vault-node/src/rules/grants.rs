@@ -64,10 +64,17 @@ impl PurposeRegistry {
                 format!("cannot read the purpose registry {}: {e}", path.display()),
             )
         })?;
-        let list: Vec<PurposeInfo> = serde_json::from_slice(&bytes).map_err(|e| {
+        Self::parse(&bytes, &path.display().to_string())
+    }
+
+    /// Parses a registry file's bytes (a JSON array of [`PurposeInfo`]);
+    /// `source` names the file in the error. The pure part of
+    /// [`PurposeRegistry::load`] (fuzzed: `fuzz/`).
+    pub fn parse(bytes: &[u8], source: &str) -> Result<Self, Refusal> {
+        let list: Vec<PurposeInfo> = serde_json::from_slice(bytes).map_err(|e| {
             Refusal::new(
                 ErrorCode::InvalidArgument,
-                format!("{} is not a purpose registry: {e}", path.display()),
+                format!("{source} is not a purpose registry: {e}"),
             )
         })?;
         Self::from_list(list)

@@ -81,10 +81,17 @@ impl IssuerRegistry {
                 format!("cannot read the issuer registry {}: {e}", path.display()),
             )
         })?;
-        let list: Vec<IssuerInfo> = serde_json::from_slice(&bytes).map_err(|e| {
+        Self::parse(&bytes, &path.display().to_string())
+    }
+
+    /// Parses a registry file's bytes (a JSON array of [`IssuerInfo`]);
+    /// `source` names the file in the error. The pure part of
+    /// [`IssuerRegistry::load`] (fuzzed: `fuzz/`).
+    pub fn parse(bytes: &[u8], source: &str) -> Result<Self, Refusal> {
+        let list: Vec<IssuerInfo> = serde_json::from_slice(bytes).map_err(|e| {
             Refusal::new(
                 ErrorCode::InvalidArgument,
-                format!("{} is not an issuer registry: {e}", path.display()),
+                format!("{source} is not an issuer registry: {e}"),
             )
         })?;
         Self::from_list(list)

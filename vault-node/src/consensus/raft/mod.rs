@@ -45,7 +45,7 @@ pub mod types;
 use membership::{change_membership, MembershipError};
 pub use membership::{members_of, MembershipReply};
 pub use network::Network;
-pub use store::{LogStore, StateMachine};
+pub use store::{decode_snapshot, LogStore, Records, StateMachine};
 pub use types::{Forwarded, Outcome, RaftHandle, TypeConfig};
 
 use std::collections::BTreeMap;

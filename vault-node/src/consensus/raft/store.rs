@@ -33,7 +33,8 @@ use crate::engine::state::StateError;
 use crate::storage::overlay::Overlay;
 
 type Error = StorageError<u64>;
-type Meta = SnapshotMeta<u64, openraft::BasicNode>;
+/// A snapshot's metadata (its last log id, membership and id).
+pub type Meta = SnapshotMeta<u64, openraft::BasicNode>;
 /// The last applied log id and the membership it carries.
 type AppliedState = (
     Option<LogId<u64>>,
@@ -722,10 +723,12 @@ fn encode_snapshot<S: MetaStore + ?Sized>(store: &S, meta: &Meta) -> Result<Vec<
     Ok(out)
 }
 
-type Records<'a> = Vec<(Cf, &'a [u8], &'a [u8])>;
+/// A snapshot's records: column family, key, value.
+pub type Records<'a> = Vec<(Cf, &'a [u8], &'a [u8])>;
 
-/// Parses [`encode_snapshot`]'s format.
-fn decode_snapshot(bytes: &[u8]) -> Result<(Meta, Records<'_>), String> {
+/// Parses [`encode_snapshot`]'s format: the bytes a leader sends in
+/// snapshot chunks, so a peer controls them (fuzzed: `fuzz/`).
+pub fn decode_snapshot(bytes: &[u8]) -> Result<(Meta, Records<'_>), String> {
     let mut rest = bytes;
     let mut take = |n: usize| -> Result<&[u8], String> {
         if rest.len() < n {
