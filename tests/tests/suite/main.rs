@@ -6,6 +6,8 @@
 //!   processes;
 //! - [`bad_input`]: wrong certificates, malformed frames, broken uploads
 //!   and corrupt blobs against an in-process node;
+//! - [`disk`]: a full disk on a small tmpfs: clean refusals, fetches
+//!   served from the reserve, recovery without a restart (needs root);
 //! - [`e2e`]: a `vault-node` process and the `vault` command line, up to
 //!   1 GiB documents under a memory ceiling;
 //! - [`grants`]: consent and grants, request to revocation;
@@ -39,6 +41,7 @@
 mod authority;
 mod bad_input;
 mod cluster;
+mod disk;
 mod e2e;
 mod faults;
 mod grants;

@@ -27,6 +27,7 @@
 //! transfer_base_s = 30
 //! transfer_rate_min_bytes_s = 1048576
 //! outboard_budget_bytes = 67108864
+//! disk_reserve_bytes = 33554432   # free space uploads leave for log entries
 //!
 //! [cluster]                       # optional: without it, a single node
 //! node_id = 1
