@@ -93,6 +93,7 @@ pub async fn start_cluster(pki: &TestPki, n: u64) -> anyhow::Result<Vec<RunningN
                 policy: ClusterPolicy::default(),
             }),
             limits: Default::default(),
+            metrics: None,
         })
         .await?;
         nodes.push(node);

@@ -457,6 +457,7 @@ async fn a_data_directory_in_use_is_refused_and_a_failed_start_leaves_nothing() 
         issuers_path: Some(pki.issuers_path().unwrap()),
         cluster: None,
         limits: Default::default(),
+        metrics: None,
     };
     let second = vault_node::node::start(config(pki.data_dir("node-1"), "127.0.0.1:0")).await;
     let refusal = second.err().unwrap();

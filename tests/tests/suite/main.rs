@@ -12,6 +12,8 @@
 //!   1 GiB documents under a memory ceiling;
 //! - [`grants`]: consent and grants, request to revocation;
 //! - [`log`]: the tamper-evident access log and its audit;
+//! - [`metrics`]: `/metrics` scraped under load and parsed as Prometheus
+//!   text (by `promtool` when installed), `/healthz`, `/readyz`;
 //! - [`paging`]: listings that outgrow a frame, read page by page;
 //! - [`registry`]: the district's purposes and departments by name, in
 //!   English and Chinese, from a `vault-node dev` process;
@@ -47,6 +49,7 @@ mod faults;
 mod grants;
 mod limits;
 mod log;
+mod metrics;
 mod paging;
 mod portal;
 mod receipts;

@@ -118,6 +118,7 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
+    let started = std::time::Instant::now();
     let mut ids = RefusalIds::default();
     // A node certificate of another cluster is refused whatever it asks
     // (Raft, blob copies, membership, status), before its request is read:
@@ -136,6 +137,12 @@ async fn serve_stream(
             None => return,
         },
     };
+    let code = match &result {
+        Ok(()) => "ok",
+        Err(refusal) => refusal.code.as_str(),
+    };
+    let kind = if ids.kind.is_empty() { "unread" } else { ids.kind };
+    crate::metrics::METRICS.request(kind, code, started.elapsed());
     if let Err(refusal) = result {
         record_refusal(&services, &caller.cert, &refusal, ids);
         // The message (names, ids) goes to the caller only; a resident

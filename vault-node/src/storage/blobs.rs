@@ -490,7 +490,9 @@ impl BlobWriter {
         let file = out
             .into_inner()
             .map_err(|e| BlobError::from(e.into_error()))?;
+        let started = std::time::Instant::now();
         file.sync_all()?;
+        crate::metrics::METRICS.fsync("blob", started.elapsed());
         let parent = self
             .final_path
             .parent()

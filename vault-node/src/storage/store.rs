@@ -109,7 +109,10 @@ impl MetaStore for RocksStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush_wal(true).map_err(rocks_error)
+        let started = std::time::Instant::now();
+        let synced = self.db.flush_wal(true).map_err(rocks_error);
+        crate::metrics::METRICS.fsync("meta", started.elapsed());
+        synced
     }
 }
 
@@ -124,7 +127,12 @@ impl RocksStore {
         }
         let mut options = rocksdb::WriteOptions::default();
         options.set_sync(sync);
-        self.db.write_opt(batch, &options).map_err(rocks_error)
+        let started = std::time::Instant::now();
+        let written = self.db.write_opt(batch, &options).map_err(rocks_error);
+        if sync {
+            crate::metrics::METRICS.fsync("meta", started.elapsed());
+        }
+        written
     }
 }
 

@@ -88,6 +88,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             member,
             bootstrap,
             witness,
+            metrics,
         } => {
             // Fields in this order: the cluster flags are checked first.
             let config = NodeConfig {
@@ -101,6 +102,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 purposes_path: purposes,
                 issuers_path: issuers,
                 limits: Default::default(),
+                metrics,
             };
             run::run(config).await
         }
