@@ -268,10 +268,18 @@ pub const EXIT_VERIFICATION: u8 = 4;
 pub fn exit_status(code: &str) -> u8 {
     match code {
         "cli.usage" => EXIT_USAGE,
-        "connection.failed" | "cluster.unavailable" | "limit.busy" | "limit.deadline"
+        "connection.failed"
+        | "cluster.unavailable"
+        | "limit.busy"
+        | "limit.deadline"
         | "storage.disk_full" => EXIT_UNAVAILABLE,
-        "integrity.corrupt" | "log.corrupt" | "log.fork" | "log.witness_missing"
-        | "receipt.invalid" | "grant.bad_signature" | "grant.untrusted_signer"
+        "integrity.corrupt"
+        | "log.corrupt"
+        | "log.fork"
+        | "log.witness_missing"
+        | "receipt.invalid"
+        | "grant.bad_signature"
+        | "grant.untrusted_signer"
         | "record.bad_signature" => EXIT_VERIFICATION,
         _ => EXIT_REFUSED,
     }
@@ -324,10 +332,19 @@ mod tests {
         assert_eq!(exit_status("grant.expired"), EXIT_REFUSED);
         assert_eq!(exit_status("some.future_code"), EXIT_REFUSED);
         assert_eq!(exit_status("cli.usage"), EXIT_USAGE);
-        assert_eq!(exit_status(ErrorCode::Connection.as_str()), EXIT_UNAVAILABLE);
-        assert_eq!(exit_status(ErrorCode::ClusterUnavailable.as_str()), EXIT_UNAVAILABLE);
+        assert_eq!(
+            exit_status(ErrorCode::Connection.as_str()),
+            EXIT_UNAVAILABLE
+        );
+        assert_eq!(
+            exit_status(ErrorCode::ClusterUnavailable.as_str()),
+            EXIT_UNAVAILABLE
+        );
         assert_eq!(exit_status(ErrorCode::DiskFull.as_str()), EXIT_UNAVAILABLE);
-        assert_eq!(exit_status(ErrorCode::Integrity.as_str()), EXIT_VERIFICATION);
+        assert_eq!(
+            exit_status(ErrorCode::Integrity.as_str()),
+            EXIT_VERIFICATION
+        );
         assert_eq!(exit_status(ErrorCode::LogFork.as_str()), EXIT_VERIFICATION);
         // Every code the vault emits has a status among the four.
         for code in ErrorCode::ALL {

@@ -78,7 +78,11 @@ impl Histogram {
                 "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
             );
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let braces = |s: &str| {
             if s.is_empty() {
                 String::new()
@@ -171,7 +175,11 @@ impl Metrics {
 
     /// Counts one push of a blob to a replica.
     pub fn blob_push(&self, stored: bool) {
-        let counter = if stored { &self.pushes_ok } else { &self.pushes_failed };
+        let counter = if stored {
+            &self.pushes_ok
+        } else {
+            &self.pushes_failed
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -193,31 +201,96 @@ impl Metrics {
     /// The text exposition of every metric, then `gauges`.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        header(&mut out, "vault_requests_total", "counter", "Requests answered, by request kind and code (ok when it succeeded).");
+        header(
+            &mut out,
+            "vault_requests_total",
+            "counter",
+            "Requests answered, by request kind and code (ok when it succeeded).",
+        );
         for ((kind, code), n) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "vault_requests_total{{kind=\"{kind}\",code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "vault_requests_total{{kind=\"{kind}\",code=\"{code}\"}} {n}"
+            );
         }
-        header(&mut out, "vault_request_duration_seconds", "histogram", "Time from a request's arrival to its answer (for get and put, the whole transfer).");
+        header(
+            &mut out,
+            "vault_request_duration_seconds",
+            "histogram",
+            "Time from a request's arrival to its answer (for get and put, the whole transfer).",
+        );
         for (kind, h) in lock(&self.latency).iter() {
-            h.render(&mut out, "vault_request_duration_seconds", &format!("kind=\"{kind}\""));
+            h.render(
+                &mut out,
+                "vault_request_duration_seconds",
+                &format!("kind=\"{kind}\""),
+            );
         }
         header(&mut out, "vault_limit_refusals_total", "counter", "Requests refused by the node's limits (limit.busy, limit.deadline), by request kind and code.");
         for ((kind, code), n) in lock(&self.limit_refusals).iter() {
-            let _ = writeln!(out, "vault_limit_refusals_total{{kind=\"{kind}\",code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "vault_limit_refusals_total{{kind=\"{kind}\",code=\"{code}\"}} {n}"
+            );
         }
-        header(&mut out, "vault_bytes_received_total", "counter", "Document and blob bytes received (uploads, copies from peers).");
-        let _ = writeln!(out, "vault_bytes_received_total {}", self.bytes_in.load(Ordering::Relaxed));
-        header(&mut out, "vault_bytes_sent_total", "counter", "Document and blob bytes sent (downloads, copies to peers).");
-        let _ = writeln!(out, "vault_bytes_sent_total {}", self.bytes_out.load(Ordering::Relaxed));
-        header(&mut out, "vault_commit_batch_commands", "histogram", "Commands made durable per commit (one fsync each).");
+        header(
+            &mut out,
+            "vault_bytes_received_total",
+            "counter",
+            "Document and blob bytes received (uploads, copies from peers).",
+        );
+        let _ = writeln!(
+            out,
+            "vault_bytes_received_total {}",
+            self.bytes_in.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "vault_bytes_sent_total",
+            "counter",
+            "Document and blob bytes sent (downloads, copies to peers).",
+        );
+        let _ = writeln!(
+            out,
+            "vault_bytes_sent_total {}",
+            self.bytes_out.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "vault_commit_batch_commands",
+            "histogram",
+            "Commands made durable per commit (one fsync each).",
+        );
         lock(&self.commit_batches).render(&mut out, "vault_commit_batch_commands", "");
-        header(&mut out, "vault_fsync_seconds", "histogram", "fsync latency, by store (meta: RocksDB, blob: a blob file).");
+        header(
+            &mut out,
+            "vault_fsync_seconds",
+            "histogram",
+            "fsync latency, by store (meta: RocksDB, blob: a blob file).",
+        );
         for (store, h) in lock(&self.fsync).iter() {
-            h.render(&mut out, "vault_fsync_seconds", &format!("store=\"{store}\""));
+            h.render(
+                &mut out,
+                "vault_fsync_seconds",
+                &format!("store=\"{store}\""),
+            );
         }
-        header(&mut out, "vault_blob_pushes_total", "counter", "Blob copies pushed to replicas, by outcome.");
-        let _ = writeln!(out, "vault_blob_pushes_total{{outcome=\"stored\"}} {}", self.pushes_ok.load(Ordering::Relaxed));
-        let _ = writeln!(out, "vault_blob_pushes_total{{outcome=\"failed\"}} {}", self.pushes_failed.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "vault_blob_pushes_total",
+            "counter",
+            "Blob copies pushed to replicas, by outcome.",
+        );
+        let _ = writeln!(
+            out,
+            "vault_blob_pushes_total{{outcome=\"stored\"}} {}",
+            self.pushes_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "vault_blob_pushes_total{{outcome=\"failed\"}} {}",
+            self.pushes_failed.load(Ordering::Relaxed)
+        );
         for gauge in gauges {
             header(&mut out, gauge.name, gauge.kind, gauge.help);
             let _ = writeln!(out, "{} {}", gauge.name, gauge.value);
@@ -242,12 +315,22 @@ pub struct Gauge {
 impl Gauge {
     /// A gauge.
     pub fn gauge(name: &'static str, help: &'static str, value: f64) -> Self {
-        Gauge { name, kind: "gauge", help, value }
+        Gauge {
+            name,
+            kind: "gauge",
+            help,
+            value,
+        }
     }
 
     /// A counter read from elsewhere (e.g. repair totals).
     pub fn counter(name: &'static str, help: &'static str, value: f64) -> Self {
-        Gauge { name, kind: "counter", help, value }
+        Gauge {
+            name,
+            kind: "counter",
+            help,
+            value,
+        }
     }
 }
 
@@ -282,7 +365,10 @@ mod tests {
         m.request("get", "ok", Duration::from_millis(30));
         m.request("put", "limit.busy", Duration::from_millis(1));
         let text = m.render(&[Gauge::gauge("vault_raft_term", "Term.", 7.0)]);
-        assert!(text.contains("vault_requests_total{kind=\"get\",code=\"ok\"} 2\n"), "{text}");
+        assert!(
+            text.contains("vault_requests_total{kind=\"get\",code=\"ok\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("vault_limit_refusals_total{kind=\"put\",code=\"limit.busy\"} 1\n"));
         assert!(text.contains("vault_request_duration_seconds_count{kind=\"get\"} 2\n"));
         assert!(text.contains("# TYPE vault_raft_term gauge\nvault_raft_term 7\n"));

@@ -10,9 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tests::cluster::{
-    alive, eventually, start_led_cluster, status_cli, status_cli_exit, until_ok,
-};
+use tests::cluster::{alive, eventually, start_led_cluster, status_cli, status_cli_exit, until_ok};
 use tests::dev::DevCluster;
 use tests::fixtures::flip_byte;
 use tests::{connect, kind, pseudo_random_bytes, resident, GrantStory, TestPki};

@@ -48,7 +48,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
     }
 }
 
@@ -136,7 +136,11 @@ async fn a_full_disk_refuses_cleanly_keeps_serving_fetches_and_recovers_without_
             Ok(out) => stored.push(out.document_id),
             Err(e) => break e,
         }
-        assert!(stored.len() < 40, "a 64 MiB volume took {} documents", stored.len());
+        assert!(
+            stored.len() < 40,
+            "a 64 MiB volume took {} documents",
+            stored.len()
+        );
     };
     assert_eq!(refusal.code(), "storage.disk_full", "{refusal}");
     assert!(!stored.is_empty());

@@ -58,7 +58,10 @@ fn scrape(addr: SocketAddr) -> String {
         .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     String::from_utf8(answer.body).unwrap()
 }
 
@@ -122,7 +125,12 @@ async fn metrics_are_prometheus_text_under_load_and_health_answers() {
     let health = HttpRequest::get(metrics, "/healthz").send(metrics).unwrap();
     assert_eq!((health.status, health.body.as_slice()), (200, &b"ok\n"[..]));
     let ready = HttpRequest::get(metrics, "/readyz").send(metrics).unwrap();
-    assert_eq!(ready.status, 200, "{}", String::from_utf8_lossy(&ready.body));
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
 
     // The load, scraped while it runs.
     let done = Arc::new(AtomicBool::new(false));
@@ -179,13 +187,22 @@ async fn metrics_are_prometheus_text_under_load_and_health_answers() {
 
     let last = scrapes.last().unwrap();
     let n = (CLIENTS * PUTS_PER_CLIENT) as f64;
-    assert_eq!(sample(last, "vault_requests_total{kind=\"put\",code=\"ok\"}"), n);
+    assert_eq!(
+        sample(last, "vault_requests_total{kind=\"put\",code=\"ok\"}"),
+        n
+    );
     assert!(sample(last, "vault_requests_total{kind=\"get\",code=\"ok\"}") >= n);
     assert_eq!(
-        sample(last, "vault_requests_total{kind=\"get\",code=\"document.not_found\"}"),
+        sample(
+            last,
+            "vault_requests_total{kind=\"get\",code=\"document.not_found\"}"
+        ),
         1.0
     );
-    assert_eq!(sample(last, "vault_request_duration_seconds_count{kind=\"put\"}"), n);
+    assert_eq!(
+        sample(last, "vault_request_duration_seconds_count{kind=\"put\"}"),
+        n
+    );
     assert!(sample(last, "vault_bytes_received_total") >= n * DOC_BYTES as f64);
     assert!(sample(last, "vault_bytes_sent_total") >= n * DOC_BYTES as f64);
     assert!(sample(last, "vault_commit_batch_commands_count") >= 1.0);

@@ -141,7 +141,11 @@ async fn serve_stream(
         Ok(()) => "ok",
         Err(refusal) => refusal.code.as_str(),
     };
-    let kind = if ids.kind.is_empty() { "unread" } else { ids.kind };
+    let kind = if ids.kind.is_empty() {
+        "unread"
+    } else {
+        ids.kind
+    };
     crate::metrics::METRICS.request(kind, code, started.elapsed());
     if let Err(refusal) = result {
         record_refusal(&services, &caller.cert, &refusal, ids);

@@ -120,7 +120,9 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     let identity = Arc::new(node_identity(&config)?);
     let log_key = Arc::new(log_signer(&config, &identity)?);
     let vault = Arc::new(Vault::open(&config.data_dir)?);
-    vault.blobs().set_reserve_bytes(config.limits.disk_reserve_bytes);
+    vault
+        .blobs()
+        .set_reserve_bytes(config.limits.disk_reserve_bytes);
     let purposes = match &config.purposes_path {
         Some(path) => PurposeRegistry::load(path)?,
         None => PurposeRegistry::default(),

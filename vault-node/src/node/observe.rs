@@ -89,10 +89,17 @@ async fn readyz(State(state): State<Observed>) -> impl IntoResponse {
         ready(&state.services),
     )
     .await
-    .unwrap_or_else(|_| Err(format!("the readiness check took over {READY_CHECK_TIMEOUT_MS} ms")));
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "the readiness check took over {READY_CHECK_TIMEOUT_MS} ms"
+        ))
+    });
     match check {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 
@@ -136,36 +143,94 @@ async fn gauges(state: &Observed) -> Vec<Gauge> {
             *state.blobs.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), blobs));
         }
         if let Some(applied) = applied {
-            gauges.push(Gauge::gauge("vault_applied_index", "Index of the last command applied to the state machine.", applied as f64));
+            gauges.push(Gauge::gauge(
+                "vault_applied_index",
+                "Index of the last command applied to the state machine.",
+                applied as f64,
+            ));
         }
         if let Some(log) = log {
-            gauges.push(Gauge::gauge("vault_log_entries", "Entries in the access log (its tree size).", log as f64));
+            gauges.push(Gauge::gauge(
+                "vault_log_entries",
+                "Entries in the access log (its tree size).",
+                log as f64,
+            ));
         }
         if let Some(free) = free {
-            gauges.push(Gauge::gauge("vault_disk_free_bytes", "Free bytes on the data directory's file system.", free as f64));
+            gauges.push(Gauge::gauge(
+                "vault_disk_free_bytes",
+                "Free bytes on the data directory's file system.",
+                free as f64,
+            ));
         }
-        gauges.push(Gauge::gauge("vault_disk_reserve_bytes", "Free bytes an upload must leave (limits.disk_reserve_bytes).", services.admission.limits().disk_reserve_bytes as f64));
-        gauges.push(Gauge::gauge("vault_blob_files", "Blob files stored on this node.", blobs.files as f64));
-        gauges.push(Gauge::gauge("vault_blob_bytes", "Bytes of the blob files stored on this node.", blobs.bytes as f64));
+        gauges.push(Gauge::gauge(
+            "vault_disk_reserve_bytes",
+            "Free bytes an upload must leave (limits.disk_reserve_bytes).",
+            services.admission.limits().disk_reserve_bytes as f64,
+        ));
+        gauges.push(Gauge::gauge(
+            "vault_blob_files",
+            "Blob files stored on this node.",
+            blobs.files as f64,
+        ));
+        gauges.push(Gauge::gauge(
+            "vault_blob_bytes",
+            "Bytes of the blob files stored on this node.",
+            blobs.bytes as f64,
+        ));
     }
-    let signed_at = METRICS.checkpoint_signed_at.load(std::sync::atomic::Ordering::Relaxed);
+    let signed_at = METRICS
+        .checkpoint_signed_at
+        .load(std::sync::atomic::Ordering::Relaxed);
     if signed_at > 0 {
         let now = services.clock.now_unix();
         let age = (now - signed_at as i64).max(0);
-        gauges.push(Gauge::gauge("vault_checkpoint_age_seconds", "Seconds since this node last signed a checkpoint.", age as f64));
+        gauges.push(Gauge::gauge(
+            "vault_checkpoint_age_seconds",
+            "Seconds since this node last signed a checkpoint.",
+            age as f64,
+        ));
     }
-    gauges.push(Gauge::gauge("vault_ready", "1 when the node is ready (see /readyz).", f64::from(u8::from(ready(services).await.is_ok()))));
+    gauges.push(Gauge::gauge(
+        "vault_ready",
+        "1 when the node is ready (see /readyz).",
+        f64::from(u8::from(ready(services).await.is_ok())),
+    ));
     if let Some(cluster) = services.consensus.cluster() {
         raft_gauges(cluster, &mut gauges);
     }
     if let Some(replication) = &services.replication {
         let t = replication.totals();
-        gauges.push(Gauge::counter("vault_scrubs_total", "Scrubs completed since start.", t.scrubs as f64));
-        gauges.push(Gauge::counter("vault_scrub_checked_total", "Copies the scrubs read back in full.", t.checked as f64));
-        gauges.push(Gauge::counter("vault_repaired_total", "Missing or corrupt copies replaced by a verified one.", t.repaired as f64));
-        gauges.push(Gauge::counter("vault_repair_failed_total", "Missing or corrupt copies no member could supply.", t.failed as f64));
-        gauges.push(Gauge::counter("vault_orphans_collected_total", "Unreferenced blobs collected.", t.orphans_collected as f64));
-        gauges.push(Gauge::counter("vault_read_repaired_total", "Reads served from a copy fetched from a member.", t.read_repaired as f64));
+        gauges.push(Gauge::counter(
+            "vault_scrubs_total",
+            "Scrubs completed since start.",
+            t.scrubs as f64,
+        ));
+        gauges.push(Gauge::counter(
+            "vault_scrub_checked_total",
+            "Copies the scrubs read back in full.",
+            t.checked as f64,
+        ));
+        gauges.push(Gauge::counter(
+            "vault_repaired_total",
+            "Missing or corrupt copies replaced by a verified one.",
+            t.repaired as f64,
+        ));
+        gauges.push(Gauge::counter(
+            "vault_repair_failed_total",
+            "Missing or corrupt copies no member could supply.",
+            t.failed as f64,
+        ));
+        gauges.push(Gauge::counter(
+            "vault_orphans_collected_total",
+            "Unreferenced blobs collected.",
+            t.orphans_collected as f64,
+        ));
+        gauges.push(Gauge::counter(
+            "vault_read_repaired_total",
+            "Reads served from a copy fetched from a member.",
+            t.read_repaired as f64,
+        ));
     }
     gauges
 }
@@ -175,15 +240,51 @@ fn raft_gauges(cluster: &crate::consensus::Cluster, gauges: &mut Vec<Gauge>) {
     let m = cluster.raft().metrics().borrow().clone();
     let index = |id: Option<openraft::LogId<u64>>| id.map_or(0.0, |id| id.index as f64);
     let membership = m.membership_config.membership();
-    gauges.push(Gauge::gauge("vault_raft_term", "The current Raft term.", m.current_term as f64));
-    gauges.push(Gauge::gauge("vault_raft_leader", "The leader's node id (0: none known).", m.current_leader.unwrap_or(0) as f64));
-    gauges.push(Gauge::gauge("vault_raft_is_leader", "1 when this node leads.", f64::from(u8::from(m.current_leader == Some(cluster.id())))));
-    gauges.push(Gauge::gauge("vault_raft_last_log_index", "Index of the last entry in this node's Raft log.", m.last_log_index.unwrap_or(0) as f64));
-    gauges.push(Gauge::gauge("vault_raft_applied_index", "Index of the last Raft entry applied (committed and applied).", index(m.last_applied)));
-    gauges.push(Gauge::gauge("vault_raft_snapshot_index", "Index the last snapshot covers.", index(m.snapshot)));
-    gauges.push(Gauge::gauge("vault_raft_purged_index", "Index up to which the log was purged.", index(m.purged)));
-    gauges.push(Gauge::gauge("vault_raft_voters", "Voters in the membership.", membership.voter_ids().count() as f64));
-    gauges.push(Gauge::gauge("vault_raft_members", "Members (voters and learners).", membership.nodes().count() as f64));
+    gauges.push(Gauge::gauge(
+        "vault_raft_term",
+        "The current Raft term.",
+        m.current_term as f64,
+    ));
+    gauges.push(Gauge::gauge(
+        "vault_raft_leader",
+        "The leader's node id (0: none known).",
+        m.current_leader.unwrap_or(0) as f64,
+    ));
+    gauges.push(Gauge::gauge(
+        "vault_raft_is_leader",
+        "1 when this node leads.",
+        f64::from(u8::from(m.current_leader == Some(cluster.id()))),
+    ));
+    gauges.push(Gauge::gauge(
+        "vault_raft_last_log_index",
+        "Index of the last entry in this node's Raft log.",
+        m.last_log_index.unwrap_or(0) as f64,
+    ));
+    gauges.push(Gauge::gauge(
+        "vault_raft_applied_index",
+        "Index of the last Raft entry applied (committed and applied).",
+        index(m.last_applied),
+    ));
+    gauges.push(Gauge::gauge(
+        "vault_raft_snapshot_index",
+        "Index the last snapshot covers.",
+        index(m.snapshot),
+    ));
+    gauges.push(Gauge::gauge(
+        "vault_raft_purged_index",
+        "Index up to which the log was purged.",
+        index(m.purged),
+    ));
+    gauges.push(Gauge::gauge(
+        "vault_raft_voters",
+        "Voters in the membership.",
+        membership.voter_ids().count() as f64,
+    ));
+    gauges.push(Gauge::gauge(
+        "vault_raft_members",
+        "Members (voters and learners).",
+        membership.nodes().count() as f64,
+    ));
 }
 
 /// The files under `blobs/` and their bytes.

@@ -151,7 +151,9 @@ impl BlobStore {
     /// Refuses a blob of `size` bytes that would leave less than the
     /// reserve free (nothing is written).
     fn check_space(&self, size: u64) -> Result<(), BlobError> {
-        let reserve = self.reserve_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let reserve = self
+            .reserve_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
         if reserve == 0 {
             return Ok(());
         }

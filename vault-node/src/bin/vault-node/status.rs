@@ -108,8 +108,12 @@ fn problems(
     for (id, addr, answer) in members {
         match answer {
             Err(error) => problems.push(format!("member {id} at {addr} is down: {error}")),
-            Ok(member) if member.cluster && member.leader.is_none() && member.node != status.node => {
-                problems.push(format!("member {id} at {addr} knows no leader: it is not ready"))
+            Ok(member)
+                if member.cluster && member.leader.is_none() && member.node != status.node =>
+            {
+                problems.push(format!(
+                    "member {id} at {addr} knows no leader: it is not ready"
+                ))
             }
             Ok(_) => {}
         }
@@ -260,6 +264,9 @@ mod tests {
         assert!(found[0].contains("member 2"), "{found:?}");
         let mut leaderless = me.clone();
         leaderless.leader = None;
-        assert_eq!(problems(&leaderless, &[row(1, Ok(leaderless.clone()))]).len(), 1);
+        assert_eq!(
+            problems(&leaderless, &[row(1, Ok(leaderless.clone()))]).len(),
+            1
+        );
     }
 }
