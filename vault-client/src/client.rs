@@ -340,8 +340,18 @@ impl VaultClient {
     pub async fn call(&self, request: &Request) -> Result<Response, ClientError> {
         let response = exchange(&self.connection, request, FrameLimits::CLIENT, None)
             .await
-            .map_err(exchange_error)?;
+            .map_err(|e| self.why_lost(exchange_error(e)))?;
         refused(response)
+    }
+
+    /// A lost connection explained by how the node closed it, when it did
+    /// (a TLS alert about this identity's certificate is a refusal, see
+    /// [`ClientError::connection`]); any other error as it is.
+    fn why_lost(&self, e: ClientError) -> ClientError {
+        match (&e, self.connection.close_reason()) {
+            (ClientError::Connection(_), Some(reason)) => ClientError::from(reason),
+            _ => e,
+        }
     }
 
     /// [`Self::call`] with the request moved in (for closures).
@@ -1043,7 +1053,7 @@ impl VaultClient {
         };
         let response = exchange_on(&mut send, &mut recv, &request, FrameLimits::CLIENT, None)
             .await
-            .map_err(exchange_error)?;
+            .map_err(|e| self.why_lost(exchange_error(e)))?;
         let (document, served, log_index) = match refused(response)? {
             Response::Document {
                 document,

@@ -553,6 +553,12 @@ async fn handle_put(
     let documents = &services.documents;
     let limits = services.admission.limits();
     let put = documents.begin_put(&caller.cert, record, signature)?;
+    // A body the disk cannot take is refused before it is asked for (the
+    // client reads the refusal, not a stopped stream).
+    let blobs = documents.vault.blobs();
+    if !blobs.contains(&put.record.content_hash) {
+        blobs.check_space(put.record.size)?;
+    }
     write(send, &Response::SendBody { send: true }, limits.idle()).await?;
     let (hash, size) = (put.record.content_hash, put.record.size);
     let deadlines = Deadlines::for_size(limits, size);

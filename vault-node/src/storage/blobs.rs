@@ -150,7 +150,7 @@ impl BlobStore {
 
     /// Refuses a blob of `size` bytes that would leave less than the
     /// reserve free (nothing is written).
-    fn check_space(&self, size: u64) -> Result<(), BlobError> {
+    pub fn check_space(&self, size: u64) -> Result<(), BlobError> {
         let reserve = self
             .reserve_bytes
             .load(std::sync::atomic::Ordering::Relaxed);
