@@ -314,7 +314,7 @@ pub struct Gauge {
 
 impl Gauge {
     /// A gauge.
-    pub fn gauge(name: &'static str, help: &'static str, value: f64) -> Self {
+    pub fn level(name: &'static str, help: &'static str, value: f64) -> Self {
         Gauge {
             name,
             kind: "gauge",
@@ -364,7 +364,7 @@ mod tests {
         m.request("get", "ok", Duration::from_millis(3));
         m.request("get", "ok", Duration::from_millis(30));
         m.request("put", "limit.busy", Duration::from_millis(1));
-        let text = m.render(&[Gauge::gauge("vault_raft_term", "Term.", 7.0)]);
+        let text = m.render(&[Gauge::level("vault_raft_term", "Term.", 7.0)]);
         assert!(
             text.contains("vault_requests_total{kind=\"get\",code=\"ok\"} 2\n"),
             "{text}"

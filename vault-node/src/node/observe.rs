@@ -143,37 +143,37 @@ async fn gauges(state: &Observed) -> Vec<Gauge> {
             *state.blobs.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), blobs));
         }
         if let Some(applied) = applied {
-            gauges.push(Gauge::gauge(
+            gauges.push(Gauge::level(
                 "vault_applied_index",
                 "Index of the last command applied to the state machine.",
                 applied as f64,
             ));
         }
         if let Some(log) = log {
-            gauges.push(Gauge::gauge(
+            gauges.push(Gauge::level(
                 "vault_log_entries",
                 "Entries in the access log (its tree size).",
                 log as f64,
             ));
         }
         if let Some(free) = free {
-            gauges.push(Gauge::gauge(
+            gauges.push(Gauge::level(
                 "vault_disk_free_bytes",
                 "Free bytes on the data directory's file system.",
                 free as f64,
             ));
         }
-        gauges.push(Gauge::gauge(
+        gauges.push(Gauge::level(
             "vault_disk_reserve_bytes",
             "Free bytes an upload must leave (limits.disk_reserve_bytes).",
             services.admission.limits().disk_reserve_bytes as f64,
         ));
-        gauges.push(Gauge::gauge(
+        gauges.push(Gauge::level(
             "vault_blob_files",
             "Blob files stored on this node.",
             blobs.files as f64,
         ));
-        gauges.push(Gauge::gauge(
+        gauges.push(Gauge::level(
             "vault_blob_bytes",
             "Bytes of the blob files stored on this node.",
             blobs.bytes as f64,
@@ -185,13 +185,13 @@ async fn gauges(state: &Observed) -> Vec<Gauge> {
     if signed_at > 0 {
         let now = services.clock.now_unix();
         let age = (now - signed_at as i64).max(0);
-        gauges.push(Gauge::gauge(
+        gauges.push(Gauge::level(
             "vault_checkpoint_age_seconds",
             "Seconds since this node last signed a checkpoint.",
             age as f64,
         ));
     }
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_ready",
         "1 when the node is ready (see /readyz).",
         f64::from(u8::from(ready(services).await.is_ok())),
@@ -240,47 +240,47 @@ fn raft_gauges(cluster: &crate::consensus::Cluster, gauges: &mut Vec<Gauge>) {
     let m = cluster.raft().metrics().borrow().clone();
     let index = |id: Option<openraft::LogId<u64>>| id.map_or(0.0, |id| id.index as f64);
     let membership = m.membership_config.membership();
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_term",
         "The current Raft term.",
         m.current_term as f64,
     ));
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_leader",
         "The leader's node id (0: none known).",
         m.current_leader.unwrap_or(0) as f64,
     ));
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_is_leader",
         "1 when this node leads.",
         f64::from(u8::from(m.current_leader == Some(cluster.id()))),
     ));
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_last_log_index",
         "Index of the last entry in this node's Raft log.",
         m.last_log_index.unwrap_or(0) as f64,
     ));
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_applied_index",
         "Index of the last Raft entry applied (committed and applied).",
         index(m.last_applied),
     ));
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_snapshot_index",
         "Index the last snapshot covers.",
         index(m.snapshot),
     ));
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_purged_index",
         "Index up to which the log was purged.",
         index(m.purged),
     ));
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_voters",
         "Voters in the membership.",
         membership.voter_ids().count() as f64,
     ));
-    gauges.push(Gauge::gauge(
+    gauges.push(Gauge::level(
         "vault_raft_members",
         "Members (voters and learners).",
         membership.nodes().count() as f64,

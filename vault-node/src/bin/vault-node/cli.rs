@@ -17,6 +17,8 @@ pub(crate) struct Cli {
 /// The commands: `dev` and `run` start nodes; `status` and `member`
 /// talk to running ones.
 #[derive(Subcommand)]
+// Parsed once per process: the size of `Run` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     /// Run local nodes with a development PKI, created once under `--data`
     /// (identities in DATA/identities/, the CA in DATA/ca/). With
