@@ -93,6 +93,7 @@ pub async fn start_cluster(pki: &TestPki, n: u64) -> anyhow::Result<Vec<RunningN
                 policy: ClusterPolicy::default(),
             }),
             limits: Default::default(),
+            metrics: None,
         })
         .await?;
         nodes.push(node);
@@ -256,8 +257,25 @@ pub async fn status_of(pki: &TestPki, addr: SocketAddr) -> Option<NodeStatus> {
     client.status().await.ok()
 }
 
-/// Runs `vault-node status --json` against `addr` as `identity`.
+/// Runs `vault-node status --json` against `addr` as `identity`: its JSON,
+/// asserting it exited 0 when `healthy` and 3 when not (a member down, or
+/// a node without a leader).
 pub async fn status_cli(pki: &TestPki, identity: &str, addr: SocketAddr) -> serde_json::Value {
+    let (code, json) = status_cli_exit(pki, identity, addr).await;
+    let healthy = json["healthy"].as_bool();
+    assert!(
+        (code == 0 && healthy == Some(true)) || (code == 3 && healthy == Some(false)),
+        "status exited {code} with {json}"
+    );
+    json
+}
+
+/// Runs `vault-node status --json`: its exit status and JSON.
+pub async fn status_cli_exit(
+    pki: &TestPki,
+    identity: &str,
+    addr: SocketAddr,
+) -> (i32, serde_json::Value) {
     let exe = crate::bin("vault-node").unwrap();
     let dir = pki.identity_dir(identity);
     let output = tokio::task::spawn_blocking(move || {
@@ -271,12 +289,14 @@ pub async fn status_cli(pki: &TestPki, identity: &str, addr: SocketAddr) -> serd
     })
     .await
     .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status printed no JSON ({e}): {} / {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), json)
 }
 
 /// Waits until every node of `addrs` answers its status with the same

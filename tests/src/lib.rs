@@ -190,6 +190,7 @@ pub async fn start_node(pki: &TestPki) -> anyhow::Result<RunningNode> {
         issuers_path: Some(pki.issuers_path()?),
         cluster: None,
         limits: Default::default(),
+        metrics: None,
     };
     Ok(node::start(config).await?)
 }

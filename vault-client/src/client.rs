@@ -161,7 +161,7 @@ impl VaultClient {
                     last = e;
                 }
                 Some(Ok((_, Err(e)))) => return Err(e),
-                Some(Err(e)) => last = ClientError::Connection(format!("connect task: {e}")),
+                Some(Err(e)) => last = ClientError::connection(format!("connect task: {e}")),
             }
         }
     }
@@ -186,14 +186,14 @@ impl VaultClient {
         endpoint.set_default_client_config(config);
         let connecting = endpoint
             .connect(addr, &host)
-            .map_err(|e| ClientError::Connection(e.to_string()))?;
+            .map_err(|e| ClientError::connection(e.to_string()))?;
         let connection = tokio::time::timeout(
             std::time::Duration::from_millis(CONNECT_TIMEOUT_MS),
             connecting,
         )
         .await
         .map_err(|_| {
-            ClientError::Connection(format!(
+            ClientError::connection(format!(
                 "no answer from {node} within {CONNECT_TIMEOUT_MS} ms; is the node running?"
             ))
         })??;
@@ -319,7 +319,7 @@ impl VaultClient {
             send_body_bytes(&mut send, body, record.size, progress).await?;
         }
         send.finish()
-            .map_err(|e| ClientError::Connection(e.to_string()))?;
+            .map_err(|e| ClientError::connection(e.to_string()))?;
         match read_response(&mut recv).await? {
             Response::Stored {
                 document,
@@ -340,8 +340,18 @@ impl VaultClient {
     pub async fn call(&self, request: &Request) -> Result<Response, ClientError> {
         let response = exchange(&self.connection, request, FrameLimits::CLIENT, None)
             .await
-            .map_err(exchange_error)?;
+            .map_err(|e| self.why_lost(exchange_error(e)))?;
         refused(response)
+    }
+
+    /// A lost connection explained by how the node closed it, when it did
+    /// (a TLS alert about this identity's certificate is a refusal, see
+    /// [`ClientError::connection`]); any other error as it is.
+    fn why_lost(&self, e: ClientError) -> ClientError {
+        match (&e, self.connection.close_reason()) {
+            (ClientError::Connection(_), Some(reason)) => ClientError::from(reason),
+            _ => e,
+        }
     }
 
     /// [`Self::call`] with the request moved in (for closures).
@@ -1043,7 +1053,7 @@ impl VaultClient {
         };
         let response = exchange_on(&mut send, &mut recv, &request, FrameLimits::CLIENT, None)
             .await
-            .map_err(exchange_error)?;
+            .map_err(|e| self.why_lost(exchange_error(e)))?;
         let (document, served, log_index) = match refused(response)? {
             Response::Document {
                 document,
@@ -1441,7 +1451,7 @@ fn exchange_error(e: ExchangeError) -> ClientError {
     match e {
         ExchangeError::Encode(e) | ExchangeError::Frame(e) => e.into(),
         ExchangeError::Reset(code) if code == u64::from(RESET_INTEGRITY) => integrity_reset(),
-        other => ClientError::Connection(other.to_string()),
+        other => ClientError::connection(other.to_string()),
     }
 }
 
@@ -1482,9 +1492,9 @@ async fn resolve(node: &str) -> Result<(String, SocketAddr), ClientError> {
     };
     let addr = tokio::net::lookup_host(node)
         .await
-        .map_err(|e| ClientError::Connection(format!("cannot resolve {node}: {e}")))?
+        .map_err(|e| ClientError::connection(format!("cannot resolve {node}: {e}")))?
         .next()
-        .ok_or_else(|| ClientError::Connection(format!("{node} resolves to no address")))?;
+        .ok_or_else(|| ClientError::connection(format!("{node} resolves to no address")))?;
     Ok((host.to_string(), addr))
 }
 

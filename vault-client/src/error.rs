@@ -253,6 +253,66 @@ impl ErrorCode {
     }
 }
 
+/// Exit status of a command that failed with a refusal: the node or a
+/// local check said no (a bad argument, a missing permission, a spent
+/// grant...). Retrying the same thing will not help.
+pub const EXIT_REFUSED: u8 = 1;
+/// Exit status of a bad command line (`cli.usage`).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status when the vault could not be reached or could not take the
+/// work now (no connection, no quorum, over a limit, disk full): retrying
+/// later may help.
+pub const EXIT_UNAVAILABLE: u8 = 3;
+/// Exit status when something failed verification: corrupt bytes, a
+/// forged signature, a forked or corrupt log, an invalid receipt, an
+/// audit that did not pass.
+pub const EXIT_VERIFICATION: u8 = 4;
+
+/// The exit status the command-line tools (`vault`, `vault-node`) give a
+/// failure with `code` (a code this build does not know is a refusal).
+pub fn exit_status(code: &str) -> u8 {
+    match code {
+        "cli.usage" => EXIT_USAGE,
+        "connection.failed"
+        | "cluster.unavailable"
+        | "limit.busy"
+        | "limit.deadline"
+        | "storage.disk_full" => EXIT_UNAVAILABLE,
+        "integrity.corrupt"
+        | "log.corrupt"
+        | "log.fork"
+        | "log.witness_missing"
+        | "receipt.invalid"
+        | "grant.bad_signature"
+        | "grant.untrusted_signer"
+        | "record.bad_signature" => EXIT_VERIFICATION,
+        _ => EXIT_REFUSED,
+    }
+}
+
+/// The one-sentence message of a command-line parse error: clap's text
+/// without its `error: ` prefix and usage lines, and with the names of the
+/// arguments it lists (a missing `--data` is named, not just "the following
+/// required arguments were not provided").
+pub fn usage_message(rendered: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in rendered.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if !line.is_empty() {
+            parts.push(line.trim_start_matches("error: "));
+        }
+    }
+    let message = parts.join(" ");
+    if message.is_empty() {
+        "bad command line".to_string()
+    } else {
+        message
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -270,5 +330,46 @@ mod tests {
             assert!(seen.insert(code.as_str()), "duplicate {code}");
             assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
         }
+    }
+
+    #[test]
+    fn exit_statuses_tell_refusal_usage_unavailable_and_verification_apart() {
+        assert_eq!(exit_status("grant.expired"), EXIT_REFUSED);
+        assert_eq!(exit_status("some.future_code"), EXIT_REFUSED);
+        assert_eq!(exit_status("cli.usage"), EXIT_USAGE);
+        assert_eq!(
+            exit_status(ErrorCode::Connection.as_str()),
+            EXIT_UNAVAILABLE
+        );
+        assert_eq!(
+            exit_status(ErrorCode::ClusterUnavailable.as_str()),
+            EXIT_UNAVAILABLE
+        );
+        assert_eq!(exit_status(ErrorCode::DiskFull.as_str()), EXIT_UNAVAILABLE);
+        assert_eq!(
+            exit_status(ErrorCode::Integrity.as_str()),
+            EXIT_VERIFICATION
+        );
+        assert_eq!(exit_status(ErrorCode::LogFork.as_str()), EXIT_VERIFICATION);
+        // Every code the vault emits has a status among the four.
+        for code in ErrorCode::ALL {
+            assert!((1..=4).contains(&exit_status(code.as_str())), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_usage_message_keeps_the_missing_argument_names() {
+        let rendered = "error: the following required arguments were not provided:\n  \
+                        --data <DATA>\n\nUsage: vault-node run --data <DATA>\n\nFor more \
+                        information, try '--help'.\n";
+        assert_eq!(
+            usage_message(rendered),
+            "the following required arguments were not provided: --data <DATA>"
+        );
+        assert_eq!(
+            usage_message("error: unexpected argument '--x' found\n"),
+            "unexpected argument '--x' found"
+        );
+        assert_eq!(usage_message(""), "bad command line");
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! | layer | holds |
 //! |---|---|
+//! | [`metrics`] | counters and histograms (atomics, no I/O), rendered as Prometheus text |
 //! | [`engine`] | commands, records, `apply`, log entries and tree, grant state; no I/O, clock or RNG |
 //! | [`rules`] | access, grant and placement decisions as plain functions; the clock |
 //! | [`storage`] | the RocksDB, in-memory and faulty stores, the blob store, the data directory |
@@ -23,6 +24,7 @@
 
 pub mod consensus;
 pub mod engine;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod replication;

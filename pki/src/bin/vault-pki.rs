@@ -117,13 +117,8 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if json_mode && err.use_stderr() => {
-            let rendered = err.render().to_string();
-            let message = rendered
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ");
-            return report_error(true, "cli.usage", message);
+            report_error(true, "cli.usage", &usage_message(&err.render().to_string()));
+            return ExitCode::from(EXIT_USAGE);
         }
         Err(err) => err.exit(),
     };
@@ -142,6 +137,26 @@ fn main() -> ExitCode {
                 .map_or("cli.error", PkiError::code);
             report_error(cli.json, code, &format!("{err:#}"))
         }
+    }
+}
+
+/// Exit status of a bad command line (as `vault` and `vault-node`).
+const EXIT_USAGE: u8 = 2;
+
+/// clap's error text as one sentence: without `error: ` and the usage
+/// lines, keeping the names of missing arguments.
+fn usage_message(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim_start_matches("error: "))
+        .collect();
+    if parts.is_empty() {
+        "bad command line".to_string()
+    } else {
+        parts.join(" ")
     }
 }
 

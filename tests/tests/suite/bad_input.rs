@@ -56,6 +56,17 @@ async fn assert_refused(pki: &TestPki, dir_name: &str, addr: SocketAddr) {
     assert!(result.is_err(), "{dir_name} was let in");
 }
 
+/// The code the client library reports when `dir_name`'s certificate is
+/// refused by the node at `addr` (at connect, or at the first request).
+async fn own_certificate_refusal(pki: &TestPki, dir_name: &str, addr: SocketAddr) -> String {
+    let err = match connect(pki, dir_name, addr).await {
+        Err(e) => e,
+        Ok(client) => client.list(&resident("resident-1")).await.unwrap_err(),
+    };
+    assert!(!err.is_transient(), "{err}");
+    err.code().to_string()
+}
+
 #[tokio::test]
 async fn handshake_refuses_foreign_expired_revoked_and_missing_certificates() {
     let pki = TestPki::new().unwrap();
@@ -78,6 +89,9 @@ async fn handshake_refuses_foreign_expired_revoked_and_missing_certificates() {
     params.not_after = tests::now() - 3600;
     pki.issue_with("expired-dept", params).unwrap();
     assert_refused(&pki, "expired-dept", node.addr).await;
+    // The client tells its own expired certificate apart from a lost connection.
+    let code = own_certificate_refusal(&pki, "expired-dept", node.addr).await;
+    assert_eq!(code, "tls.bad_certificate");
 
     // Missing client certificate.
     let identity = pki.identity("civil-affairs").unwrap();
@@ -105,6 +119,8 @@ async fn handshake_refuses_foreign_expired_revoked_and_missing_certificates() {
     pki.ca.revoke(&serial, tests::now()).unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_refused(&pki, "tax-office", node.addr).await;
+    let code = own_certificate_refusal(&pki, "tax-office", node.addr).await;
+    assert_eq!(code, "auth.certificate_revoked");
     // ...and refuses requests on a connection opened before the revocation.
     let (mut send, mut recv) = before_revocation.open_bi().await.unwrap();
     write_frame(
@@ -448,6 +464,7 @@ async fn a_data_directory_in_use_is_refused_and_a_failed_start_leaves_nothing() 
         issuers_path: Some(pki.issuers_path().unwrap()),
         cluster: None,
         limits: Default::default(),
+        metrics: None,
     };
     let second = vault_node::node::start(config(pki.data_dir("node-1"), "127.0.0.1:0")).await;
     let refusal = second.err().unwrap();

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tests::cluster::{alive, eventually, start_led_cluster, status_cli, until_ok};
+use tests::cluster::{alive, eventually, start_led_cluster, status_cli, status_cli_exit, until_ok};
 use tests::dev::DevCluster;
 use tests::fixtures::flip_byte;
 use tests::{connect, kind, pseudo_random_bytes, resident, GrantStory, TestPki};
@@ -576,4 +576,27 @@ async fn every_node_serves_the_same_signed_checkpoint_and_another_log_key_is_ref
     .sign(&key);
     let err = pki::Checkpoint::verify_note(&forged, &trusted).unwrap_err();
     assert_eq!(err.code(), "pki.unknown_log_key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_exits_3_when_a_member_is_down() {
+    let pki = TestPki::new().unwrap();
+    let nodes = start_led_cluster(&pki).await;
+    let json = status_cli(&pki, "auditor", nodes[0].addr).await;
+    assert_eq!(json["healthy"], true, "{json}");
+    // Node 3 stops answering: the status says so and exits 3.
+    nodes[2].close();
+    let (code, json) = eventually("status to see node 3 down", || {
+        let pki = &pki;
+        let addr = nodes[0].addr;
+        async move {
+            let (code, json) = status_cli_exit(pki, "auditor", addr).await;
+            (code != 0).then_some((code, json))
+        }
+    })
+    .await;
+    assert_eq!(code, 3, "{json}");
+    assert_eq!(json["healthy"], false, "{json}");
+    let problems = json["problems"].to_string();
+    assert!(problems.contains("member 3"), "{problems}");
 }

@@ -6,12 +6,16 @@
 //!   processes;
 //! - [`bad_input`]: wrong certificates, malformed frames, broken uploads
 //!   and corrupt blobs against an in-process node;
+//! - [`disk`]: a full disk on a small tmpfs: clean refusals, fetches
+//!   served from the reserve, recovery without a restart (needs root);
 //! - [`e2e`]: a `vault-node` process and the `vault` command line, up to
 //!   1 GiB documents under a memory ceiling;
 //! - [`fuzz_corpus`]: the fuzz targets' committed corpora replayed
 //!   through their checks (and regenerated);
 //! - [`grants`]: consent and grants, request to revocation;
 //! - [`log`]: the tamper-evident access log and its audit;
+//! - [`metrics`]: `/metrics` scraped under load and parsed as Prometheus
+//!   text (by `promtool` when installed), `/healthz`, `/readyz`;
 //! - [`paging`]: listings that outgrow a frame, read page by page;
 //! - [`registry`]: the district's purposes and departments by name, in
 //!   English and Chinese, from a `vault-node dev` process;
@@ -41,12 +45,14 @@
 mod authority;
 mod bad_input;
 mod cluster;
+mod disk;
 mod e2e;
 mod faults;
 mod fuzz_corpus;
 mod grants;
 mod limits;
 mod log;
+mod metrics;
 mod paging;
 mod portal;
 mod receipts;

@@ -121,6 +121,7 @@ impl<S: MetaStore> Ledger<S> {
         }
         let used = index - first;
         let outcome = if used > 0 {
+            crate::metrics::METRICS.commit_batch(used as usize);
             self.store.write(&overlay.into_writes())
         } else {
             Ok(())

@@ -118,6 +118,7 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
+    let started = std::time::Instant::now();
     let mut ids = RefusalIds::default();
     // A node certificate of another cluster is refused whatever it asks
     // (Raft, blob copies, membership, status), before its request is read:
@@ -136,6 +137,16 @@ async fn serve_stream(
             None => return,
         },
     };
+    let code = match &result {
+        Ok(()) => "ok",
+        Err(refusal) => refusal.code.as_str(),
+    };
+    let kind = if ids.kind.is_empty() {
+        "unread"
+    } else {
+        ids.kind
+    };
+    crate::metrics::METRICS.request(kind, code, started.elapsed());
     if let Err(refusal) = result {
         record_refusal(&services, &caller.cert, &refusal, ids);
         // The message (names, ids) goes to the caller only; a resident
@@ -542,6 +553,12 @@ async fn handle_put(
     let documents = &services.documents;
     let limits = services.admission.limits();
     let put = documents.begin_put(&caller.cert, record, signature)?;
+    // A body the disk cannot take is refused before it is asked for (the
+    // client reads the refusal, not a stopped stream).
+    let blobs = documents.vault.blobs();
+    if !blobs.contains(&put.record.content_hash) {
+        blobs.check_space(put.record.size)?;
+    }
     write(send, &Response::SendBody { send: true }, limits.idle()).await?;
     let (hash, size) = (put.record.content_hash, put.record.size);
     let deadlines = Deadlines::for_size(limits, size);

@@ -105,7 +105,10 @@ async fn send_inline(
 /// missed deadline) when the transfer must stop.
 async fn write(send: &mut quinn::SendStream, bytes: &[u8], deadlines: &Deadlines) -> bool {
     match deadlines.run("download", send.write_all(bytes)).await {
-        Ok(Ok(())) => true,
+        Ok(Ok(())) => {
+            crate::metrics::METRICS.add_bytes_out(bytes.len() as u64);
+            true
+        }
         Ok(Err(_)) => false,
         Err(refusal) => {
             tracing::warn!(code = %refusal.code, "cut a download: the client stopped reading");

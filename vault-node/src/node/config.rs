@@ -11,6 +11,7 @@
 //! crl = "/etc/vault/crl.pem"      # optional
 //! purposes = "purposes.json"      # optional
 //! issuers = "issuers.json"        # optional: who may issue which kinds
+//! metrics = "127.0.0.1:9464"      # optional: /metrics, /healthz, /readyz over HTTP
 //!
 //! [[witnesses]]                   # optional, repeated: witnesses asked to cosign checkpoints
 //! url = "http://10.0.0.9:7380"
@@ -27,6 +28,7 @@
 //! transfer_base_s = 30
 //! transfer_rate_min_bytes_s = 1048576
 //! outboard_budget_bytes = 67108864
+//! disk_reserve_bytes = 33554432   # free space uploads leave for log entries
 //!
 //! [cluster]                       # optional: without it, a single node
 //! node_id = 1
@@ -79,6 +81,9 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// The witnesses asked to cosign each new checkpoint.
     pub witnesses: Vec<WitnessEndpoint>,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` over HTTP
+    /// (none: not served).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A node's place in a Raft cluster.
@@ -128,6 +133,9 @@ pub struct FileConfig {
     /// Witnesses (`[[witnesses]]`, each `url` and `vkey`).
     #[serde(default)]
     pub witnesses: Vec<FileWitness>,
+    /// Where to serve metrics and health over HTTP (`HOST:PORT`).
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// One `[[witnesses]]` entry.
@@ -276,6 +284,7 @@ pub fn parse(text: &str, base: &Path) -> Result<NodeConfig, String> {
         issuers_path: file.issuers.map(resolve),
         cluster,
         limits: file.limits,
+        metrics: file.metrics,
     })
 }
 

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod dev;
+pub mod observe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     /// The node's certificate.
     pub cert: PeerCert,
+    /// Where it serves `/metrics`, `/healthz` and `/readyz`, if it does.
+    pub metrics_addr: Option<SocketAddr>,
     endpoint: quinn::Endpoint,
     services: Arc<Services>,
 }
@@ -117,6 +120,9 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     let identity = Arc::new(node_identity(&config)?);
     let log_key = Arc::new(log_signer(&config, &identity)?);
     let vault = Arc::new(Vault::open(&config.data_dir)?);
+    vault
+        .blobs()
+        .set_reserve_bytes(config.limits.disk_reserve_bytes);
     let purposes = match &config.purposes_path {
         Some(path) => PurposeRegistry::load(path)?,
         None => PurposeRegistry::default(),
@@ -146,6 +152,17 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
         admission,
     ));
     crl::record_revocations(&services);
+    let metrics_addr = match config.metrics {
+        Some(addr) => {
+            let listener = observe::bind(addr)?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
+            tokio::spawn(observe::serve(listener, services.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
     tokio::spawn(server::accept_loop(endpoint.clone(), services.clone()));
     if let (Some(cluster), Some(cluster_config)) = (services.consensus.cluster(), &config.cluster) {
         if cluster_config.bootstrap {
@@ -160,6 +177,7 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     }
     Ok(RunningNode {
         addr,
+        metrics_addr,
         cert: services.identity.cert.clone(),
         endpoint,
         services,

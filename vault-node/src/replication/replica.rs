@@ -69,6 +69,7 @@ async fn replicate(rep: &Arc<Replication>, hash: ContentHash) -> Result<(), Refu
         let tx = tx.clone();
         tokio::spawn(async move {
             let result = push_to(&rep, target, &addr, hash).await;
+            crate::metrics::METRICS.blob_push(result.is_ok());
             if let Err(e) = &result {
                 tracing::warn!(node = target, error = %e, "cannot push a blob");
             }

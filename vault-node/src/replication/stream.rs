@@ -166,6 +166,7 @@ async fn read_batch(
             .await?;
         match chunk {
             Ok(Some(chunk)) => {
+                crate::metrics::METRICS.add_bytes_in(chunk.bytes.len() as u64);
                 *received = received.saturating_add(chunk.bytes.len() as u64);
                 if *received > size {
                     return Err(Refusal::new(
@@ -215,6 +216,7 @@ pub async fn send_plain(reader: BlobReader, send: &mut quinn::SendStream) -> Res
             .await
             .map_err(|e| e.message)?
             .map_err(|e| e.to_string())?;
+        crate::metrics::METRICS.add_bytes_out(batch.len() as u64);
     }
     Ok(())
 }

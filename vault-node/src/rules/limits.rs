@@ -39,6 +39,11 @@ pub const DEFAULT_TRANSFER_RATE_MIN_BYTES_S: u64 = 1024 * 1024;
 /// Default decrypted outboard bytes all downloads together may hold (a
 /// 4 GiB document's outboard is 16 MiB, a 40 MiB one's 160 KiB).
 pub const DEFAULT_OUTBOARD_BUDGET_BYTES: u64 = 64 * 1024 * 1024;
+/// Default free space a new blob must leave on the data directory's file
+/// system, in bytes: uploads are refused (`storage.disk_full`) before the
+/// disk is full, so the small writes a fetch needs (its log entry) and
+/// RocksDB's own recovery still find room.
+pub const DEFAULT_DISK_RESERVE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The node's limits (`[limits]` in the configuration file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,6 +69,8 @@ pub struct Limits {
     pub transfer_rate_min_bytes_s: u64,
     /// Decrypted outboard bytes all downloads together may hold.
     pub outboard_budget_bytes: u64,
+    /// Free space a new blob must leave on the data disk (0: none).
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for Limits {
@@ -79,6 +86,7 @@ impl Default for Limits {
             transfer_base_s: DEFAULT_TRANSFER_BASE_S,
             transfer_rate_min_bytes_s: DEFAULT_TRANSFER_RATE_MIN_BYTES_S,
             outboard_budget_bytes: DEFAULT_OUTBOARD_BUDGET_BYTES,
+            disk_reserve_bytes: DEFAULT_DISK_RESERVE_BYTES,
         }
     }
 }

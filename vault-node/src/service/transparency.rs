@@ -210,8 +210,16 @@ pub async fn fresh_checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String),
         root,
     };
     let note = checkpoint.sign(&ctx.log_key);
+    crate::metrics::METRICS.checkpoint_signed(unix_now());
     let note = cosign(ctx, &checkpoint, note).await;
     Ok((size, root, note))
+}
+
+/// Seconds since 1970 by the system clock (for the checkpoint-age metric only).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Appends the witnesses' cosignatures to a signed note: each witness is

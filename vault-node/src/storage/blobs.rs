@@ -38,6 +38,7 @@ const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Bytes written between background flushes, so a large blob's final sync
 /// does not wait for the whole file to reach the disk.
 pub const SYNC_INTERVAL_BYTES: u64 = 32 * 1024 * 1024;
+pub use crate::rules::limits::DEFAULT_DISK_RESERVE_BYTES;
 
 /// A blob store failure.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,19 @@ pub enum BlobError {
     /// The disk is full.
     #[error("the node's disk is full")]
     DiskFull,
+    /// Storing the blob would leave less than the reserve free.
+    #[error(
+        "the node's disk has {free} bytes free and keeps {reserve} bytes for log entries; \
+         a {size}-byte document does not fit until the operator frees space"
+    )]
+    LowSpace {
+        /// Free bytes on the data directory's file system.
+        free: u64,
+        /// The reserve kept free.
+        reserve: u64,
+        /// The blob's size.
+        size: u64,
+    },
     /// Another I/O failure.
     #[error("blob storage I/O failed: {0}")]
     Io(String),
@@ -98,6 +112,8 @@ impl From<std::io::Error> for BlobError {
 pub struct BlobStore {
     root: PathBuf,
     master: hkdf::Prk,
+    /// Free bytes a new blob must leave (see [`DEFAULT_DISK_RESERVE_BYTES`]).
+    reserve_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl BlobStore {
@@ -114,7 +130,44 @@ impl BlobStore {
         Ok(BlobStore {
             root: root.to_path_buf(),
             master: salt.extract(master_key),
+            reserve_bytes: std::sync::atomic::AtomicU64::new(DEFAULT_DISK_RESERVE_BYTES),
         })
+    }
+
+    /// Sets the free space, in bytes, a new blob must leave on the disk.
+    pub fn set_reserve_bytes(&self, bytes: u64) {
+        self.reserve_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Free bytes (for unprivileged writers) on the file system holding
+    /// the store.
+    pub fn free_bytes(&self) -> Result<u64, BlobError> {
+        let stat = rustix::fs::statvfs(self.root.as_path())
+            .map_err(|e| BlobError::Io(format!("{}: {e}", self.root.display())))?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
+    /// Refuses a blob of `size` bytes that would leave less than the
+    /// reserve free (nothing is written).
+    pub fn check_space(&self, size: u64) -> Result<(), BlobError> {
+        let reserve = self
+            .reserve_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let free = self.free_bytes()?;
+        // The file is a little larger than the document (tags, outboard).
+        let needed = size.saturating_add(size / 512).saturating_add(reserve);
+        if free < needed {
+            return Err(BlobError::LowSpace {
+                free,
+                reserve,
+                size,
+            });
+        }
+        Ok(())
     }
 
     /// Where the blob with `hash` lives.
@@ -192,6 +245,7 @@ impl BlobStore {
 
     /// Starts writing a blob that must hash to `hash` and be `size` bytes.
     pub fn writer(&self, hash: ContentHash, size: u64) -> Result<BlobWriter, BlobError> {
+        self.check_space(size)?;
         let mut name = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut name)
             .map_err(|_| BlobError::Io("no randomness".into()))?;
@@ -438,7 +492,9 @@ impl BlobWriter {
         let file = out
             .into_inner()
             .map_err(|e| BlobError::from(e.into_error()))?;
+        let started = std::time::Instant::now();
         file.sync_all()?;
+        crate::metrics::METRICS.fsync("blob", started.elapsed());
         let parent = self
             .final_path
             .parent()

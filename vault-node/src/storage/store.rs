@@ -15,6 +15,13 @@ use crate::engine::meta::{Cf, Entries, KeyValue, MetaStore, StoreError, Write};
 
 type MemMap = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
 
+/// Each column family's memtable size, in bytes. RocksDB reserves this much
+/// free disk before it clears an out-of-space error by itself (it checks
+/// every 5 s), and preallocates a write-ahead log file of about this size:
+/// with the default 64 MiB a node on a small volume stayed refused after
+/// space was freed until it was restarted.
+pub const WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 /// The RocksDB store: one column family per [`Cf`], synced writes.
 pub struct RocksStore {
     db: rocksdb::DB,
@@ -28,9 +35,11 @@ impl RocksStore {
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         options.set_keep_log_file_num(4);
+        options.set_write_buffer_size(WRITE_BUFFER_BYTES);
         let families = Cf::ALL.iter().map(|cf| {
             let mut cf_options = rocksdb::Options::default();
             cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            cf_options.set_write_buffer_size(WRITE_BUFFER_BYTES);
             if *cf == Cf::Commands {
                 // Commands carry certificates (~1 KiB): keep them out of the LSM.
                 cf_options.set_enable_blob_files(true);
@@ -100,7 +109,10 @@ impl MetaStore for RocksStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush_wal(true).map_err(rocks_error)
+        let started = std::time::Instant::now();
+        let synced = self.db.flush_wal(true).map_err(rocks_error);
+        crate::metrics::METRICS.fsync("meta", started.elapsed());
+        synced
     }
 }
 
@@ -115,7 +127,12 @@ impl RocksStore {
         }
         let mut options = rocksdb::WriteOptions::default();
         options.set_sync(sync);
-        self.db.write_opt(batch, &options).map_err(rocks_error)
+        let started = std::time::Instant::now();
+        let written = self.db.write_opt(batch, &options).map_err(rocks_error);
+        if sync {
+            crate::metrics::METRICS.fsync("meta", started.elapsed());
+        }
+        written
     }
 }
 

@@ -391,7 +391,7 @@ impl From<BlobError> for Refusal {
             BlobError::Oversized { .. } => ErrorCode::Oversized,
             BlobError::Integrity { .. } => ErrorCode::Integrity,
             BlobError::Missing(_) => ErrorCode::Integrity,
-            BlobError::DiskFull => ErrorCode::DiskFull,
+            BlobError::DiskFull | BlobError::LowSpace { .. } => ErrorCode::DiskFull,
             _ => ErrorCode::Storage,
         };
         let message = match code {

@@ -79,6 +79,7 @@ async fn start_node_in(pki: &Pki, id: u64, cluster: Option<&str>) -> Node {
         issuers_path: None,
         cluster: None,
         limits: Default::default(),
+        metrics: None,
     })
     .await
     .unwrap();

@@ -37,6 +37,7 @@ pub(crate) async fn child(argv: &[String]) -> anyhow::Result<()> {
                 issuers_path: None,
                 cluster: None,
                 limits: Default::default(),
+                metrics: None,
             })
             .await?;
             println!("{}", node.addr);

@@ -2,7 +2,8 @@
 //!
 //! Every command takes `--json` and then prints exactly one JSON object on
 //! standard output; a failure prints `{"error":{"code":..,"message":..}}`
-//! and exits with status 1.
+//! and exits with status 1 (refused), 3 (unavailable) or 4 (verification
+//! failed); see `output`.
 //!
 //! This file parses the command line, connects (with failover between
 //! nodes) and dispatches; each command group has its module: `documents`

@@ -1,6 +1,7 @@
 //! What `vault` prints and how it exits: one JSON object (or a JSON error)
-//! under `--json`, else text; exit status 0, 1 for a failure, 2 for a
-//! usage error under `--json`.
+//! under `--json`, else text; exit status 0, or by the failure's code
+//! ([`vault_client::error::exit_status`]): 1 refused, 2 usage error, 3
+//! unavailable (connection, quorum, limits, disk), 4 verification failed.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,7 @@ use vault_client::ClientError;
 pub type CommandResult = Result<(Value, String), ClientError>;
 
 /// Set by a command whose output is complete but whose verdict is a
-/// failure (`audit verify` finding violations): exit status 1.
+/// failure (`audit verify` finding violations): exit status 4.
 static FAILED: AtomicBool = AtomicBool::new(false);
 
 /// Marks the run failed although its output is printed in full.
@@ -20,20 +21,20 @@ pub fn mark_failed() {
     FAILED.store(true, Ordering::SeqCst);
 }
 
-/// Usage errors: JSON under `--json` (code `cli.usage`, exit 2), else clap's text.
+/// Usage errors: JSON under `--json` (code `cli.usage`, exit 2; the message
+/// names any missing argument), else clap's text.
 pub fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let json = std::env::args().any(|a| a == "--json");
     if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         e.exit();
     }
-    let message = e.to_string();
-    let first = message.lines().next().unwrap_or("bad command line");
+    let message = vault_client::error::usage_message(&e.render().to_string());
     println!(
         "{}",
-        json!({"error": {"code": "cli.usage", "message": first.trim_start_matches("error: ")}})
+        json!({"error": {"code": "cli.usage", "message": message}})
     );
-    ExitCode::from(2)
+    ExitCode::from(vault_client::error::EXIT_USAGE)
 }
 
 /// Adds a single page's `next_cursor` to a listing's JSON (`null` at the
@@ -63,7 +64,7 @@ pub fn report(json: bool, result: CommandResult) -> ExitCode {
                 println!("{text}");
             }
             if FAILED.load(Ordering::SeqCst) {
-                ExitCode::FAILURE
+                ExitCode::from(vault_client::error::EXIT_VERIFICATION)
             } else {
                 ExitCode::SUCCESS
             }
@@ -77,7 +78,7 @@ pub fn report(json: bool, result: CommandResult) -> ExitCode {
             } else {
                 eprintln!("error [{}]: {e}", e.code());
             }
-            ExitCode::FAILURE
+            ExitCode::from(vault_client::error::exit_status(e.code()))
         }
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Cli {
 /// The commands: `dev` and `run` start nodes; `status` and `member`
 /// talk to running ones.
 #[derive(Subcommand)]
+// Parsed once per process: the size of `Run` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     /// Run local nodes with a development PKI, created once under `--data`
     /// (identities in DATA/identities/, the CA in DATA/ca/). With
@@ -38,7 +40,7 @@ pub(crate) enum Command {
     /// by flags or by one file (`--config`, see docs/OPERATIONS.md).
     Run {
         /// The whole configuration in a TOML file (no other flag then).
-        #[arg(long, conflicts_with_all = ["identity", "log_key", "data", "crl", "purposes", "issuers", "node_id", "member", "bootstrap", "witness"])]
+        #[arg(long, conflicts_with_all = ["identity", "log_key", "data", "crl", "purposes", "issuers", "node_id", "member", "bootstrap", "witness", "metrics"])]
         config: Option<PathBuf>,
         /// The node's identity directory (cert.pem, key.pem, ca.pem, log.pub).
         #[arg(long, required_unless_present = "config")]
@@ -74,6 +76,11 @@ pub(crate) enum Command {
         /// checkpoint (logged at warn).
         #[arg(long, value_parser = vault_node::node::config::parse_witness_flag)]
         witness: Vec<vault_node::node::config::WitnessEndpoint>,
+        /// Serve Prometheus metrics at http://ADDR/metrics, and /healthz
+        /// and /readyz (plain HTTP: bind it to loopback or the monitoring
+        /// network). Config key `metrics`.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
         /// Cluster mode: this node's Raft id (needs `--member`s).
         #[arg(long, requires = "member")]
         node_id: Option<u64>,

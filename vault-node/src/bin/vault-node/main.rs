@@ -1,14 +1,17 @@
 //! `vault-node`: run a vault node, or the embedded development default.
 //!
 //! Modules per command group: [`cli`] (the commands and flags), [`run`]
-//! (`run` and `dev`), [`status`] and [`member`].
+//! (`run` and `dev`), [`status`] and [`member`]; [`failure`] prints a
+//! failure with its stable code and picks the exit status.
 
 mod cli;
+mod failure;
 mod member;
 mod run;
 mod status;
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
@@ -16,20 +19,34 @@ use vault_node::node::NodeConfig;
 
 use cli::{Cli, Command};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    let json = std::env::args().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return failure::usage_error(e, json),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr on a full disk) is
+        // dropped: reporting it would panic the task serving a request.
+        .log_internal_errors(false)
         .init();
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(dispatch(cli.command))
+        .context("cannot start the async runtime")
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return failure::report(json, &e),
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure::report(json, &e),
+    }
 }
 
 /// Runs one command.
@@ -71,6 +88,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             member,
             bootstrap,
             witness,
+            metrics,
         } => {
             // Fields in this order: the cluster flags are checked first.
             let config = NodeConfig {
@@ -84,6 +102,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 purposes_path: purposes,
                 issuers_path: issuers,
                 limits: Default::default(),
+                metrics,
             };
             run::run(config).await
         }

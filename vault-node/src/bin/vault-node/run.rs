@@ -28,6 +28,7 @@ pub(crate) async fn run(config: NodeConfig) -> anyhow::Result<()> {
         "pid": std::process::id(),
         "addr": node.addr.to_string(),
         "data_dir": data_dir.display().to_string(),
+        "metrics": node.metrics_addr.map(|a| a.to_string()),
     });
     println!("{started}");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -57,6 +58,7 @@ pub(crate) async fn dev_config(data: &Path, listen: SocketAddr) -> anyhow::Resul
         issuers_path: Some(layout.issuers_path()),
         cluster: None,
         limits: Default::default(),
+        metrics: None,
         log_key_path: Some(layout.log_key_path()),
         data_dir: layout.node_data,
         identity_dir: layout.node_identity,

@@ -13,7 +13,9 @@ const MEMBER_STATUS_TIMEOUT_MS: u64 = 2_000;
 /// then every other member it lists for theirs (in parallel), so one
 /// command shows the whole cluster: `--json` prints the answering node's
 /// status with a `nodes` array holding each member's (or, for a member that
-/// did not answer, its `node_id`, `addr`, `reachable: false` and `error`).
+/// did not answer, its `node_id`, `addr`, `reachable: false` and `error`),
+/// and `healthy` with the `problems` found. The exit status is 3 when a
+/// member did not answer or a node knows no leader (see [`problems`]).
 pub(crate) async fn status(
     identity_dir: &Path,
     nodes: Vec<String>,
@@ -30,6 +32,12 @@ pub(crate) async fn status(
         .await
         .with_context(|| format!("{list} refused the status request"))?;
     let members = member_statuses(&identity, &status).await;
+    let problems = problems(&status, &members);
+    let verdict = if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::failure::Verdict(vault_client::error::EXIT_UNAVAILABLE).into())
+    };
     if json {
         let mut value = serde_json::to_value(&status)?;
         let nodes: Vec<serde_json::Value> = members
@@ -47,8 +55,10 @@ pub(crate) async fn status(
             .collect();
         value["nodes"] = nodes.into();
         value["policy_agrees"] = policy_agrees(&members).into();
+        value["healthy"] = problems.is_empty().into();
+        value["problems"] = problems.clone().into();
         println!("{value}");
-        return Ok(());
+        return verdict;
     }
     print_status(&status);
     if !policy_agrees(&members) {
@@ -78,7 +88,37 @@ pub(crate) async fn status(
             }
         }
     }
-    Ok(())
+    for problem in &problems {
+        println!("PROBLEM         {problem}");
+    }
+    verdict
+}
+
+/// What makes the cluster (or the single node) not healthy: a member that
+/// did not answer, a node that knows no leader (not ready: it cannot
+/// order a write). Empty when all is well.
+fn problems(
+    status: &vault_client::wire::NodeStatus,
+    members: &[(u64, String, Result<vault_client::wire::NodeStatus, String>)],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if status.cluster && status.leader.is_none() {
+        problems.push(format!("{} knows no leader: it is not ready", status.node));
+    }
+    for (id, addr, answer) in members {
+        match answer {
+            Err(error) => problems.push(format!("member {id} at {addr} is down: {error}")),
+            Ok(member)
+                if member.cluster && member.leader.is_none() && member.node != status.node =>
+            {
+                problems.push(format!(
+                    "member {id} at {addr} knows no leader: it is not ready"
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    problems
 }
 
 /// Every member's status: the one already asked (`status`) and, in
@@ -210,5 +250,23 @@ mod tests {
         let other_r = vec![row(1, Ok(member(3, 2))), row(2, Ok(member(2, 2)))];
         assert!(!policy_agrees(&other_r));
         assert!(policy_agrees(&[]));
+    }
+
+    #[test]
+    fn a_member_down_or_without_a_leader_is_a_problem() {
+        let row = |id: u64, answer| (id, format!("127.0.0.1:{id}"), answer);
+        let me = member(3, 2);
+        let all_up = vec![row(1, Ok(me.clone())), row(2, Ok(member(3, 2)))];
+        assert!(problems(&me, &all_up).is_empty());
+        let one_down = vec![row(1, Ok(me.clone())), row(2, Err("no answer".into()))];
+        let found = problems(&me, &one_down);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].contains("member 2"), "{found:?}");
+        let mut leaderless = me.clone();
+        leaderless.leader = None;
+        assert_eq!(
+            problems(&leaderless, &[row(1, Ok(leaderless.clone()))]).len(),
+            1
+        );
     }
 }

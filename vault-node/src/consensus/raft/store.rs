@@ -361,6 +361,7 @@ impl<S: MetaStore + ?Sized + 'static> RaftLogStorage<TypeConfig> for LogStore<S>
             let key = entry.log_id.index.to_be_bytes();
             writes.push(put(Cf::RaftLog, &key, json(&entry)?));
         }
+        crate::metrics::METRICS.commit_batch(writes.len());
         let Some(flusher) = &self.flusher else {
             // Synced: the entries are durable before the callback reports them.
             return match self.write(&writes) {
