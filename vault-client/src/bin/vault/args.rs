@@ -18,8 +18,9 @@ Every command talks to a node of the district's vault as an identity (a
 directory with cert.pem, key.pem and ca.pem from the district PKI), given by
 --identity DIR or VAULT_IDENTITY. `grant verify --ca`, `receipt verify
 --log-pub` and `witness` need none. With --json every command prints one JSON
-object (or {\"error\":{\"code\",\"message\"}}); exit status 0 on success, 2 for
-a bad command line, 1 otherwise (docs/PROTOCOL.md lists the codes).
+object (or {\"error\":{\"code\",\"message\"}}). Exit status: 0 done, 1 refused,
+2 bad command line, 3 node or cluster unavailable (try again later), 4 a
+verification failed (docs/PROTOCOL.md lists the codes).
 
 Examples:
   # A department puts a document it issued, and lists a resident's documents
