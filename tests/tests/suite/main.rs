@@ -10,6 +10,8 @@
 //!   1 GiB documents under a memory ceiling;
 //! - [`grants`]: consent and grants, request to revocation;
 //! - [`log`]: the tamper-evident access log and its audit;
+//! - [`orders`]: access by law — police orders, the court approves, sealed,
+//!   then disclosed by the node, verified by the resident, audited;
 //! - [`paging`]: listings that outgrow a frame, read page by page;
 //! - [`registry`]: the district's purposes and departments by name, in
 //!   English and Chinese, from a `vault-node dev` process;
@@ -44,6 +46,7 @@ mod faults;
 mod grants;
 mod limits;
 mod log;
+mod orders;
 mod paging;
 mod portal;
 mod receipts;
