@@ -246,7 +246,12 @@ impl Builder<'_> {
         entry.use_number = use_number;
         if let Some(order) = orders::order_of_grant(self.state, grant_id)? {
             if order.sealed() {
-                let detail = self.detail(Some(&order.order.resident), kind, purpose, None);
+                let detail = self.detail(
+                    Some(&order.order.resident),
+                    kind.as_deref(),
+                    purpose.as_deref(),
+                    None,
+                );
                 return self.push_sealed(entry, detail);
             }
         }

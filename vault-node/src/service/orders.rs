@@ -389,7 +389,7 @@ async fn extend(
         .ok_or_else(|| Refusal::new(ErrorCode::OrderNotFound, format!("no order {order_id}")))?;
     let (info, rules) = statutory(ctx, &entry.order.purpose)?;
     let now = ctx.clock.now_unix();
-    if (extension.signed_at - now).abs() > GRANT_SKEW_S {
+    if extension.signed_at.saturating_sub(now).saturating_abs() > GRANT_SKEW_S {
         return Err(Refusal::new(
             ErrorCode::ClockSkew,
             format!("the extension was signed at {}, the node's time is {now}", extension.signed_at),
