@@ -343,12 +343,16 @@ impl Grant {
             // Access by law: an authority's approval of a statutory order
             // (or the ordering department's own, where the purpose needs no
             // authority) stands where the resident's consent would.
-            Role::Authority => {
-                verify_signature(&resident.public_key, &self.body.canonical_bytes(), &self.consent)?
-            }
-            Role::Department if resident.name == self.body.grantee => {
-                verify_signature(&resident.public_key, &self.body.canonical_bytes(), &self.consent)?
-            }
+            Role::Authority => verify_signature(
+                &resident.public_key,
+                &self.body.canonical_bytes(),
+                &self.consent,
+            )?,
+            Role::Department if resident.name == self.body.grantee => verify_signature(
+                &resident.public_key,
+                &self.body.canonical_bytes(),
+                &self.consent,
+            )?,
             _ => self.body.verify_consent(&self.consent, &resident)?,
         }
         verify_signature(

@@ -4,9 +4,7 @@
 //! ([`crate::orders::verify_disclosure`]) against the signed checkpoint.
 //! Part of the `net` feature.
 
-use pki::{
-    GrantBody, Order, Purpose, RequestId, RequestScope, ResidentId, SealExtension,
-};
+use pki::{GrantBody, Order, Purpose, RequestId, RequestScope, ResidentId, SealExtension};
 
 use crate::client::{hashes, now_unix, proof_error, unexpected, walk, VaultClient, VerifiedAccess};
 use crate::client_error::ClientError;
@@ -214,9 +212,15 @@ impl VaultClient {
                 )
                 .map_err(|e| proof_error(e).to_string())
             };
-            let entries =
-                verify_disclosure(&me, access.index, &access.entry, &order, &records, &mut include)
-                    .map_err(|e| ClientError::local(ErrorCode::Integrity, e.to_string()))?;
+            let entries = verify_disclosure(
+                &me,
+                access.index,
+                &access.entry,
+                &order,
+                &records,
+                &mut include,
+            )
+            .map_err(|e| ClientError::local(ErrorCode::Integrity, e.to_string()))?;
             out.push(Disclosed {
                 index: access.index,
                 order,

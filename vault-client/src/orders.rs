@@ -140,7 +140,11 @@ pub fn replay_orders(first: u64, entries: &[LogEntry], rules: &StatutoryRules) -
             }
             LogEvent::OrderApproved => {
                 let Some(o) = e.request_id.and_then(|id| orders.get_mut(&id)) else {
-                    violation(index, "order.unknown", "an approval of an order never filed".into());
+                    violation(
+                        index,
+                        "order.unknown",
+                        "an approval of an order never filed".into(),
+                    );
                     continue;
                 };
                 let authority_required = o.rules.as_ref().is_none_or(|r| r.authority_required);
@@ -150,7 +154,10 @@ pub fn replay_orders(first: u64, entries: &[LogEntry], rules: &StatutoryRules) -
                     violation(
                         index,
                         "order.approval_without_authority",
-                        format!("{} {} approved an order that needs an authority", e.actor_role, e.actor),
+                        format!(
+                            "{} {} approved an order that needs an authority",
+                            e.actor_role, e.actor
+                        ),
                     );
                 }
                 o.approval = Some((e.actor_role, e.actor.clone()));
@@ -173,14 +180,21 @@ pub fn replay_orders(first: u64, entries: &[LogEntry], rules: &StatutoryRules) -
             LogEvent::SealExtended => {
                 let Some(id) = e.request_id else { continue };
                 let Some(o) = orders.get_mut(&id) else {
-                    violation(index, "order.unknown", format!("a seal extension of unknown order {id}"));
+                    violation(
+                        index,
+                        "order.unknown",
+                        format!("a seal extension of unknown order {id}"),
+                    );
                     continue;
                 };
                 if e.actor_role != Role::Authority {
                     violation(
                         index,
                         "order.extension_without_authority",
-                        format!("{} {} extended the seal of order {id}", e.actor_role, e.actor),
+                        format!(
+                            "{} {} extended the seal of order {id}",
+                            e.actor_role, e.actor
+                        ),
                     );
                 }
                 if let Some(at) = o.disclosed {
@@ -198,7 +212,11 @@ pub fn replay_orders(first: u64, entries: &[LogEntry], rules: &StatutoryRules) -
             LogEvent::OrderDisclosed => {
                 let Some(id) = e.request_id else { continue };
                 let Some(o) = orders.get_mut(&id) else {
-                    violation(index, "order.unknown", format!("a disclosure of unknown order {id}"));
+                    violation(
+                        index,
+                        "order.unknown",
+                        format!("a disclosure of unknown order {id}"),
+                    );
                     continue;
                 };
                 if u64::from(e.use_number) != o.sealed_count {
@@ -228,8 +246,10 @@ pub fn replay_orders(first: u64, entries: &[LogEntry], rules: &StatutoryRules) -
             _ => {}
         }
     }
-    let mut open: Vec<(&RequestId, &OrderFacts)> =
-        orders.iter().filter(|(_, o)| o.disclosed.is_none()).collect();
+    let mut open: Vec<(&RequestId, &OrderFacts)> = orders
+        .iter()
+        .filter(|(_, o)| o.disclosed.is_none())
+        .collect();
     open.sort_by_key(|(_, o)| o.filed_at);
     for (id, o) in open {
         if o.seal_until.saturating_add(DISCLOSURE_GRACE_S) < last_time {
@@ -288,7 +308,9 @@ fn check_statutory_fetch(
         violation(
             index,
             "order.fetch_without_order",
-            format!("a fetch under grant {grant}, whose order is not a valid approved statutory one"),
+            format!(
+                "a fetch under grant {grant}, whose order is not a valid approved statutory one"
+            ),
         );
         return;
     }
@@ -337,7 +359,10 @@ pub fn verify_disclosure(
     let fail = |why: String| Err(DisclosureError(why));
     if disclosure.event != LogEvent::OrderDisclosed || disclosure.request_id != Some(order.order_id)
     {
-        return fail(format!("entry {disclosure_index} is not the disclosure of order {}", order.order_id));
+        return fail(format!(
+            "entry {disclosure_index} is not the disclosure of order {}",
+            order.order_id
+        ));
     }
     if &order.resident != me {
         return fail(format!("order {} is not about you", order.order_id));
@@ -360,10 +385,18 @@ pub fn verify_disclosure(
         let names_order = entry.request_id == Some(order.order_id)
             || (entry.grant_id.is_some() && entry.grant_id == order.grant_id);
         if entry.resident_tag != [0; 32] || !names_order {
-            return fail(format!("log entry {} is not a sealed entry of this order", record.index));
+            return fail(format!(
+                "log entry {} is not a sealed entry of this order",
+                record.index
+            ));
         }
-        if record.detail.commitment() != entry.commitment || record.detail.resident.as_ref() != Some(me) {
-            return fail(format!("log entry {}'s detail does not match or is not about you", record.index));
+        if record.detail.commitment() != entry.commitment
+            || record.detail.resident.as_ref() != Some(me)
+        {
+            return fail(format!(
+                "log entry {}'s detail does not match or is not about you",
+                record.index
+            ));
         }
         include(record.index, &bytes, &record.inclusion_proof).map_err(DisclosureError)?;
         out.push(SealedEntry {
@@ -377,7 +410,9 @@ pub fn verify_disclosure(
         Some(f)
             if f.detail.case_ref.as_deref() == Some(order.case_ref.as_str())
                 && f.entry.code == order.purpose.as_str() => {}
-        _ => return fail("the disclosure lacks the order's filing with its case and purpose".into()),
+        _ => {
+            return fail("the disclosure lacks the order's filing with its case and purpose".into())
+        }
     }
     Ok(out)
 }
@@ -458,7 +493,12 @@ mod tests {
     }
 
     fn later(time: i64) -> LogEntry {
-        entry(LogEvent::CertificateRevoked, time, Role::Node, "district-ca")
+        entry(
+            LogEvent::CertificateRevoked,
+            time,
+            Role::Node,
+            "district-ca",
+        )
     }
 
     fn rules_named(entries: &[LogEntry], rules: &StatutoryRules) -> Vec<String> {
@@ -482,7 +522,10 @@ mod tests {
     fn a_fetch_without_an_order_or_without_the_authority_is_named() {
         // A sealed fetch under a grant no order led to.
         let log = vec![fetch(12, GrantId::from_bytes([7; 16]))];
-        assert_eq!(rules_named(&log, &rules(true)), ["order.fetch_without_order"]);
+        assert_eq!(
+            rules_named(&log, &rules(true)),
+            ["order.fetch_without_order"]
+        );
         // The department approved its own order where a court must.
         let mut log = vec![filed(10, 50, "criminal-investigation")];
         log.extend(approved(11, Role::Department, POLICE));
@@ -490,7 +533,10 @@ mod tests {
         let named = rules_named(&log, &rules(true));
         assert_eq!(
             named,
-            ["order.approval_without_authority", "order.fetch_without_authority"]
+            [
+                "order.approval_without_authority",
+                "order.fetch_without_authority"
+            ]
         );
         // Where the registry needs no authority, the same is lawful.
         assert_eq!(rules_named(&log, &rules(false)), Vec::<String>::new());
@@ -501,7 +547,10 @@ mod tests {
         denied.request_id = Some(order_id());
         log.push(denied);
         log.push(fetch(12, grant_id()));
-        assert_eq!(rules_named(&log, &rules(true)), ["order.fetch_without_order"]);
+        assert_eq!(
+            rules_named(&log, &rules(true)),
+            ["order.fetch_without_order"]
+        );
     }
 
     #[test]
@@ -538,9 +587,15 @@ mod tests {
 
     #[test]
     fn a_seal_that_ended_without_disclosure_is_named_after_the_grace() {
-        let log = vec![filed(10, 50, "criminal-investigation"), later(60 + DISCLOSURE_GRACE_S)];
+        let log = vec![
+            filed(10, 50, "criminal-investigation"),
+            later(60 + DISCLOSURE_GRACE_S),
+        ];
         assert_eq!(rules_named(&log, &rules(true)), Vec::<String>::new());
-        let log = vec![filed(10, 50, "criminal-investigation"), later(61 + DISCLOSURE_GRACE_S)];
+        let log = vec![
+            filed(10, 50, "criminal-investigation"),
+            later(61 + DISCLOSURE_GRACE_S),
+        ];
         assert_eq!(rules_named(&log, &rules(true)), ["order.not_disclosed"]);
         // An extension moves the end the disclosure is due by.
         let mut x = entry(LogEvent::SealExtended, 50, Role::Authority, COURT);

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pki::{LogEvent, RequestScope, Role};
-use tests::{connect, kind, pseudo_random_bytes, purpose, resident, start_node, vault_cli, TestPki};
+use tests::{
+    connect, kind, pseudo_random_bytes, purpose, resident, start_node, vault_cli, TestPki,
+};
 use vault_client::order_client::OrderRequest;
 
 fn order(case_ref: &str, seal_s: u64, purpose_code: &str) -> OrderRequest {
@@ -78,8 +80,9 @@ async fn police_orders_the_court_approves_sealed_then_disclosed_and_audited() {
     // Sealed: resident-1's accesses (every entry), grants and the grant
     // itself show nothing of it.
     let (_, all, _) = r1.accesses(true).await.unwrap();
-    assert!(all.iter().all(|a| a.entry.grant_id != Some(grant.id())
-        && a.entry.request_id != Some(order_id)));
+    assert!(all
+        .iter()
+        .all(|a| a.entry.grant_id != Some(grant.id()) && a.entry.request_id != Some(order_id)));
     assert!(all.iter().all(|a| a.entry.actor != "police"));
     assert!(r1.grants().await.unwrap().is_empty());
     assert_eq!(
@@ -122,12 +125,7 @@ async fn police_orders_the_court_approves_sealed_then_disclosed_and_audited() {
             LogEvent::Fetch
         ]
     );
-    let by_event = |event: LogEvent| {
-        d.entries
-            .iter()
-            .find(|s| s.entry.event == event)
-            .unwrap()
-    };
+    let by_event = |event: LogEvent| d.entries.iter().find(|s| s.entry.event == event).unwrap();
     let approval = &by_event(LogEvent::OrderApproved).entry;
     assert_eq!(
         (approval.actor_role, approval.actor.as_str()),

@@ -23,11 +23,11 @@ use vault_client::ErrorCode;
 
 use crate::engine::log::LogRecord;
 use crate::engine::meta::{Cf, MetaStore, Write};
-pub use crate::engine::state::{OrderEntry, OrderStatus};
 use crate::engine::state::{
-    encode, grant_index_key, index_key, put, read, stored_grant, Applied, GrantCounter,
-    GrantEntry, GrantSide, StateError, StoredGrant,
+    encode, grant_index_key, index_key, put, read, stored_grant, Applied, GrantCounter, GrantEntry,
+    GrantSide, StateError, StoredGrant,
 };
+pub use crate::engine::state::{OrderEntry, OrderStatus};
 use crate::Refusal;
 
 /// Most orders one due scan returns (the discloser runs again).
@@ -46,7 +46,12 @@ fn order_key(id: RequestId) -> Vec<u8> {
 }
 
 fn due_key(seal_until: i64, id: RequestId) -> Vec<u8> {
-    [DUE, &(seal_until.max(0) as u64).to_be_bytes(), id.as_bytes()].concat()
+    [
+        DUE,
+        &(seal_until.max(0) as u64).to_be_bytes(),
+        id.as_bytes(),
+    ]
+    .concat()
 }
 
 fn by_key(department: &Name, id: RequestId) -> Vec<u8> {
@@ -94,7 +99,11 @@ pub const ORDER_PREFIX: &[u8] = ORDER;
 
 /// The key prefix of a department's orders.
 pub fn by_prefix(department: &Name) -> Vec<u8> {
-    [BY, &crate::engine::state::index_prefix(department.as_str())[..]].concat()
+    [
+        BY,
+        &crate::engine::state::index_prefix(department.as_str())[..],
+    ]
+    .concat()
 }
 
 /// The log indices of an order's sealed entries, ascending.

@@ -10,9 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pki::{
-    GrantBody, Order, PeerCert, RequestId, ResidentId, Role, SealExtension, Signature,
-};
+use pki::{GrantBody, Order, PeerCert, RequestId, ResidentId, Role, SealExtension, Signature};
 use vault_client::merkle;
 use vault_client::wire::{AccessRecord, OrderView, PageFill, Request, Response, PAGE_LEN_MAX};
 use vault_client::ErrorCode;
@@ -252,13 +250,20 @@ fn list(
     let store = ctx.vault.store();
     let from = state::page_from(cursor)?;
     let fill = PageFill::new(limit, PAGE_LEN_MAX);
-    let page = state::page(store, Cf::Meta, &prefix, from.as_deref(), fill, &mut |key| {
-        let id = RequestId::from_bytes(state::tail_id(key)?);
-        Ok(match orders::order(store, id)? {
-            Some(entry) => Step::Item(view(&entry)),
-            None => Step::Skip,
-        })
-    })?;
+    let page = state::page(
+        store,
+        Cf::Meta,
+        &prefix,
+        from.as_deref(),
+        fill,
+        &mut |key| {
+            let id = RequestId::from_bytes(state::tail_id(key)?);
+            Ok(match orders::order(store, id)? {
+                Some(entry) => Step::Item(view(&entry)),
+                None => Step::Skip,
+            })
+        },
+    )?;
     Ok(Response::Orders {
         orders: page.items,
         next_cursor: page.next_cursor,
@@ -392,7 +397,10 @@ async fn extend(
     if extension.signed_at.saturating_sub(now).saturating_abs() > GRANT_SKEW_S {
         return Err(Refusal::new(
             ErrorCode::ClockSkew,
-            format!("the extension was signed at {}, the node's time is {now}", extension.signed_at),
+            format!(
+                "the extension was signed at {}, the node's time is {now}",
+                extension.signed_at
+            ),
         ));
     }
     let seal_s_max = i64::try_from(rules.seal_s_max).unwrap_or(i64::MAX);
@@ -450,7 +458,8 @@ async fn disclosure(
             format!("the log's checkpoint has {current} entries, not {size}"),
         ));
     }
-    let storage = |e: crate::engine::meta::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
+    let storage =
+        |e: crate::engine::meta::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
     let mut entries = Vec::new();
     for index in orders::sealed_indices(store, order_id).map_err(Refusal::from)? {
         if index >= size {

@@ -247,4 +247,3 @@ pub fn entry_line(index: u64, e: &pki::LogEntry, detail: &pki::LogDetail) -> Str
         index
     )
 }
-
