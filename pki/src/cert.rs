@@ -34,11 +34,20 @@ pub enum Role {
     Auditor,
     /// A resident, who approves access to their documents.
     Resident,
+    /// An authority (a court, a prosecutor) that authorises statutory
+    /// orders: access by law, without the resident's consent.
+    Authority,
 }
 
 impl Role {
     /// Every role, in declaration order.
-    pub const ALL: [Role; 4] = [Role::Node, Role::Department, Role::Auditor, Role::Resident];
+    pub const ALL: [Role; 5] = [
+        Role::Node,
+        Role::Department,
+        Role::Auditor,
+        Role::Resident,
+        Role::Authority,
+    ];
 
     /// The role's name as written in certificates and on the command line.
     pub fn as_str(&self) -> &'static str {
@@ -47,6 +56,7 @@ impl Role {
             Role::Department => "department",
             Role::Auditor => "auditor",
             Role::Resident => "resident",
+            Role::Authority => "authority",
         }
     }
 }

@@ -25,6 +25,7 @@ mod ids;
 mod keys;
 mod log;
 mod log_key;
+mod orders;
 pub mod serde_hex;
 mod statements;
 mod tls;
@@ -60,6 +61,10 @@ pub use log::{
 pub use log_key::{
     check_origin, generate as generate_log_key, load_verifiers, parse_verifiers, verifiers_text,
     LogSigner, LogVerifier, LOG_KEY_FILE, LOG_PUB_FILE, LOG_VERIFIERS_MAX, ORIGIN_LEN_MAX,
+};
+pub use orders::{
+    check_case_ref, Order, SealExtension, CASE_REF_LEN_MAX, ORDER_TAG_V1, SEAL_EXTENSION_TAG_V1,
+    SEAL_S_MAX,
 };
 pub use statements::{IssueRecord, ISSUE_RECORD_TAG_V1};
 pub use tls::{client_tls_config, crypto_provider, server_tls_config, ALPN};

@@ -55,6 +55,18 @@ pub enum LogEvent {
     Revoke = 8,
     /// A certificate was revoked by the district CA.
     CertificateRevoked = 9,
+    /// A department filed a statutory order (sealed: no resident tag).
+    OrderFiled = 10,
+    /// An authority (or, where the purpose needs none, the ordering
+    /// department) approved a statutory order (sealed).
+    OrderApproved = 11,
+    /// An authority denied a statutory order (sealed).
+    OrderDenied = 12,
+    /// An authority extended an order's seal (sealed).
+    SealExtended = 13,
+    /// The node disclosed a statutory order to its resident once its seal
+    /// ended: carries the resident's tag and the count of sealed entries.
+    OrderDisclosed = 14,
 }
 
 impl LogEvent {
@@ -70,6 +82,11 @@ impl LogEvent {
             Refusal,
             Revoke,
             CertificateRevoked,
+            OrderFiled,
+            OrderApproved,
+            OrderDenied,
+            SealExtended,
+            OrderDisclosed,
         ]
         .into_iter()
         .find(|e| *e as u8 == value)
@@ -143,7 +160,7 @@ impl LogEntry {
     }
 
     /// Canonical bytes: tag; event u8; time i64 BE; actor role u8 (1 node, 2 department,
-    /// 3 auditor, 4 resident); actor (u16 BE len + UTF-8); resident tag [32]; three optional
+    /// 3 auditor, 4 resident, 5 authority); actor (u16 BE len + UTF-8); resident tag [32]; three optional
     /// ids (u8 0/1 then 16 bytes); use_number u32 BE; code (u16 len + UTF-8); not_before,
     /// not_after i64 BE; max_uses u32 BE; commitment [32]. Version 2 (tag
     /// [`LOG_ENTRY_TAG_V2`], only when `documents` is not empty) then adds
@@ -257,14 +274,24 @@ pub struct LogDetail {
     /// Random bytes that hide the detail inside the commitment.
     #[serde(with = "crate::serde_hex::array")]
     pub nonce: [u8; 32],
+    /// For a statutory order's entries: its case reference; else absent
+    /// (and then not part of the commitment, so older details keep theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_ref: Option<String>,
 }
 
 impl LogDetail {
     /// The commitment an entry carries: SHA-256 over a domain tag, the
-    /// detail's JSON without the nonce, and the nonce.
+    /// detail's JSON without the nonce (`[resident, kind, purpose]`, or with
+    /// the case reference as a fourth item when there is one), and the nonce.
     pub fn commitment(&self) -> [u8; 32] {
-        let visible = (&self.resident, &self.kind, &self.purpose);
-        let json = serde_json::to_vec(&visible).unwrap_or_default();
+        let json = match &self.case_ref {
+            None => serde_json::to_vec(&(&self.resident, &self.kind, &self.purpose)),
+            Some(case_ref) => {
+                serde_json::to_vec(&(&self.resident, &self.kind, &self.purpose, case_ref))
+            }
+        }
+        .unwrap_or_default();
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(b"vault/log-detail/v1\n");
         ctx.update(&(json.len() as u64).to_be_bytes());
@@ -409,6 +436,7 @@ fn role_byte(role: Role) -> u8 {
         Role::Department => 2,
         Role::Auditor => 3,
         Role::Resident => 4,
+        Role::Authority => 5,
     }
 }
 
@@ -418,6 +446,7 @@ fn role_from_byte(byte: u8) -> Result<Role, PkiError> {
         2 => Ok(Role::Department),
         3 => Ok(Role::Auditor),
         4 => Ok(Role::Resident),
+        5 => Ok(Role::Authority),
         _ => Err(bad("unknown role")),
     }
 }
@@ -621,6 +650,7 @@ mod tests {
             kind: Some("marriage-certificate".into()),
             purpose: None,
             nonce: [1; 32],
+            case_ref: None,
         };
         let mut other = d.clone();
         other.nonce = [2; 32];
@@ -628,6 +658,13 @@ mod tests {
         let mut changed = d.clone();
         changed.kind = Some("birth-certificate".into());
         assert_ne!(d.commitment(), changed.commitment());
+        // A case reference is committed when present; absent, the
+        // commitment is the one details had before case references.
+        let mut with_case = d.clone();
+        with_case.case_ref = Some("CASE-1".into());
+        assert_ne!(d.commitment(), with_case.commitment());
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(!json.contains("case_ref"));
     }
 
     #[test]

@@ -57,6 +57,13 @@ pub async fn verify(client: &VaultClient, state: &AuditState) -> Result<AuditRep
             report.violations.push(violation);
         }
         report.violations.extend(replay(0, &parsed));
+        // Access by law, against the district's registry as the node
+        // answers it (the same registry every client is shown).
+        let registry = client.registry().await?;
+        let statutory = crate::orders::statutory_rules(registry.purposes());
+        report
+            .violations
+            .extend(crate::orders::replay_orders(0, &parsed, &statutory));
         if report.consistent {
             let trusted = TrustedCheckpoint {
                 size: cp.size,

@@ -1120,7 +1120,7 @@ pub const WALK_PAGES_MAX: usize = 100_000;
 /// Reads every page of a listing: `page(cursor)` fetches one, from the
 /// previous page's `next_cursor`. A page whose `next_cursor` is the cursor
 /// it was asked for is refused (the walk would never end).
-async fn walk<T, F, Fut>(mut page: F) -> Result<Vec<T>, ClientError>
+pub(crate) async fn walk<T, F, Fut>(mut page: F) -> Result<Vec<T>, ClientError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<Page<T>, ClientError>>,
@@ -1282,7 +1282,7 @@ fn hash(text: &str) -> Result<crate::merkle::Hash, ClientError> {
     Ok(out)
 }
 
-fn hashes(texts: &[String]) -> Result<Vec<crate::merkle::Hash>, ClientError> {
+pub(crate) fn hashes(texts: &[String]) -> Result<Vec<crate::merkle::Hash>, ClientError> {
     if texts.len() > crate::merkle::PROOF_LEN_MAX {
         return Err(ClientError::local(ErrorCode::Protocol, "proof too long"));
     }
@@ -1455,7 +1455,7 @@ fn exchange_error(e: ExchangeError) -> ClientError {
     }
 }
 
-fn unexpected(response: &Response) -> ClientError {
+pub(crate) fn unexpected(response: &Response) -> ClientError {
     ClientError::local(
         ErrorCode::Protocol,
         format!("the node sent an unexpected response: {response:?}"),
@@ -1580,6 +1580,7 @@ mod tests {
             kind: None,
             purpose: None,
             nonce: [0; 32],
+            case_ref: None,
         };
         let records = |indexes: &[u64]| -> Vec<crate::wire::AccessRecord> {
             indexes

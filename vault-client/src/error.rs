@@ -71,6 +71,22 @@ pub enum ErrorCode {
     UnknownPurpose,
     /// The requested validity exceeds what the purpose allows.
     TtlTooLong,
+    /// No statutory order with that id.
+    OrderNotFound,
+    /// The order was already approved or denied.
+    OrderAlreadyDecided,
+    /// The purpose is not statutory: access without consent is not allowed for it.
+    OrderNotStatutory,
+    /// The purpose's registry entry does not let this department invoke it.
+    OrderDepartmentNotAllowed,
+    /// The seal asked for is longer than the purpose allows.
+    OrderSealTooLong,
+    /// The purpose requires an authority to approve each order.
+    OrderNeedsAuthority,
+    /// The order is already disclosed (its seal cannot be extended).
+    OrderDisclosed,
+    /// The order is still sealed: its resident cannot read it yet.
+    OrderSealed,
     /// No grant with that id.
     GrantNotFound,
     /// A grant's consent or seal does not verify: forged or altered.
@@ -163,6 +179,14 @@ impl ErrorCode {
             ErrorCode::RequestWidened => "request.widened",
             ErrorCode::UnknownPurpose => "request.unknown_purpose",
             ErrorCode::TtlTooLong => "request.ttl_too_long",
+            ErrorCode::OrderNotFound => "order.not_found",
+            ErrorCode::OrderAlreadyDecided => "order.already_decided",
+            ErrorCode::OrderNotStatutory => "order.not_statutory",
+            ErrorCode::OrderDepartmentNotAllowed => "order.department_not_allowed",
+            ErrorCode::OrderSealTooLong => "order.seal_too_long",
+            ErrorCode::OrderNeedsAuthority => "order.needs_authority",
+            ErrorCode::OrderDisclosed => "order.disclosed",
+            ErrorCode::OrderSealed => "order.sealed",
             ErrorCode::GrantNotFound => "grant.not_found",
             ErrorCode::ClusterUnavailable => "cluster.unavailable",
             ErrorCode::ClusterMembership => "cluster.membership_refused",
@@ -221,6 +245,14 @@ impl ErrorCode {
         ErrorCode::RequestWidened,
         ErrorCode::UnknownPurpose,
         ErrorCode::TtlTooLong,
+        ErrorCode::OrderNotFound,
+        ErrorCode::OrderAlreadyDecided,
+        ErrorCode::OrderNotStatutory,
+        ErrorCode::OrderDepartmentNotAllowed,
+        ErrorCode::OrderSealTooLong,
+        ErrorCode::OrderNeedsAuthority,
+        ErrorCode::OrderDisclosed,
+        ErrorCode::OrderSealed,
         ErrorCode::GrantNotFound,
         ErrorCode::GrantBadSignature,
         ErrorCode::GrantUntrusted,

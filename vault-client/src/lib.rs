@@ -34,6 +34,7 @@
 
 pub mod error;
 pub mod merkle;
+pub mod orders;
 pub mod progress;
 pub mod receipt;
 pub mod replay;
@@ -51,6 +52,8 @@ pub mod client;
 pub mod client_error;
 #[cfg(feature = "net")]
 pub mod framing;
+#[cfg(feature = "net")]
+pub mod order_client;
 #[cfg(feature = "net")]
 pub mod sink;
 #[cfg(feature = "net")]

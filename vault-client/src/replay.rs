@@ -75,7 +75,8 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
                     issuers.insert(doc, (e.actor.clone(), e.resident_tag));
                 }
             }
-            LogEvent::Approval => {
+            // An order's approval backs its grant as a consent does.
+            LogEvent::Approval | LogEvent::OrderApproved => {
                 if let Some(request) = e.request_id {
                     approved.insert(request, index);
                 }

@@ -17,7 +17,7 @@
 pub use pki::DocumentId;
 use pki::{
     AccessRequest, ContentHash, DocumentKind, Grant, GrantBody, GrantId, GrantedDocument,
-    IssueRecord, Name, Purpose, RequestId, ResidentId, Signature,
+    IssueRecord, Name, Order, Purpose, RequestId, ResidentId, SealExtension, Signature,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -154,6 +154,63 @@ pub enum Request {
     RevokeGrant {
         /// Which grant.
         grant_id: GrantId,
+    },
+    /// A department files a statutory order (answered with
+    /// [`Response::OrderFiled`]).
+    FileOrder {
+        /// What the department signed.
+        order: Order,
+        /// The department's signature over `order.canonical_bytes()`.
+        signature: Signature,
+        /// Resolve kinds only to documents from this issuer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issuer: Option<Name>,
+    },
+    /// List the orders the caller may see, one page: a department its own,
+    /// authorities and auditors every one ([`Response::Orders`]).
+    Orders {
+        /// Where the page starts (a previous page's `next_cursor`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Most items wanted (capped at [`PAGE_LEN_MAX`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Show one order (to the same parties as `Orders`).
+    ShowOrder {
+        /// Which order.
+        order_id: RequestId,
+    },
+    /// An authority (or, where the purpose needs none, the ordering
+    /// department) approves an order by signing the grant body.
+    ApproveOrder {
+        /// The order.
+        order_id: RequestId,
+        /// The grant's body (its `request_id` is the order's id).
+        body: GrantBody,
+        /// The approver's signature over `body.canonical_bytes()`.
+        approval: Signature,
+    },
+    /// An authority denies an order.
+    DenyOrder {
+        /// The order.
+        order_id: RequestId,
+    },
+    /// An authority extends an order's seal.
+    ExtendSeal {
+        /// What the authority signed.
+        extension: SealExtension,
+        /// Its signature over `extension.canonical_bytes()`.
+        signature: Signature,
+    },
+    /// The resident reads a disclosed order and its sealed entries, each
+    /// with its inclusion proof ([`Response::Disclosure`]).
+    Disclosure {
+        /// The order (the disclosure entry's `request_id`).
+        order_id: RequestId,
+        /// The tree size to prove against (the current checkpoint's when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tree_size: Option<u64>,
     },
     /// The current signed checkpoint of the log.
     Checkpoint,
@@ -459,6 +516,45 @@ pub enum Response {
         /// The grant.
         grant_id: GrantId,
     },
+    /// Answer to `FileOrder`.
+    OrderFiled {
+        /// The order's id.
+        order_id: RequestId,
+    },
+    /// Answer to `Orders`: one page.
+    Orders {
+        /// The orders.
+        orders: Vec<OrderView>,
+        /// Where the next page starts; absent at the end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
+    },
+    /// Answer to `ShowOrder`.
+    OrderDetail {
+        /// The order.
+        order: OrderView,
+    },
+    /// Answer to `DenyOrder`.
+    OrderDenied {
+        /// The order.
+        order_id: RequestId,
+    },
+    /// Answer to `ExtendSeal`.
+    SealExtended {
+        /// The order.
+        order_id: RequestId,
+        /// The seal's new end.
+        seal_until: i64,
+    },
+    /// Answer to `Disclosure`.
+    Disclosure {
+        /// The checkpoint every proof is against.
+        note: String,
+        /// The order.
+        order: OrderView,
+        /// The order's sealed entries, in log order, with details and proofs.
+        entries: Vec<AccessRecord>,
+    },
     /// Answer to `Checkpoint`: a C2SP signed note.
     Checkpoint {
         /// The signed note.
@@ -659,6 +755,25 @@ pub struct RegistryPurpose {
     pub legal_basis_zh: Option<String>,
     /// Longest validity a request for it may ask, in seconds.
     pub ttl_s_max: u64,
+    /// Present when the purpose is statutory: access by law, without the
+    /// resident's consent, through orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statutory: Option<Statutory>,
+}
+
+/// What makes a purpose statutory: who may invoke it, how long its orders
+/// may stay sealed, and whether an authority must approve each one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statutory {
+    /// The departments that may file orders under it (certificate CNs).
+    pub departments: Vec<Name>,
+    /// Longest seal an order (or an extension, from its signing) may set,
+    /// in seconds.
+    pub seal_s_max: u64,
+    /// Whether an authority (a certificate of role `authority`) must
+    /// approve each order; otherwise the ordering department approves its
+    /// own.
+    pub authority_required: bool,
 }
 
 /// A department of the district's issuer registry, as the node describes
@@ -883,6 +998,52 @@ pub struct GrantView {
     pub uses: u32,
     /// Revoked or given up.
     pub revoked: bool,
+}
+
+/// A statutory order, as its parties see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// Its id.
+    pub order_id: RequestId,
+    /// Whose documents.
+    pub resident: ResidentId,
+    /// The ordering department.
+    pub department: Name,
+    /// SHA-256 of its certificate key (hex): the grant's holder.
+    pub department_key_id: String,
+    /// The statutory purpose.
+    pub purpose: Purpose,
+    /// The law that allows it (from the registry when filed).
+    pub legal_basis: String,
+    /// The case reference.
+    pub case_ref: String,
+    /// The documents it resolved to.
+    pub documents: Vec<GrantedDocument>,
+    /// Validity the grant may have, in seconds.
+    pub ttl_s: u64,
+    /// When the node recorded it.
+    pub recorded_at: i64,
+    /// When the seal ends.
+    pub seal_until: i64,
+    /// Whether an authority must approve.
+    pub authority_required: bool,
+    /// `pending`, `approved` or `denied`.
+    pub status: String,
+    /// The grant, once approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<GrantId>,
+    /// Who approved or denied it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<Name>,
+    /// In which role (`authority`, or `department` where none is needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_role: Option<String>,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
+    /// When the node disclosed it to the resident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosed_at: Option<i64>,
 }
 
 /// A refusal or failure with a stable code and a sentence a person can act on.
@@ -1162,6 +1323,7 @@ mod tests {
             legal_basis: text.to_string(),
             legal_basis_zh: None,
             ttl_s_max: 3_600,
+            statutory: None,
         }
     }
 

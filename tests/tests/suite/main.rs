@@ -16,6 +16,8 @@
 //! - [`log`]: the tamper-evident access log and its audit;
 //! - [`metrics`]: `/metrics` scraped under load and parsed as Prometheus
 //!   text (by `promtool` when installed), `/healthz`, `/readyz`;
+//! - [`orders`]: access by law — police orders, the court approves, sealed,
+//!   then disclosed by the node, verified by the resident, audited;
 //! - [`paging`]: listings that outgrow a frame, read page by page;
 //! - [`registry`]: the district's purposes and departments by name, in
 //!   English and Chinese, from a `vault-node dev` process;
@@ -53,6 +55,7 @@ mod grants;
 mod limits;
 mod log;
 mod metrics;
+mod orders;
 mod paging;
 mod portal;
 mod receipts;

@@ -56,6 +56,22 @@ pub fn apply(
             };
             revoke_grant(state, *grant_id, revocation, &mut writes)?
         }
+        Command::RecordOrder(entry) => crate::engine::orders::record(state, entry, &mut writes)?,
+        Command::ApproveOrder {
+            order_id,
+            grant,
+            by,
+            role,
+        } => crate::engine::orders::approve(state, *order_id, grant, by, *role, &mut writes)?,
+        Command::DenyOrder { order_id, by, at } => {
+            crate::engine::orders::deny(state, *order_id, by, *at, &mut writes)?
+        }
+        Command::ExtendSeal { extension, .. } => {
+            crate::engine::orders::extend(state, extension, &mut writes)?
+        }
+        Command::DiscloseOrder { order_id, at } => {
+            crate::engine::orders::disclose(state, *order_id, *at, &mut writes)?
+        }
         Command::RecordAccess { .. }
         | Command::RecordRefusal { .. }
         | Command::RecordCertificateRevocations { .. } => Applied::Recorded,
@@ -64,6 +80,7 @@ pub fn apply(
     // A fetch leaves exactly one entry: its index is the log's size now.
     let first_index = crate::engine::log::size(state)?;
     let fetched = !records.is_empty();
+    crate::engine::orders::mark_sealed(state, &records, first_index, &mut writes)?;
     crate::engine::log::append_all(state, records, &mut writes)?;
     let applied = match (applied, command) {
         (Applied::GrantUsed { use_number, .. }, _) => Applied::GrantUsed {

@@ -5,10 +5,14 @@
 //! **Invariant:** entries carry no names of residents and no document
 //! content: a resident appears as a salted tag, details as commitments.
 
-use pki::{DocumentId, GrantId, LogDetail, LogEntry, LogEvent, Name, RequestId, ResidentId, Role};
+use pki::{
+    DocumentId, GrantId, LogDetail, LogEntry, LogEvent, Name, RequestId, ResidentId, Role,
+    SealExtension,
+};
 
 use crate::engine::log::{LogRecord, Salts};
 use crate::engine::meta::{Cf, MetaStore, Write};
+use crate::engine::orders::{self, OrderEntry};
 use crate::engine::state::{
     self, Applied, Command, DocumentEntry, GrantEntry, Proposal, RequestEntry, StateError,
 };
@@ -120,6 +124,22 @@ impl Builder<'_> {
             (Command::RecordCertificateRevocations { serials }, _) => {
                 self.certificate_revocations(serials)
             }
+            (Command::RecordOrder(o), _) => self.order_filed(o),
+            (
+                Command::ApproveOrder {
+                    order_id,
+                    grant,
+                    by,
+                    role,
+                },
+                Applied::GrantIssued { grant_id },
+            ) => self.order_approved(*order_id, grant, (*role, by), *grant_id),
+            (Command::DenyOrder { order_id, by, .. }, _) => self.order_denied(*order_id, by),
+            (Command::ExtendSeal { extension, by, .. }, _) => self.seal_extended(extension, by),
+            (
+                Command::DiscloseOrder { order_id, .. },
+                Applied::OrderDisclosed { disclosed: true },
+            ) => self.order_disclosed(*order_id),
             _ => Ok(()),
         }
     }
@@ -224,6 +244,17 @@ impl Builder<'_> {
         entry.document_id = Some(document_id);
         entry.grant_id = Some(grant_id);
         entry.use_number = use_number;
+        if let Some(order) = orders::order_of_grant(self.state, grant_id)? {
+            if order.sealed() {
+                let detail = self.detail(
+                    Some(&order.order.resident),
+                    kind.as_deref(),
+                    purpose.as_deref(),
+                    None,
+                );
+                return self.push_sealed(entry, detail);
+            }
+        }
         self.push(
             entry,
             resident.as_ref(),
@@ -263,6 +294,18 @@ impl Builder<'_> {
         entry.grant_id = ids.grant_id;
         entry.request_id = ids.request_id;
         entry.code = code.to_string();
+        // A refusal about a sealed order (by its id or its grant's) is
+        // sealed with it: it must not tell the resident the order exists.
+        let order = match (ids.request_id, ids.grant_id) {
+            (Some(id), _) => orders::order(self.state, id)?,
+            (None, Some(grant)) => orders::order_of_grant(self.state, grant)?,
+            (None, None) => None,
+        };
+        if let Some(order) = order.filter(|o| o.sealed()) {
+            let detail = self.detail(Some(&order.order.resident), None, None, None);
+            entry.request_id = Some(order.order_id);
+            return self.push_sealed(entry, detail);
+        }
         self.push(entry, resident.as_ref(), None, None)
     }
 
@@ -271,6 +314,12 @@ impl Builder<'_> {
         let counter = state::grant_counter(self.state, grant_id)?;
         let mut entry = self.entry(LogEvent::Revoke, role, actor(role, by));
         entry.grant_id = Some(grant_id);
+        if let Some(order) = orders::order_of_grant(self.state, grant_id)? {
+            if order.sealed() {
+                let detail = self.detail(Some(&order.order.resident), None, None, None);
+                return self.push_sealed(entry, detail);
+            }
+        }
         self.push(entry, counter.as_ref().map(|c| &c.resident), None, None)
     }
 
@@ -295,8 +344,161 @@ impl Builder<'_> {
     }
 }
 
+/// The entries of statutory orders: sealed (no resident tag, the resident
+/// bound by the commitment) until the disclosure, which carries the tag.
+impl Builder<'_> {
+    /// A department's order, once (a retried command adds nothing).
+    fn order_filed(&mut self, o: &OrderEntry) -> Result<(), StateError> {
+        if orders::order(self.state, o.order_id)?.is_some() {
+            return Ok(());
+        }
+        let mut entry = self.entry(
+            LogEvent::OrderFiled,
+            Role::Department,
+            o.order.department.as_str(),
+        );
+        entry.request_id = Some(o.order_id);
+        entry.code = o.order.purpose.to_string();
+        entry.not_before = o.recorded_at;
+        entry.not_after = o.seal_until;
+        let case_ref = Some(o.order.case_ref.as_str());
+        let detail = self.detail(
+            Some(&o.order.resident),
+            None,
+            Some(o.order.purpose.as_str()),
+            case_ref,
+        );
+        self.push_sealed(entry, detail)
+    }
+
+    /// The approval, then the grant issued under it.
+    fn order_approved(
+        &mut self,
+        order_id: RequestId,
+        g: &GrantEntry,
+        (role, by): (Role, &Name),
+        grant_id: GrantId,
+    ) -> Result<(), StateError> {
+        let body = &g.grant.body;
+        let purpose = Some(body.purpose.as_str());
+        let mut approval = self.entry(LogEvent::OrderApproved, role, by.as_str());
+        approval.request_id = Some(order_id);
+        approval.grant_id = Some(grant_id);
+        approval.code = body.purpose.to_string();
+        let detail = self.detail(Some(&body.resident), None, purpose, None);
+        self.push_sealed(approval, detail)?;
+        let mut issued = self.entry(
+            LogEvent::GrantIssued,
+            Role::Department,
+            body.grantee.as_str(),
+        );
+        issued.request_id = Some(order_id);
+        issued.grant_id = Some(grant_id);
+        issued.not_before = body.not_before;
+        issued.not_after = body.not_after;
+        issued.max_uses = body.max_uses;
+        issued.documents = body.documents.iter().map(|d| d.document_id).collect();
+        let detail = self.detail(Some(&body.resident), None, purpose, None);
+        self.push_sealed(issued, detail)
+    }
+
+    /// An authority's denial.
+    fn order_denied(&mut self, order_id: RequestId, by: &Name) -> Result<(), StateError> {
+        let order = orders::order(self.state, order_id)?;
+        let mut entry = self.entry(LogEvent::OrderDenied, Role::Authority, by.as_str());
+        entry.request_id = Some(order_id);
+        if let Some(o) = &order {
+            entry.code = o.order.purpose.to_string();
+        }
+        let resident = order.as_ref().map(|o| &o.order.resident);
+        let detail = self.detail(resident, None, None, None);
+        self.push_sealed(entry, detail)
+    }
+
+    /// An authority's extension of a seal, with the new end.
+    fn seal_extended(&mut self, x: &SealExtension, by: &Name) -> Result<(), StateError> {
+        let order = orders::order(self.state, x.order_id)?;
+        let mut entry = self.entry(LogEvent::SealExtended, Role::Authority, by.as_str());
+        entry.request_id = Some(x.order_id);
+        entry.not_before = x.signed_at;
+        entry.not_after = x.seal_until;
+        if let Some(o) = &order {
+            entry.code = o.order.purpose.to_string();
+        }
+        let resident = order.as_ref().map(|o| &o.order.resident);
+        let detail = self.detail(resident, None, None, None);
+        self.push_sealed(entry, detail)
+    }
+
+    /// The disclosure: the resident's tag, the order, its grant, the seal's
+    /// bounds and how many sealed entries the order has.
+    fn order_disclosed(&mut self, order_id: RequestId) -> Result<(), StateError> {
+        let Some(o) = orders::order(self.state, order_id)? else {
+            return Ok(());
+        };
+        let sealed = orders::sealed_indices(self.state, order_id)?;
+        let mut entry = self.entry(LogEvent::OrderDisclosed, Role::Node, DISCLOSER_ACTOR);
+        entry.request_id = Some(order_id);
+        entry.grant_id = o.grant_id();
+        entry.code = o.order.purpose.to_string();
+        entry.not_before = o.recorded_at;
+        entry.not_after = o.seal_until;
+        entry.use_number = u32::try_from(sealed.len()).unwrap_or(u32::MAX);
+        self.push_with_case(
+            entry,
+            &o.order.resident,
+            Some(o.order.purpose.as_str()),
+            &o.order.case_ref,
+        )
+    }
+}
+
+/// The actor name of disclosure entries (the node writes them by itself).
+pub const DISCLOSER_ACTOR: &str = "vault-node";
+
 /// Building blocks: a blank entry, and pushing it with its detail.
 impl Builder<'_> {
+    fn detail(
+        &self,
+        resident: Option<&ResidentId>,
+        kind: Option<&str>,
+        purpose: Option<&str>,
+        case_ref: Option<&str>,
+    ) -> LogDetail {
+        LogDetail {
+            resident: resident.cloned(),
+            kind: kind.map(str::to_string),
+            purpose: purpose.map(str::to_string),
+            nonce: self.proposal.seed.nonce_for(self.out.len()),
+            case_ref: case_ref.map(str::to_string),
+        }
+    }
+
+    /// An entry of a sealed order: no resident tag (so in no resident's
+    /// chain), the resident only inside the committed detail.
+    fn push_sealed(&mut self, mut entry: LogEntry, detail: LogDetail) -> Result<(), StateError> {
+        entry.resident_tag = [0; 32];
+        entry.commitment = detail.commitment();
+        self.out.push(LogRecord { entry, detail });
+        Ok(())
+    }
+
+    /// A tagged entry whose detail carries a case reference.
+    fn push_with_case(
+        &mut self,
+        mut entry: LogEntry,
+        resident: &ResidentId,
+        purpose: Option<&str>,
+        case_ref: &str,
+    ) -> Result<(), StateError> {
+        let fresh = self.proposal.seed.salt_for(resident);
+        entry.resident_tag = self.salts.tag(self.state, resident, fresh, self.writes)?;
+        let detail = self.detail(Some(resident), None, purpose, Some(case_ref));
+        entry.commitment = detail.commitment();
+        self.out.push(LogRecord { entry, detail });
+        Ok(())
+    }
+
     fn entry(&self, event: LogEvent, actor_role: Role, actor: &str) -> LogEntry {
         LogEntry::new(event, self.proposal.seed.at, actor_role, actor)
     }
@@ -312,12 +514,7 @@ impl Builder<'_> {
             let fresh = self.proposal.seed.salt_for(resident);
             entry.resident_tag = self.salts.tag(self.state, resident, fresh, self.writes)?;
         }
-        let detail = LogDetail {
-            resident: resident.cloned(),
-            kind: kind.map(str::to_string),
-            purpose: purpose.map(str::to_string),
-            nonce: self.proposal.seed.nonce_for(self.out.len()),
-        };
+        let detail = self.detail(resident, kind, purpose, None);
         entry.commitment = detail.commitment();
         self.out.push(LogRecord { entry, detail });
         Ok(())

@@ -359,6 +359,7 @@ mod tests {
                 kind: None,
                 purpose: None,
                 nonce: [i; 32],
+                case_ref: None,
             },
         }
     }

@@ -14,4 +14,5 @@ pub mod entries;
 pub mod grant_state;
 pub mod log;
 pub mod meta;
+pub mod orders;
 pub mod state;

@@ -11,8 +11,8 @@
 //! log: nothing here reads a clock or draws randomness.
 
 use pki::{
-    AccessRequest, ContentHash, Grant, GrantId, GrantedDocument, IssueRecord, Name, RequestId,
-    ResidentId, Role, Signature,
+    AccessRequest, ContentHash, Grant, GrantId, GrantedDocument, IssueRecord, Name, Order,
+    RequestId, ResidentId, Role, Signature,
 };
 use serde::{Deserialize, Serialize};
 use vault_client::wire::PageFill;
@@ -93,6 +93,46 @@ pub enum Command {
         /// Lowercase hex serials.
         serials: Vec<String>,
     },
+    /// Record a department's signed statutory order (pending, sealed).
+    RecordOrder(OrderEntry),
+    /// Approve a pending order with a sealed grant (by an authority, or by
+    /// the ordering department where the purpose needs no authority).
+    ApproveOrder {
+        /// Which order.
+        order_id: RequestId,
+        /// The grant, sealed by the node.
+        grant: GrantEntry,
+        /// Who approved.
+        by: Name,
+        /// In which role.
+        role: Role,
+    },
+    /// Deny a pending order (by an authority).
+    DenyOrder {
+        /// Which order.
+        order_id: RequestId,
+        /// Who denied.
+        by: Name,
+        /// When (unix seconds, chosen by the proposer).
+        at: i64,
+    },
+    /// Extend an order's seal, with an authority's signature.
+    ExtendSeal {
+        /// What the authority signed.
+        extension: pki::SealExtension,
+        /// Its signature.
+        signature: Signature,
+        /// The authority.
+        by: Name,
+    },
+    /// Disclose an order whose seal ended (idempotent; proposed by the
+    /// node's discloser, the leader's in a cluster).
+    DiscloseOrder {
+        /// Which order.
+        order_id: RequestId,
+        /// When (unix seconds, chosen by the proposer).
+        at: i64,
+    },
     /// Revoke a grant (by its resident) or give it up (by its grantee).
     RevokeGrant {
         /// Which grant.
@@ -104,6 +144,78 @@ pub enum Command {
         /// When (unix seconds, chosen by the proposer).
         at: i64,
     },
+}
+
+/// A recorded statutory order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEntry {
+    /// Its id (the grant's `request_id`).
+    pub order_id: RequestId,
+    /// What the department signed.
+    pub order: Order,
+    /// The department's signature.
+    pub signature: Signature,
+    /// SHA-256 of the department certificate's public key: the grant's holder.
+    #[serde(with = "pki::serde_hex::array")]
+    pub department_key_id: [u8; 32],
+    /// The department certificate's serial.
+    pub department_serial: String,
+    /// The documents the order resolved to, sorted by id.
+    pub documents: Vec<GrantedDocument>,
+    /// When the node recorded it.
+    pub recorded_at: i64,
+    /// When the seal ends (unix seconds): recorded_at + seal_s, or an
+    /// authority's extension.
+    pub seal_until: i64,
+    /// The legal basis, from the registry when the order was recorded.
+    pub legal_basis: String,
+    /// Whether an authority must approve (from the registry).
+    pub authority_required: bool,
+    /// Pending, approved or denied.
+    pub status: OrderStatus,
+    /// When the node disclosed it to the resident, if it has.
+    pub disclosed_at: Option<i64>,
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Waiting for approval.
+    Pending,
+    /// Approved: the grant was issued.
+    Approved {
+        /// The grant.
+        grant_id: GrantId,
+        /// Who approved.
+        by: Name,
+        /// In which role (authority, or the department where none is needed).
+        role: Role,
+        /// When.
+        at: i64,
+    },
+    /// Denied by an authority.
+    Denied {
+        /// Who denied.
+        by: Name,
+        /// When.
+        at: i64,
+    },
+}
+
+impl OrderEntry {
+    /// The grant issued under the order, if any.
+    pub fn grant_id(&self) -> Option<GrantId> {
+        match &self.status {
+            OrderStatus::Approved { grant_id, .. } => Some(*grant_id),
+            _ => None,
+        }
+    }
+
+    /// Whether the order's entries are still sealed.
+    pub fn sealed(&self) -> bool {
+        self.disclosed_at.is_none()
+    }
 }
 
 /// A recorded access request.
@@ -292,6 +404,20 @@ pub enum Applied {
     },
     /// A grant was revoked (or already was).
     GrantRevoked,
+    /// An order was recorded (or already was).
+    OrderRecorded {
+        /// Its id.
+        order_id: RequestId,
+    },
+    /// An order was denied.
+    OrderDenied,
+    /// An order's seal was extended.
+    SealExtended,
+    /// An order was disclosed (`false`: it already was, or is not due).
+    OrderDisclosed {
+        /// Whether this command disclosed it.
+        disclosed: bool,
+    },
     /// Only log entries were appended.
     Recorded,
 }

@@ -34,7 +34,7 @@ use crate::service::consent::{self, Consent};
 use crate::service::documents::Documents;
 use crate::service::registry::Registry;
 use crate::service::transparency::{self, Transparency};
-use crate::service::{membership, status, Caller};
+use crate::service::{membership, orders, status, Caller};
 use crate::storage::vault::Vault;
 use crate::Refusal;
 
@@ -279,6 +279,13 @@ impl RefusalIds {
                 request_id: Some(*request_id),
                 ..Default::default()
             },
+            Request::ShowOrder { order_id }
+            | Request::ApproveOrder { order_id, .. }
+            | Request::DenyOrder { order_id }
+            | Request::Disclosure { order_id, .. } => RefusalIds {
+                request_id: Some(*order_id),
+                ..Default::default()
+            },
             Request::ShowGrant { grant_id } | Request::RevokeGrant { grant_id } => RefusalIds {
                 grant_id: Some(*grant_id),
                 ..Default::default()
@@ -301,6 +308,13 @@ fn kind_of(request: &Request) -> &'static str {
         Request::Grants { .. } => "grants",
         Request::ShowGrant { .. } => "show_grant",
         Request::RevokeGrant { .. } => "revoke_grant",
+        Request::FileOrder { .. } => "file_order",
+        Request::Orders { .. } => "orders",
+        Request::ShowOrder { .. } => "show_order",
+        Request::ApproveOrder { .. } => "approve_order",
+        Request::DenyOrder { .. } => "deny_order",
+        Request::ExtendSeal { .. } => "extend_seal",
+        Request::Disclosure { .. } => "disclosure",
         Request::Checkpoint => "checkpoint",
         Request::LogEntries { .. } => "log_entries",
         Request::InclusionProof { .. } => "inclusion_proof",
@@ -430,6 +444,16 @@ async fn handle(
         Request::ChangeMembership { change } => change_membership(services, caller, change).await?,
         // Public: any authenticated caller of this cluster, any role.
         Request::Registry => services.registry.answer(),
+        Request::FileOrder { .. }
+        | Request::Orders { .. }
+        | Request::ShowOrder { .. }
+        | Request::ApproveOrder { .. }
+        | Request::DenyOrder { .. }
+        | Request::ExtendSeal { .. }
+        | Request::Disclosure { .. } => {
+            let ctx = (&*services.consent, &services.transparency);
+            orders::handle(ctx, &caller.cert, &caller.der, request).await?
+        }
         other => consent::handle(&services.consent, &caller.cert, &caller.der, other).await?,
     };
     write(send, &response, services.admission.limits().idle()).await

@@ -21,6 +21,8 @@ pub const DEV_IDENTITIES: &[(&str, Role)] = &[
     ("civil-affairs", Role::Department),
     ("housing-bureau", Role::Department),
     ("tax-office", Role::Department),
+    ("police", Role::Department),
+    ("court", Role::Authority),
     ("auditor", Role::Auditor),
     ("resident-1", Role::Resident),
     ("resident-2", Role::Resident),

@@ -175,6 +175,10 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     if let Some(replication) = &services.replication {
         tokio::spawn(crate::replication::repair::scrub_loop(replication.clone()));
     }
+    // Statutory orders are disclosed when their seal ends, by no one's act.
+    tokio::spawn(crate::service::orders::disclose_loop(
+        services.consent.clone(),
+    ));
     Ok(RunningNode {
         addr,
         metrics_addr,

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use pki::{DocumentId, Grant, GrantBody, PeerCert, Purpose, Role};
+use pki::{DocumentId, Grant, GrantBody, Name, PeerCert, Purpose, Role};
 use serde::{Deserialize, Serialize};
 use vault_client::ErrorCode;
 
@@ -47,6 +47,9 @@ pub struct PurposeInfo {
     pub legal_basis_zh: Option<String>,
     /// Longest validity a request for it may ask, in seconds.
     pub ttl_s_max: u64,
+    /// Present when the purpose is statutory (orders, no consent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statutory: Option<vault_client::wire::Statutory>,
 }
 
 /// The purposes this node accepts, loaded from a JSON file.
@@ -165,9 +168,27 @@ impl PurposeRegistry {
                     legal_basis: legal_basis.to_string(),
                     legal_basis_zh: Some(legal_basis_zh.to_string()),
                     ttl_s_max,
+                    statutory: None,
                 })
             },
         )
+        .chain(Purpose::parse("criminal-investigation").ok().map(|code| {
+            PurposeInfo {
+                code,
+                description: "Investigate a criminal offence".to_string(),
+                description_zh: Some("侦查刑事案件".to_string()),
+                legal_basis: "Criminal Procedure Act, art. 132".to_string(),
+                legal_basis_zh: Some("《刑事诉讼法》第一百三十二条".to_string()),
+                ttl_s_max: 30 * day,
+                statutory: Some(vault_client::wire::Statutory {
+                    departments: Name::parse("police").into_iter().collect(),
+                    // As short as a few seconds in development, so the
+                    // whole cycle can be watched; a real registry sets months.
+                    seal_s_max: 180 * day,
+                    authority_required: true,
+                }),
+            }
+        }))
         .collect()
     }
 }

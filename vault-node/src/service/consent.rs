@@ -157,21 +157,30 @@ fn resolve(
     request: &AccessRequest,
     issuer: Option<&pki::Name>,
 ) -> Result<Vec<GrantedDocument>, Refusal> {
+    resolve_scope(ctx, &request.resident, &request.scope, issuer)
+}
+
+/// [`resolve`] for any resident and scope (a request's, or an order's).
+pub(crate) fn resolve_scope(
+    ctx: &Consent,
+    resident: &pki::ResidentId,
+    scope: &RequestScope,
+    issuer: Option<&pki::Name>,
+) -> Result<Vec<GrantedDocument>, Refusal> {
     let mut out = Vec::new();
-    match &request.scope {
+    match scope {
         RequestScope::Documents(ids) => {
             for id in ids {
                 if let Ok(entry) = ctx.vault.document(*id) {
-                    if entry.record.resident == request.resident {
+                    if &entry.record.resident == resident {
                         out.push(granted(&entry));
                     }
                 }
             }
         }
         RequestScope::Kinds(kinds) => {
-            let all =
-                state::documents_of(ctx.vault.store(), &request.resident, state::LIST_SCAN_MAX)
-                    .map_err(Refusal::from)?;
+            let all = state::documents_of(ctx.vault.store(), resident, state::LIST_SCAN_MAX)
+                .map_err(Refusal::from)?;
             let authorised = |e: &&DocumentEntry| {
                 ctx.issuers.may_issue(&e.record.issuer, &e.record.kind)
                     && issuer.is_none_or(|named| &e.record.issuer == named)
@@ -428,7 +437,22 @@ fn party_grant(ctx: &Consent, caller: &PeerCert, grant_id: GrantId) -> Result<Gr
     let entry = state::grant(ctx.vault.store(), grant_id)
         .map_err(Refusal::from)?
         .ok_or_else(|| Refusal::new(ErrorCode::GrantNotFound, format!("no grant {grant_id}")))?;
-    if !is_party(caller, &entry) {
+    // A statutory grant (its request is an order) is the ordering
+    // department's and its approving authority's, never the resident's:
+    // the resident can neither see nor revoke it (they learn of it by the
+    // disclosure).
+    let order = crate::engine::orders::order(ctx.vault.store(), entry.grant.body.request_id)
+        .map_err(Refusal::from)?;
+    let party = match (&order, caller.role) {
+        (Some(_), Role::Resident) => false,
+        (Some(o), Role::Authority) => matches!(
+            &o.status,
+            crate::engine::orders::OrderStatus::Approved { by, role: Role::Authority, .. }
+                if by == &caller.name
+        ),
+        _ => is_party(caller, &entry),
+    };
+    if !party {
         // Same answer as a missing grant: do not confirm it exists.
         return Err(Refusal::new(
             ErrorCode::GrantNotFound,

@@ -11,6 +11,7 @@
 pub mod consent;
 pub mod documents;
 pub mod membership;
+pub mod orders;
 pub mod registry;
 pub mod status;
 pub mod transparency;

@@ -38,6 +38,7 @@ impl Registry {
                 legal_basis: p.legal_basis.clone(),
                 legal_basis_zh: p.legal_basis_zh.clone(),
                 ttl_s_max: p.ttl_s_max,
+                statutory: p.statutory.clone(),
             }));
         let (departments, departments_cut) = fill_registry(issuers.departments().into_iter().map(
             |d| RegistryDepartment {
@@ -135,6 +136,7 @@ mod tests {
                 legal_basis: long.clone(),
                 legal_basis_zh: None,
                 ttl_s_max: 1,
+                statutory: None,
             })
             .collect();
         let issuers: Vec<IssuerInfo> = (0..10)

@@ -525,8 +525,8 @@ async fn receipt(ctx: &Transparency, caller: &PeerCert, index: u64) -> Result<Re
         .map_err(|e| Refusal::new(ErrorCode::LogCorrupt, e.to_string()))?;
     let allowed = match caller.role {
         Role::Auditor | Role::Node => true,
-        Role::Department => {
-            entry.actor_role == Role::Department && entry.actor == caller.name.as_str()
+        Role::Department | Role::Authority => {
+            entry.actor_role == caller.role && entry.actor == caller.name.as_str()
         }
         Role::Resident => {
             let resident = pki::ResidentId::parse(caller.name.as_str())
@@ -645,7 +645,15 @@ fn access_record(
     let Some((entry, detail)) = log::entry_with_detail(store, index).map_err(storage)? else {
         return Ok(Step::Skip);
     };
-    if !all && pki::LogEntry::parse(&entry).ok().map(|e| e.event) != Some(pki::LogEvent::Fetch) {
+    // Without `all`: fetches, and disclosures of statutory orders (whose
+    // sealed fetches the client reads with `Request::Disclosure`).
+    let event = pki::LogEntry::parse(&entry).ok().map(|e| e.event);
+    if !all
+        && !matches!(
+            event,
+            Some(pki::LogEvent::Fetch | pki::LogEvent::OrderDisclosed)
+        )
+    {
         return Ok(Step::Skip);
     }
     let proof = merkle::inclusion_proof(index, size, &mut |s, l| log::subtree(store, s, l))?;

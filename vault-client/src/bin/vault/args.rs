@@ -181,6 +181,21 @@ pub enum Command {
         #[arg(long, value_parser = parse_duration)]
         ttl: Option<u64>,
     },
+    /// (Department) Order a resident's documents by law, without their
+    /// consent, under a statutory purpose; sealed for --seal, then shown to
+    /// the resident. `vault order approve|deny|extend|show` decide on one.
+    ///
+    /// Examples:
+    ///   vault --identity police order --resident resident-1 --kinds tax-record \
+    ///       --purpose criminal-investigation --case CASE-2026-17 --seal 30s --ttl 1h
+    ///   vault --identity court order approve ORDER_ID --max-uses 1
+    Order(OrderArgs),
+    /// Orders you may see: a department its own, authorities and auditors
+    /// every one.
+    Orders {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// (Resident) Deny a request.
     #[command(after_help = "Example:
   vault deny 9b1c…")]
@@ -313,6 +328,72 @@ pub enum WitnessCommand {
         /// The logs it witnesses: the district's log.pub.
         #[arg(long)]
         log_pub: PathBuf,
+    },
+}
+
+/// `vault order`: file an order (the flags), or decide on one (a subcommand).
+#[derive(clap::Args, Clone, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct OrderArgs {
+    /// Decide on an order instead of filing one.
+    #[command(subcommand)]
+    pub command: Option<OrderCommand>,
+    /// Whose documents.
+    #[arg(long, required = true)]
+    pub resident: Option<ResidentId>,
+    /// Exact documents, comma separated.
+    #[arg(long, value_delimiter = ',', conflicts_with = "kinds")]
+    pub documents: Vec<DocumentId>,
+    /// Kinds of document (the resident's current one of each), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub kinds: Vec<DocumentKind>,
+    /// A statutory purpose from the district's registry, e.g. criminal-investigation.
+    #[arg(long, required = true)]
+    pub purpose: Option<Purpose>,
+    /// The case reference, shown to the resident on disclosure.
+    #[arg(long = "case", required = true)]
+    pub case_ref: Option<String>,
+    /// How long the access stays hidden from the resident: 30s, 90m, 12h, 30d.
+    #[arg(long, value_parser = parse_duration, required = true)]
+    pub seal: Option<u64>,
+    /// How long the grant is valid: 3600, 90m, 12h, 30d.
+    #[arg(long, value_parser = parse_duration, required = true)]
+    pub ttl: Option<u64>,
+    /// With --kinds: only documents this department issued.
+    #[arg(long, requires = "kinds")]
+    pub issuer: Option<pki::Name>,
+}
+
+/// `vault order`'s decisions.
+#[derive(Subcommand, Clone, Debug)]
+pub enum OrderCommand {
+    /// (Authority; or the ordering department where the purpose needs no
+    /// authority) Approve an order: the node issues the grant.
+    Approve {
+        /// The order id printed by `vault order` or `vault orders`.
+        order_id: RequestId,
+        /// Fetches the grant allows.
+        #[arg(long, default_value_t = 1)]
+        max_uses: u32,
+    },
+    /// (Authority) Deny an order.
+    Deny {
+        /// The order id.
+        order_id: RequestId,
+    },
+    /// (Authority) Keep an order sealed longer: the seal then ends this
+    /// long from now (30s, 90m, 12h, 30d).
+    Extend {
+        /// The order id.
+        order_id: RequestId,
+        /// The new seal, from now.
+        #[arg(long, value_parser = parse_duration)]
+        seal: u64,
+    },
+    /// Show one order.
+    Show {
+        /// The order id.
+        order_id: RequestId,
     },
 }
 

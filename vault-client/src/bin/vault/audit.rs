@@ -149,14 +149,18 @@ pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> Comma
         (checkpoint, records, None)
     };
     let truncated = matches!(next_cursor, Some(Some(_)));
-    let mut items = Vec::new();
-    let mut text = String::new();
+    // Accesses by law: each disclosed order's sealed entries, checked.
+    let disclosed = client.disclosures(&checkpoint, &records).await?;
+    let mut rows: Vec<(u64, serde_json::Value, String)> = Vec::new();
+    for d in &disclosed {
+        rows.extend(crate::orders::by_law_rows(d, all));
+    }
     for r in records
         .iter()
         .filter(|r| all || r.entry.event == pki::LogEvent::Fetch)
     {
         let e = &r.entry;
-        items.push(json!({
+        rows.push((r.index, json!({
             "log_index": r.index,
             "event": e.event,
             "time": e.time,
@@ -168,9 +172,16 @@ pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> Comma
             "grant_id": e.grant_id,
             "use_number": e.use_number,
             "code": e.code,
+            "by_law": false,
             "verified": true,
-        }));
-        text.push_str(&access_line(r));
+        }), access_line(r)));
+    }
+    rows.sort_by_key(|(index, _, _)| *index);
+    let mut items = Vec::new();
+    let mut text = String::new();
+    for (_, item, line) in rows {
+        items.push(item);
+        text.push_str(&line);
         text.push('\n');
     }
     if items.is_empty() {
@@ -185,14 +196,18 @@ pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> Comma
 /// fetched marriage-certificate 45fa… for housing-subsidy (grant c81e…,
 /// use 1)  [#12]".
 fn access_line(r: &vault_client::client::VerifiedAccess) -> String {
-    let e = &r.entry;
+    entry_line(r.index, &r.entry, &r.detail)
+}
+
+/// [`access_line`] of any checked entry.
+pub fn entry_line(index: u64, e: &pki::LogEntry, detail: &pki::LogDetail) -> String {
     let who = match e.actor_role {
         pki::Role::Department => e.actor.clone(),
         pki::Role::Resident => "you".to_string(),
+        pki::Role::Authority => e.actor.clone(),
         role => format!("{role} {}", e.actor).trim_end().to_string(),
     };
-    let kind = r
-        .detail
+    let kind = detail
         .kind
         .clone()
         .unwrap_or_else(|| "document".to_string());
@@ -209,10 +224,14 @@ fn access_line(r: &vault_client::client::VerifiedAccess) -> String {
         pki::LogEvent::GrantIssued => "received a grant".to_string(),
         pki::LogEvent::Refusal => format!("was refused ({})", e.code),
         pki::LogEvent::Revoke => "revoked a grant".to_string(),
+        pki::LogEvent::OrderFiled => "filed an order for your documents".to_string(),
+        pki::LogEvent::OrderApproved => "authorised an order".to_string(),
+        pki::LogEvent::OrderDenied => "denied an order".to_string(),
+        pki::LogEvent::SealExtended => "extended an order's seal".to_string(),
+        pki::LogEvent::OrderDisclosed => "disclosed an order by law".to_string(),
         other => format!("{other:?}"),
     };
-    let purpose = r
-        .detail
+    let purpose = detail
         .purpose
         .as_ref()
         .map(|p| format!(" for {p}"))
@@ -225,6 +244,6 @@ fn access_line(r: &vault_client::client::VerifiedAccess) -> String {
     format!(
         "{}  {who} {what}{purpose}{grant}  [#{}]",
         human::time(e.time),
-        r.index
+        index
     )
 }

@@ -23,6 +23,7 @@ mod documents;
 mod grants;
 mod human;
 mod manual;
+mod orders;
 mod output;
 mod portal;
 mod progress;
@@ -208,6 +209,8 @@ async fn execute(client: &VaultClient, command: Command, progress: bool) -> Comm
             consent::request(client, &resident, scope, &purpose, ttl, issuer).await
         }
         Command::Requests { page } => consent::requests(client, &page).await,
+        Command::Order(args) => orders::order(client, args).await,
+        Command::Orders { page } => orders::list(client, &page).await,
         Command::Approve {
             request_id,
             max_uses,

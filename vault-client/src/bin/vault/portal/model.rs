@@ -163,6 +163,59 @@ pub struct AccessRow {
     pub verified: bool,
     /// Why it did not verify.
     pub problem: Option<String>,
+    /// For an access by law (a disclosed statutory order's entry): what
+    /// the resident is told about it; `None` for every other entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_law: Option<ByLaw>,
+}
+
+/// What an access by law shows besides the entry: the law, the case, who
+/// authorised the order and when.
+#[derive(Debug, Clone, Serialize)]
+pub struct ByLaw {
+    /// The legal basis of the order's purpose.
+    pub legal_basis: String,
+    /// The case reference.
+    pub case_ref: String,
+    /// Who authorised the order (the approval's actor), if anyone did.
+    pub authorised_by: Option<String>,
+    /// When.
+    pub authorised_at: Option<i64>,
+}
+
+impl AccessRow {
+    /// The rows of one disclosed order: each sealed entry, verified.
+    pub fn from_disclosed(d: &vault_client::order_client::Disclosed) -> Vec<AccessRow> {
+        let approval = d
+            .entries
+            .iter()
+            .find(|s| s.entry.event == LogEvent::OrderApproved);
+        let by_law = ByLaw {
+            legal_basis: d.order.legal_basis.clone(),
+            case_ref: d.order.case_ref.clone(),
+            authorised_by: approval.map(|s| s.entry.actor.clone()),
+            authorised_at: approval.map(|s| s.entry.time),
+        };
+        d.entries
+            .iter()
+            .map(|s| AccessRow {
+                log_index: s.index,
+                time: s.entry.time,
+                event: event_code(s.entry.event),
+                actor_role: Some(s.entry.actor_role),
+                actor: s.entry.actor.clone(),
+                document_id: s.entry.document_id,
+                kind: s.detail.kind.clone(),
+                purpose: Some(d.order.purpose.to_string()),
+                grant_id: s.entry.grant_id,
+                use_number: s.entry.use_number,
+                code: s.entry.code.clone(),
+                verified: true,
+                problem: None,
+                by_law: Some(by_law.clone()),
+            })
+            .collect()
+    }
 }
 
 impl AccessRow {
@@ -183,6 +236,7 @@ impl AccessRow {
                 code: v.entry.code.clone(),
                 verified: true,
                 problem: None,
+                by_law: None,
             },
             Err(e) => AccessRow {
                 log_index: access.index,
@@ -198,6 +252,7 @@ impl AccessRow {
                 code: e.code().to_string(),
                 verified: false,
                 problem: Some(e.to_string()),
+                by_law: None,
             },
         }
     }
@@ -235,6 +290,16 @@ pub fn event_name(lang: Lang, event: &str) -> String {
         ("refusal", Lang::Zh) => "被拒绝",
         ("revoke", Lang::En) => "Grant revoked",
         ("revoke", Lang::Zh) => "授权撤销",
+        ("order_filed", Lang::En) => "Order filed (by law)",
+        ("order_filed", Lang::Zh) => "依法提出调取令",
+        ("order_approved", Lang::En) => "Order authorised",
+        ("order_approved", Lang::Zh) => "调取令已批准",
+        ("order_denied", Lang::En) => "Order denied",
+        ("order_denied", Lang::Zh) => "调取令被驳回",
+        ("seal_extended", Lang::En) => "Seal extended",
+        ("seal_extended", Lang::Zh) => "保密期延长",
+        ("order_disclosed", Lang::En) => "Order disclosed to you",
+        ("order_disclosed", Lang::Zh) => "调取令已向您公开",
         _ => event,
     };
     name.to_string()
@@ -429,6 +494,7 @@ mod tests {
             code: String::new(),
             verified: true,
             problem: None,
+            by_law: None,
         }
     }
 

@@ -469,7 +469,13 @@ fn access_row(view: &View, a: &AccessesView<'_>, r: &AccessRow) -> Markup {
             }
             td {
                 @if let Some(p) = &r.purpose { (a.names.purpose(view.lang, p)) }
-                @if r.grant_id.is_some() { br; small { (words.by_consent) } }
+                @if let Some(law) = &r.by_law {
+                    br; strong.by-law { (words.by_law) }
+                    br; small { (law.legal_basis) " · " (words.case) " " (law.case_ref) }
+                    @if let (Some(by), Some(at)) = (&law.authorised_by, law.authorised_at) {
+                        br; small { (words.authorised_by) " " (by) ", " (view.time(at)) }
+                    }
+                } @else if r.grant_id.is_some() { br; small { (words.by_consent) } }
             }
             td { @if let Some(g) = r.grant_id { code { (short(&g.to_string())) } } }
             td { @if r.use_number > 0 { (r.use_number) } }
@@ -648,6 +654,7 @@ mod tests {
             },
             verified,
             problem: (!verified).then(|| "<script>alert(1)</script>".to_string()),
+            by_law: None,
         }
     }
 

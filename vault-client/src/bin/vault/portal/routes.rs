@@ -409,11 +409,21 @@ async fn revoke(ctx: Ctx, Path(id): Path<String>) -> Response {
 /// checkpoint's size and root.
 async fn access_rows(client: &VaultClient) -> Result<(Vec<AccessRow>, u64, String), ClientError> {
     let checked = client.accesses_checked(true).await?;
-    let rows = checked
+    let mut rows: Vec<AccessRow> = checked
         .entries
         .iter()
         .map(AccessRow::from_checked)
         .collect();
+    // Accesses by law: each disclosed order's sealed entries, verified.
+    let verified: Vec<_> = checked
+        .entries
+        .iter()
+        .filter_map(|a| a.verified.as_ref().ok().cloned())
+        .collect();
+    for d in client.disclosures(&checked.checkpoint, &verified).await? {
+        rows.extend(AccessRow::from_disclosed(&d));
+    }
+    rows.sort_by_key(|r| r.log_index);
     Ok((
         rows,
         checked.checkpoint.size,

@@ -259,6 +259,12 @@ pub struct Words {
     pub kiosk_idle: &'static str,
     /// By consent.
     pub by_consent: &'static str,
+    /// Marks an access by law (a disclosed statutory order), not by consent.
+    pub by_law: &'static str,
+    /// "case" before an order's case reference.
+    pub case: &'static str,
+    /// "authorised by" before the authority of an order.
+    pub authorised_by: &'static str,
 }
 
 /// English.
@@ -356,6 +362,9 @@ pub static EN: Words = Words {
     signed_out: "You are signed out and the portal has stopped. Close this window.",
     kiosk_idle: "For your privacy you will be signed out after a few minutes without activity.",
     by_consent: "with your consent",
+    by_law: "by law, without your consent",
+    case: "case",
+    authorised_by: "authorised by",
 };
 
 /// Simplified Chinese.
@@ -453,6 +462,9 @@ pub static ZH: Words = Words {
     signed_out: "您已退出，门户已停止。请关闭此窗口。",
     kiosk_idle: "为保护您的隐私，一段时间无操作后将自动退出。",
     by_consent: "经您同意",
+    by_law: "依法调取，未经您同意",
+    case: "案件",
+    authorised_by: "批准机关",
 };
 
 /// A time (unix seconds) as people read it, in `offset`: "2026-12-04
