@@ -27,7 +27,7 @@ fn order(case_ref: &str, seal_s: u64, purpose_code: &str) -> OrderRequest {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn police_orders_the_court_approves_sealed_then_disclosed_and_audited() {
     let pki = TestPki::new().unwrap();
     pki.issue("police", Role::Department).unwrap();
@@ -155,7 +155,7 @@ async fn police_orders_the_court_approves_sealed_then_disclosed_and_audited() {
     assert_eq!(audit.json["violations"], serde_json::json!([]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_files_and_approves_orders_and_lists_them_for_their_parties() {
     let pki = TestPki::new().unwrap();
     pki.issue("police", Role::Department).unwrap();
