@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn the_development_registry_has_every_purpose_in_chinese_and_round_trips() {
         let list = PurposeRegistry::development();
-        assert_eq!(list.len(), 5, "every development purpose parses");
+        assert_eq!(list.len(), 6, "every development purpose parses");
         for info in &list {
             assert!(info.description_zh.is_some(), "{}", info.code);
             assert!(info.legal_basis_zh.is_some(), "{}", info.code);

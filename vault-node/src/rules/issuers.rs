@@ -215,6 +215,13 @@ impl IssuerRegistry {
                     "income-statement",
                 ][..],
             ),
+            (
+                // Reads by law (criminal-investigation); issues the
+                // certificate of no criminal record residents are asked for.
+                "police",
+                ["Public Security Bureau", "公安局"],
+                &["criminal-record-certificate"][..],
+            ),
         ]
         .into_iter()
         .filter_map(|(department, [name, name_zh], kinds)| {
@@ -407,6 +414,8 @@ mod tests {
             .map(|(name, _)| *name)
             .collect();
         let named: Vec<&str> = listed.iter().map(|d| d.department.as_str()).collect();
+        let mut departments = departments;
+        departments.sort_unstable();
         assert_eq!(named, departments);
         assert!(listed
             .iter()

@@ -92,7 +92,7 @@ mod tests {
             panic!("not a registry answer");
         };
         assert!(!truncated);
-        assert_eq!(purposes.len(), 5);
+        assert_eq!(purposes.len(), 6);
         let housing = purposes
             .iter()
             .find(|p| p.code.as_str() == "housing-subsidy")
@@ -107,6 +107,7 @@ mod tests {
             [
                 ("civil-affairs", Some("民政局")),
                 ("housing-bureau", Some("住房保障局")),
+                ("police", Some("公安局")),
                 ("tax-office", Some("税务局")),
             ]
         );
