@@ -55,7 +55,8 @@ pub use ids::{
 };
 pub use log::{
     resident_tag, Checkpoint, LogDetail, LogEntry, LogEvent, LOG_ENTRY_DOCUMENTS_MAX,
-    LOG_ENTRY_LEN_MAX, LOG_ENTRY_TAG_V1, LOG_ENTRY_TAG_V2, NOTE_LEN_MAX,
+    LOG_ENTRY_LEN_MAX, LOG_ENTRY_TAG_V1, LOG_ENTRY_TAG_V2, LOG_ENTRY_TAG_V3, NOTE_LEN_MAX,
+    RESIDENT_INDEX_LINE,
 };
 pub use log_key::{
     check_origin, generate as generate_log_key, load_verifiers, parse_verifiers, verifiers_text,

@@ -5,13 +5,15 @@
 //! rules do not allow (no grant, outside its window, beyond its uses, after
 //! its revocation, without an approval, of a document outside the grant's
 //! scope; or a grant-less fetch by someone other than the issuer or the
-//! resident). [`compare_checkpoints`],
+//! resident) and every chain link that does not name the previous entry
+//! with the same resident tag ([`chains`], `index.broken_link`).
+//! [`compare_checkpoints`],
 //! [`changed_entries`], [`parse_entries`] and [`root_violation`] are the
 //! other checks of `vault audit verify`; [`TrustedCheckpoint`] and
 //! [`AuditReport`] are what it keeps and prints. Fetching the log and
 //! keeping the auditor's state directory is `audit` (feature `net`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use pki::{DocumentId, GrantId, LogEntry, LogEvent, RequestId, Role};
 use serde::{Deserialize, Serialize};
@@ -59,7 +61,7 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
     let mut grants = Grants::default();
     let mut approved: HashMap<RequestId, u64> = HashMap::new();
     let mut issuers: HashMap<pki::DocumentId, (String, [u8; 32])> = HashMap::new();
-    let mut out = Vec::new();
+    let (_, mut out) = chains(first, entries);
     let mut violation = |index: u64, rule: &str, detail: String| {
         out.push(Violation {
             index,
@@ -99,7 +101,75 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
             _ => {}
         }
     }
+    out.sort_by_key(|v| v.index);
     out
+}
+
+/// Each resident tag's newest entry and number of entries, by tag.
+pub type TagHeads = BTreeMap<[u8; 32], (u64, u64)>;
+
+/// Every resident tag's chain over entries `first..` (the whole log from
+/// 0 for the resident index): each tag's newest entry and number of
+/// entries, and every link that is wrong (`index.broken_link`): a version 3
+/// entry whose `prev` is not (index of the previous entry with its tag) + 1
+/// (0 for the tag's first), an untagged entry with a link, or a tagged entry
+/// without one once the log links entries. Entries written before version
+/// 3 count in their tag's chain (a node links to them) but carry no link.
+pub fn chains(first: u64, entries: &[LogEntry]) -> (TagHeads, Vec<Violation>) {
+    let mut heads = TagHeads::new();
+    let mut first_linked: Option<u64> = None;
+    let mut out = Vec::new();
+    let mut broken = |index: u64, detail: String| {
+        out.push(Violation {
+            index,
+            rule: "index.broken_link".to_string(),
+            detail,
+        });
+    };
+    for (offset, e) in entries.iter().enumerate() {
+        let index = first + offset as u64;
+        if e.resident_tag == [0; 32] {
+            if e.prev.is_some() {
+                broken(
+                    index,
+                    "an entry without a resident tag carries a link".into(),
+                );
+            }
+            continue;
+        }
+        let head = heads.get(&e.resident_tag).copied();
+        let due = head.map_or(0, |(h, _)| h + 1);
+        match e.prev {
+            Some(prev) => {
+                first_linked.get_or_insert(index);
+                if prev != due {
+                    let names = |p: u64| match p {
+                        0 => "none (the tag's first)".to_string(),
+                        p => format!("entry {}", p - 1),
+                    };
+                    broken(
+                        index,
+                        format!(
+                            "links to {} where the tag's previous entry is {}",
+                            names(prev),
+                            names(due)
+                        ),
+                    );
+                }
+            }
+            None => {
+                if let Some(linked) = first_linked {
+                    broken(
+                        index,
+                        format!("a tagged entry without a link, though entries are linked since entry {linked}"),
+                    );
+                }
+            }
+        }
+        let count = head.map_or(0, |(_, c)| c) + 1;
+        heads.insert(e.resident_tag, (index, count));
+    }
+    (heads, out)
 }
 
 /// A `grant_issued` entry: a grant issued once, backed by an unused prior
@@ -437,6 +507,65 @@ mod tests {
     #[test]
     fn a_lawful_story_has_no_violations() {
         assert_eq!(replay(0, &story()), vec![]);
+        assert_eq!(replay(0, &linked(story())), vec![]);
+    }
+
+    /// `entries` as a node writes them since version 3: each tagged entry
+    /// linked to the previous one with its tag.
+    fn linked(mut entries: Vec<LogEntry>) -> Vec<LogEntry> {
+        let mut heads: HashMap<[u8; 32], u64> = HashMap::new();
+        for (i, e) in entries.iter_mut().enumerate() {
+            if e.resident_tag != [0; 32] {
+                e.prev = Some(heads.get(&e.resident_tag).map_or(0, |h| h + 1));
+                heads.insert(e.resident_tag, i as u64);
+            }
+        }
+        entries
+    }
+
+    #[test]
+    fn chains_give_each_tags_head_and_count_and_name_broken_links() {
+        let mut log = story();
+        let mut other = entry(LogEvent::RequestMade, 40);
+        other.resident_tag = [2; 32];
+        log.insert(2, other);
+        let untagged = LogEntry::new(LogEvent::CertificateRevoked, 41, Role::Node, "district-ca");
+        log.push(untagged);
+        let log = linked(log);
+        let (heads, violations) = chains(0, &log);
+        assert_eq!(violations, vec![]);
+        assert_eq!(heads.get(&[1; 32]), Some(&(5, 5)));
+        assert_eq!(heads.get(&[2; 32]), Some(&(2, 1)));
+        assert_eq!(heads.len(), 2);
+        // A link that skips an entry (the node hid entry 3 from the chain).
+        let mut skipping = log.clone();
+        skipping[4].prev = Some(2);
+        let v = replay(0, &skipping);
+        assert_eq!((v[0].index, v[0].rule.as_str()), (4, "index.broken_link"));
+        // A second "first" entry, an unlinked entry once entries are linked,
+        // and a link on an untagged entry.
+        for (i, prev) in [(3, Some(0)), (5, None)] {
+            let mut broken = log.clone();
+            broken[i].prev = prev;
+            let v = chains(0, &broken).1;
+            assert_eq!(v.len(), 1, "{i}");
+            assert_eq!(
+                (v[0].index, v[0].rule.as_str()),
+                (i as u64, "index.broken_link")
+            );
+        }
+        let mut untagged_link = log.clone();
+        untagged_link[6].prev = Some(0);
+        assert_eq!(chains(0, &untagged_link).1[0].index, 6);
+        // Entries before version 3 count in the chain without a link.
+        let mut upgraded = story();
+        let tail = linked(story()).split_off(3);
+        upgraded.truncate(3);
+        upgraded.extend(tail.into_iter().enumerate().map(|(k, mut e)| {
+            e.prev = Some(3 + k as u64);
+            e
+        }));
+        assert_eq!(chains(0, &upgraded).1, vec![]);
     }
 
     #[test]
@@ -576,6 +705,7 @@ mod tests {
             origin: "Test District/vault-log".into(),
             size,
             root,
+            resident_index: None,
         }
     }
 

@@ -210,7 +210,8 @@ fn the_nodes_grant_entries_list_the_grants_documents_and_the_story_verifies() {
     assert_eq!(verified.json["violations"].as_array().unwrap().len(), 0);
     drop(node);
 
-    // The grant_issued entry the node wrote is version 2 and lists the grant's document.
+    // The grant_issued entry the node wrote lists the grant's document (a
+    // tagged entry, so version 3: version 2's list and the chain link).
     let store = RocksStore::open(&pki.data_dir("node-1").join("db")).unwrap();
     let entries: Vec<(Vec<u8>, pki::LogEntry)> = store
         .scan_from(Cf::LogEntries, &0u64.to_be_bytes(), 1000)
@@ -224,15 +225,29 @@ fn the_nodes_grant_entries_list_the_grants_documents_and_the_story_verifies() {
         .collect();
     assert_eq!(grants.len(), 1);
     let (bytes, grant) = grants[0];
-    assert!(bytes.starts_with(pki::LOG_ENTRY_TAG_V2));
+    assert!(bytes.starts_with(pki::LOG_ENTRY_TAG_V3));
     assert_eq!(grant.grant_id.unwrap().to_string(), s.grant);
     let scope: Vec<String> = grant.documents.iter().map(|d| d.to_string()).collect();
     assert_eq!(scope, std::slice::from_ref(&s.doc));
-    // Every other entry kept version 1.
+    // Every other entry lists no documents: version 3 with a tag, 1 without.
     assert!(entries
         .iter()
         .filter(|(_, e)| e.event != pki::LogEvent::GrantIssued)
-        .all(|(b, _)| b.starts_with(pki::LOG_ENTRY_TAG_V1)));
+        .all(|(b, e)| e.documents.is_empty()
+            && b.starts_with(if e.resident_tag == [0; 32] {
+                pki::LOG_ENTRY_TAG_V1
+            } else {
+                pki::LOG_ENTRY_TAG_V3
+            })));
+    // Each tagged entry links to the previous one with its tag.
+    let mut heads = std::collections::HashMap::new();
+    for (i, (_, e)) in entries.iter().enumerate() {
+        if e.resident_tag != [0; 32] {
+            let due = heads.get(&e.resident_tag).map_or(0, |h| h + 1);
+            assert_eq!(e.prev, Some(due), "entry {i}");
+            heads.insert(e.resident_tag, i as u64);
+        }
+    }
     // And the fetches under the grant name that document, so the replay passes them.
     assert!(entries
         .iter()
@@ -318,6 +333,7 @@ fn forks_and_inconsistent_checkpoints_are_reported() {
             origin: origin.clone(),
             size: trusted_size,
             root: [0x42; 32],
+            resident_index: None,
         };
         let note = forged.sign(&log_key);
         let state = work.path().join(name);

@@ -666,9 +666,10 @@ mod tests {
                 Cf::Documents,
                 Cf::ByResident,
                 Cf::Blobs,
-                // The log: the resident's first salt, the entry, its detail,
-                // the tag index, the leaf, and the new size.
+                // The log: the resident's first salt, the tag's head, the
+                // entry, its detail, the tag index, the leaf, and the new size.
                 Cf::ResidentSalts,
+                Cf::Meta,
                 Cf::LogEntries,
                 Cf::LogDetails,
                 Cf::LogByTag,
