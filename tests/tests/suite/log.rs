@@ -96,6 +96,26 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
         assert_eq!(f["use_number"], i as u64 + 1);
         assert_eq!(f["verified"], true);
     }
+    // The list is proven complete: the resident index proof for the tag
+    // leads to the checkpoint's signed `resident-index` root, and the chain
+    // walked from the head through every entry (not only fetches) ends at
+    // prev = 0 after the index's count.
+    assert_eq!(accesses.json["complete"], true, "{accesses:?}");
+    assert!(accesses.json.get("incomplete").is_none());
+    let note = vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &["audit", "checkpoint"],
+    )
+    .unwrap();
+    assert!(
+        note.json["note"]
+            .as_str()
+            .unwrap()
+            .contains("\nresident-index "),
+        "{note:?}"
+    );
+    assert_eq!(note.json["resident_index"].as_str().unwrap().len(), 64);
     // resident-2 sees nothing of resident-1.
     let other = vault_cli(
         &pki.identity_dir("resident-2"),
@@ -104,6 +124,10 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
     )
     .unwrap();
     assert!(other.json["accesses"].as_array().unwrap().is_empty());
+    // A resident never in the log has no salt, so nothing to look up in the
+    // index: not proven complete (the unique salt is not built).
+    assert_eq!(other.json["complete"], false, "{other:?}");
+    assert_eq!(other.json["incomplete"]["code"], "log.index_mismatch");
     // The refused third fetch is in the log too.
     let all = vault_cli(
         &pki.identity_dir("resident-1"),
@@ -119,6 +143,7 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
             .any(|a| a["code"] == "grant.exhausted"),
         "{all:?}"
     );
+    assert_eq!(all.json["complete"], true, "{all:?}");
 
     // Proofs, checked here with the RFC 6962 verifier.
     let index = fetches[1]["log_index"].as_u64().unwrap();

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use pki::{Checkpoint, LogSigner, PeerCert, ResidentId, Role};
 use vault_client::merkle::{self, Hash, ProofError};
-use vault_client::wire::{AccessRecord, PageFill, Response, PAGE_LEN_MAX};
+use vault_client::smt;
+use vault_client::wire::{AccessRecord, IndexLeaf, IndexProof, PageFill, Response, PAGE_LEN_MAX};
 use vault_client::witness_client::Answer;
 use vault_client::ErrorCode;
 
@@ -90,16 +91,20 @@ pub struct Transparency {
     pub checkpoints: CheckpointCache,
 }
 
-/// A cached, verified checkpoint, and what the last verification
-/// established (so the next one checks only the entries added since).
+/// A cached, verified checkpoint with the resident index at its size, and
+/// what the last verification established (so the next one checks only the
+/// entries added since).
 #[derive(Default)]
 pub struct CheckpointCache {
-    last: std::sync::Mutex<Option<(Instant, u64, Hash, String)>>,
+    last: std::sync::Mutex<Option<(Instant, u64, Hash, String, smt::Tree)>>,
     /// One verification at a time; waiters reuse its result.
     verifying: tokio::sync::Mutex<()>,
     /// The verified prefix, the last full check, damage a background full
     /// check found; shared with that check's task.
     check: Arc<std::sync::Mutex<LogCheck>>,
+    /// The resident index, advanced to each new checkpoint's size (on a
+    /// blocking thread, hence shared).
+    index: Arc<std::sync::Mutex<ResidentIndex>>,
 }
 
 /// The state of the node's checks of its own log.
@@ -124,6 +129,53 @@ impl CheckpointCache {
     }
 }
 
+/// The resident index ([`smt`]) over the first `size` log entries: each
+/// resident tag's newest entry and count. Kept in memory and advanced
+/// entry by entry (one leaf update, about log2(residents) hashes, per
+/// tagged entry); rebuilt at start by reading the whole log once, on the
+/// first checkpoint (O(entries) reads and O(entries · log2(residents))
+/// hashes). Derived only from the entries, so every node of a cluster
+/// computes the same root at the same size.
+#[derive(Default)]
+pub struct ResidentIndex {
+    size: u64,
+    heads: std::collections::HashMap<[u8; 32], (u64, u64)>,
+    tree: smt::Tree,
+}
+
+impl ResidentIndex {
+    /// Advances over entries `self.size..size` (read from `store`).
+    fn advance(&mut self, store: &dyn MetaStore, size: u64) -> Result<(), Refusal> {
+        let storage = |e: StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
+        while self.size < size {
+            let page = log::entries(store, self.size, size - self.size).map_err(storage)?;
+            if page.is_empty() {
+                return Err(Refusal::new(
+                    ErrorCode::LogCorrupt,
+                    format!("log entry {} is missing", self.size),
+                ));
+            }
+            for bytes in page {
+                let index = self.size;
+                let entry = pki::LogEntry::parse(&bytes).map_err(|_| {
+                    Refusal::new(
+                        ErrorCode::LogCorrupt,
+                        format!("log entry {index} does not parse"),
+                    )
+                })?;
+                let tag = entry.resident_tag;
+                if tag != [0; 32] {
+                    let count = self.heads.get(&tag).map_or(0, |(_, c)| *c) + 1;
+                    self.heads.insert(tag, (index, count));
+                    self.tree.insert(tag, smt::head_value(&tag, index, count));
+                }
+                self.size += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl From<ProofError> for Refusal {
     fn from(e: ProofError) -> Self {
         Refusal::new(ErrorCode::LogRange, e.to_string())
@@ -140,6 +192,15 @@ pub fn origin(ctx: &Transparency) -> String {
 /// at the first checkpoint after start, and after a background full check
 /// found damage); reused for [`CHECKPOINT_REUSE_MS`].
 pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refusal> {
+    let (size, root, note, _) = checkpoint_indexed(ctx).await?;
+    Ok((size, root, note))
+}
+
+/// [`checkpoint`], with the resident index at its size (whose root its
+/// note carries as the `resident-index` line).
+pub async fn checkpoint_indexed(
+    ctx: &Transparency,
+) -> Result<(u64, Hash, String, smt::Tree), Refusal> {
     let _one = ctx.checkpoints.verifying.lock().await;
     {
         let cached = ctx
@@ -147,9 +208,9 @@ pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refus
             .last
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some((at, size, root, note)) = cached.as_ref() {
+        if let Some((at, size, root, note, index)) = cached.as_ref() {
             if at.elapsed() < Duration::from_millis(CHECKPOINT_REUSE_MS) {
-                return Ok((*size, *root, note.clone()));
+                return Ok((*size, *root, note.clone(), index.clone()));
             }
         }
     }
@@ -157,35 +218,52 @@ pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refus
     *ctx.checkpoints
         .last
         .lock()
-        .unwrap_or_else(|p| p.into_inner()) =
-        Some((Instant::now(), signed.0, signed.1, signed.2.clone()));
+        .unwrap_or_else(|p| p.into_inner()) = Some((
+        Instant::now(),
+        signed.0,
+        signed.1,
+        signed.2.clone(),
+        signed.3.clone(),
+    ));
     start_full_check_if_due(ctx);
     Ok(signed)
 }
 
-/// Verifies the log as [`checkpoint`] does and signs a note over it, never
-/// reusing an earlier note (what a checkpoint costs when it is not reused).
-pub async fn fresh_checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refusal> {
+/// Verifies the log as [`checkpoint`] does, advances the resident index to
+/// its size and signs a note over both, never reusing an earlier note (what
+/// a checkpoint costs when it is not reused). The index returned is a
+/// snapshot sharing structure with the live one (one pointer copied).
+pub async fn fresh_checkpoint(
+    ctx: &Transparency,
+) -> Result<(u64, Hash, String, smt::Tree), Refusal> {
     let base = {
         let check = ctx.checkpoints.check();
         check.verified.clone().filter(|_| check.damage.is_none())
     };
     let vault = ctx.vault.clone();
+    let index = ctx.checkpoints.index.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let store = vault.store();
         let size = log::size(store).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
         let full = || log::verify_from(store, &log::Verified::default(), size);
-        match &base {
+        let verified = match &base {
             // Only the new entries; on any doubt, every entry (which names
             // the first bad one, or finds nothing wrong after all).
             Some(base) => log::verify_from(store, base, size)
                 .or_else(|_| full())
                 .map(|v| (v, false)),
             None => full().map(|v| (v, true)),
-        }
+        }?;
+        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+        index.advance(store, verified.0.size())?;
+        Ok::<_, Refusal>((verified.0, verified.1, index.tree.clone()))
     })
     .await
     .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    let (outcome, tree) = match outcome {
+        Ok((verified, full, tree)) => (Ok((verified, full)), Some(tree)),
+        Err(refusal) => (Err(refusal), None),
+    };
     let verified = {
         let mut check = ctx.checkpoints.check();
         match outcome {
@@ -204,14 +282,16 @@ pub async fn fresh_checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String),
         }
     };
     let (size, root) = (verified.size(), verified.root());
+    let tree = tree.unwrap_or_default();
     let checkpoint = Checkpoint {
         origin: origin(ctx),
         size,
         root,
+        resident_index: Some(tree.root()),
     };
     let note = checkpoint.sign(&ctx.log_key);
     let note = cosign(ctx, &checkpoint, note).await;
-    Ok((size, root, note))
+    Ok((size, root, note, tree))
 }
 
 /// Appends the witnesses' cosignatures to a signed note: each witness is
@@ -495,7 +575,7 @@ async fn receipt(ctx: &Transparency, caller: &PeerCert, index: u64) -> Result<Re
     // after it, so the reused one would predate the entry), verified
     // incrementally under the one-at-a-time lock, and not put in the reuse
     // cache, so other callers' checkpoints are not made staler by it.
-    let (size, _, note) = {
+    let (size, _, note, _) = {
         let _one = ctx.checkpoints.verifying.lock().await;
         fresh_checkpoint(ctx).await?
     };
@@ -576,7 +656,7 @@ async fn accesses(
 ) -> Result<Response, Refusal> {
     require_role(caller, Role::Resident, "read their own accesses")?;
     let resident = ResidentId::parse(caller.name.as_str())?;
-    let (current, _, note) = checkpoint(ctx).await?;
+    let (current, _, note, index) = checkpoint_indexed(ctx).await?;
     let size = request.tree_size.unwrap_or(current);
     if size > current {
         return Err(Refusal::new(
@@ -594,9 +674,15 @@ async fn accesses(
             entries: Vec::new(),
             truncated: false,
             next_cursor: None,
+            index: None,
         });
     };
     let tag = pki::resident_tag(&salt, &resident);
+    let index = if size == current {
+        Some(index_proof(store, &index, &tag, size)?)
+    } else {
+        None
+    };
     let from = state::page_from(request.cursor.as_deref())?;
     let fill = PageFill::new(request.limit, ACCESSES_MAX);
     let page = state::page(
@@ -622,6 +708,43 @@ async fn accesses(
         entries: page.items,
         truncated: page.next_cursor.is_some(),
         next_cursor: page.next_cursor,
+        index,
+    })
+}
+
+/// The index proof for `tag` in `index` (the resident index at `size`),
+/// with the tag's head and count at that size (from `log_by_tag`, checked
+/// against the index's leaf).
+fn index_proof(
+    store: &dyn MetaStore,
+    index: &smt::Tree,
+    tag: &[u8; 32],
+    size: u64,
+) -> Result<IndexProof, Refusal> {
+    let indexes =
+        log::indexes_of(store, tag).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
+    let below: Vec<u64> = indexes.into_iter().take_while(|i| *i < size).collect();
+    let (head, count) = (below.last().copied().unwrap_or(0), below.len() as u64);
+    let want = (count > 0).then(|| smt::head_value(tag, head, count));
+    if index.get(tag) != want {
+        return Err(Refusal::new(
+            ErrorCode::LogCorrupt,
+            "the resident index does not match the log's tag index".to_string(),
+        ));
+    }
+    let proof = index.prove(tag);
+    let other_leaf = match proof.terminal {
+        smt::Terminal::Leaf { key, value } if key != *tag => Some(IndexLeaf {
+            key: hex::encode(key),
+            value: hex::encode(value),
+        }),
+        _ => None,
+    };
+    Ok(IndexProof {
+        head,
+        count,
+        siblings: proof.siblings.iter().map(hex::encode).collect(),
+        other_leaf,
     })
 }
 

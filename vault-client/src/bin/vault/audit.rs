@@ -27,7 +27,8 @@ pub async fn command(client: &VaultClient, command: AuditCommand) -> CommandResu
 async fn checkpoint(client: &VaultClient) -> CommandResult {
     let (checkpoint, note) = client.checkpoint().await?;
     let value = json!({"origin": checkpoint.origin, "tree_size": checkpoint.size,
-        "root_hash": hex::encode(checkpoint.root), "note": note});
+        "root_hash": hex::encode(checkpoint.root),
+        "resident_index": checkpoint.resident_index.map(hex::encode), "note": note});
     Ok((value, note.trim_end().to_string()))
 }
 
@@ -138,15 +139,30 @@ async fn check_against_checkpoint(
 /// `vault accesses [--all] [--limit N] [--cursor C]`: the resident's log
 /// entries, each verified: every page, each against the first page's
 /// checkpoint, or the one page asked for, against its own checkpoint.
+///
+/// `complete` is `true` only for the whole list proven complete against
+/// the checkpoint's resident index (`VaultClient::accesses_checked`); one
+/// page alone is never proven complete.
 pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> CommandResult {
-    let (checkpoint, records, next_cursor) = if page.single() {
+    let (checkpoint, records, next_cursor, complete) = if page.single() {
         let one = client
             .accesses_page(all, page.cursor.clone(), page.limit, None)
             .await?;
-        (one.checkpoint, one.entries, Some(one.next_cursor))
+        let complete = Err((
+            "none".to_string(),
+            "one page is not checked for completeness".to_string(),
+        ));
+        (one.checkpoint, one.entries, Some(one.next_cursor), complete)
     } else {
-        let (checkpoint, records, _) = client.accesses(all).await?;
-        (checkpoint, records, None)
+        let checked = client.accesses_checked(all).await?;
+        let mut records = Vec::with_capacity(checked.entries.len());
+        for access in checked.entries {
+            records.push(access.verified?);
+        }
+        let complete = checked
+            .complete
+            .map_err(|e| (e.code().to_string(), e.to_string()));
+        (checked.checkpoint, records, None, complete)
     };
     let truncated = matches!(next_cursor, Some(Some(_)));
     let mut items = Vec::new();
@@ -176,7 +192,14 @@ pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> Comma
     if items.is_empty() {
         text.push_str("no accesses");
     }
-    let mut value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated});
+    match &complete {
+        Ok(()) => text.push_str("\ncomplete: this is every entry about you in the log"),
+        Err((code, why)) => text.push_str(&format!("\nnot proven complete ({code}): {why}")),
+    }
+    let mut value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated, "complete": complete.is_ok()});
+    if let Err((code, why)) = &complete {
+        value["incomplete"] = json!({"code": code, "message": why});
+    }
     with_cursor(&mut value, next_cursor, &mut text);
     Ok((value, text.trim_end().to_string()))
 }
