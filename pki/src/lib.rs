@@ -12,7 +12,8 @@
 //! `vault-client` and `vault-node`.
 //!
 //! **Invariant:** a certificate's role comes from its subject OU and its name from its
-//! subject CN, and from nothing else. Every key is Ed25519.
+//! subject CN, and from nothing else. Every key is Ed25519, except the district salt key
+//! (RSA, `salt_key`: a unique signature fixes each resident's log salt).
 
 mod ca;
 mod cert;
@@ -25,6 +26,7 @@ mod ids;
 mod keys;
 mod log;
 mod log_key;
+mod salt_key;
 pub mod serde_hex;
 mod statements;
 mod tls;
@@ -61,6 +63,10 @@ pub use log::{
 pub use log_key::{
     check_origin, generate as generate_log_key, load_verifiers, parse_verifiers, verifiers_text,
     LogSigner, LogVerifier, LOG_KEY_FILE, LOG_PUB_FILE, LOG_VERIFIERS_MAX, ORIGIN_LEN_MAX,
+};
+pub use salt_key::{
+    salt_from_proof, salt_message, SaltSigner, SaltVerifier, RESIDENT_SALT_TAG, SALT_KEY_BITS,
+    SALT_KEY_FILE, SALT_PROOF_LEN_MAX, SALT_PUB_FILE,
 };
 pub use statements::{IssueRecord, ISSUE_RECORD_TAG_V1};
 pub use tls::{client_tls_config, crypto_provider, server_tls_config, ALPN};

@@ -812,17 +812,17 @@ mod note_tests {
             resident_index: Some([6; 32]),
             ..checkpoint.clone()
         };
-        let note = indexed.sign(&node);
+        let note = indexed.sign(&key);
         assert!(note.contains(&format!("\nresident-index {}\n", BASE64.encode([6; 32]))));
-        assert_eq!(Checkpoint::verify_note(&note, &node.cert).unwrap(), indexed);
+        assert_eq!(Checkpoint::verify_note(&note, &keys).unwrap(), indexed);
         let altered = note.replacen(&BASE64.encode([6; 32]), &BASE64.encode([7; 32]), 1);
-        assert!(Checkpoint::verify_note(&altered, &node.cert).is_err());
+        assert!(Checkpoint::verify_note(&altered, &keys).is_err());
         let dropped = note.replacen(
             &format!("resident-index {}\n", BASE64.encode([6; 32])),
             "",
             1,
         );
-        assert!(Checkpoint::verify_note(&dropped, &node.cert).is_err());
+        assert!(Checkpoint::verify_note(&dropped, &keys).is_err());
         let huge = "x".repeat(NOTE_LEN_MAX + 1);
         assert_eq!(
             Checkpoint::verify_note(&huge, &keys).unwrap_err().code(),
@@ -839,6 +839,7 @@ mod note_tests {
             origin: origin.into(),
             size: 7,
             root: [1; 32],
+            resident_index: None,
         };
         let trusted = [key.verifier().clone()];
         // Same name, another key: not the district's.

@@ -714,7 +714,7 @@ impl VaultClient {
     /// entry; without `all` the fetches are kept after the check), and
     /// [`check_complete`] walks it against the first page's index proof.
     pub async fn accesses_checked(&self, all: bool) -> Result<CheckedAccesses, ClientError> {
-        let (checkpoint, mut out, mut cursor, tag, index) = {
+        let (checkpoint, mut out, mut cursor, proven_tag, index) = {
             let first = self.access_records(true, None, None, None).await?;
             if !in_log_order(None, &first.records) {
                 return Err(out_of_order());
@@ -724,7 +724,7 @@ impl VaultClient {
                 first.checkpoint,
                 entries,
                 first.next_cursor,
-                first.tag,
+                first.proven_tag,
                 first.index,
             )
         };
@@ -747,7 +747,8 @@ impl VaultClient {
             out.extend(page.check_each());
             pages += 1;
         }
-        let complete = check_complete(&checkpoint, tag, index.as_ref(), &out);
+        let complete =
+            proven_tag.and_then(|tag| check_complete(&checkpoint, Some(tag), index.as_ref(), &out));
         if !all {
             out.retain(|a| {
                 a.verified
@@ -805,17 +806,19 @@ impl VaultClient {
             limit,
             tree_size: pinned.map(|c| c.size),
         };
-        let (note, salt, records, next_cursor, index) = match self.call(&request).await? {
-            Response::Accesses {
-                note,
-                salt,
-                entries,
-                next_cursor,
-                index,
-                ..
-            } => (note, salt, entries, next_cursor, index),
-            other => return Err(unexpected(&other)),
-        };
+        let (note, salt, records, next_cursor, index, salt_proof) =
+            match self.call(&request).await? {
+                Response::Accesses {
+                    note,
+                    salt,
+                    entries,
+                    next_cursor,
+                    index,
+                    salt_proof,
+                    ..
+                } => (note, salt, entries, next_cursor, index, salt_proof),
+                other => return Err(unexpected(&other)),
+            };
         let checkpoint = match pinned {
             Some(c) => c.clone(),
             None => self.trust_note(&note).await?,
@@ -826,19 +829,26 @@ impl VaultClient {
                 "the node sent a longer page than the protocol allows",
             ));
         }
+        let me = ResidentId::parse(self.identity.cert.name.as_str())?;
         // An empty page may come without a salt.
         let tag = if records.is_empty() && salt.is_empty() {
             None
         } else {
-            let me = ResidentId::parse(self.identity.cert.name.as_str())?;
             Some(pki::resident_tag(&hash(&salt)?, &me))
         };
+        let proven_tag = check_salt(
+            self.identity.salt_key(),
+            &me,
+            &salt,
+            salt_proof.as_deref(),
+        );
         Ok(RecordPage {
             checkpoint,
             tag,
             records,
             next_cursor,
             index,
+            proven_tag,
         })
     }
 
@@ -1243,6 +1253,8 @@ struct RecordPage {
     records: Vec<crate::wire::AccessRecord>,
     next_cursor: Option<String>,
     index: Option<crate::wire::IndexProof>,
+    /// The caller's tag under the salt the node's σ fixes ([`check_salt`]).
+    proven_tag: Result<[u8; 32], ClientError>,
 }
 
 impl RecordPage {
@@ -1288,6 +1300,37 @@ impl RecordPage {
             })
             .collect()
     }
+}
+
+/// The caller's tag under the salt the district salt key fixes for them:
+/// σ (`salt_proof`, hex) must verify for `me` with the identity's
+/// `salt.pub`, and the node's `salt` (when it sent one) must be the salt σ
+/// fixes ([`pki::SaltVerifier::salt`]). Else `log.wrong_salt`: no
+/// `salt.pub`, no σ, a σ that does not verify, or another salt than σ's.
+pub fn check_salt(
+    salt_key: Option<&pki::SaltVerifier>,
+    me: &ResidentId,
+    salt: &str,
+    salt_proof: Option<&str>,
+) -> Result<[u8; 32], ClientError> {
+    let wrong = |m: &str| ClientError::local(ErrorCode::LogWrongSalt, m.to_string());
+    let key = salt_key.ok_or_else(|| {
+        wrong("this identity has no salt.pub (the district salt key) to check the node's salt with")
+    })?;
+    let sigma = salt_proof.ok_or_else(|| wrong("the node sent no salt proof"))?;
+    if sigma.len() > 2 * pki::SALT_PROOF_LEN_MAX {
+        return Err(wrong("the node's salt proof is too long"));
+    }
+    let sigma = hex::decode(sigma).map_err(|_| wrong("the node's salt proof is not hex"))?;
+    let derived = key.salt(me, &sigma).map_err(|_| {
+        wrong("the node's salt proof does not verify with the district salt key (salt.pub)")
+    })?;
+    if !salt.is_empty() && hash(salt).ok() != Some(derived) {
+        return Err(wrong(
+            "the salt the node gave is not the one the district salt key fixes for you",
+        ));
+    }
+    Ok(pki::resident_tag(&derived, me))
 }
 
 /// Whether `entries` (every entry the node showed, all kinds, each with
@@ -1974,10 +2017,10 @@ mod completeness_tests {
     }
 
     #[test]
-    fn a_tag_without_entries_is_complete_and_the_wrong_salt_gap_remains() {
-        // The gap the unique salt (docs/COMPLETENESS.md, not built) closes:
-        // a node that gives a wrong salt points the client at a tag with no
-        // leaf, proves its absence, and shows nothing: "complete".
+    fn a_tag_without_entries_is_complete_only_under_the_salt_sigma_fixes() {
+        // check_complete alone would call a tag without a leaf complete: a
+        // node giving a wrong salt points the client at such a tag. That is
+        // why the tag walked is the one check_salt derives from σ.
         let l = log();
         let wrong = [0x12; 32];
         let p = proof(&l.tree, &wrong, 0, 0);
@@ -1987,6 +2030,47 @@ mod completeness_tests {
             code(check_complete(&l.checkpoint, None, Some(&p), &[])),
             "log.index_mismatch"
         );
+    }
+
+    #[test]
+    fn the_salt_must_be_the_one_the_district_salt_key_fixes() {
+        let (key, _) = pki::SaltSigner::generate().unwrap();
+        let verifier = key.verifier();
+        let me = ResidentId::parse("resident-1").unwrap();
+        let sigma = key.sign(&me).unwrap();
+        let salt = pki::salt_from_proof(&sigma);
+        let tag = pki::resident_tag(&salt, &me);
+        let sigma_hex = hex::encode(&sigma);
+        let salt_hex = hex::encode(salt);
+        let check = |k: Option<&pki::SaltVerifier>, s: &str, p: Option<&str>| {
+            check_salt(k, &me, s, p).map_err(|e| e.code().to_string())
+        };
+        assert_eq!(check(Some(&verifier), &salt_hex, Some(&sigma_hex)), Ok(tag));
+        // A resident never in the log: no stored salt, σ alone.
+        assert_eq!(check(Some(&verifier), "", Some(&sigma_hex)), Ok(tag));
+        let wrong = Err("log.wrong_salt".to_string());
+        // Another salt than σ's (a random one, or another resident's).
+        assert_eq!(
+            check(Some(&verifier), &hex::encode([9u8; 32]), Some(&sigma_hex)),
+            wrong
+        );
+        // No σ, σ of another resident or key, a σ that is not hex.
+        assert_eq!(check(Some(&verifier), &salt_hex, None), wrong);
+        let other = key.sign(&ResidentId::parse("resident-2").unwrap()).unwrap();
+        assert_eq!(
+            check(Some(&verifier), &salt_hex, Some(&hex::encode(other))),
+            wrong
+        );
+        let (stranger, _) = pki::SaltSigner::generate().unwrap();
+        let forged = stranger.sign(&me).unwrap();
+        let forged_salt = hex::encode(pki::salt_from_proof(&forged));
+        assert_eq!(
+            check(Some(&verifier), &forged_salt, Some(&hex::encode(forged))),
+            wrong
+        );
+        assert_eq!(check(Some(&verifier), &salt_hex, Some("zz")), wrong);
+        // An identity without salt.pub cannot check anything.
+        assert_eq!(check(None, &salt_hex, Some(&sigma_hex)), wrong);
     }
 
     trait CloneEntries {

@@ -117,6 +117,9 @@ pub enum ErrorCode {
     LogChainBroken,
     /// A resident's chain has another number of entries than the index says.
     LogCountMismatch,
+    /// The salt a node gave a resident is not the one the district salt key
+    /// fixes for them (no σ, a σ that does not verify, another salt).
+    LogWrongSalt,
     /// The certificate the grant is bound to has been revoked.
     GrantCertificateRevoked,
     /// The district's issuer registry does not let this department issue this kind.
@@ -188,6 +191,7 @@ impl ErrorCode {
             ErrorCode::LogIndexMismatch => "log.index_mismatch",
             ErrorCode::LogChainBroken => "log.chain_broken",
             ErrorCode::LogCountMismatch => "log.count_mismatch",
+            ErrorCode::LogWrongSalt => "log.wrong_salt",
             ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
             ErrorCode::IssuerNotAuthorized => "document.issuer_not_authorized",
             ErrorCode::RequestExpired => "request.expired",
@@ -246,6 +250,7 @@ impl ErrorCode {
         ErrorCode::LogIndexMismatch,
         ErrorCode::LogChainBroken,
         ErrorCode::LogCountMismatch,
+        ErrorCode::LogWrongSalt,
         ErrorCode::GrantCertificateRevoked,
         ErrorCode::ClusterUnavailable,
         ErrorCode::ClusterMembership,

@@ -8,7 +8,8 @@
 //! resident) and every chain link that does not name the previous entry
 //! with the same resident tag ([`chains`], `index.broken_link`).
 //! [`compare_checkpoints`],
-//! [`changed_entries`], [`parse_entries`] and [`root_violation`] are the
+//! [`changed_entries`], [`parse_entries`], [`root_violation`] and
+//! [`index_root_violation`] (`index.root_mismatch`) are the
 //! other checks of `vault audit verify`; [`TrustedCheckpoint`] and
 //! [`AuditReport`] are what it keeps and prints. Fetching the log and
 //! keeping the auditor's state directory is `audit` (feature `net`).
@@ -461,6 +462,45 @@ pub fn root_violation(leaves: &[Hash], checkpoint: &pki::Checkpoint) -> Option<V
     })
 }
 
+/// The resident index root over the first `size` entries (the whole log
+/// from 0): each tag's newest entry and count from [`chains`], as leaves
+/// of [`crate::smt`], the root a checkpoint of that size must sign.
+pub fn index_root(entries: &[LogEntry], size: u64) -> Hash {
+    let n = usize::try_from(size).unwrap_or(usize::MAX).min(entries.len());
+    let (heads, _) = chains(0, &entries[..n]);
+    // A BTreeMap iterates tags in byte order, which is the tree's key order.
+    let leaves: Vec<(Hash, Hash)> = heads
+        .iter()
+        .map(|(tag, (head, count))| (*tag, crate::smt::head_value(tag, *head, *count)))
+        .collect();
+    crate::smt::root_of(&leaves)
+}
+
+/// A checkpoint's `resident-index` root must be the one recomputed from
+/// the log's entries ([`index_root`]); otherwise `index.root_mismatch`
+/// (at the checkpoint's size). A note without the line, or a checkpoint
+/// beyond the entries given (`log.root_mismatch` says so), is not checked.
+pub fn index_root_violation(
+    entries: &[LogEntry],
+    checkpoint: &pki::Checkpoint,
+) -> Option<Violation> {
+    let signed = checkpoint.resident_index?;
+    if (entries.len() as u64) < checkpoint.size {
+        return None;
+    }
+    let recomputed = index_root(entries, checkpoint.size);
+    (recomputed != signed).then(|| Violation {
+        index: checkpoint.size,
+        rule: "index.root_mismatch".into(),
+        detail: format!(
+            "the checkpoint of size {} signs resident index root {}, the log's entries give {}",
+            checkpoint.size,
+            hex::encode(signed),
+            hex::encode(recomputed)
+        ),
+    })
+}
+
 /// The first number in a message (the index in a node's `log.corrupt`).
 pub fn first_number(text: &str) -> Option<u64> {
     text.split(|c: char| !c.is_ascii_digit())
@@ -566,6 +606,51 @@ mod tests {
             e
         }));
         assert_eq!(chains(0, &upgraded).1, vec![]);
+    }
+
+    #[test]
+    fn the_index_root_is_recomputed_and_a_wrong_one_named() {
+        let mut log = story();
+        let mut other = entry(LogEvent::RequestMade, 40);
+        other.resident_tag = [2; 32];
+        log.insert(2, other);
+        let log = linked(log);
+        // The node's way: one leaf update per tagged entry.
+        let mut tree = crate::smt::Tree::new();
+        let mut counts = HashMap::new();
+        for (i, e) in log.iter().enumerate() {
+            let count = counts.entry(e.resident_tag).or_insert(0u64);
+            *count += 1;
+            tree.insert_head(e.resident_tag, i as u64, *count);
+        }
+        assert_eq!(index_root(&log, log.len() as u64), tree.root());
+        let checkpoint = |resident_index| pki::Checkpoint {
+            origin: "test/vault".into(),
+            size: log.len() as u64,
+            root: [0; 32],
+            resident_index,
+        };
+        assert_eq!(
+            index_root_violation(&log, &checkpoint(Some(tree.root()))),
+            None
+        );
+        assert_eq!(index_root_violation(&log, &checkpoint(None)), None);
+        // A root over an index that hides an entry (count one short).
+        let mut hiding = crate::smt::Tree::new();
+        hiding.insert_head([1; 32], 5, 4);
+        hiding.insert_head([2; 32], 2, 1);
+        let v = index_root_violation(&log, &checkpoint(Some(hiding.root()))).unwrap();
+        assert_eq!(
+            (v.index, v.rule.as_str()),
+            (log.len() as u64, "index.root_mismatch")
+        );
+        // At a smaller size, the root over that prefix.
+        let prefix = pki::Checkpoint {
+            size: 3,
+            resident_index: Some(index_root(&log[..3], 3)),
+            ..checkpoint(None)
+        };
+        assert_eq!(index_root_violation(&log, &prefix), None);
     }
 
     #[test]

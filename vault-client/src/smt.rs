@@ -100,6 +100,8 @@ enum Node {
         key: Hash,
         value: Hash,
         hash: Hash,
+        /// For a resident index leaf: the (head, count) its value commits to.
+        head: Option<(u64, u64)>,
     },
     /// Holds at least two leaves.
     Internal {
@@ -117,11 +119,12 @@ impl Node {
         }
     }
 
-    fn leaf(key: Hash, value: Hash) -> Arc<Node> {
+    fn leaf(key: Hash, value: Hash, head: Option<(u64, u64)>) -> Arc<Node> {
         Arc::new(Node::Leaf {
             key,
             value,
             hash: leaf_hash(&key, &value),
+            head,
         })
     }
 
@@ -171,7 +174,33 @@ impl Tree {
     /// Sets the leaf for `key` to `value` (inserting it if absent):
     /// O(log n) new nodes on average, the rest shared.
     pub fn insert(&mut self, key: Hash, value: Hash) {
-        let (root, added) = insert(&self.root, 0, key, value);
+        self.put(key, value, None);
+    }
+
+    /// Sets a resident index leaf: `tag`'s newest entry is `head` and it has
+    /// `count` entries (value [`head_value`]); [`Tree::head_of`] reads them back.
+    pub fn insert_head(&mut self, tag: Hash, head: u64, count: u64) {
+        self.put(tag, head_value(&tag, head, count), Some((head, count)));
+    }
+
+    /// The (head, count) of `tag`'s leaf, when set by [`Tree::insert_head`].
+    pub fn head_of(&self, tag: &Hash) -> Option<(u64, u64)> {
+        let mut node = &self.root;
+        let mut depth = 0;
+        loop {
+            match node.as_ref() {
+                Node::Empty => return None,
+                Node::Leaf { key, head, .. } => return head.filter(|_| key == tag),
+                Node::Internal { left, right, .. } => {
+                    node = if bit(tag, depth) { right } else { left };
+                    depth += 1;
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, key: Hash, value: Hash, head: Option<(u64, u64)>) {
+        let (root, added) = insert(&self.root, 0, key, value, head);
         self.root = root;
         self.len += usize::from(added);
     }
@@ -220,17 +249,26 @@ impl Tree {
 }
 
 /// Returns the new subtree and whether a leaf was added.
-fn insert(node: &Arc<Node>, depth: usize, key: Hash, value: Hash) -> (Arc<Node>, bool) {
+fn insert(
+    node: &Arc<Node>,
+    depth: usize,
+    key: Hash,
+    value: Hash,
+    head: Option<(u64, u64)>,
+) -> (Arc<Node>, bool) {
     match node.as_ref() {
-        Node::Empty => (Node::leaf(key, value), true),
-        Node::Leaf { key: k, .. } if *k == key => (Node::leaf(key, value), false),
-        Node::Leaf { key: k, .. } => (split(depth, node.clone(), *k, key, value), true),
+        Node::Empty => (Node::leaf(key, value, head), true),
+        Node::Leaf { key: k, .. } if *k == key => (Node::leaf(key, value, head), false),
+        Node::Leaf { key: k, .. } => {
+            let new = Node::leaf(key, value, head);
+            (split(depth, node.clone(), *k, key, new), true)
+        }
         Node::Internal { left, right, .. } => {
             if bit(&key, depth) {
-                let (right, added) = insert(right, depth + 1, key, value);
+                let (right, added) = insert(right, depth + 1, key, value, head);
                 (Node::internal(left.clone(), right), added)
             } else {
-                let (left, added) = insert(left, depth + 1, key, value);
+                let (left, added) = insert(left, depth + 1, key, value, head);
                 (Node::internal(left, right.clone()), added)
             }
         }
@@ -240,16 +278,16 @@ fn insert(node: &Arc<Node>, depth: usize, key: Hash, value: Hash) -> (Arc<Node>,
 /// The subtree at `depth` holding the leaf `existing` (key `old`) and a
 /// new leaf (`key` ≠ `old`): internal nodes down to the first bit where
 /// the keys differ.
-fn split(depth: usize, existing: Arc<Node>, old: Hash, key: Hash, value: Hash) -> Arc<Node> {
+fn split(depth: usize, existing: Arc<Node>, old: Hash, key: Hash, new: Arc<Node>) -> Arc<Node> {
     let empty = || Arc::new(Node::Empty);
     if depth >= DEPTH {
         return existing; // unreachable: distinct keys differ in some bit
     }
     match (bit(&old, depth), bit(&key, depth)) {
-        (false, true) => Node::internal(existing, Node::leaf(key, value)),
-        (true, false) => Node::internal(Node::leaf(key, value), existing),
-        (false, false) => Node::internal(split(depth + 1, existing, old, key, value), empty()),
-        (true, true) => Node::internal(empty(), split(depth + 1, existing, old, key, value)),
+        (false, true) => Node::internal(existing, new),
+        (true, false) => Node::internal(new, existing),
+        (false, false) => Node::internal(split(depth + 1, existing, old, key, new), empty()),
+        (true, true) => Node::internal(empty(), split(depth + 1, existing, old, key, new)),
     }
 }
 

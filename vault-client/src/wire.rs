@@ -518,6 +518,12 @@ pub enum Response {
         /// the resident has no salt (older nodes send none).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         index: Option<IndexProof>,
+        /// σ (hex): the district salt key's RSA PKCS#1 v1.5 SHA-256
+        /// signature over `"vault/resident-salt/v1\n" || resident`, from
+        /// which the resident derives their salt and checks `salt`
+        /// ([`pki::SaltVerifier::salt`]); absent from a node without the key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        salt_proof: Option<String>,
     },
     /// Answer to a [`Request::Raft`]: the JSON of the replication library's
     /// result (its reply or its error), opaque to this crate.

@@ -124,10 +124,9 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
     )
     .unwrap();
     assert!(other.json["accesses"].as_array().unwrap().is_empty());
-    // A resident never in the log has no salt, so nothing to look up in the
-    // index: not proven complete (the unique salt is not built).
-    assert_eq!(other.json["complete"], false, "{other:?}");
-    assert_eq!(other.json["incomplete"]["code"], "log.index_mismatch");
+    // A resident never in the log: the salt key's σ fixes the tag they
+    // will have, and the index proves it has no entries.
+    assert_eq!(other.json["complete"], true, "{other:?}");
     // The refused third fetch is in the log too.
     let all = vault_cli(
         &pki.identity_dir("resident-1"),

@@ -6,6 +6,9 @@
 //!   processes;
 //! - [`bad_input`]: wrong certificates, malformed frames, broken uploads
 //!   and corrupt blobs against an in-process node;
+//! - [`completeness`]: a resident's list proven complete, and a node that
+//!   omits an entry, gives a wrong salt or breaks a link caught by the
+//!   resident's client and the auditor;
 //! - [`e2e`]: a `vault-node` process and the `vault` command line, up to
 //!   1 GiB documents under a memory ceiling;
 //! - [`grants`]: consent and grants, request to revocation;
@@ -39,6 +42,7 @@
 mod authority;
 mod bad_input;
 mod cluster;
+mod completeness;
 mod e2e;
 mod faults;
 mod grants;

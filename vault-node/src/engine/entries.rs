@@ -466,6 +466,7 @@ mod tests {
             at: AT,
             nonce: [n; 32],
             salt: [n.wrapping_add(100); 32],
+            salt_proofs: Vec::new(),
         }
     }
 

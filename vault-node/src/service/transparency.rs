@@ -85,6 +85,10 @@ pub struct Transparency {
     /// The district's log key, the same on every node: its name is the
     /// origin, so every node signs the same checkpoint at a given size.
     pub log_key: Arc<LogSigner>,
+    /// The district salt key: `accesses` gives a resident its σ, from which
+    /// they derive and check their salt. `None`: no σ (the resident's client
+    /// then cannot call its list complete).
+    pub salt_key: Option<Arc<pki::SaltSigner>>,
     /// The witnesses asked to cosign each new checkpoint.
     pub witnesses: Witnesses,
     /// The last verified checkpoint.
@@ -131,15 +135,16 @@ impl CheckpointCache {
 
 /// The resident index ([`smt`]) over the first `size` log entries: each
 /// resident tag's newest entry and count. Kept in memory and advanced
-/// entry by entry (one leaf update, about log2(residents) hashes, per
-/// tagged entry); rebuilt at start by reading the whole log once, on the
-/// first checkpoint (O(entries) reads and O(entries · log2(residents))
-/// hashes). Derived only from the entries, so every node of a cluster
-/// computes the same root at the same size.
+/// entry by entry (one leaf update, about log2(residents) hashes and new
+/// nodes, per tagged entry); rebuilt at start by reading the whole log
+/// once, at the first checkpoint (O(entries) reads and O(entries ·
+/// log2(residents)) hashes; not persisted). The tree is persistent, so the
+/// snapshot a checkpoint keeps shares every node with it (copying one
+/// pointer, not the index). Derived only from the entries, so every node
+/// of a cluster computes the same root at the same size.
 #[derive(Default)]
 pub struct ResidentIndex {
     size: u64,
-    heads: std::collections::HashMap<[u8; 32], (u64, u64)>,
     tree: smt::Tree,
 }
 
@@ -165,9 +170,8 @@ impl ResidentIndex {
                 })?;
                 let tag = entry.resident_tag;
                 if tag != [0; 32] {
-                    let count = self.heads.get(&tag).map_or(0, |(_, c)| *c) + 1;
-                    self.heads.insert(tag, (index, count));
-                    self.tree.insert(tag, smt::head_value(&tag, index, count));
+                    let count = self.tree.head_of(&tag).map_or(0, |(_, c)| c) + 1;
+                    self.tree.insert_head(tag, index, count);
                 }
                 self.size += 1;
             }
@@ -667,7 +671,15 @@ async fn accesses(
     let store = ctx.vault.store();
     let storage =
         |e: crate::engine::meta::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
-    let Some(salt) = log::salt(store, &resident).map_err(storage)? else {
+    // σ fixes the salt of a resident who has none yet (the one their first
+    // entry will get); a stored salt is sent as it is, σ beside it, and the
+    // client checks the two agree.
+    let sigma = match &ctx.salt_key {
+        Some(key) => Some(key.sign(&resident)?),
+        None => None,
+    };
+    let stored = log::salt(store, &resident).map_err(storage)?;
+    let Some(salt) = stored.or_else(|| sigma.as_deref().map(pki::salt_from_proof)) else {
         return Ok(Response::Accesses {
             note,
             salt: String::new(),
@@ -675,14 +687,11 @@ async fn accesses(
             truncated: false,
             next_cursor: None,
             index: None,
+            salt_proof: None,
         });
     };
     let tag = pki::resident_tag(&salt, &resident);
-    let index = if size == current {
-        Some(index_proof(store, &index, &tag, size)?)
-    } else {
-        None
-    };
+    let index = (size == current).then(|| index_proof(&index, &tag));
     let from = state::page_from(request.cursor.as_deref())?;
     let fill = PageFill::new(request.limit, ACCESSES_MAX);
     let page = state::page(
@@ -709,29 +718,16 @@ async fn accesses(
         truncated: page.next_cursor.is_some(),
         next_cursor: page.next_cursor,
         index,
+        salt_proof: sigma.map(hex::encode),
     })
 }
 
-/// The index proof for `tag` in `index` (the resident index at `size`),
-/// with the tag's head and count at that size (from `log_by_tag`, checked
-/// against the index's leaf).
-fn index_proof(
-    store: &dyn MetaStore,
-    index: &smt::Tree,
-    tag: &[u8; 32],
-    size: u64,
-) -> Result<IndexProof, Refusal> {
-    let indexes =
-        log::indexes_of(store, tag).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
-    let below: Vec<u64> = indexes.into_iter().take_while(|i| *i < size).collect();
-    let (head, count) = (below.last().copied().unwrap_or(0), below.len() as u64);
-    let want = (count > 0).then(|| smt::head_value(tag, head, count));
-    if index.get(tag) != want {
-        return Err(Refusal::new(
-            ErrorCode::LogCorrupt,
-            "the resident index does not match the log's tag index".to_string(),
-        ));
-    }
+/// The index proof for `tag` in `index` (the resident index at the
+/// checkpoint's size), with the head and count its leaf commits to. Taken
+/// from the index alone: if the node's tag index (`log_by_tag`) has lost an
+/// entry, the page omits it and the resident's walk of the chain says so.
+fn index_proof(index: &smt::Tree, tag: &[u8; 32]) -> IndexProof {
+    let (head, count) = index.head_of(tag).unwrap_or((0, 0));
     let proof = index.prove(tag);
     let other_leaf = match proof.terminal {
         smt::Terminal::Leaf { key, value } if key != *tag => Some(IndexLeaf {
@@ -740,12 +736,12 @@ fn index_proof(
         }),
         _ => None,
     };
-    Ok(IndexProof {
+    IndexProof {
         head,
         count,
         siblings: proof.siblings.iter().map(hex::encode).collect(),
         other_leaf,
-    })
+    }
 }
 
 /// Entry `index` with its detail and its proof against `size`, if it is

@@ -19,7 +19,7 @@ pub async fn command(client: &VaultClient, command: AuditCommand) -> CommandResu
         AuditCommand::Checkpoint => checkpoint(client).await,
         AuditCommand::Proof { index, size } => proof(client, index, size).await,
         AuditCommand::Consistency { from, to } => consistency(client, from, to).await,
-        AuditCommand::Verify { state } => verify(client, &state).await,
+        AuditCommand::Verify { state, notes } => verify(client, &state, &notes).await,
     }
 }
 
@@ -77,11 +77,31 @@ async fn consistency(client: &VaultClient, from: u64, to: u64) -> CommandResult 
     Ok((value, text))
 }
 
-/// `vault audit verify [--state DIR]`: the report is printed in full; the
-/// exit status says whether it passed.
-async fn verify(client: &VaultClient, state: &Path) -> CommandResult {
+/// `vault audit verify [--state DIR] [--note FILE]...`: the report is
+/// printed in full; the exit status says whether it passed. Each note must
+/// verify with the identity's log keys before anything is fetched.
+async fn verify(client: &VaultClient, state: &Path, notes: &[std::path::PathBuf]) -> CommandResult {
+    let mut seen = Vec::with_capacity(notes.len());
+    for path in notes {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ClientError::local(
+                vault_client::ErrorCode::LocalIo,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        let note = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("note").and_then(|n| n.as_str()).map(str::to_string))
+            .unwrap_or(text);
+        let checkpoint = pki::Checkpoint::verify_note(&note, client.identity().log_keys())
+            .map_err(|e| ClientError::Refused {
+                code: e.code().to_string(),
+                message: format!("{}: {e}", path.display()),
+            })?;
+        seen.push(checkpoint);
+    }
     let state = vault_client::audit::AuditState::open(state)?;
-    let report = vault_client::audit::verify(client, &state).await?;
+    let report = vault_client::audit::verify_seen(client, &state, &seen).await?;
     let value = serde_json::to_value(&report).unwrap_or_default();
     let mut text = format!(
         "tree size {}, {} entries checked, consistent: {}, {} violation(s)",

@@ -352,12 +352,18 @@ pub fn accesses_page(view: &View, a: &AccessesView<'_>) -> Markup {
             div.warning role="alert" data-verify-failed=(failed) { strong { (words.verify_failed_warning) } }
         }
         p.intro { (words.accesses_intro) }
-        p.checked data-tree-size=(a.tree_size) data-complete=(a.incomplete.is_none()) {
-            (words.checked_against) " " (a.tree_size) (if view.lang == Lang::Zh { "。" } else { ". " })
-            @match &a.incomplete {
-                None => { (words.complete_yes) }
-                Some(code) => { strong { (words.complete_no) } " " code { (code) } }
+        @match &a.incomplete {
+            None => {
+                div.complete role="status" data-complete="true" { strong { (words.complete_yes) } }
             }
+            Some(code) => {
+                div.warning role="alert" data-complete="false" data-code=(code) {
+                    strong { (words.complete_no) } " " code { (code) }
+                }
+            }
+        }
+        p.checked data-tree-size=(a.tree_size) {
+            (words.checked_against) " " (a.tree_size) (if view.lang == Lang::Zh { "。" } else { "." })
         }
         form.filters method="get" action="/accesses" {
             fieldset {
@@ -680,17 +686,22 @@ mod tests {
     }
 
     #[test]
-    fn the_checked_paragraph_says_whether_the_list_is_complete() {
+    fn the_banner_says_whether_the_list_is_complete() {
         let html = accesses_html(&[row(7, true)], Lang::En);
         assert!(
-            html.contains(r#"data-tree-size="9" data-complete="true""#),
+            html.contains(r#"<div class="complete" role="status" data-complete="true">"#),
             "{html}"
         );
+        assert!(html.contains(r#"data-tree-size="9""#), "{html}");
         assert!(html.contains("This is every entry about you in the log"));
         let zh = accesses_html(&[row(7, true)], Lang::Zh);
         assert!(zh.contains("这是日志中与您有关的全部记录"), "{zh}");
         let html = accesses_html_with(&[row(7, true)], Lang::En, Some("log.chain_broken".into()));
-        assert!(html.contains(r#"data-complete="false""#), "{html}");
+        assert!(
+            html.contains(r#"role="alert" data-complete="false" data-code="log.chain_broken""#),
+            "{html}"
+        );
+        assert!(!html.contains(r#"data-complete="true""#));
         assert!(html.contains("could not be proven complete"));
         assert!(html.contains("<code>log.chain_broken</code>"));
         let zh = accesses_html_with(&[], Lang::Zh, Some("log.count_mismatch".into()));
