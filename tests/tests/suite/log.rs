@@ -435,6 +435,7 @@ fn a_forged_remembered_checkpoint_is_a_fork_with_both_checkpoints_kept() {
             origin: tests::TEST_LOG_ORIGIN.into(),
             size: forged_size,
             root: [0x42; 32],
+            resident_index: None,
         }
         .sign(&pki.log_key().unwrap());
         let json = serde_json::json!({"size": forged_size, "root": hex::encode([0x42; 32]), "note": forged});

@@ -117,7 +117,7 @@ impl Consensus {
     }
 
     /// A member of `cluster`.
-    pub fn cluster(cluster: Arc<Cluster>) -> Self {
+    pub fn member(cluster: Arc<Cluster>) -> Self {
         Consensus {
             how: How::Cluster(cluster),
             salt_key: None,

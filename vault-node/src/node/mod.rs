@@ -276,7 +276,7 @@ async fn open_consensus(
     )
     .await?;
     vault.read_from(cluster.store().clone());
-    Ok(Consensus::cluster(Arc::new(cluster)))
+    Ok(Consensus::member(Arc::new(cluster)))
 }
 
 /// Each service with what it uses.
