@@ -836,12 +836,7 @@ impl VaultClient {
         } else {
             Some(pki::resident_tag(&hash(&salt)?, &me))
         };
-        let proven_tag = check_salt(
-            self.identity.salt_key(),
-            &me,
-            &salt,
-            salt_proof.as_deref(),
-        );
+        let proven_tag = check_salt(self.identity.salt_key(), &me, &salt, salt_proof.as_deref());
         Ok(RecordPage {
             checkpoint,
             tag,

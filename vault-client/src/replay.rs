@@ -466,7 +466,9 @@ pub fn root_violation(leaves: &[Hash], checkpoint: &pki::Checkpoint) -> Option<V
 /// from 0): each tag's newest entry and count from [`chains`], as leaves
 /// of [`crate::smt`], the root a checkpoint of that size must sign.
 pub fn index_root(entries: &[LogEntry], size: u64) -> Hash {
-    let n = usize::try_from(size).unwrap_or(usize::MAX).min(entries.len());
+    let n = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .min(entries.len());
     let (heads, _) = chains(0, &entries[..n]);
     // A BTreeMap iterates tags in byte order, which is the tree's key order.
     let leaves: Vec<(Hash, Hash)> = heads

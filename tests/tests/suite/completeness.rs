@@ -210,8 +210,8 @@ fn a_wrong_salt_is_caught_by_the_residents_client() {
     let (_, pem) = pki::SaltSigner::generate().unwrap();
     std::fs::remove_file(&key_path).unwrap();
     {
-        use std::os::unix::fs::OpenOptionsExt as _;
         use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -275,11 +275,7 @@ fn a_broken_link_is_named_by_the_auditor_and_the_residents_client() {
     let put = cli_issue_marriage(&pki, node.addr, work.path(), b"a second certificate").unwrap();
     assert!(put.success, "{put:?}");
     let all = accesses(&pki, &node, "resident-1", true);
-    let newest = all.json["accesses"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()["log_index"]
+    let newest = all.json["accesses"].as_array().unwrap().last().unwrap()["log_index"]
         .as_u64()
         .unwrap();
     assert!(newest > first + 1);
@@ -320,11 +316,9 @@ fn the_auditor_names_a_checkpoint_whose_resident_index_root_the_log_does_not_giv
     let trusted: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&remembered).unwrap()).unwrap();
     let key = pki.log_key().unwrap();
-    let real = pki::Checkpoint::verify_note(
-        trusted["note"].as_str().unwrap(),
-        &[key.verifier().clone()],
-    )
-    .unwrap();
+    let real =
+        pki::Checkpoint::verify_note(trusted["note"].as_str().unwrap(), &[key.verifier().clone()])
+            .unwrap();
     assert!(real.resident_index.is_some());
     let forged = pki::Checkpoint {
         resident_index: Some([7; 32]),

@@ -328,7 +328,10 @@ async fn a_resident_approves_revokes_and_denies_in_the_browser_and_sees_each_fet
             .await
             .unwrap();
         assert_eq!(
-            browser.attr("[data-complete]", "data-complete").await.unwrap(),
+            browser
+                .attr("[data-complete]", "data-complete")
+                .await
+                .unwrap(),
             Some("true".to_string()),
             "{lang}"
         );
