@@ -1857,6 +1857,7 @@ mod completeness_tests {
             index,
             verified: Ok(VerifiedAccess {
                 index,
+                bytes: entry.canonical_bytes(),
                 entry,
                 detail,
             }),

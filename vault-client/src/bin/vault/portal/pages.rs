@@ -832,6 +832,7 @@ mod tests {
             departments: Vec::new(),
             documents: &documents,
             tree_size: 0,
+            incomplete: None,
             names: &names,
         };
         let mut v = view(Lang::En);
