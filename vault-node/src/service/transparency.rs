@@ -95,12 +95,16 @@ pub struct Transparency {
     pub checkpoints: CheckpointCache,
 }
 
+/// A signed checkpoint as cached: when it was made, its size, root, note and
+/// the resident index at its size.
+type Cached = (Instant, u64, Hash, String, smt::Tree);
+
 /// A cached, verified checkpoint with the resident index at its size, and
 /// what the last verification established (so the next one checks only the
 /// entries added since).
 #[derive(Default)]
 pub struct CheckpointCache {
-    last: std::sync::Mutex<Option<(Instant, u64, Hash, String, smt::Tree)>>,
+    last: std::sync::Mutex<Option<Cached>>,
     /// One verification at a time; waiters reuse its result.
     verifying: tokio::sync::Mutex<()>,
     /// The verified prefix, the last full check, damage a background full
