@@ -56,6 +56,7 @@ pub fn audit_replay(data: &[u8]) {
         origin: "fuzz.example/log".into(),
         size: builder.size(),
         root: builder.root(),
+        resident_index: None,
     };
     assert_eq!(root_violation(&leaves, &checkpoint), None);
 }

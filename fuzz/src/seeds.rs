@@ -509,6 +509,7 @@ impl District {
             origin: ORIGIN.into(),
             size,
             root,
+            resident_index: None,
         }
         .sign(&self.log_key)
     }
@@ -573,6 +574,7 @@ impl District {
                 origin: ORIGIN.into(),
                 size,
                 root,
+                resident_index: None,
             }
             .sign(&self.log_key)
         };

@@ -22,6 +22,7 @@ use crate::identity::check_key_permissions;
 use crate::ids::Name;
 use crate::keys::{self, NewKey};
 use crate::log_key::{self, LogVerifier, LOG_KEY_FILE, LOG_PUB_FILE};
+use crate::salt_key::{SaltSigner, SALT_KEY_FILE, SALT_PUB_FILE};
 
 /// Seconds in a day.
 const DAY_S: i64 = 24 * 60 * 60;
@@ -255,19 +256,39 @@ impl CertificateAuthority {
         Ok(peer)
     }
 
-    /// Copies the district log's files into an identity directory: `log.pub` into every
-    /// one, and the secret `log.key.pem` (mode 0600) into node identities. Nothing is copied
-    /// when the CA has no log key yet.
+    /// Copies the district log's files into an identity directory: `log.pub` and `salt.pub`
+    /// into every one, and the secret `log.key.pem` and `salt.key.pem` (mode 0600) into node
+    /// identities. Nothing is copied when the CA has no log key (or salt key) yet.
     fn copy_log_files(&self, role: Role, out_dir: &Path) -> Result<(), PkiError> {
-        let public = self.dir.join(LOG_PUB_FILE);
-        if public.exists() {
-            files::replace(&out_dir.join(LOG_PUB_FILE), &files::read(&public)?, 0o644)?;
-        }
-        let secret = self.dir.join(LOG_KEY_FILE);
-        if role == Role::Node && secret.exists() {
-            files::replace(&out_dir.join(LOG_KEY_FILE), &files::read(&secret)?, 0o600)?;
+        for (public, secret) in [(LOG_PUB_FILE, LOG_KEY_FILE), (SALT_PUB_FILE, SALT_KEY_FILE)] {
+            let public_path = self.dir.join(public);
+            if public_path.exists() {
+                files::replace(&out_dir.join(public), &files::read(&public_path)?, 0o644)?;
+            }
+            let secret_path = self.dir.join(secret);
+            if role == Role::Node && secret_path.exists() {
+                files::replace(&out_dir.join(secret), &files::read(&secret_path)?, 0o600)?;
+            }
         }
         Ok(())
+    }
+
+    /// Creates the district's salt key (`salt.key.pem`, 0600, and `salt.pub`) unless the CA
+    /// has one; answers whether it made one. The salt key is never rotated: every resident's
+    /// log salt is fixed by it (`docs/COMPLETENESS.md` §4).
+    pub fn create_salt_key(&self) -> Result<bool, PkiError> {
+        let key_path = self.dir.join(SALT_KEY_FILE);
+        if key_path.exists() {
+            return Ok(false);
+        }
+        let (signer, pem) = SaltSigner::generate()?;
+        files::write_new(&key_path, pem.as_bytes(), 0o600)?;
+        files::replace(
+            &self.dir.join(SALT_PUB_FILE),
+            signer.verifier().to_pem().as_bytes(),
+            0o644,
+        )?;
+        Ok(true)
     }
 
     /// Copies the log's files into an identity directory issued before the log key existed
@@ -292,6 +313,8 @@ impl CertificateAuthority {
     /// then the old key file is renamed `log.key.pem.retired-<now>` (destroy it once every node
     /// signs with the new key) and the new verifier key is put first in `log.pub`, the old
     /// ones kept, so old checkpoints stay verifiable and clients take both during the change.
+    /// The district salt key is made beside it the first time ([`Self::create_salt_key`]) and
+    /// kept through rotations.
     pub fn create_log_key(
         &self,
         origin: &str,
@@ -316,6 +339,7 @@ impl CertificateAuthority {
             std::fs::rename(&key_path, &retired)
                 .map_err(|e| PkiError::io("retire", &key_path, e))?;
         }
+        self.create_salt_key()?;
         verifiers.insert(0, signer.verifier().clone());
         files::write_new(&key_path, pem.as_bytes(), 0o600)?;
         files::replace(

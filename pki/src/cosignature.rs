@@ -681,6 +681,7 @@ mod tests {
             origin: log.origin().into(),
             size,
             root: [3; 32],
+            resident_index: None,
         }
         .sign(&log);
         (note, log)

@@ -25,6 +25,7 @@ pub struct Identity {
     pub cert: PeerCert,
     dir: PathBuf,
     log_keys: Vec<LogVerifier>,
+    salt_key: Option<crate::salt_key::SaltVerifier>,
     witness_policy: Option<Arc<crate::cosignature::WitnessPolicy>>,
     cert_der: Vec<u8>,
     key_der: Vec<u8>,
@@ -42,7 +43,7 @@ impl fmt::Debug for Identity {
 
 impl Identity {
     /// Loads `dir/cert.pem`, `dir/key.pem`, `dir/ca.pem` and, if present, `dir/log.pub` (the
-    /// district log's verifier keys). Refuses a `key.pem` readable by group or others with
+    /// district log's verifier keys) and `dir/salt.pub` (the district salt key's public half). Refuses a `key.pem` readable by group or others with
     /// `pki.key_permissions`, a key that does not match the certificate, and a `log.pub`
     /// that does not parse.
     pub fn load(dir: &Path) -> Result<Self, PkiError> {
@@ -62,6 +63,8 @@ impl Identity {
             });
         }
         let log_keys = log_key::load_verifiers(&dir.join(LOG_PUB_FILE))?;
+        let salt_key =
+            crate::salt_key::SaltVerifier::load(&dir.join(crate::salt_key::SALT_PUB_FILE))?;
         let witness_policy = crate::cosignature::WitnessPolicy::load(
             &dir.join(crate::cosignature::WITNESS_POLICY_FILE),
         )?
@@ -71,6 +74,7 @@ impl Identity {
             cert,
             dir: dir.to_path_buf(),
             log_keys,
+            salt_key,
             cert_der,
             key_der,
             ca_der,
@@ -92,6 +96,12 @@ impl Identity {
     /// The district log's verifier keys this identity trusts (`log.pub`; empty without one).
     pub fn log_keys(&self) -> &[LogVerifier] {
         &self.log_keys
+    }
+
+    /// The district salt key's public half (`salt.pub`), if the directory has one: what a
+    /// resident checks the salt a node gives them against.
+    pub fn salt_key(&self) -> Option<&crate::salt_key::SaltVerifier> {
+        self.salt_key.as_ref()
     }
 
     /// The certificate, DER.

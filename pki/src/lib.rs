@@ -12,7 +12,8 @@
 //! `vault-client` and `vault-node`.
 //!
 //! **Invariant:** a certificate's role comes from its subject OU and its name from its
-//! subject CN, and from nothing else. Every key is Ed25519.
+//! subject CN, and from nothing else. Every key is Ed25519, except the district salt key
+//! (RSA, `salt_key`: a unique signature fixes each resident's log salt).
 
 mod ca;
 mod cert;
@@ -26,6 +27,7 @@ mod keys;
 mod log;
 mod log_key;
 mod orders;
+mod salt_key;
 pub mod serde_hex;
 mod statements;
 mod tls;
@@ -56,7 +58,8 @@ pub use ids::{
 };
 pub use log::{
     resident_tag, Checkpoint, LogDetail, LogEntry, LogEvent, LOG_ENTRY_DOCUMENTS_MAX,
-    LOG_ENTRY_LEN_MAX, LOG_ENTRY_TAG_V1, LOG_ENTRY_TAG_V2, NOTE_LEN_MAX,
+    LOG_ENTRY_LEN_MAX, LOG_ENTRY_TAG_V1, LOG_ENTRY_TAG_V2, LOG_ENTRY_TAG_V3, NOTE_LEN_MAX,
+    RESIDENT_INDEX_LINE,
 };
 pub use log_key::{
     check_origin, generate as generate_log_key, load_verifiers, parse_verifiers, verifiers_text,
@@ -65,6 +68,10 @@ pub use log_key::{
 pub use orders::{
     check_case_ref, Order, SealExtension, CASE_REF_LEN_MAX, ORDER_TAG_V1, SEAL_EXTENSION_TAG_V1,
     SEAL_S_MAX,
+};
+pub use salt_key::{
+    salt_from_proof, salt_message, SaltSigner, SaltVerifier, RESIDENT_SALT_TAG, SALT_KEY_BITS,
+    SALT_KEY_FILE, SALT_PROOF_LEN_MAX, SALT_PUB_FILE,
 };
 pub use statements::{IssueRecord, ISSUE_RECORD_TAG_V1};
 pub use tls::{client_tls_config, crypto_provider, server_tls_config, ALPN};

@@ -23,9 +23,14 @@ pub const LOG_ENTRY_TAG_V1: &[u8] = b"vault/log-entry/v1\n";
 /// Domain tag of version 2: version 1's fields, then the grant's document
 /// ids (a `grant_issued` entry's scope).
 pub const LOG_ENTRY_TAG_V2: &[u8] = b"vault/log-entry/v2\n";
+/// Domain tag of version 3: version 2's fields with the document count
+/// possibly 0, then `prev` (u64 BE): the link to the previous entry with
+/// the same resident tag (its index + 1, or 0 for the tag's first).
+pub const LOG_ENTRY_TAG_V3: &[u8] = b"vault/log-entry/v3\n";
 /// Longest canonical log entry accepted, in bytes: a version 2 entry of a
 /// grant of [`LOG_ENTRY_DOCUMENTS_MAX`] documents is at most
-/// 124 + 64 (actor) + 64 (code) + 1 + 64 × 16 = 1 277 bytes.
+/// 124 + 64 (actor) + 64 (code) + 1 + 64 × 16 = 1 277 bytes, a version 3
+/// one 8 bytes more.
 pub const LOG_ENTRY_LEN_MAX: usize = 2048;
 /// Most document ids one entry lists (a grant's most documents).
 pub const LOG_ENTRY_DOCUMENTS_MAX: usize = crate::grants::GRANT_DOCUMENTS_MAX;
@@ -133,6 +138,12 @@ pub struct LogEntry {
     /// entry written before version 2 existed keeps its bytes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub documents: Vec<DocumentId>,
+    /// The chain link of an entry with a resident tag: (index of the
+    /// previous entry with the same tag) + 1, or 0 for the tag's first.
+    /// `Some` makes the entry version 3 (every tagged entry a node writes
+    /// since version 3); `None` keeps version 1 or 2 and their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<u64>,
 }
 
 impl LogEntry {
@@ -156,6 +167,19 @@ impl LogEntry {
             max_uses: 0,
             commitment: [0; 32],
             documents: Vec::new(),
+            prev: None,
+        }
+    }
+
+    /// The entry's version: 3 with a chain link, else 2 with documents,
+    /// else 1.
+    pub fn version(&self) -> u8 {
+        if self.prev.is_some() {
+            3
+        } else if self.documents.is_empty() {
+            1
+        } else {
+            2
         }
     }
 
@@ -165,12 +189,15 @@ impl LogEntry {
     /// not_after i64 BE; max_uses u32 BE; commitment [32]. Version 2 (tag
     /// [`LOG_ENTRY_TAG_V2`], only when `documents` is not empty) then adds
     /// a count u8 (1..=64) and that many 16-byte document ids, ascending.
+    /// Version 3 (tag [`LOG_ENTRY_TAG_V3`], only when `prev` is set) writes
+    /// the count and ids whatever the count (0..=64), then `prev` u64 BE.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + 16 * self.documents.len());
-        let tag = if self.documents.is_empty() {
-            LOG_ENTRY_TAG_V1
-        } else {
-            LOG_ENTRY_TAG_V2
+        let version = self.version();
+        let tag = match version {
+            1 => LOG_ENTRY_TAG_V1,
+            2 => LOG_ENTRY_TAG_V2,
+            _ => LOG_ENTRY_TAG_V3,
         };
         out.extend_from_slice(tag);
         out.push(self.event as u8);
@@ -197,12 +224,15 @@ impl LogEntry {
         out.extend_from_slice(&self.not_after.to_be_bytes());
         out.extend_from_slice(&self.max_uses.to_be_bytes());
         out.extend_from_slice(&self.commitment);
-        if !self.documents.is_empty() {
+        if version >= 2 {
             let count = self.documents.len().min(LOG_ENTRY_DOCUMENTS_MAX);
             out.push(count as u8);
             for id in &self.documents[..count] {
                 out.extend_from_slice(id.as_bytes());
             }
+        }
+        if let Some(prev) = self.prev {
+            out.extend_from_slice(&prev.to_be_bytes());
         }
         out
     }
@@ -217,7 +247,8 @@ impl LogEntry {
         let version = match r.take(LOG_ENTRY_TAG_V1.len())? {
             t if t == LOG_ENTRY_TAG_V1 => 1,
             t if t == LOG_ENTRY_TAG_V2 => 2,
-            _ => return Err(bad("not a version 1 or 2 log entry")),
+            t if t == LOG_ENTRY_TAG_V3 => 3,
+            _ => return Err(bad("not a version 1, 2 or 3 log entry")),
         };
         let event = LogEvent::from_u8(r.u8()?).ok_or_else(|| bad("unknown event"))?;
         let time = r.i64()?;
@@ -233,11 +264,12 @@ impl LogEntry {
         let not_after = r.i64()?;
         let max_uses = r.u32()?;
         let commitment = r.array32()?;
-        let documents = if version == 2 {
-            r.documents()?
-        } else {
-            Vec::new()
+        let documents = match version {
+            1 => Vec::new(),
+            2 => r.documents(1)?,
+            _ => r.documents(0)?,
         };
+        let prev = if version == 3 { Some(r.u64()?) } else { None };
         if r.pos != bytes.len() {
             return Err(bad("trailing bytes after the entry"));
         }
@@ -257,6 +289,7 @@ impl LogEntry {
             max_uses,
             commitment,
             documents,
+            prev,
         })
     }
 }
@@ -323,17 +356,32 @@ pub struct Checkpoint {
     pub size: u64,
     /// RFC 6962 root hash.
     pub root: [u8; 32],
+    /// The root of the resident index (the sparse Merkle tree of every
+    /// resident tag's newest entry and count at `size`), written as the
+    /// extension line `resident-index <base64>` after the root hash; `None`
+    /// for notes without that line (older nodes).
+    pub resident_index: Option<[u8; 32]>,
 }
 
+/// The keyword of the checkpoint's extension line carrying the resident
+/// index root.
+pub const RESIDENT_INDEX_LINE: &str = "resident-index";
+
 impl Checkpoint {
-    /// The note body: origin, size and base64 root, each on its own line.
+    /// The note body: origin, size and base64 root, each on its own line,
+    /// then the `resident-index <base64>` extension line if there is an
+    /// index root.
     pub fn body(&self) -> String {
-        format!(
+        let mut body = format!(
             "{}\n{}\n{}\n",
             self.origin,
             self.size,
             BASE64.encode(self.root)
-        )
+        );
+        if let Some(index) = self.resident_index {
+            body.push_str(&format!("{RESIDENT_INDEX_LINE} {}\n", BASE64.encode(index)));
+        }
+        body
     }
 
     /// Signs the checkpoint as a C2SP signed note with the district's log key; the
@@ -397,6 +445,25 @@ impl Checkpoint {
                 ),
             });
         }
+        // Extension lines (C2SP tlog-checkpoint): the resident index root
+        // at most once; others are signed but not interpreted.
+        let mut resident_index = None;
+        for line in lines {
+            let Some(value) = line
+                .strip_prefix(RESIDENT_INDEX_LINE)
+                .and_then(|rest| rest.strip_prefix(' '))
+            else {
+                continue;
+            };
+            let index: [u8; 32] = BASE64
+                .decode(value)
+                .ok()
+                .and_then(|r| r.try_into().ok())
+                .ok_or_else(|| bad("bad resident index root"))?;
+            if resident_index.replace(index).is_some() {
+                return Err(bad("two resident index lines"));
+            }
+        }
         for line in signatures.lines() {
             let Some(rest) = line.strip_prefix("\u{2014} ") else {
                 continue;
@@ -420,6 +487,7 @@ impl Checkpoint {
                 origin: origin.to_string(),
                 size,
                 root,
+                resident_index,
             });
         }
         Err(PkiError::UnknownLogKey {
@@ -486,6 +554,11 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(b))
     }
 
+    fn u64(&mut self) -> Result<u64, PkiError> {
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| bad("short"))?;
+        Ok(u64::from_be_bytes(b))
+    }
+
     fn i64(&mut self) -> Result<i64, PkiError> {
         let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| bad("short"))?;
         Ok(i64::from_be_bytes(b))
@@ -501,12 +574,15 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| bad("string is not UTF-8"))
     }
 
-    /// A version 2 entry's document list: 1..=64 ids, strictly ascending
-    /// (so one list has one encoding, and no entry is both versions).
-    fn documents(&mut self) -> Result<Vec<DocumentId>, PkiError> {
+    /// A version 2 or 3 entry's document list: `least` (1 in version 2,
+    /// 0 in version 3) to 64 ids, strictly ascending (so one list has one
+    /// encoding, and no entry is both version 1 and 2).
+    fn documents(&mut self, least: usize) -> Result<Vec<DocumentId>, PkiError> {
         let count = usize::from(self.u8()?);
-        if count == 0 || count > LOG_ENTRY_DOCUMENTS_MAX {
-            return Err(bad("a version 2 entry lists 1 to 64 documents"));
+        if count < least || count > LOG_ENTRY_DOCUMENTS_MAX {
+            return Err(bad(
+                "a version 2 entry lists 1 to 64 documents, version 3 0 to 64",
+            ));
         }
         let mut out: Vec<DocumentId> = Vec::with_capacity(count);
         for _ in 0..count {
@@ -644,6 +720,40 @@ mod tests {
     }
 
     #[test]
+    fn chained_entries_are_version_3_with_or_without_documents() {
+        for (n, prev) in [(0u8, 0u64), (0, 17), (3, 1), (64, u64::MAX)] {
+            let mut e = grant_entry(n);
+            e.prev = Some(prev);
+            let bytes = e.canonical_bytes();
+            assert!(bytes.starts_with(LOG_ENTRY_TAG_V3));
+            assert_eq!(e.version(), 3);
+            let v1_len = grant_entry(0).canonical_bytes().len();
+            assert_eq!(bytes.len(), v1_len + 1 + 16 * usize::from(n) + 8);
+            assert!(bytes.ends_with(&prev.to_be_bytes()));
+            assert!(bytes.len() <= LOG_ENTRY_LEN_MAX);
+            assert_eq!(LogEntry::parse(&bytes).unwrap(), e);
+        }
+        // Versions 1 and 2 keep their bytes and parse without a link.
+        assert_eq!(
+            LogEntry::parse(&entry().canonical_bytes()).unwrap().prev,
+            None
+        );
+        assert_eq!(grant_entry(2).version(), 2);
+        // A version 3 entry without its link, or with a longer one, is refused.
+        let mut e = entry();
+        e.prev = Some(5);
+        let bytes = e.canonical_bytes();
+        assert!(LogEntry::parse(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(LogEntry::parse(&longer).is_err());
+        // Version 2 still refuses an empty list.
+        let mut as_v2 = bytes[..bytes.len() - 8].to_vec();
+        as_v2[..19].copy_from_slice(LOG_ENTRY_TAG_V2);
+        assert!(LogEntry::parse(&as_v2).is_err());
+    }
+
+    #[test]
     fn commitments_hide_and_bind() {
         let d = LogDetail {
             resident: Some(ResidentId::parse("resident-1").unwrap()),
@@ -682,8 +792,12 @@ mod tests {
         }
 
         #[test]
-        fn mutated_entries_never_panic(pos in 0usize..400, byte in any::<u8>(), v2 in any::<bool>()) {
-            let mut bytes = if v2 { grant_entry(8) } else { entry() }.canonical_bytes();
+        fn mutated_entries_never_panic(pos in 0usize..400, byte in any::<u8>(), version in 1u8..=3) {
+            let mut e = if version == 1 { entry() } else { grant_entry(8) };
+            if version == 3 {
+                e.prev = Some(3);
+            }
+            let mut bytes = e.canonical_bytes();
             let i = pos % bytes.len();
             bytes[i] = byte;
             let _ = LogEntry::parse(&bytes);
@@ -704,6 +818,7 @@ mod note_tests {
             origin: key.origin().into(),
             size: 42,
             root: [5; 32],
+            resident_index: None,
         };
         let note = checkpoint.sign(&key);
         assert!(note.starts_with("test.district.example/vault\n42\n"));
@@ -729,6 +844,22 @@ mod note_tests {
                 "{malformed:?}"
             );
         }
+        // With the resident index extension line: signed, parsed, bound.
+        let indexed = Checkpoint {
+            resident_index: Some([6; 32]),
+            ..checkpoint.clone()
+        };
+        let note = indexed.sign(&key);
+        assert!(note.contains(&format!("\nresident-index {}\n", BASE64.encode([6; 32]))));
+        assert_eq!(Checkpoint::verify_note(&note, &keys).unwrap(), indexed);
+        let altered = note.replacen(&BASE64.encode([6; 32]), &BASE64.encode([7; 32]), 1);
+        assert!(Checkpoint::verify_note(&altered, &keys).is_err());
+        let dropped = note.replacen(
+            &format!("resident-index {}\n", BASE64.encode([6; 32])),
+            "",
+            1,
+        );
+        assert!(Checkpoint::verify_note(&dropped, &keys).is_err());
         let huge = "x".repeat(NOTE_LEN_MAX + 1);
         assert_eq!(
             Checkpoint::verify_note(&huge, &keys).unwrap_err().code(),
@@ -745,6 +876,7 @@ mod note_tests {
             origin: origin.into(),
             size: 7,
             root: [1; 32],
+            resident_index: None,
         };
         let trusted = [key.verifier().clone()];
         // Same name, another key: not the district's.

@@ -28,6 +28,18 @@ pub const AUDIT_PAGE: u64 = 1000;
 /// trusted checkpoint, recomputes the tree, replays the rules; on success
 /// with a consistent log, trusts the new checkpoint.
 pub async fn verify(client: &VaultClient, state: &AuditState) -> Result<AuditReport, ClientError> {
+    verify_seen(client, state, &[]).await
+}
+
+/// [`verify`], also checking `seen`: signed checkpoints collected elsewhere
+/// (a resident's remembered checkpoint, a receipt's), each within the
+/// log's size against the entries: its root over that prefix
+/// (`log.root_mismatch`) and its resident index root (`index.root_mismatch`).
+pub async fn verify_seen(
+    client: &VaultClient,
+    state: &AuditState,
+    seen: &[pki::Checkpoint],
+) -> Result<AuditReport, ClientError> {
     let trusted = state.trusted()?;
     let known = state.leaves()?;
     let mut report = AuditReport {
@@ -50,11 +62,35 @@ pub async fn verify(client: &VaultClient, state: &AuditState) -> Result<AuditRep
         report.violations.extend(changed);
     }
     let (parsed, malformed) = rules::parse_entries(&entries);
+    let all_parsed = malformed.is_none();
     report.violations.extend(malformed);
     if let Some((cp, note)) = &checkpoint {
         if let Some(violation) = rules::root_violation(&leaves, cp) {
             report.consistent = false;
             report.violations.push(violation);
+        }
+        // The resident index root of every checkpoint seen: this one, and
+        // the one trusted before (both signed; recomputed from the entries).
+        let earlier = trusted
+            .as_ref()
+            .and_then(|t| pki::Checkpoint::verify_note(&t.note, client.identity().log_keys()).ok());
+        for other in seen.iter().filter(|o| o.size <= cp.size) {
+            if let Some(mut violation) = rules::root_violation(&leaves, other) {
+                violation.detail = format!(
+                    "a checkpoint of size {} given to check: {}",
+                    other.size, violation.detail
+                );
+                report.consistent = false;
+                report.violations.push(violation);
+            }
+        }
+        let all_seen = earlier.iter().chain(seen).chain(std::iter::once(cp));
+        for checked in all_seen.filter(|o| o.size <= cp.size) {
+            if all_parsed {
+                report
+                    .violations
+                    .extend(rules::index_root_violation(&parsed, checked));
+            }
         }
         report.violations.extend(replay(0, &parsed));
         // Access by law, against the district's registry as the node

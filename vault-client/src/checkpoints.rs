@@ -347,6 +347,7 @@ mod tests {
             origin: key.origin().into(),
             size: leaves.len() as u64,
             root: root(leaves),
+            resident_index: None,
         };
         let note = checkpoint.sign(key);
         (checkpoint, note)

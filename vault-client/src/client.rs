@@ -697,7 +697,8 @@ impl VaultClient {
     /// against the salt, its detail against the commitment, its inclusion
     /// proof against one signed checkpoint (the first page's: later pages
     /// are asked for proofs against its size, see [`Self::accesses_page`]).
-    /// With `all`, every entry about the resident; else fetches only. The
+    /// With `all`, every entry about the resident; else fetches (and
+    /// disclosures of orders by law) only. The
     /// first entry that fails a check fails the whole call. The flag
     /// returned is always `false` (nothing is left out); it is kept for
     /// callers of the single-page version.
@@ -718,14 +719,25 @@ impl VaultClient {
     /// which entries verified and which did not. A checkpoint whose
     /// signature does not verify, or a node that does not page properly,
     /// still fails the call.
+    ///
+    /// It also checks that the list is complete (`complete`): every page
+    /// is asked for with `all` (the chain runs through every kind of
+    /// entry; without `all` the fetches are kept after the check), and
+    /// [`check_complete`] walks it against the first page's index proof.
     pub async fn accesses_checked(&self, all: bool) -> Result<CheckedAccesses, ClientError> {
-        let (checkpoint, mut out, mut cursor) = {
-            let first = self.access_records(all, None, None, None).await?;
+        let (checkpoint, mut out, mut cursor, proven_tag, index) = {
+            let first = self.access_records(true, None, None, None).await?;
             if !in_log_order(None, &first.records) {
                 return Err(out_of_order());
             }
             let entries = first.check_each();
-            (first.checkpoint, entries, first.next_cursor)
+            (
+                first.checkpoint,
+                entries,
+                first.next_cursor,
+                first.proven_tag,
+                first.index,
+            )
         };
         let mut pages = 1;
         while let Some(at) = cursor {
@@ -733,7 +745,7 @@ impl VaultClient {
                 return Err(too_many_pages());
             }
             let page = self
-                .access_records(all, Some(at.clone()), None, Some(&checkpoint))
+                .access_records(true, Some(at.clone()), None, Some(&checkpoint))
                 .await?;
             let after = out.last().map(|a: &CheckedAccess| a.index);
             if page.next_cursor.as_ref() == Some(&at) {
@@ -746,9 +758,24 @@ impl VaultClient {
             out.extend(page.check_each());
             pages += 1;
         }
+        let complete =
+            proven_tag.and_then(|tag| check_complete(&checkpoint, Some(tag), index.as_ref(), &out));
+        if !all {
+            // What the node lists without `all`: fetches, and the
+            // disclosures of orders by law (whose sealed fetches they name).
+            out.retain(|a| {
+                a.verified.as_ref().map_or(true, |v| {
+                    matches!(
+                        v.entry.event,
+                        pki::LogEvent::Fetch | pki::LogEvent::OrderDisclosed
+                    )
+                })
+            });
+        }
         Ok(CheckedAccesses {
             checkpoint,
             entries: out,
+            complete,
         })
     }
 
@@ -795,16 +822,19 @@ impl VaultClient {
             limit,
             tree_size: pinned.map(|c| c.size),
         };
-        let (note, salt, records, next_cursor) = match self.call(&request).await? {
-            Response::Accesses {
-                note,
-                salt,
-                entries,
-                next_cursor,
-                ..
-            } => (note, salt, entries, next_cursor),
-            other => return Err(unexpected(&other)),
-        };
+        let (note, salt, records, next_cursor, index, salt_proof) =
+            match self.call(&request).await? {
+                Response::Accesses {
+                    note,
+                    salt,
+                    entries,
+                    next_cursor,
+                    index,
+                    salt_proof,
+                    ..
+                } => (note, salt, entries, next_cursor, index, salt_proof),
+                other => return Err(unexpected(&other)),
+            };
         let checkpoint = match pinned {
             Some(c) => c.clone(),
             None => self.trust_note(&note).await?,
@@ -815,18 +845,21 @@ impl VaultClient {
                 "the node sent a longer page than the protocol allows",
             ));
         }
+        let me = ResidentId::parse(self.identity.cert.name.as_str())?;
         // An empty page may come without a salt.
-        let tag = if records.is_empty() {
-            [0u8; 32]
+        let tag = if records.is_empty() && salt.is_empty() {
+            None
         } else {
-            let me = ResidentId::parse(self.identity.cert.name.as_str())?;
-            pki::resident_tag(&hash(&salt)?, &me)
+            Some(pki::resident_tag(&hash(&salt)?, &me))
         };
+        let proven_tag = check_salt(self.identity.salt_key(), &me, &salt, salt_proof.as_deref());
         Ok(RecordPage {
             checkpoint,
             tag,
             records,
             next_cursor,
+            index,
+            proven_tag,
         })
     }
 
@@ -1206,6 +1239,10 @@ pub struct CheckedAccesses {
     pub checkpoint: pki::Checkpoint,
     /// The entries, oldest first.
     pub entries: Vec<CheckedAccess>,
+    /// `Ok` when the list is proven complete for the checkpoint (see
+    /// [`check_complete`]); else why not (`log.index_mismatch`,
+    /// `log.chain_broken`, `log.count_mismatch`).
+    pub complete: Result<(), ClientError>,
 }
 
 /// One log entry about a resident and whether it verified.
@@ -1222,9 +1259,13 @@ pub struct CheckedAccess {
 /// One page of access records before their checks.
 struct RecordPage {
     checkpoint: pki::Checkpoint,
-    tag: [u8; 32],
+    /// The caller's tag under the page's salt (`None`: no salt, no entries).
+    tag: Option<[u8; 32]>,
     records: Vec<crate::wire::AccessRecord>,
     next_cursor: Option<String>,
+    index: Option<crate::wire::IndexProof>,
+    /// The caller's tag under the salt the node's σ fixes ([`check_salt`]).
+    proven_tag: Result<[u8; 32], ClientError>,
 }
 
 impl RecordPage {
@@ -1233,7 +1274,7 @@ impl RecordPage {
     fn check(&self, record: &crate::wire::AccessRecord) -> Result<VerifiedAccess, ClientError> {
         let bytes = hex::decode(&record.entry).map_err(|_| bad_hex())?;
         let entry = pki::LogEntry::parse(&bytes)?;
-        if entry.resident_tag != self.tag || record.detail.commitment() != entry.commitment {
+        if Some(entry.resident_tag) != self.tag || record.detail.commitment() != entry.commitment {
             return Err(ClientError::local(
                 ErrorCode::Integrity,
                 format!(
@@ -1270,6 +1311,143 @@ impl RecordPage {
             })
             .collect()
     }
+}
+
+/// The caller's tag under the salt the district salt key fixes for them:
+/// σ (`salt_proof`, hex) must verify for `me` with the identity's
+/// `salt.pub`, and the node's `salt` (when it sent one) must be the salt σ
+/// fixes ([`pki::SaltVerifier::salt`]). Else `log.wrong_salt`: no
+/// `salt.pub`, no σ, a σ that does not verify, or another salt than σ's.
+pub fn check_salt(
+    salt_key: Option<&pki::SaltVerifier>,
+    me: &ResidentId,
+    salt: &str,
+    salt_proof: Option<&str>,
+) -> Result<[u8; 32], ClientError> {
+    let wrong = |m: &str| ClientError::local(ErrorCode::LogWrongSalt, m.to_string());
+    let key = salt_key.ok_or_else(|| {
+        wrong("this identity has no salt.pub (the district salt key) to check the node's salt with")
+    })?;
+    let sigma = salt_proof.ok_or_else(|| wrong("the node sent no salt proof"))?;
+    if sigma.len() > 2 * pki::SALT_PROOF_LEN_MAX {
+        return Err(wrong("the node's salt proof is too long"));
+    }
+    let sigma = hex::decode(sigma).map_err(|_| wrong("the node's salt proof is not hex"))?;
+    let derived = key.salt(me, &sigma).map_err(|_| {
+        wrong("the node's salt proof does not verify with the district salt key (salt.pub)")
+    })?;
+    if !salt.is_empty() && hash(salt).ok() != Some(derived) {
+        return Err(wrong(
+            "the salt the node gave is not the one the district salt key fixes for you",
+        ));
+    }
+    Ok(pki::resident_tag(&derived, me))
+}
+
+/// Whether `entries` (every entry the node showed, all kinds, each with
+/// its checks) is every entry with the caller's `tag` among the
+/// checkpoint's: the `index` proof leads from the tag's leaf (head, count),
+/// or from its absence, to the checkpoint's signed `resident-index` root;
+/// and the walk from `head` through each entry's `prev` visits only shown,
+/// verified entries, ends at `prev = 0` after exactly `count` entries, and
+/// visits every entry shown. Else `log.index_mismatch` (no index root, no
+/// proof, no salt, or a proof that does not lead to the root),
+/// `log.chain_broken` or `log.count_mismatch`.
+///
+/// The tag is only as right as the salt the node gave: a node that gives a
+/// wrong salt points the client at a tag without entries, whose absence it
+/// can prove (`docs/COMPLETENESS.md`, the unique salt, is not built yet).
+pub fn check_complete(
+    checkpoint: &pki::Checkpoint,
+    tag: Option<[u8; 32]>,
+    index: Option<&crate::wire::IndexProof>,
+    entries: &[CheckedAccess],
+) -> Result<(), ClientError> {
+    use crate::smt;
+    let mismatch = |m: String| ClientError::local(ErrorCode::LogIndexMismatch, m);
+    let broken = |m: String| ClientError::local(ErrorCode::LogChainBroken, m);
+    let counted = |m: String| ClientError::local(ErrorCode::LogCountMismatch, m);
+    let root = checkpoint
+        .resident_index
+        .ok_or_else(|| mismatch("the checkpoint commits to no resident index".into()))?;
+    let tag = tag.ok_or_else(|| mismatch("the node gave no salt, so no tag to look up".into()))?;
+    let index = index.ok_or_else(|| mismatch("the node sent no resident index proof".into()))?;
+    if index.siblings.len() > smt::DEPTH {
+        return Err(mismatch("the index proof is too long".into()));
+    }
+    let siblings = index
+        .siblings
+        .iter()
+        .map(|h| hash(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (terminal, value) = match (&index.other_leaf, index.count) {
+        (Some(_), c) if c > 0 => {
+            return Err(mismatch(
+                "an index proof of a leaf names another leaf".into(),
+            ))
+        }
+        (Some(leaf), _) => (
+            smt::Terminal::Leaf {
+                key: hash(&leaf.key)?,
+                value: hash(&leaf.value)?,
+            },
+            None,
+        ),
+        (None, 0) => (smt::Terminal::Empty, None),
+        (None, count) => {
+            let value = smt::head_value(&tag, index.head, count);
+            (smt::Terminal::Leaf { key: tag, value }, Some(value))
+        }
+    };
+    smt::Proof { siblings, terminal }
+        .verify(&root, &tag, value.as_ref())
+        .map_err(|e| mismatch(e.to_string()))?;
+    if let Some(failed) = entries.iter().find(|a| a.verified.is_err()) {
+        return Err(broken(format!("entry {} did not verify", failed.index)));
+    }
+    let shown: std::collections::HashMap<u64, &VerifiedAccess> = entries
+        .iter()
+        .filter_map(|a| a.verified.as_ref().ok().map(|v| (v.index, v)))
+        .collect();
+    let mut walked = 0u64;
+    if index.count > 0 {
+        let mut at = index.head;
+        loop {
+            walked += 1;
+            if walked > index.count {
+                return Err(counted(format!(
+                    "the chain is longer than the {} entries the index says",
+                    index.count
+                )));
+            }
+            let entry = shown
+                .get(&at)
+                .ok_or_else(|| broken(format!("entry {at} of the chain was not shown")))?;
+            match entry.entry.prev {
+                None => {
+                    return Err(broken(format!(
+                        "entry {at} was written before entries were chained"
+                    )))
+                }
+                Some(0) => break,
+                Some(prev) if prev > at => return Err(broken(format!("entry {at} links forward"))),
+                Some(prev) => at = prev - 1,
+            }
+        }
+    }
+    if walked != index.count {
+        return Err(counted(format!(
+            "the chain has {walked} entries, the index says {}",
+            index.count
+        )));
+    }
+    if shown.len() as u64 != walked {
+        return Err(broken(format!(
+            "{} entries were shown, {walked} are in the chain",
+            shown.len()
+        )));
+    }
+    Ok(())
 }
 
 fn bad_hex() -> ClientError {
@@ -1659,5 +1837,272 @@ mod tests {
         );
         ca.issue(&params, &dir.join("civil-affairs")).unwrap();
         Identity::load(&dir.join("civil-affairs")).unwrap()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod completeness_tests {
+    use super::*;
+    use crate::smt;
+    use crate::wire::{IndexLeaf, IndexProof};
+
+    const MINE: [u8; 32] = [0x11; 32];
+    const OTHER: [u8; 32] = [0xf1; 32];
+
+    /// A log where entries 1, 3, 4 and 7 carry MINE (chained) and 2 and 5
+    /// OTHER; the checkpoint commits to the index over both tags.
+    struct Log {
+        checkpoint: pki::Checkpoint,
+        tree: smt::Tree,
+        mine: Vec<CheckedAccess>,
+    }
+
+    fn entry(index: u64, prev: u64) -> CheckedAccess {
+        let entry = pki::LogEntry {
+            resident_tag: MINE,
+            prev: Some(prev),
+            ..pki::LogEntry::new(pki::LogEvent::Fetch, 1, pki::Role::Department, "tax-office")
+        };
+        let detail = pki::LogDetail {
+            resident: None,
+            kind: None,
+            purpose: None,
+            nonce: [0; 32],
+            case_ref: None,
+        };
+        CheckedAccess {
+            index,
+            verified: Ok(VerifiedAccess {
+                index,
+                bytes: entry.canonical_bytes(),
+                entry,
+                detail,
+            }),
+        }
+    }
+
+    fn log() -> Log {
+        let mut tree = smt::Tree::new();
+        tree.insert(MINE, smt::head_value(&MINE, 7, 4));
+        tree.insert(OTHER, smt::head_value(&OTHER, 5, 2));
+        let checkpoint = pki::Checkpoint {
+            origin: "Test/vault-log".into(),
+            size: 8,
+            root: [0; 32],
+            resident_index: Some(tree.root()),
+        };
+        let mine = vec![entry(1, 0), entry(3, 2), entry(4, 4), entry(7, 5)];
+        Log {
+            checkpoint,
+            tree,
+            mine,
+        }
+    }
+
+    /// The proof the node sends for `tag`, claiming `head` and `count`.
+    fn proof(tree: &smt::Tree, tag: &[u8; 32], head: u64, count: u64) -> IndexProof {
+        let p = tree.prove(tag);
+        IndexProof {
+            head,
+            count,
+            siblings: p.siblings.iter().map(hex::encode).collect(),
+            other_leaf: match p.terminal {
+                smt::Terminal::Leaf { key, value } if key != *tag => Some(IndexLeaf {
+                    key: hex::encode(key),
+                    value: hex::encode(value),
+                }),
+                _ => None,
+            },
+        }
+    }
+
+    fn code(result: Result<(), ClientError>) -> String {
+        result.unwrap_err().code().to_string()
+    }
+
+    #[test]
+    fn the_whole_chain_is_complete() {
+        let l = log();
+        let p = proof(&l.tree, &MINE, 7, 4);
+        check_complete(&l.checkpoint, Some(MINE), Some(&p), &l.mine).unwrap();
+    }
+
+    #[test]
+    fn an_omitted_entry_breaks_the_chain() {
+        let l = log();
+        let p = proof(&l.tree, &MINE, 7, 4);
+        for omitted in 0..4 {
+            let mut shown = l.mine.clone_entries();
+            shown.remove(omitted);
+            assert_eq!(
+                code(check_complete(&l.checkpoint, Some(MINE), Some(&p), &shown)),
+                "log.chain_broken",
+                "{omitted}"
+            );
+        }
+        // An entry shown that failed its checks.
+        let mut failed = l.mine.clone_entries();
+        failed[2].verified = Err(ClientError::local(ErrorCode::Integrity, "x"));
+        assert_eq!(
+            code(check_complete(&l.checkpoint, Some(MINE), Some(&p), &failed)),
+            "log.chain_broken"
+        );
+    }
+
+    #[test]
+    fn a_lie_about_the_head_or_count_does_not_match_the_index() {
+        let l = log();
+        // The node hides the newest entry and claims the chain ends at 4.
+        let truncated = proof(&l.tree, &MINE, 4, 3);
+        let mut shown = l.mine.clone_entries();
+        shown.truncate(3);
+        assert_eq!(
+            code(check_complete(
+                &l.checkpoint,
+                Some(MINE),
+                Some(&truncated),
+                &shown
+            )),
+            "log.index_mismatch"
+        );
+        // The node claims the tag has no leaf.
+        let absent = proof(&l.tree, &MINE, 0, 0);
+        assert_eq!(
+            code(check_complete(
+                &l.checkpoint,
+                Some(MINE),
+                Some(&absent),
+                &[]
+            )),
+            "log.index_mismatch"
+        );
+        // No index root, or no proof.
+        let mut unindexed = l.checkpoint.clone();
+        unindexed.resident_index = None;
+        let p = proof(&l.tree, &MINE, 7, 4);
+        assert_eq!(
+            code(check_complete(&unindexed, Some(MINE), Some(&p), &l.mine)),
+            "log.index_mismatch"
+        );
+        assert_eq!(
+            code(check_complete(&l.checkpoint, Some(MINE), None, &l.mine)),
+            "log.index_mismatch"
+        );
+    }
+
+    #[test]
+    fn a_chain_shorter_or_longer_than_the_count_is_named() {
+        // An index (signed) that says 5 entries where the chain has 4: the
+        // walk ends at prev = 0 too early.
+        let mut tree = smt::Tree::new();
+        tree.insert(MINE, smt::head_value(&MINE, 7, 5));
+        let checkpoint = pki::Checkpoint {
+            resident_index: Some(tree.root()),
+            ..log().checkpoint
+        };
+        let p = proof(&tree, &MINE, 7, 5);
+        assert_eq!(
+            code(check_complete(
+                &checkpoint,
+                Some(MINE),
+                Some(&p),
+                &log().mine
+            )),
+            "log.count_mismatch"
+        );
+        // One that says 3: the walk goes past it.
+        let mut tree = smt::Tree::new();
+        tree.insert(MINE, smt::head_value(&MINE, 7, 3));
+        let checkpoint = pki::Checkpoint {
+            resident_index: Some(tree.root()),
+            ..log().checkpoint
+        };
+        let p = proof(&tree, &MINE, 7, 3);
+        assert_eq!(
+            code(check_complete(
+                &checkpoint,
+                Some(MINE),
+                Some(&p),
+                &log().mine
+            )),
+            "log.count_mismatch"
+        );
+    }
+
+    #[test]
+    fn a_tag_without_entries_is_complete_only_under_the_salt_sigma_fixes() {
+        // check_complete alone would call a tag without a leaf complete: a
+        // node giving a wrong salt points the client at such a tag. That is
+        // why the tag walked is the one check_salt derives from σ.
+        let l = log();
+        let wrong = [0x12; 32];
+        let p = proof(&l.tree, &wrong, 0, 0);
+        check_complete(&l.checkpoint, Some(wrong), Some(&p), &[]).unwrap();
+        // Without a salt there is no tag to look up.
+        assert_eq!(
+            code(check_complete(&l.checkpoint, None, Some(&p), &[])),
+            "log.index_mismatch"
+        );
+    }
+
+    #[test]
+    fn the_salt_must_be_the_one_the_district_salt_key_fixes() {
+        let (key, _) = pki::SaltSigner::generate().unwrap();
+        let verifier = key.verifier();
+        let me = ResidentId::parse("resident-1").unwrap();
+        let sigma = key.sign(&me).unwrap();
+        let salt = pki::salt_from_proof(&sigma);
+        let tag = pki::resident_tag(&salt, &me);
+        let sigma_hex = hex::encode(&sigma);
+        let salt_hex = hex::encode(salt);
+        let check = |k: Option<&pki::SaltVerifier>, s: &str, p: Option<&str>| {
+            check_salt(k, &me, s, p).map_err(|e| e.code().to_string())
+        };
+        assert_eq!(check(Some(&verifier), &salt_hex, Some(&sigma_hex)), Ok(tag));
+        // A resident never in the log: no stored salt, σ alone.
+        assert_eq!(check(Some(&verifier), "", Some(&sigma_hex)), Ok(tag));
+        let wrong = Err("log.wrong_salt".to_string());
+        // Another salt than σ's (a random one, or another resident's).
+        assert_eq!(
+            check(Some(&verifier), &hex::encode([9u8; 32]), Some(&sigma_hex)),
+            wrong
+        );
+        // No σ, σ of another resident or key, a σ that is not hex.
+        assert_eq!(check(Some(&verifier), &salt_hex, None), wrong);
+        let other = key.sign(&ResidentId::parse("resident-2").unwrap()).unwrap();
+        assert_eq!(
+            check(Some(&verifier), &salt_hex, Some(&hex::encode(other))),
+            wrong
+        );
+        let (stranger, _) = pki::SaltSigner::generate().unwrap();
+        let forged = stranger.sign(&me).unwrap();
+        let forged_salt = hex::encode(pki::salt_from_proof(&forged));
+        assert_eq!(
+            check(Some(&verifier), &forged_salt, Some(&hex::encode(forged))),
+            wrong
+        );
+        assert_eq!(check(Some(&verifier), &salt_hex, Some("zz")), wrong);
+        // An identity without salt.pub cannot check anything.
+        assert_eq!(check(None, &salt_hex, Some(&sigma_hex)), wrong);
+    }
+
+    trait CloneEntries {
+        fn clone_entries(&self) -> Vec<CheckedAccess>;
+    }
+
+    impl CloneEntries for Vec<CheckedAccess> {
+        fn clone_entries(&self) -> Vec<CheckedAccess> {
+            self.iter()
+                .map(|a| CheckedAccess {
+                    index: a.index,
+                    verified: a
+                        .verified
+                        .as_ref()
+                        .map(Clone::clone)
+                        .map_err(|e| ClientError::local(ErrorCode::Integrity, e.to_string())),
+                })
+                .collect()
+        }
     }
 }

@@ -128,6 +128,17 @@ pub enum ErrorCode {
     ReceiptMalformed,
     /// A receipt's entry is not in the signed log at its index.
     ReceiptInvalid,
+    /// The resident index proof does not lead to the checkpoint's signed
+    /// index root (or there is no index root or proof to check).
+    LogIndexMismatch,
+    /// A resident's chain of entries cannot be walked: an entry of it was not
+    /// shown or did not verify, a link skips, or a shown entry is off it.
+    LogChainBroken,
+    /// A resident's chain has another number of entries than the index says.
+    LogCountMismatch,
+    /// The salt a node gave a resident is not the one the district salt key
+    /// fixes for them (no σ, a σ that does not verify, another salt).
+    LogWrongSalt,
     /// The certificate the grant is bound to has been revoked.
     GrantCertificateRevoked,
     /// The district's issuer registry does not let this department issue this kind.
@@ -205,6 +216,10 @@ impl ErrorCode {
             ErrorCode::LogWitnessMissing => "log.witness_missing",
             ErrorCode::ReceiptMalformed => "receipt.malformed",
             ErrorCode::ReceiptInvalid => "receipt.invalid",
+            ErrorCode::LogIndexMismatch => "log.index_mismatch",
+            ErrorCode::LogChainBroken => "log.chain_broken",
+            ErrorCode::LogCountMismatch => "log.count_mismatch",
+            ErrorCode::LogWrongSalt => "log.wrong_salt",
             ErrorCode::GrantCertificateRevoked => "grant.certificate_revoked",
             ErrorCode::IssuerNotAuthorized => "document.issuer_not_authorized",
             ErrorCode::RequestExpired => "request.expired",
@@ -269,6 +284,10 @@ impl ErrorCode {
         ErrorCode::LogWitnessMissing,
         ErrorCode::ReceiptMalformed,
         ErrorCode::ReceiptInvalid,
+        ErrorCode::LogIndexMismatch,
+        ErrorCode::LogChainBroken,
+        ErrorCode::LogCountMismatch,
+        ErrorCode::LogWrongSalt,
         ErrorCode::GrantCertificateRevoked,
         ErrorCode::ClusterUnavailable,
         ErrorCode::ClusterMembership,

@@ -7,7 +7,8 @@
 //! only to modules before it in this order, never back:
 //!
 //! - **The pure protocol** (always built): [`error`] (stable error codes),
-//!   [`tree`] (BLAKE3 verified streaming), [`merkle`] (RFC 6962), [`wire`]
+//!   [`tree`] (BLAKE3 verified streaming), [`merkle`] (RFC 6962), [`smt`]
+//!   (the resident index: a sparse Merkle tree and its proofs), [`wire`]
 //!   (messages, the frame codec with its incremental decoder, limits, reset
 //!   codes, the byte-range rule), [`replay`] (the auditor's rules and
 //!   checks), [`receipt`] (C2SP tlog-proof receipts, verified offline),
@@ -38,6 +39,7 @@ pub mod orders;
 pub mod progress;
 pub mod receipt;
 pub mod replay;
+pub mod smt;
 pub mod tree;
 pub mod wire;
 pub mod witness;

@@ -5,13 +5,16 @@
 //! rules do not allow (no grant, outside its window, beyond its uses, after
 //! its revocation, without an approval, of a document outside the grant's
 //! scope; or a grant-less fetch by someone other than the issuer or the
-//! resident). [`compare_checkpoints`],
-//! [`changed_entries`], [`parse_entries`] and [`root_violation`] are the
+//! resident) and every chain link that does not name the previous entry
+//! with the same resident tag ([`chains`], `index.broken_link`).
+//! [`compare_checkpoints`],
+//! [`changed_entries`], [`parse_entries`], [`root_violation`] and
+//! [`index_root_violation`] (`index.root_mismatch`) are the
 //! other checks of `vault audit verify`; [`TrustedCheckpoint`] and
 //! [`AuditReport`] are what it keeps and prints. Fetching the log and
 //! keeping the auditor's state directory is `audit` (feature `net`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use pki::{DocumentId, GrantId, LogEntry, LogEvent, RequestId, Role};
 use serde::{Deserialize, Serialize};
@@ -59,7 +62,7 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
     let mut grants = Grants::default();
     let mut approved: HashMap<RequestId, u64> = HashMap::new();
     let mut issuers: HashMap<pki::DocumentId, (String, [u8; 32])> = HashMap::new();
-    let mut out = Vec::new();
+    let (_, mut out) = chains(first, entries);
     let mut violation = |index: u64, rule: &str, detail: String| {
         out.push(Violation {
             index,
@@ -100,7 +103,75 @@ pub fn replay(first: u64, entries: &[LogEntry]) -> Vec<Violation> {
             _ => {}
         }
     }
+    out.sort_by_key(|v| v.index);
     out
+}
+
+/// Each resident tag's newest entry and number of entries, by tag.
+pub type TagHeads = BTreeMap<[u8; 32], (u64, u64)>;
+
+/// Every resident tag's chain over entries `first..` (the whole log from
+/// 0 for the resident index): each tag's newest entry and number of
+/// entries, and every link that is wrong (`index.broken_link`): a version 3
+/// entry whose `prev` is not (index of the previous entry with its tag) + 1
+/// (0 for the tag's first), an untagged entry with a link, or a tagged entry
+/// without one once the log links entries. Entries written before version
+/// 3 count in their tag's chain (a node links to them) but carry no link.
+pub fn chains(first: u64, entries: &[LogEntry]) -> (TagHeads, Vec<Violation>) {
+    let mut heads = TagHeads::new();
+    let mut first_linked: Option<u64> = None;
+    let mut out = Vec::new();
+    let mut broken = |index: u64, detail: String| {
+        out.push(Violation {
+            index,
+            rule: "index.broken_link".to_string(),
+            detail,
+        });
+    };
+    for (offset, e) in entries.iter().enumerate() {
+        let index = first + offset as u64;
+        if e.resident_tag == [0; 32] {
+            if e.prev.is_some() {
+                broken(
+                    index,
+                    "an entry without a resident tag carries a link".into(),
+                );
+            }
+            continue;
+        }
+        let head = heads.get(&e.resident_tag).copied();
+        let due = head.map_or(0, |(h, _)| h + 1);
+        match e.prev {
+            Some(prev) => {
+                first_linked.get_or_insert(index);
+                if prev != due {
+                    let names = |p: u64| match p {
+                        0 => "none (the tag's first)".to_string(),
+                        p => format!("entry {}", p - 1),
+                    };
+                    broken(
+                        index,
+                        format!(
+                            "links to {} where the tag's previous entry is {}",
+                            names(prev),
+                            names(due)
+                        ),
+                    );
+                }
+            }
+            None => {
+                if let Some(linked) = first_linked {
+                    broken(
+                        index,
+                        format!("a tagged entry without a link, though entries are linked since entry {linked}"),
+                    );
+                }
+            }
+        }
+        let count = head.map_or(0, |(_, c)| c) + 1;
+        heads.insert(e.resident_tag, (index, count));
+    }
+    (heads, out)
 }
 
 /// A `grant_issued` entry: a grant issued once, backed by an unused prior
@@ -392,6 +463,47 @@ pub fn root_violation(leaves: &[Hash], checkpoint: &pki::Checkpoint) -> Option<V
     })
 }
 
+/// The resident index root over the first `size` entries (the whole log
+/// from 0): each tag's newest entry and count from [`chains`], as leaves
+/// of [`crate::smt`], the root a checkpoint of that size must sign.
+pub fn index_root(entries: &[LogEntry], size: u64) -> Hash {
+    let n = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .min(entries.len());
+    let (heads, _) = chains(0, &entries[..n]);
+    // A BTreeMap iterates tags in byte order, which is the tree's key order.
+    let leaves: Vec<(Hash, Hash)> = heads
+        .iter()
+        .map(|(tag, (head, count))| (*tag, crate::smt::head_value(tag, *head, *count)))
+        .collect();
+    crate::smt::root_of(&leaves)
+}
+
+/// A checkpoint's `resident-index` root must be the one recomputed from
+/// the log's entries ([`index_root`]); otherwise `index.root_mismatch`
+/// (at the checkpoint's size). A note without the line, or a checkpoint
+/// beyond the entries given (`log.root_mismatch` says so), is not checked.
+pub fn index_root_violation(
+    entries: &[LogEntry],
+    checkpoint: &pki::Checkpoint,
+) -> Option<Violation> {
+    let signed = checkpoint.resident_index?;
+    if (entries.len() as u64) < checkpoint.size {
+        return None;
+    }
+    let recomputed = index_root(entries, checkpoint.size);
+    (recomputed != signed).then(|| Violation {
+        index: checkpoint.size,
+        rule: "index.root_mismatch".into(),
+        detail: format!(
+            "the checkpoint of size {} signs resident index root {}, the log's entries give {}",
+            checkpoint.size,
+            hex::encode(signed),
+            hex::encode(recomputed)
+        ),
+    })
+}
+
 /// The first number in a message (the index in a node's `log.corrupt`).
 pub fn first_number(text: &str) -> Option<u64> {
     text.split(|c: char| !c.is_ascii_digit())
@@ -438,6 +550,110 @@ mod tests {
     #[test]
     fn a_lawful_story_has_no_violations() {
         assert_eq!(replay(0, &story()), vec![]);
+        assert_eq!(replay(0, &linked(story())), vec![]);
+    }
+
+    /// `entries` as a node writes them since version 3: each tagged entry
+    /// linked to the previous one with its tag.
+    fn linked(mut entries: Vec<LogEntry>) -> Vec<LogEntry> {
+        let mut heads: HashMap<[u8; 32], u64> = HashMap::new();
+        for (i, e) in entries.iter_mut().enumerate() {
+            if e.resident_tag != [0; 32] {
+                e.prev = Some(heads.get(&e.resident_tag).map_or(0, |h| h + 1));
+                heads.insert(e.resident_tag, i as u64);
+            }
+        }
+        entries
+    }
+
+    #[test]
+    fn chains_give_each_tags_head_and_count_and_name_broken_links() {
+        let mut log = story();
+        let mut other = entry(LogEvent::RequestMade, 40);
+        other.resident_tag = [2; 32];
+        log.insert(2, other);
+        let untagged = LogEntry::new(LogEvent::CertificateRevoked, 41, Role::Node, "district-ca");
+        log.push(untagged);
+        let log = linked(log);
+        let (heads, violations) = chains(0, &log);
+        assert_eq!(violations, vec![]);
+        assert_eq!(heads.get(&[1; 32]), Some(&(5, 5)));
+        assert_eq!(heads.get(&[2; 32]), Some(&(2, 1)));
+        assert_eq!(heads.len(), 2);
+        // A link that skips an entry (the node hid entry 3 from the chain).
+        let mut skipping = log.clone();
+        skipping[4].prev = Some(2);
+        let v = replay(0, &skipping);
+        assert_eq!((v[0].index, v[0].rule.as_str()), (4, "index.broken_link"));
+        // A second "first" entry, an unlinked entry once entries are linked,
+        // and a link on an untagged entry.
+        for (i, prev) in [(3, Some(0)), (5, None)] {
+            let mut broken = log.clone();
+            broken[i].prev = prev;
+            let v = chains(0, &broken).1;
+            assert_eq!(v.len(), 1, "{i}");
+            assert_eq!(
+                (v[0].index, v[0].rule.as_str()),
+                (i as u64, "index.broken_link")
+            );
+        }
+        let mut untagged_link = log.clone();
+        untagged_link[6].prev = Some(0);
+        assert_eq!(chains(0, &untagged_link).1[0].index, 6);
+        // Entries before version 3 count in the chain without a link.
+        let mut upgraded = story();
+        let tail = linked(story()).split_off(3);
+        upgraded.truncate(3);
+        upgraded.extend(tail.into_iter().enumerate().map(|(k, mut e)| {
+            e.prev = Some(3 + k as u64);
+            e
+        }));
+        assert_eq!(chains(0, &upgraded).1, vec![]);
+    }
+
+    #[test]
+    fn the_index_root_is_recomputed_and_a_wrong_one_named() {
+        let mut log = story();
+        let mut other = entry(LogEvent::RequestMade, 40);
+        other.resident_tag = [2; 32];
+        log.insert(2, other);
+        let log = linked(log);
+        // The node's way: one leaf update per tagged entry.
+        let mut tree = crate::smt::Tree::new();
+        let mut counts = HashMap::new();
+        for (i, e) in log.iter().enumerate() {
+            let count = counts.entry(e.resident_tag).or_insert(0u64);
+            *count += 1;
+            tree.insert_head(e.resident_tag, i as u64, *count);
+        }
+        assert_eq!(index_root(&log, log.len() as u64), tree.root());
+        let checkpoint = |resident_index| pki::Checkpoint {
+            origin: "test/vault".into(),
+            size: log.len() as u64,
+            root: [0; 32],
+            resident_index,
+        };
+        assert_eq!(
+            index_root_violation(&log, &checkpoint(Some(tree.root()))),
+            None
+        );
+        assert_eq!(index_root_violation(&log, &checkpoint(None)), None);
+        // A root over an index that hides an entry (count one short).
+        let mut hiding = crate::smt::Tree::new();
+        hiding.insert_head([1; 32], 5, 4);
+        hiding.insert_head([2; 32], 2, 1);
+        let v = index_root_violation(&log, &checkpoint(Some(hiding.root()))).unwrap();
+        assert_eq!(
+            (v.index, v.rule.as_str()),
+            (log.len() as u64, "index.root_mismatch")
+        );
+        // At a smaller size, the root over that prefix.
+        let prefix = pki::Checkpoint {
+            size: 3,
+            resident_index: Some(index_root(&log[..3], 3)),
+            ..checkpoint(None)
+        };
+        assert_eq!(index_root_violation(&log, &prefix), None);
     }
 
     #[test]
@@ -577,6 +793,7 @@ mod tests {
             origin: "Test District/vault-log".into(),
             size,
             root,
+            resident_index: None,
         }
     }
 

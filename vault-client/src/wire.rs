@@ -608,6 +608,18 @@ pub enum Response {
         /// Where the next page starts; absent at the end.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next_cursor: Option<String>,
+        /// The resident index proof for the caller's tag against the
+        /// note's `resident-index` root, with the tag's head and count at
+        /// the note's size; absent when the page is against another size or
+        /// the resident has no salt (older nodes send none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<IndexProof>,
+        /// σ (hex): the district salt key's RSA PKCS#1 v1.5 SHA-256
+        /// signature over `"vault/resident-salt/v1\n" || resident`, from
+        /// which the resident derives their salt and checks `salt`
+        /// ([`pki::SaltVerifier::salt`]); absent from a node without the key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        salt_proof: Option<String>,
     },
     /// Answer to a [`Request::Raft`]: the JSON of the replication library's
     /// result (its reply or its error), opaque to this crate.
@@ -931,6 +943,30 @@ pub struct AccessRecord {
     pub detail: pki::LogDetail,
     /// Inclusion proof against the checkpoint (hex hashes).
     pub inclusion_proof: Vec<String>,
+}
+
+/// A resident index proof ([`crate::smt`]) for one resident tag: its
+/// newest entry and number of entries, and the path to the index root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexProof {
+    /// Index of the tag's newest entry (0 when `count` is 0).
+    pub head: u64,
+    /// How many entries carry the tag (0: the proof is of its absence).
+    pub count: u64,
+    /// Sibling hashes from the root down (hex, at most 256).
+    pub siblings: Vec<String>,
+    /// For an absence proof ending in another tag's leaf: that leaf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_leaf: Option<IndexLeaf>,
+}
+
+/// A leaf of the resident index (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexLeaf {
+    /// Its key (a resident tag).
+    pub key: String,
+    /// Its value ([`crate::smt::head_value`]).
+    pub value: String,
 }
 
 /// A pending access request, as shown to the resident.

@@ -239,6 +239,7 @@ mod tests {
                 origin: self.key.origin().into(),
                 size,
                 root,
+                resident_index: None,
             }
             .sign(&self.key)
         }

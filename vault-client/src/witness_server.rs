@@ -219,6 +219,7 @@ mod tests {
             origin: key.origin().into(),
             size,
             root,
+            resident_index: None,
         }
         .sign(key)
     }
@@ -254,6 +255,7 @@ mod tests {
             origin: log.origin().into(),
             size: 1,
             root: root1,
+            resident_index: None,
         }
         .body();
         assert!(witness

@@ -51,6 +51,7 @@ fn raft_messages(now: i64) -> Result<Vec<Vec<u8>>> {
             at: now,
             nonce: [1; 32],
             salt: [2; 32],
+            salt_proofs: Vec::new(),
         },
     };
     let entries: Vec<Entry<TypeConfig>> = vec![

@@ -74,6 +74,8 @@ enum Command {
     /// Create the district's log key (`log.key.pem`, secret, 0600) and its C2SP verifier key
     /// (`log.pub`) in the CA directory. Every node signs checkpoints with it under ORIGIN;
     /// `issue` copies `log.pub` into every identity and `log.key.pem` into node identities.
+    /// The first time, it also creates the district salt key (`salt.key.pem`, RSA, 0600, and
+    /// `salt.pub`), copied the same way and never rotated.
     LogKey {
         /// The CA directory.
         #[arg(long)]
@@ -86,6 +88,14 @@ enum Command {
         /// kept in log.pub after the new one (the new origin must differ).
         #[arg(long)]
         rotate: bool,
+    },
+    /// Create the district salt key (`salt.key.pem`, RSA, secret, 0600, and `salt.pub`) in a
+    /// CA directory made before it existed (`log-key` makes it with the log key). Never
+    /// replaced: every resident's log salt is fixed by it. `pki.exists` if the CA has one.
+    SaltKey {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Revoke certificates and rewrite the CA's crl.pem (one serial, one certificate file,
     /// or every unexpired certificate of a name).
@@ -216,6 +226,22 @@ fn run(command: &Command) -> anyhow::Result<(Value, String)> {
             cert,
         } => revoke(dir, serial.as_deref(), name.as_ref(), cert.as_deref(), now),
         Command::Inspect { file } => inspect(file),
+        Command::SaltKey { dir } => {
+            let ca = CertificateAuthority::open(dir)?;
+            let key = dir.join(pki::SALT_KEY_FILE);
+            if !ca.create_salt_key()? {
+                return Err(pki::PkiError::Exists { path: key }.into());
+            }
+            let public = dir.join(pki::SALT_PUB_FILE);
+            let value = json!({ "key": key, "pub": public });
+            let text = format!(
+                "created the district salt key in {} (public half: {}); copy salt.pub into every \
+                 identity and salt.key.pem (0600) beside every node's log key",
+                key.display(),
+                public.display()
+            );
+            Ok((value, text))
+        }
         Command::LogKey {
             dir,
             origin,
@@ -229,13 +255,18 @@ fn run(command: &Command) -> anyhow::Result<(Value, String)> {
                 "vkey": verifier.vkey(),
                 "key": ca.log_key_path(),
                 "pub": public,
+                "salt_key": dir.join(pki::SALT_KEY_FILE),
+                "salt_pub": dir.join(pki::SALT_PUB_FILE),
             });
             let text = format!(
-                "created the log key for {} in {}\nverifier key (in {}): {}",
+                "created the log key for {} in {}\nverifier key (in {}): {}\n\
+                 the district salt key (kept through rotations): {} and {}",
                 verifier.name(),
                 ca.log_key_path().display(),
                 public.display(),
-                verifier.vkey()
+                verifier.vkey(),
+                dir.join(pki::SALT_KEY_FILE).display(),
+                dir.join(pki::SALT_PUB_FILE).display(),
             );
             Ok((value, text))
         }

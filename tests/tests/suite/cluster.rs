@@ -572,6 +572,7 @@ async fn every_node_serves_the_same_signed_checkpoint_and_another_log_key_is_ref
         origin: tests::TEST_LOG_ORIGIN.into(),
         size: checked.size,
         root: checked.root,
+        resident_index: None,
     }
     .sign(&key);
     let err = pki::Checkpoint::verify_note(&forged, &trusted).unwrap_err();

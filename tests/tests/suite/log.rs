@@ -96,6 +96,26 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
         assert_eq!(f["use_number"], i as u64 + 1);
         assert_eq!(f["verified"], true);
     }
+    // The list is proven complete: the resident index proof for the tag
+    // leads to the checkpoint's signed `resident-index` root, and the chain
+    // walked from the head through every entry (not only fetches) ends at
+    // prev = 0 after the index's count.
+    assert_eq!(accesses.json["complete"], true, "{accesses:?}");
+    assert!(accesses.json.get("incomplete").is_none());
+    let note = vault_cli(
+        &pki.identity_dir("auditor"),
+        node.addr,
+        &["audit", "checkpoint"],
+    )
+    .unwrap();
+    assert!(
+        note.json["note"]
+            .as_str()
+            .unwrap()
+            .contains("\nresident-index "),
+        "{note:?}"
+    );
+    assert_eq!(note.json["resident_index"].as_str().unwrap().len(), 64);
     // resident-2 sees nothing of resident-1.
     let other = vault_cli(
         &pki.identity_dir("resident-2"),
@@ -104,6 +124,9 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
     )
     .unwrap();
     assert!(other.json["accesses"].as_array().unwrap().is_empty());
+    // A resident never in the log: the salt key's σ fixes the tag they
+    // will have, and the index proves it has no entries.
+    assert_eq!(other.json["complete"], true, "{other:?}");
     // The refused third fetch is in the log too.
     let all = vault_cli(
         &pki.identity_dir("resident-1"),
@@ -119,6 +142,7 @@ fn auditor_verifies_and_resident_sees_two_fetches_with_proofs() {
             .any(|a| a["code"] == "grant.exhausted"),
         "{all:?}"
     );
+    assert_eq!(all.json["complete"], true, "{all:?}");
 
     // Proofs, checked here with the RFC 6962 verifier.
     let index = fetches[1]["log_index"].as_u64().unwrap();
@@ -210,7 +234,8 @@ fn the_nodes_grant_entries_list_the_grants_documents_and_the_story_verifies() {
     assert_eq!(verified.json["violations"].as_array().unwrap().len(), 0);
     drop(node);
 
-    // The grant_issued entry the node wrote is version 2 and lists the grant's document.
+    // The grant_issued entry the node wrote lists the grant's document (a
+    // tagged entry, so version 3: version 2's list and the chain link).
     let store = RocksStore::open(&pki.data_dir("node-1").join("db")).unwrap();
     let entries: Vec<(Vec<u8>, pki::LogEntry)> = store
         .scan_from(Cf::LogEntries, &0u64.to_be_bytes(), 1000)
@@ -224,15 +249,29 @@ fn the_nodes_grant_entries_list_the_grants_documents_and_the_story_verifies() {
         .collect();
     assert_eq!(grants.len(), 1);
     let (bytes, grant) = grants[0];
-    assert!(bytes.starts_with(pki::LOG_ENTRY_TAG_V2));
+    assert!(bytes.starts_with(pki::LOG_ENTRY_TAG_V3));
     assert_eq!(grant.grant_id.unwrap().to_string(), s.grant);
     let scope: Vec<String> = grant.documents.iter().map(|d| d.to_string()).collect();
     assert_eq!(scope, std::slice::from_ref(&s.doc));
-    // Every other entry kept version 1.
+    // Every other entry lists no documents: version 3 with a tag, 1 without.
     assert!(entries
         .iter()
         .filter(|(_, e)| e.event != pki::LogEvent::GrantIssued)
-        .all(|(b, _)| b.starts_with(pki::LOG_ENTRY_TAG_V1)));
+        .all(|(b, e)| e.documents.is_empty()
+            && b.starts_with(if e.resident_tag == [0; 32] {
+                pki::LOG_ENTRY_TAG_V1
+            } else {
+                pki::LOG_ENTRY_TAG_V3
+            })));
+    // Each tagged entry links to the previous one with its tag.
+    let mut heads = std::collections::HashMap::new();
+    for (i, (_, e)) in entries.iter().enumerate() {
+        if e.resident_tag != [0; 32] {
+            let due = heads.get(&e.resident_tag).map_or(0, |h| h + 1);
+            assert_eq!(e.prev, Some(due), "entry {i}");
+            heads.insert(e.resident_tag, i as u64);
+        }
+    }
     // And the fetches under the grant name that document, so the replay passes them.
     assert!(entries
         .iter()
@@ -318,6 +357,7 @@ fn forks_and_inconsistent_checkpoints_are_reported() {
             origin: origin.clone(),
             size: trusted_size,
             root: [0x42; 32],
+            resident_index: None,
         };
         let note = forged.sign(&log_key);
         let state = work.path().join(name);
@@ -395,6 +435,7 @@ fn a_forged_remembered_checkpoint_is_a_fork_with_both_checkpoints_kept() {
             origin: tests::TEST_LOG_ORIGIN.into(),
             size: forged_size,
             root: [0x42; 32],
+            resident_index: None,
         }
         .sign(&pki.log_key().unwrap());
         let json = serde_json::json!({"size": forged_size, "root": hex::encode([0x42; 32]), "note": forged});

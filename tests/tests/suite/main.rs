@@ -6,6 +6,9 @@
 //!   processes;
 //! - [`bad_input`]: wrong certificates, malformed frames, broken uploads
 //!   and corrupt blobs against an in-process node;
+//! - [`completeness`]: a resident's list proven complete, and a node that
+//!   omits an entry, gives a wrong salt or breaks a link caught by the
+//!   resident's client and the auditor;
 //! - [`disk`]: a full disk on a small tmpfs: clean refusals, fetches
 //!   served from the reserve, recovery without a restart (needs root);
 //! - [`e2e`]: a `vault-node` process and the `vault` command line, up to
@@ -47,6 +50,7 @@
 mod authority;
 mod bad_input;
 mod cluster;
+mod completeness;
 mod disk;
 mod e2e;
 mod faults;

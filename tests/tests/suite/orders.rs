@@ -89,6 +89,10 @@ async fn police_orders_the_court_approves_sealed_then_disclosed_and_audited() {
         r1.show_grant(grant.id()).await.unwrap_err().code(),
         "grant.not_found"
     );
+    // ... and the list is still proven complete (part 4): the sealed
+    // entries are in no resident's chain.
+    let checked = r1.accesses_checked(true).await.unwrap();
+    assert!(checked.complete.is_ok(), "{:?}", checked.complete.err());
 
     // The node discloses by itself once the seal ends.
     let deadline = Instant::now() + Duration::from_secs(seal_s + 30);
@@ -103,6 +107,13 @@ async fn police_orders_the_court_approves_sealed_then_disclosed_and_audited() {
         assert!(Instant::now() < deadline, "the order was never disclosed");
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    // The disclosure joins resident-1's chain: still complete.
+    let checked = r1.accesses_checked(true).await.unwrap();
+    assert!(checked.complete.is_ok(), "{:?}", checked.complete.err());
+    assert!(checked.entries.iter().any(|a| a
+        .verified
+        .as_ref()
+        .is_ok_and(|v| v.entry.event == LogEvent::OrderDisclosed)));
     let disclosed = r1.disclosures(&checkpoint, &fetches).await.unwrap();
     assert_eq!(disclosed.len(), 1);
     let d = &disclosed[0];

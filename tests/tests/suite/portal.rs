@@ -317,6 +317,31 @@ async fn a_resident_approves_revokes_and_denies_in_the_browser_and_sees_each_fet
         "{fetches:?}"
     );
     assert!(fetches[0].0 > fetches[1].0, "not newest first: {fetches:?}");
+    // The list is proven complete (the resident index and the chain of the
+    // resident's entries), and the page says so in both languages.
+    for (lang, words) in [
+        ("en", "This is every entry about you in the log"),
+        ("zh-CN", "这是日志中与您有关的全部记录"),
+    ] {
+        browser
+            .goto(&portal.page(&format!("/accesses?lang={lang}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            browser
+                .attr("[data-complete]", "data-complete")
+                .await
+                .unwrap(),
+            Some("true".to_string()),
+            "{lang}"
+        );
+        assert!(
+            !browser.exists("[data-complete=\"false\"]").await.unwrap(),
+            "{lang}"
+        );
+        let text = browser.body_text().await.unwrap();
+        assert!(text.contains(words), "{lang}: {text}");
+    }
     // Each access row links to its receipt; the file verifies offline.
     let cookie = browser
         .cookie(&portal.cookie_name())
@@ -384,6 +409,7 @@ async fn a_resident_approves_revokes_and_denies_in_the_browser_and_sees_each_fet
     assert_eq!(json.status, 200, "{}", json.text());
     let exported: Value = serde_json::from_slice(&json.body)
         .unwrap_or_else(|e| panic!("/accesses.json is not JSON ({e}): {}", json.text()));
+    assert_eq!(exported["complete"], true, "{exported}");
     for (index, _, _) in &fetches {
         assert!(
             csv.text().contains(&index.to_string()),

@@ -54,7 +54,7 @@ async fn a_resident_gets_the_dev_registries_with_chinese_names() {
         "《住房补贴条例》第十二条"
     );
     assert_eq!(housing.ttl_s_max, 90 * 24 * 3600);
-    assert_eq!(registry.purposes().len(), 5);
+    assert_eq!(registry.purposes().len(), 6);
     assert!(registry
         .purposes()
         .iter()
@@ -76,6 +76,7 @@ async fn a_resident_gets_the_dev_registries_with_chinese_names() {
         [
             ("civil-affairs", "Civil Affairs Bureau", "民政局"),
             ("housing-bureau", "Housing Bureau", "住房保障局"),
+            ("police", "Public Security Bureau", "公安局"),
             ("tax-office", "Tax Office", "税务局"),
         ]
     );
@@ -149,5 +150,5 @@ async fn a_node_with_an_older_issuer_file_or_none_answers_what_it_has() {
         .unwrap();
     let registry = client.registry().await.unwrap();
     assert!(registry.departments().is_empty());
-    assert_eq!(registry.purposes().len(), 5);
+    assert_eq!(registry.purposes().len(), 6);
 }

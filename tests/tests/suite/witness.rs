@@ -183,6 +183,7 @@ fn witnessed_checkpoints_are_required_by_the_policy_and_forks_are_refused() {
             origin: log_key.origin().into(),
             size,
             root: [0x5a; 32],
+            resident_index: None,
         }
         .sign(&log_key)
     };
@@ -236,6 +237,7 @@ fn witnessed_checkpoints_are_required_by_the_policy_and_forks_are_refused() {
             origin: log_key.origin().into(),
             size,
             root: [1; 32],
+            resident_index: None,
         }
         .sign(&other_key),
         ..fork.clone()

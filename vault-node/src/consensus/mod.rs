@@ -28,8 +28,18 @@ pub use ledger::Ledger;
 pub use raft::Cluster;
 pub use seed::fresh_seed;
 
-/// How this node makes commands durable: alone, or as a member of a cluster.
-pub enum Consensus {
+/// How this node makes commands durable (alone, or as a member of a
+/// cluster), and the district salt key it proposes with.
+pub struct Consensus {
+    how: How,
+    /// Signs the salt proof of a resident a command names for the first
+    /// time ([`crate::engine::state::Seed::salt_proofs`]); `None`: salts
+    /// are drawn at random (and residents cannot check them).
+    salt_key: Option<Arc<pki::SaltSigner>>,
+}
+
+/// How a node makes commands durable.
+pub enum How {
     /// The single-node ledger: group commits on the node's own RocksDB,
     /// made by its committer threads.
     Single(Arc<Committer>),
@@ -43,7 +53,7 @@ pub enum Consensus {
 pub const COMMITTER_THREADS: usize = 8;
 
 type Job = (
-    Command,
+    Proposal,
     tokio::sync::oneshot::Sender<Result<Applied, StateError>>,
 );
 
@@ -74,13 +84,13 @@ impl Committer {
         })
     }
 
-    async fn submit(&self, command: Command) -> Result<Applied, Refusal> {
+    async fn submit(&self, proposal: Proposal) -> Result<Applied, Refusal> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let queued = self
             .jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send((command, tx));
+            .send((proposal, tx));
         let stopped = || Refusal::new(ErrorCode::Internal, "the committer threads stopped");
         queued.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?.map_err(Refusal::from)
@@ -90,29 +100,58 @@ impl Committer {
 fn commit_loop(ledger: &Ledger<Arc<dyn MetaStore>>, jobs: &Mutex<std_mpsc::Receiver<Job>>) {
     loop {
         let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok((command, reply)) = job else {
+        let Ok((proposal, reply)) = job else {
             return;
         };
-        let _ = reply.send(ledger.submit(&command));
+        let _ = reply.send(ledger.propose(proposal));
     }
 }
 
 impl Consensus {
     /// The single-node ledger, with its committer threads started.
     pub fn single(ledger: Arc<Ledger<Arc<dyn MetaStore>>>) -> Result<Self, Refusal> {
-        Ok(Consensus::Single(Arc::new(Committer::start(ledger)?)))
+        Ok(Consensus {
+            how: How::Single(Arc::new(Committer::start(ledger)?)),
+            salt_key: None,
+        })
+    }
+
+    /// A member of `cluster`.
+    pub fn member(cluster: Arc<Cluster>) -> Self {
+        Consensus {
+            how: How::Cluster(cluster),
+            salt_key: None,
+        }
+    }
+
+    /// Proposes with the district salt key (see [`Consensus::submit`]).
+    pub fn with_salt_key(mut self, salt_key: Option<Arc<pki::SaltSigner>>) -> Self {
+        self.salt_key = salt_key;
+        self
     }
 
     /// Applies `command`, timed by `clock`: through the single-node ledger
-    /// (on its committer threads: a synced write), or through Raft.
+    /// (on its committer threads: a synced write), or through Raft. With a
+    /// salt key, a resident the command names who has no salt yet gets the
+    /// key's σ in the seed, which fixes their salt.
     pub async fn submit(&self, command: Command, clock: &dyn Clock) -> Result<Applied, Refusal> {
-        let cluster = match self {
-            Consensus::Single(committer) => return committer.submit(command).await,
-            Consensus::Cluster(cluster) => cluster,
-        };
-        let proposal = Proposal {
-            command,
-            seed: fresh_seed(clock.now_unix()),
+        let mut seed = fresh_seed(clock.now_unix());
+        if let (Some(key), Some(resident)) = (&self.salt_key, command.named_resident()) {
+            let known = crate::engine::log::salt(&*self.view(), resident)
+                .map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?
+                .is_some();
+            if !known {
+                let sigma = key.sign(resident)?;
+                seed.salt_proofs.push(crate::engine::state::SaltProof {
+                    resident: resident.clone(),
+                    sigma,
+                });
+            }
+        }
+        let proposal = Proposal { command, seed };
+        let cluster = match &self.how {
+            How::Single(committer) => return committer.submit(proposal).await,
+            How::Cluster(cluster) => cluster,
         };
         match cluster.propose(proposal).await?.into_result() {
             Ok(Some(applied)) => Ok(applied),
@@ -127,34 +166,34 @@ impl Consensus {
     /// In a cluster, waits for a linearizable read point (see
     /// [`Cluster::linearize`]); a single node's reads are always current.
     pub async fn linearize(&self) -> Result<(), Refusal> {
-        match self {
-            Consensus::Cluster(cluster) => cluster.linearize().await,
-            Consensus::Single(_) => Ok(()),
+        match &self.how {
+            How::Cluster(cluster) => cluster.linearize().await,
+            How::Single(_) => Ok(()),
         }
     }
 
     /// The store holding the state the applied commands produced.
     pub fn view(&self) -> Arc<dyn MetaStore> {
-        match self {
-            Consensus::Single(committer) => committer.ledger.store().clone(),
-            Consensus::Cluster(cluster) => cluster.store().clone(),
+        match &self.how {
+            How::Single(committer) => committer.ledger.store().clone(),
+            How::Cluster(cluster) => cluster.store().clone(),
         }
     }
 
     /// The single-node ledger, when this node runs alone (its blocking
     /// [`Ledger::submit`] suits callers already on a blocking thread).
     pub fn ledger(&self) -> Option<&Arc<Ledger<Arc<dyn MetaStore>>>> {
-        match self {
-            Consensus::Single(committer) => Some(&committer.ledger),
-            Consensus::Cluster(_) => None,
+        match &self.how {
+            How::Single(committer) => Some(&committer.ledger),
+            How::Cluster(_) => None,
         }
     }
 
     /// The cluster, when this node is a member of one.
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        match self {
-            Consensus::Cluster(cluster) => Some(cluster),
-            Consensus::Single(_) => None,
+        match &self.how {
+            How::Cluster(cluster) => Some(cluster),
+            How::Single(_) => None,
         }
     }
 }

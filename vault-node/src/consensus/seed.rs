@@ -14,5 +14,10 @@ pub fn fresh_seed(at: i64) -> Seed {
     // merely less hidden; ring's SystemRandom does not fail on Linux.
     let _ = ring::rand::SecureRandom::fill(&rng, &mut nonce);
     let _ = ring::rand::SecureRandom::fill(&rng, &mut salt);
-    Seed { at, nonce, salt }
+    Seed {
+        at,
+        nonce,
+        salt,
+        salt_proofs: Vec::new(),
+    }
 }

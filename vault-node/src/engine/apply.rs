@@ -371,6 +371,7 @@ mod tests {
             at,
             nonce: [index as u8; 32],
             salt: [7; 32],
+            salt_proofs: Vec::new(),
         };
         let proposal = Proposal { command, seed };
         let (applied, writes) = apply(store, index, &proposal)?;

@@ -663,6 +663,7 @@ mod tests {
             at: AT,
             nonce: [n; 32],
             salt: [n.wrapping_add(100); 32],
+            salt_proofs: Vec::new(),
         }
     }
 
@@ -789,12 +790,16 @@ mod tests {
             (issued.not_before, issued.not_after, issued.max_uses),
             (AT, AT + 100, 3)
         );
-        // The grant's scope is listed (version 2); the approval lists none (version 1).
+        // The grant's scope is listed; the approval lists none; both are
+        // chained (version 3), the grant to the approval just before it.
         let scope: Vec<_> = req.documents.iter().map(|d| d.document_id).collect();
         assert_eq!(issued.documents, scope);
-        assert!(entries[1].0.starts_with(pki::LOG_ENTRY_TAG_V2));
+        assert!(entries[1].0.starts_with(pki::LOG_ENTRY_TAG_V3));
         assert!(approval.documents.is_empty());
-        assert!(entries[0].0.starts_with(pki::LOG_ENTRY_TAG_V1));
+        assert!(entries[0].0.starts_with(pki::LOG_ENTRY_TAG_V3));
+        // Entries 0 (issue), 1 (request), 2 (approval), 3 (grant).
+        assert_eq!(approval.prev, Some(2));
+        assert_eq!(issued.prev, Some(3));
         assert_eq!(approval.resident_tag, issued.resident_tag);
         // Two records of one command get different nonces.
         assert_ne!(approval.commitment, issued.commitment);

@@ -8,7 +8,10 @@
 //! (index -> detail JSON), `log_nodes` (level u8 | index u64 BE -> the hash
 //! of the perfect subtree of 2^level leaves starting at index * 2^level),
 //! `log_by_tag` (resident tag (32 bytes) | index -> empty), `resident_salts`
-//! (resident -> 32-byte salt), `meta/log_size`.
+//! (resident -> 32-byte salt), `meta/log_size`, `meta/tag_head/<tag>`
+//! (head index u64 BE | count u64 BE: the tag's newest entry and how many
+//! it has, which gives each new entry its `prev` link and is the resident
+//! index's leaf).
 //!
 //! **Invariant:** a leaf and every perfect subtree it completes are written
 //! in the same synced batch as the command that caused them; a fetch's entry
@@ -54,8 +57,39 @@ fn node_key(level: u8, index: u64) -> Vec<u8> {
     key
 }
 
-/// Appends records: entry, detail, leaf, every perfect subtree completed,
-/// the tag index, and the new size.
+const TAG_HEAD_PREFIX: &[u8] = b"tag_head/";
+
+fn tag_head_key(tag: &[u8; 32]) -> Vec<u8> {
+    let mut key = TAG_HEAD_PREFIX.to_vec();
+    key.extend_from_slice(tag);
+    key
+}
+
+/// A tag's newest entry and its number of entries (`None` for a tag with
+/// none). From the `tag_head` record; for a tag whose entries were all
+/// written before the record existed, from `log_by_tag` (and the record is
+/// written with the tag's next entry). Replicated state only, so every node
+/// computes the same links.
+pub fn tag_head(state: &dyn MetaStore, tag: &[u8; 32]) -> Result<Option<(u64, u64)>, StoreError> {
+    if let Some(bytes) = state.get(Cf::Meta, &tag_head_key(tag))? {
+        let damaged = || StoreError::Io("a tag head record is damaged".into());
+        let head: [u8; 8] = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(damaged)?;
+        let count: [u8; 8] = bytes
+            .get(8..16)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(damaged)?;
+        return Ok(Some((u64::from_be_bytes(head), u64::from_be_bytes(count))));
+    }
+    let indexes = indexes_of(state, tag)?;
+    Ok(indexes.last().map(|head| (*head, indexes.len() as u64)))
+}
+
+/// Appends records: entry (a tagged one linked to the tag's previous entry,
+/// version 3), detail, leaf, every perfect subtree completed, the tag index
+/// and head, and the new size.
 pub fn append_all(
     state: &dyn MetaStore,
     records: Vec<LogRecord>,
@@ -66,7 +100,21 @@ pub fn append_all(
     }
     let mut next = size(state)?;
     let mut fresh: HashMap<(u8, u64), Hash> = HashMap::new();
-    for record in records {
+    let mut heads: HashMap<[u8; 32], Option<(u64, u64)>> = HashMap::new();
+    for mut record in records {
+        let tag = record.entry.resident_tag;
+        if tag != [0; 32] {
+            let head = match heads.get(&tag) {
+                Some(head) => *head,
+                None => tag_head(state, &tag)?,
+            };
+            record.entry.prev = Some(head.map_or(0, |(index, _)| index + 1));
+            let count = head.map_or(0, |(_, count)| count) + 1;
+            heads.insert(tag, Some((next, count)));
+            let mut value = next.to_be_bytes().to_vec();
+            value.extend_from_slice(&count.to_be_bytes());
+            writes.push(put(Cf::Meta, tag_head_key(&tag), value));
+        }
         let bytes = record.entry.canonical_bytes();
         let leaf = merkle::leaf_hash(&bytes);
         let index = next;
@@ -381,7 +429,10 @@ mod tests {
             let store = log_of(n);
             let mut builder = merkle::RootBuilder::new();
             for i in 0..n {
-                builder.push(merkle::leaf_hash(&record(i).entry.canonical_bytes()));
+                // Each entry its tag's first (record i has tag [i; 32], 0 none).
+                let mut entry = record(i).entry;
+                entry.prev = (i != 0).then_some(0);
+                builder.push(merkle::leaf_hash(&entry.canonical_bytes()));
             }
             assert_eq!(verify(&store, u64::from(n)).unwrap(), builder.root());
             assert_eq!(subtree(&store, 0, u64::from(n)).unwrap(), builder.root());
@@ -465,6 +516,37 @@ mod tests {
         assert!(verify_from(&store, &verified, 8).is_ok());
         let err = verify(&store, 8).unwrap_err();
         assert!(err.message.contains("entry 2 "), "{}", err.message);
+    }
+
+    #[test]
+    fn tagged_entries_link_to_the_tags_previous_entry() {
+        // Tags 1, 2, 1, 0 (none), 1 in one batch, then 2 and 1 in another.
+        let store = MemStore::new();
+        let tagged = |tag: u8| {
+            let mut r = record(tag);
+            r.entry.resident_tag = [tag; 32];
+            r
+        };
+        let mut writes = Vec::new();
+        let batch = [1u8, 2, 1, 0, 1].map(tagged).to_vec();
+        append_all(&store, batch, &mut writes).unwrap();
+        store.write(&writes).unwrap();
+        let mut writes = Vec::new();
+        append_all(&store, vec![tagged(2), tagged(1)], &mut writes).unwrap();
+        store.write(&writes).unwrap();
+        let prevs: Vec<Option<u64>> = entries(&store, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|b| LogEntry::parse(b).unwrap().prev)
+            .collect();
+        // Entry 3 has no tag, so no link (version 1).
+        assert_eq!(
+            prevs,
+            [Some(0), Some(0), Some(1), None, Some(3), Some(2), Some(5)]
+        );
+        assert_eq!(tag_head(&store, &[1; 32]).unwrap(), Some((6, 4)));
+        assert_eq!(tag_head(&store, &[2; 32]).unwrap(), Some((5, 2)));
+        assert_eq!(tag_head(&store, &[9; 32]).unwrap(), None);
     }
 
     #[test]

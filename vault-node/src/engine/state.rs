@@ -431,9 +431,28 @@ pub struct Seed {
     /// Hides log details inside their commitments.
     #[serde(with = "pki::serde_hex::array")]
     pub nonce: [u8; 32],
-    /// Source of salts for residents seen for the first time.
+    /// Source of salts for residents seen for the first time, when the
+    /// proposer has no district salt key (older vaults and tests).
     #[serde(with = "pki::serde_hex::array")]
     pub salt: [u8; 32],
+    /// The district salt key's σ over the resident the command names
+    /// ([`Command::named_resident`]), when the proposer has the key and the
+    /// resident no salt yet: that resident's salt is then
+    /// [`pki::salt_from_proof`]`(σ)` (`docs/COMPLETENESS.md` §4). Absent in
+    /// proposals made before the salt key existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub salt_proofs: Vec<SaltProof>,
+}
+
+/// A resident and the salt key's σ over them (see [`Seed::salt_proofs`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaltProof {
+    /// The resident.
+    pub resident: ResidentId,
+    /// σ = the salt key's RSA PKCS#1 v1.5 signature over
+    /// [`pki::salt_message`]`(resident)`.
+    #[serde(with = "pki::serde_hex::bytes")]
+    pub sigma: Vec<u8>,
 }
 
 impl Seed {
@@ -444,11 +463,30 @@ impl Seed {
         tag.as_ref().try_into().unwrap_or(self.nonce)
     }
 
-    /// The salt a resident seen for the first time gets.
+    /// The salt a resident seen for the first time gets: fixed by the salt
+    /// key's σ when the seed carries one for them, else drawn from the
+    /// seed's randomness.
     pub(crate) fn salt_for(&self, resident: &ResidentId) -> [u8; 32] {
+        if let Some(proof) = self.salt_proofs.iter().find(|p| &p.resident == resident) {
+            return pki::salt_from_proof(&proof.sigma);
+        }
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.salt);
         let tag = ring::hmac::sign(&key, resident.as_str().as_bytes());
         tag.as_ref().try_into().unwrap_or(self.salt)
+    }
+}
+
+impl Command {
+    /// The resident the command names itself (not found through the
+    /// state): the one a command can be the first entry of, so the one a
+    /// proposer gives a salt proof for ([`Seed::salt_proofs`]).
+    pub fn named_resident(&self) -> Option<&ResidentId> {
+        match self {
+            Command::RegisterDocument(e) => Some(&e.record.resident),
+            Command::RecordRequest(r) => Some(&r.request.resident),
+            Command::IssueGrant(g) => Some(&g.grant.body.resident),
+            _ => None,
+        }
     }
 }
 
@@ -792,9 +830,10 @@ mod tests {
                 Cf::Documents,
                 Cf::ByResident,
                 Cf::Blobs,
-                // The log: the resident's first salt, the entry, its detail,
-                // the tag index, the leaf, and the new size.
+                // The log: the resident's first salt, the tag's head, the
+                // entry, its detail, the tag index, the leaf, and the new size.
                 Cf::ResidentSalts,
+                Cf::Meta,
                 Cf::LogEntries,
                 Cf::LogDetails,
                 Cf::LogByTag,

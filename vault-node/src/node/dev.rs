@@ -219,6 +219,9 @@ pub fn ensure_dev_pki(data: &Path, now: i64) -> Result<DevLayout, Refusal> {
         tracing::info!(origin = DEV_LOG_ORIGIN, "creating the development log key");
         ca.create_log_key(DEV_LOG_ORIGIN, false, now)?;
     }
+    if ca.create_salt_key()? {
+        tracing::info!("creating the development salt key");
+    }
     let node = std::iter::once((DEV_NODE, Role::Node));
     for (name, role) in node.chain(DEV_IDENTITIES.iter().copied()) {
         let dir = layout.identities_dir.join(name);
@@ -271,10 +274,11 @@ pub fn ensure_dev_cluster(data: &Path, nodes: u64, now: i64) -> Result<DevLayout
     Ok(layout)
 }
 
-/// Gives an identity made before the development log key existed (an older
-/// `.vault-dev/`) its `log.pub`; one that has it is left alone.
+/// Gives an identity made before the development log key (or salt key)
+/// existed (an older `.vault-dev/`) its `log.pub` and `salt.pub`; one that
+/// has both is left alone.
 fn install_log_pub(ca: &CertificateAuthority, role: Role, dir: &Path) -> Result<(), Refusal> {
-    if !dir.join(pki::LOG_PUB_FILE).exists() {
+    if !dir.join(pki::LOG_PUB_FILE).exists() || !dir.join(pki::SALT_PUB_FILE).exists() {
         ca.install_log_files(role, dir)?;
     }
     Ok(())

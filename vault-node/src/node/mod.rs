@@ -119,6 +119,7 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = Arc::new(node_identity(&config)?);
     let log_key = Arc::new(log_signer(&config, &identity)?);
+    let salt_key = salt_signer(&config)?;
     let vault = Arc::new(Vault::open(&config.data_dir)?);
     vault
         .blobs()
@@ -139,12 +140,16 @@ async fn start_in(config: &NodeConfig) -> Result<RunningNode, Refusal> {
     let addr = endpoint
         .local_addr()
         .map_err(|e| Refusal::new(ErrorCode::Connection, e.to_string()))?;
-    let consensus = Arc::new(open_consensus(&config, &endpoint, &identity, &vault, &clock).await?);
+    let consensus = Arc::new(
+        open_consensus(&config, &endpoint, &identity, &vault, &clock)
+            .await?
+            .with_salt_key(salt_key.clone()),
+    );
     let registries = (purposes, issuers);
     let admission = Admission::new(config.limits);
     let witnesses = Witnesses::new(config.witnesses.clone());
     let services = Arc::new(services(
-        (identity, log_key, witnesses),
+        (identity, log_key, salt_key, witnesses),
         vault,
         consensus,
         clock,
@@ -225,6 +230,29 @@ fn log_signer(config: &NodeConfig, identity: &Identity) -> Result<pki::LogSigner
     Ok(pki::LogSigner::load(&path, identity.log_keys())?)
 }
 
+/// The district salt key, `salt.key.pem` beside the log key (by default in
+/// the identity directory, where `vault-pki issue` puts it). Without it the
+/// node still runs: new residents get random salts, and residents' clients
+/// report their lists as not provably complete (`log.wrong_salt`).
+fn salt_signer(config: &NodeConfig) -> Result<Option<Arc<pki::SaltSigner>>, Refusal> {
+    let dir = match &config.log_key_path {
+        Some(path) => path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        None => config.identity_dir.clone(),
+    };
+    let path = dir.join(pki::SALT_KEY_FILE);
+    if !path.exists() {
+        tracing::warn!(
+            path = %path.display(),
+            "no district salt key: residents cannot check their salts (copy CA/salt.key.pem, 0600, beside the log key)"
+        );
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(pki::SaltSigner::load(&path)?)))
+}
+
 /// Binds the QUIC endpoint on the configured address.
 fn bind(
     config: &NodeConfig,
@@ -270,12 +298,17 @@ async fn open_consensus(
     )
     .await?;
     vault.read_from(cluster.store().clone());
-    Ok(Consensus::Cluster(Arc::new(cluster)))
+    Ok(Consensus::member(Arc::new(cluster)))
 }
 
 /// Each service with what it uses.
 fn services(
-    (identity, log_key, witnesses): (Arc<Identity>, Arc<pki::LogSigner>, Witnesses),
+    (identity, log_key, salt_key, witnesses): (
+        Arc<Identity>,
+        Arc<pki::LogSigner>,
+        Option<Arc<pki::SaltSigner>>,
+        Witnesses,
+    ),
     vault: Arc<Vault>,
     consensus: Arc<Consensus>,
     clock: Arc<dyn Clock>,
@@ -312,6 +345,7 @@ fn services(
     let transparency = Transparency {
         vault: vault.clone(),
         log_key,
+        salt_key,
         witnesses,
         checkpoints: CheckpointCache::default(),
     };

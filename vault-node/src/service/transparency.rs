@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use pki::{Checkpoint, LogSigner, PeerCert, ResidentId, Role};
 use vault_client::merkle::{self, Hash, ProofError};
-use vault_client::wire::{AccessRecord, PageFill, Response, PAGE_LEN_MAX};
+use vault_client::smt;
+use vault_client::wire::{AccessRecord, IndexLeaf, IndexProof, PageFill, Response, PAGE_LEN_MAX};
 use vault_client::witness_client::Answer;
 use vault_client::ErrorCode;
 
@@ -84,22 +85,34 @@ pub struct Transparency {
     /// The district's log key, the same on every node: its name is the
     /// origin, so every node signs the same checkpoint at a given size.
     pub log_key: Arc<LogSigner>,
+    /// The district salt key: `accesses` gives a resident its σ, from which
+    /// they derive and check their salt. `None`: no σ (the resident's client
+    /// then cannot call its list complete).
+    pub salt_key: Option<Arc<pki::SaltSigner>>,
     /// The witnesses asked to cosign each new checkpoint.
     pub witnesses: Witnesses,
     /// The last verified checkpoint.
     pub checkpoints: CheckpointCache,
 }
 
-/// A cached, verified checkpoint, and what the last verification
-/// established (so the next one checks only the entries added since).
+/// A signed checkpoint as cached: when it was made, its size, root, note and
+/// the resident index at its size.
+type Cached = (Instant, u64, Hash, String, smt::Tree);
+
+/// A cached, verified checkpoint with the resident index at its size, and
+/// what the last verification established (so the next one checks only the
+/// entries added since).
 #[derive(Default)]
 pub struct CheckpointCache {
-    last: std::sync::Mutex<Option<(Instant, u64, Hash, String)>>,
+    last: std::sync::Mutex<Option<Cached>>,
     /// One verification at a time; waiters reuse its result.
     verifying: tokio::sync::Mutex<()>,
     /// The verified prefix, the last full check, damage a background full
     /// check found; shared with that check's task.
     check: Arc<std::sync::Mutex<LogCheck>>,
+    /// The resident index, advanced to each new checkpoint's size (on a
+    /// blocking thread, hence shared).
+    index: Arc<std::sync::Mutex<ResidentIndex>>,
 }
 
 /// The state of the node's checks of its own log.
@@ -124,6 +137,53 @@ impl CheckpointCache {
     }
 }
 
+/// The resident index ([`smt`]) over the first `size` log entries: each
+/// resident tag's newest entry and count. Kept in memory and advanced
+/// entry by entry (one leaf update, about log2(residents) hashes and new
+/// nodes, per tagged entry); rebuilt at start by reading the whole log
+/// once, at the first checkpoint (O(entries) reads and O(entries ·
+/// log2(residents)) hashes; not persisted). The tree is persistent, so the
+/// snapshot a checkpoint keeps shares every node with it (copying one
+/// pointer, not the index). Derived only from the entries, so every node
+/// of a cluster computes the same root at the same size.
+#[derive(Default)]
+pub struct ResidentIndex {
+    size: u64,
+    tree: smt::Tree,
+}
+
+impl ResidentIndex {
+    /// Advances over entries `self.size..size` (read from `store`).
+    fn advance(&mut self, store: &dyn MetaStore, size: u64) -> Result<(), Refusal> {
+        let storage = |e: StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
+        while self.size < size {
+            let page = log::entries(store, self.size, size - self.size).map_err(storage)?;
+            if page.is_empty() {
+                return Err(Refusal::new(
+                    ErrorCode::LogCorrupt,
+                    format!("log entry {} is missing", self.size),
+                ));
+            }
+            for bytes in page {
+                let index = self.size;
+                let entry = pki::LogEntry::parse(&bytes).map_err(|_| {
+                    Refusal::new(
+                        ErrorCode::LogCorrupt,
+                        format!("log entry {index} does not parse"),
+                    )
+                })?;
+                let tag = entry.resident_tag;
+                if tag != [0; 32] {
+                    let count = self.tree.head_of(&tag).map_or(0, |(_, c)| c) + 1;
+                    self.tree.insert_head(tag, index, count);
+                }
+                self.size += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl From<ProofError> for Refusal {
     fn from(e: ProofError) -> Self {
         Refusal::new(ErrorCode::LogRange, e.to_string())
@@ -140,6 +200,15 @@ pub fn origin(ctx: &Transparency) -> String {
 /// at the first checkpoint after start, and after a background full check
 /// found damage); reused for [`CHECKPOINT_REUSE_MS`].
 pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refusal> {
+    let (size, root, note, _) = checkpoint_indexed(ctx).await?;
+    Ok((size, root, note))
+}
+
+/// [`checkpoint`], with the resident index at its size (whose root its
+/// note carries as the `resident-index` line).
+pub async fn checkpoint_indexed(
+    ctx: &Transparency,
+) -> Result<(u64, Hash, String, smt::Tree), Refusal> {
     let _one = ctx.checkpoints.verifying.lock().await;
     {
         let cached = ctx
@@ -147,9 +216,9 @@ pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refus
             .last
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some((at, size, root, note)) = cached.as_ref() {
+        if let Some((at, size, root, note, index)) = cached.as_ref() {
             if at.elapsed() < Duration::from_millis(CHECKPOINT_REUSE_MS) {
-                return Ok((*size, *root, note.clone()));
+                return Ok((*size, *root, note.clone(), index.clone()));
             }
         }
     }
@@ -157,35 +226,52 @@ pub async fn checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refus
     *ctx.checkpoints
         .last
         .lock()
-        .unwrap_or_else(|p| p.into_inner()) =
-        Some((Instant::now(), signed.0, signed.1, signed.2.clone()));
+        .unwrap_or_else(|p| p.into_inner()) = Some((
+        Instant::now(),
+        signed.0,
+        signed.1,
+        signed.2.clone(),
+        signed.3.clone(),
+    ));
     start_full_check_if_due(ctx);
     Ok(signed)
 }
 
-/// Verifies the log as [`checkpoint`] does and signs a note over it, never
-/// reusing an earlier note (what a checkpoint costs when it is not reused).
-pub async fn fresh_checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String), Refusal> {
+/// Verifies the log as [`checkpoint`] does, advances the resident index to
+/// its size and signs a note over both, never reusing an earlier note (what
+/// a checkpoint costs when it is not reused). The index returned is a
+/// snapshot sharing structure with the live one (one pointer copied).
+pub async fn fresh_checkpoint(
+    ctx: &Transparency,
+) -> Result<(u64, Hash, String, smt::Tree), Refusal> {
     let base = {
         let check = ctx.checkpoints.check();
         check.verified.clone().filter(|_| check.damage.is_none())
     };
     let vault = ctx.vault.clone();
+    let index = ctx.checkpoints.index.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let store = vault.store();
         let size = log::size(store).map_err(|e| Refusal::new(ErrorCode::Storage, e.to_string()))?;
         let full = || log::verify_from(store, &log::Verified::default(), size);
-        match &base {
+        let verified = match &base {
             // Only the new entries; on any doubt, every entry (which names
             // the first bad one, or finds nothing wrong after all).
             Some(base) => log::verify_from(store, base, size)
                 .or_else(|_| full())
                 .map(|v| (v, false)),
             None => full().map(|v| (v, true)),
-        }
+        }?;
+        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+        index.advance(store, verified.0.size())?;
+        Ok::<_, Refusal>((verified.0, verified.1, index.tree.clone()))
     })
     .await
     .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+    let (outcome, tree) = match outcome {
+        Ok((verified, full, tree)) => (Ok((verified, full)), Some(tree)),
+        Err(refusal) => (Err(refusal), None),
+    };
     let verified = {
         let mut check = ctx.checkpoints.check();
         match outcome {
@@ -204,15 +290,17 @@ pub async fn fresh_checkpoint(ctx: &Transparency) -> Result<(u64, Hash, String),
         }
     };
     let (size, root) = (verified.size(), verified.root());
+    let tree = tree.unwrap_or_default();
     let checkpoint = Checkpoint {
         origin: origin(ctx),
         size,
         root,
+        resident_index: Some(tree.root()),
     };
     let note = checkpoint.sign(&ctx.log_key);
     crate::metrics::METRICS.checkpoint_signed(unix_now());
     let note = cosign(ctx, &checkpoint, note).await;
-    Ok((size, root, note))
+    Ok((size, root, note, tree))
 }
 
 /// Seconds since 1970 by the system clock (for the checkpoint-age metric only).
@@ -503,7 +591,7 @@ async fn receipt(ctx: &Transparency, caller: &PeerCert, index: u64) -> Result<Re
     // after it, so the reused one would predate the entry), verified
     // incrementally under the one-at-a-time lock, and not put in the reuse
     // cache, so other callers' checkpoints are not made staler by it.
-    let (size, _, note) = {
+    let (size, _, note, _) = {
         let _one = ctx.checkpoints.verifying.lock().await;
         fresh_checkpoint(ctx).await?
     };
@@ -584,7 +672,7 @@ async fn accesses(
 ) -> Result<Response, Refusal> {
     require_role(caller, Role::Resident, "read their own accesses")?;
     let resident = ResidentId::parse(caller.name.as_str())?;
-    let (current, _, note) = checkpoint(ctx).await?;
+    let (current, _, note, index) = checkpoint_indexed(ctx).await?;
     let size = request.tree_size.unwrap_or(current);
     if size > current {
         return Err(Refusal::new(
@@ -595,16 +683,27 @@ async fn accesses(
     let store = ctx.vault.store();
     let storage =
         |e: crate::engine::meta::StoreError| Refusal::new(ErrorCode::Storage, e.to_string());
-    let Some(salt) = log::salt(store, &resident).map_err(storage)? else {
+    // σ fixes the salt of a resident who has none yet (the one their first
+    // entry will get); a stored salt is sent as it is, σ beside it, and the
+    // client checks the two agree.
+    let sigma = match &ctx.salt_key {
+        Some(key) => Some(key.sign(&resident)?),
+        None => None,
+    };
+    let stored = log::salt(store, &resident).map_err(storage)?;
+    let Some(salt) = stored.or_else(|| sigma.as_deref().map(pki::salt_from_proof)) else {
         return Ok(Response::Accesses {
             note,
             salt: String::new(),
             entries: Vec::new(),
             truncated: false,
             next_cursor: None,
+            index: None,
+            salt_proof: None,
         });
     };
     let tag = pki::resident_tag(&salt, &resident);
+    let index = (size == current).then(|| index_proof(&index, &tag));
     let from = state::page_from(request.cursor.as_deref())?;
     let fill = PageFill::new(request.limit, ACCESSES_MAX);
     let page = state::page(
@@ -630,7 +729,31 @@ async fn accesses(
         entries: page.items,
         truncated: page.next_cursor.is_some(),
         next_cursor: page.next_cursor,
+        index,
+        salt_proof: sigma.map(hex::encode),
     })
+}
+
+/// The index proof for `tag` in `index` (the resident index at the
+/// checkpoint's size), with the head and count its leaf commits to. Taken
+/// from the index alone: if the node's tag index (`log_by_tag`) has lost an
+/// entry, the page omits it and the resident's walk of the chain says so.
+fn index_proof(index: &smt::Tree, tag: &[u8; 32]) -> IndexProof {
+    let (head, count) = index.head_of(tag).unwrap_or((0, 0));
+    let proof = index.prove(tag);
+    let other_leaf = match proof.terminal {
+        smt::Terminal::Leaf { key, value } if key != *tag => Some(IndexLeaf {
+            key: hex::encode(key),
+            value: hex::encode(value),
+        }),
+        _ => None,
+    };
+    IndexProof {
+        head,
+        count,
+        siblings: proof.siblings.iter().map(hex::encode).collect(),
+        other_leaf,
+    }
 }
 
 /// Entry `index` with its detail and its proof against `size`, if it is

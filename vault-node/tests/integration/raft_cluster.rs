@@ -105,6 +105,7 @@ fn refusal(n: u8) -> Proposal {
             at: 1_700_000_000 + i64::from(n),
             nonce: [n; 32],
             salt: [n.wrapping_add(100); 32],
+            salt_proofs: Vec::new(),
         },
     }
 }

@@ -422,6 +422,7 @@ fn seed_for(n: u64) -> Seed {
         at: T0 + n as i64,
         nonce,
         salt,
+        salt_proofs: Vec::new(),
     }
 }
 

@@ -215,6 +215,7 @@ fn sign_row(pki: &TestPki, min: Duration) -> anyhow::Result<Row> {
             origin: log_key.origin().to_string(),
             size,
             root: [7; 32],
+            resident_index: None,
         }
         .sign(&log_key);
         anyhow::ensure!(!note.is_empty());

@@ -492,6 +492,11 @@ pub enum AuditCommand {
         /// Where the trusted checkpoint is kept between runs.
         #[arg(long, default_value = ".vault-audit")]
         state: PathBuf,
+        /// A signed checkpoint seen elsewhere to check against the log too
+        /// (its root and its resident-index root): a note, or a JSON file
+        /// with a "note" (a resident's checkpoints/trusted.json). Repeatable.
+        #[arg(long = "note")]
+        notes: Vec<PathBuf>,
     },
 }
 

@@ -19,7 +19,7 @@ pub async fn command(client: &VaultClient, command: AuditCommand) -> CommandResu
         AuditCommand::Checkpoint => checkpoint(client).await,
         AuditCommand::Proof { index, size } => proof(client, index, size).await,
         AuditCommand::Consistency { from, to } => consistency(client, from, to).await,
-        AuditCommand::Verify { state } => verify(client, &state).await,
+        AuditCommand::Verify { state, notes } => verify(client, &state, &notes).await,
     }
 }
 
@@ -27,7 +27,8 @@ pub async fn command(client: &VaultClient, command: AuditCommand) -> CommandResu
 async fn checkpoint(client: &VaultClient) -> CommandResult {
     let (checkpoint, note) = client.checkpoint().await?;
     let value = json!({"origin": checkpoint.origin, "tree_size": checkpoint.size,
-        "root_hash": hex::encode(checkpoint.root), "note": note});
+        "root_hash": hex::encode(checkpoint.root),
+        "resident_index": checkpoint.resident_index.map(hex::encode), "note": note});
     Ok((value, note.trim_end().to_string()))
 }
 
@@ -76,11 +77,31 @@ async fn consistency(client: &VaultClient, from: u64, to: u64) -> CommandResult 
     Ok((value, text))
 }
 
-/// `vault audit verify [--state DIR]`: the report is printed in full; the
-/// exit status says whether it passed.
-async fn verify(client: &VaultClient, state: &Path) -> CommandResult {
+/// `vault audit verify [--state DIR] [--note FILE]...`: the report is
+/// printed in full; the exit status says whether it passed. Each note must
+/// verify with the identity's log keys before anything is fetched.
+async fn verify(client: &VaultClient, state: &Path, notes: &[std::path::PathBuf]) -> CommandResult {
+    let mut seen = Vec::with_capacity(notes.len());
+    for path in notes {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ClientError::local(
+                vault_client::ErrorCode::LocalIo,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        let note = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("note").and_then(|n| n.as_str()).map(str::to_string))
+            .unwrap_or(text);
+        let checkpoint = pki::Checkpoint::verify_note(&note, client.identity().log_keys())
+            .map_err(|e| ClientError::Refused {
+                code: e.code().to_string(),
+                message: format!("{}: {e}", path.display()),
+            })?;
+        seen.push(checkpoint);
+    }
     let state = vault_client::audit::AuditState::open(state)?;
-    let report = vault_client::audit::verify(client, &state).await?;
+    let report = vault_client::audit::verify_seen(client, &state, &seen).await?;
     let value = serde_json::to_value(&report).unwrap_or_default();
     let mut text = format!(
         "tree size {}, {} entries checked, consistent: {}, {} violation(s)",
@@ -138,15 +159,30 @@ async fn check_against_checkpoint(
 /// `vault accesses [--all] [--limit N] [--cursor C]`: the resident's log
 /// entries, each verified: every page, each against the first page's
 /// checkpoint, or the one page asked for, against its own checkpoint.
+///
+/// `complete` is `true` only for the whole list proven complete against
+/// the checkpoint's resident index (`VaultClient::accesses_checked`); one
+/// page alone is never proven complete.
 pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> CommandResult {
-    let (checkpoint, records, next_cursor) = if page.single() {
+    let (checkpoint, records, next_cursor, complete) = if page.single() {
         let one = client
             .accesses_page(all, page.cursor.clone(), page.limit, None)
             .await?;
-        (one.checkpoint, one.entries, Some(one.next_cursor))
+        let complete = Err((
+            "none".to_string(),
+            "one page is not checked for completeness".to_string(),
+        ));
+        (one.checkpoint, one.entries, Some(one.next_cursor), complete)
     } else {
-        let (checkpoint, records, _) = client.accesses(all).await?;
-        (checkpoint, records, None)
+        let checked = client.accesses_checked(all).await?;
+        let mut records = Vec::with_capacity(checked.entries.len());
+        for access in checked.entries {
+            records.push(access.verified?);
+        }
+        let complete = checked
+            .complete
+            .map_err(|e| (e.code().to_string(), e.to_string()));
+        (checked.checkpoint, records, None, complete)
     };
     let truncated = matches!(next_cursor, Some(Some(_)));
     // Accesses by law: each disclosed order's sealed entries, checked.
@@ -187,7 +223,14 @@ pub async fn accesses(client: &VaultClient, all: bool, page: &PageArgs) -> Comma
     if items.is_empty() {
         text.push_str("no accesses");
     }
-    let mut value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated});
+    match &complete {
+        Ok(()) => text.push_str("\ncomplete: this is every entry about you in the log"),
+        Err((code, why)) => text.push_str(&format!("\nnot proven complete ({code}): {why}")),
+    }
+    let mut value = json!({"tree_size": checkpoint.size, "root_hash": hex::encode(checkpoint.root), "accesses": items, "truncated": truncated, "complete": complete.is_ok()});
+    if let Err((code, why)) = &complete {
+        value["incomplete"] = json!({"code": code, "message": why});
+    }
     with_cursor(&mut value, next_cursor, &mut text);
     Ok((value, text.trim_end().to_string()))
 }

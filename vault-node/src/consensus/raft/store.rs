@@ -869,6 +869,7 @@ mod tests {
                 at: 1_700_000_000 + i64::from(n),
                 nonce: [n; 32],
                 salt: [n.wrapping_add(100); 32],
+                salt_proofs: Vec::new(),
             },
         }
     }
@@ -929,6 +930,7 @@ mod tests {
                 at: 1,
                 nonce: [0; 32],
                 salt: [0; 32],
+                salt_proofs: Vec::new(),
             },
         };
         let outcomes = sm.apply([normal(5, deny)]).await.unwrap();
@@ -1003,6 +1005,7 @@ mod tests {
                 at: first.seed.at,
                 nonce: [77; 32],
                 salt: [0; 32],
+                salt_proofs: Vec::new(),
             },
         };
         let once = sm.apply([normal(4, deny.clone())]).await.unwrap();

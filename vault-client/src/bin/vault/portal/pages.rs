@@ -314,6 +314,8 @@ pub struct AccessesView<'a> {
     pub documents: &'a HashMap<DocumentId, DocumentView>,
     /// The signed checkpoint's size the proofs were checked against.
     pub tree_size: u64,
+    /// `None` when the list is proven complete; else the reason's code.
+    pub incomplete: Option<String>,
     /// The names from the registries.
     pub names: &'a Names,
 }
@@ -350,7 +352,19 @@ pub fn accesses_page(view: &View, a: &AccessesView<'_>) -> Markup {
             div.warning role="alert" data-verify-failed=(failed) { strong { (words.verify_failed_warning) } }
         }
         p.intro { (words.accesses_intro) }
-        p.checked data-tree-size=(a.tree_size) { (words.checked_against) " " (a.tree_size) (if view.lang == Lang::Zh { "。" } else { "." }) }
+        @match &a.incomplete {
+            None => {
+                div.complete role="status" data-complete="true" { strong { (words.complete_yes) } }
+            }
+            Some(code) => {
+                div.warning role="alert" data-complete="false" data-code=(code) {
+                    strong { (words.complete_no) } " " code { (code) }
+                }
+            }
+        }
+        p.checked data-tree-size=(a.tree_size) {
+            (words.checked_against) " " (a.tree_size) (if view.lang == Lang::Zh { "。" } else { "." })
+        }
         form.filters method="get" action="/accesses" {
             fieldset {
                 legend { (words.filters) }
@@ -659,6 +673,10 @@ mod tests {
     }
 
     fn accesses_html(rows: &[AccessRow], lang: Lang) -> String {
+        accesses_html_with(rows, lang, None)
+    }
+
+    fn accesses_html_with(rows: &[AccessRow], lang: Lang, incomplete: Option<String>) -> String {
         let names = Names::default();
         let documents = HashMap::new();
         let filters = Filters::default();
@@ -668,9 +686,33 @@ mod tests {
             departments: vec!["housing-bureau".into()],
             documents: &documents,
             tree_size: 9,
+            incomplete,
             names: &names,
         };
         accesses_page(&view(lang), &a).into_string()
+    }
+
+    #[test]
+    fn the_banner_says_whether_the_list_is_complete() {
+        let html = accesses_html(&[row(7, true)], Lang::En);
+        assert!(
+            html.contains(r#"<div class="complete" role="status" data-complete="true">"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"data-tree-size="9""#), "{html}");
+        assert!(html.contains("This is every entry about you in the log"));
+        let zh = accesses_html(&[row(7, true)], Lang::Zh);
+        assert!(zh.contains("这是日志中与您有关的全部记录"), "{zh}");
+        let html = accesses_html_with(&[row(7, true)], Lang::En, Some("log.chain_broken".into()));
+        assert!(
+            html.contains(r#"role="alert" data-complete="false" data-code="log.chain_broken""#),
+            "{html}"
+        );
+        assert!(!html.contains(r#"data-complete="true""#));
+        assert!(html.contains("could not be proven complete"));
+        assert!(html.contains("<code>log.chain_broken</code>"));
+        let zh = accesses_html_with(&[], Lang::Zh, Some("log.count_mismatch".into()));
+        assert!(zh.contains("无法证明此列表完整"), "{zh}");
     }
 
     #[test]
@@ -797,6 +839,7 @@ mod tests {
             departments: Vec::new(),
             documents: &documents,
             tree_size: 0,
+            incomplete: None,
             names: &names,
         };
         let mut v = view(Lang::En);

@@ -405,9 +405,10 @@ async fn revoke(ctx: Ctx, Path(id): Path<String>) -> Response {
     ctx.after_form(result, "/grants", "revoked").await
 }
 
-/// Every entry about the resident, each checked, as rows; and the
-/// checkpoint's size and root.
-async fn access_rows(client: &VaultClient) -> Result<(Vec<AccessRow>, u64, String), ClientError> {
+/// Every entry about the resident, each checked, as rows; the
+/// checkpoint's size and root; and `None` when the list is proven complete,
+/// else the reason's code.
+async fn access_rows(client: &VaultClient) -> Result<AccessRows, ClientError> {
     let checked = client.accesses_checked(true).await?;
     let mut rows: Vec<AccessRow> = checked
         .entries
@@ -428,14 +429,18 @@ async fn access_rows(client: &VaultClient) -> Result<(Vec<AccessRow>, u64, Strin
         rows,
         checked.checkpoint.size,
         hex::encode(checked.checkpoint.root),
+        checked.complete.err().map(|e| e.code().to_string()),
     ))
 }
+
+/// What [`access_rows`] returns.
+type AccessRows = (Vec<AccessRow>, u64, String, Option<String>);
 
 /// `GET /accesses`: the data tracker.
 async fn accesses(ctx: Ctx, Query(filters): Query<Filters>) -> Response {
     let result = async {
         let client = ctx.portal.client().await?;
-        let (rows, tree_size, _) = access_rows(&client).await?;
+        let (rows, tree_size, _, incomplete) = access_rows(&client).await?;
         let documents = my_documents(&ctx.portal, &client).await?;
         let names = names(&ctx.portal, &client).await;
         let mut departments: Vec<String> = rows
@@ -452,6 +457,7 @@ async fn accesses(ctx: Ctx, Query(filters): Query<Filters>) -> Response {
             departments,
             documents: &documents,
             tree_size,
+            incomplete,
             names: &names,
         };
         Ok(pages::accesses_page(&ctx.view, &view))
@@ -537,11 +543,18 @@ async fn export(
     }
     let result = async {
         let client = ctx.portal.client().await?;
-        let (rows, size, root) = access_rows(&client).await?;
+        let (rows, size, root, incomplete) = access_rows(&client).await?;
         let kept = filters.apply(&rows, ctx.portal.offset);
         Ok(match format {
             Export::Csv => model::csv(&kept),
-            Export::Json => model::json(&kept, size, &root).to_string(),
+            Export::Json => {
+                let mut json = model::json(&kept, size, &root);
+                json["complete"] = incomplete.is_none().into();
+                if let Some(code) = incomplete {
+                    json["incomplete_code"] = code.into();
+                }
+                json.to_string()
+            }
         })
     }
     .await;

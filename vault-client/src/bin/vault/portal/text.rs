@@ -185,6 +185,10 @@ pub struct Words {
     pub verify_failed_warning: &'static str,
     /// The checkpoint the proofs were checked against.
     pub checked_against: &'static str,
+    /// The list is proven complete (the resident index and the chain).
+    pub complete_yes: &'static str,
+    /// The list is not proven complete (followed by the reason's code).
+    pub complete_no: &'static str,
     /// Filters.
     pub filters: &'static str,
     /// Any.
@@ -325,6 +329,8 @@ pub static EN: Words = Words {
     receipt: "Receipt (proof file)",
     verify_failed_warning: "Warning: some entries did not verify against the signed log. The vault may have shown you something that is not in its log. Keep this page and tell the district's auditors.",
     checked_against: "Checked against the signed log at size",
+    complete_yes: "This is every entry about you in the log: the list was proven complete against the log's signed resident index.",
+    complete_no: "This list could not be proven complete: the vault may have left entries out. Keep this page and tell the district's auditors. Reason:",
     filters: "Filter",
     any: "Any",
     from_date: "From",
@@ -425,6 +431,8 @@ pub static ZH: Words = Words {
     receipt: "凭证（证明文件）",
     verify_failed_warning: "警告：部分记录未能对照签名日志核验通过。证件库可能向您显示了日志中没有的内容。请保存此页面并告知本区审计人员。",
     checked_against: "核验所依据的签名日志大小",
+    complete_yes: "这是日志中与您有关的全部记录：已对照日志签名的居民索引证明此列表完整。",
+    complete_no: "无法证明此列表完整：证件库可能遗漏了记录。请保存此页面并告知本区审计人员。原因：",
     filters: "筛选",
     any: "全部",
     from_date: "起始日期",
