@@ -385,9 +385,16 @@ async fn a_fourth_node_joins_as_a_learner_then_a_voter_and_a_member_leaves() {
     // membership, not even to add itself; nothing changes.
     pki.issue_node("node-9").unwrap();
     let stranger = member_cli_as(&pki, "node-9", addrs[0], &["remove", "--id", "2"]);
-    let stderr = String::from_utf8_lossy(&stranger.stderr);
-    assert!(!stranger.status.success(), "{stderr}");
-    assert!(stderr.contains("not a member"), "{stderr}");
+    // Under --json the refusal is one JSON object on stdout, with its code.
+    let stdout = String::from_utf8_lossy(&stranger.stdout);
+    assert!(!stranger.status.success(), "{stdout}");
+    let refusal: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a member")),
+        "{refusal}"
+    );
     let statuses = converged(&pki, &addrs).await;
     assert!(
         statuses.iter().all(|s| s.members.len() == 3),
