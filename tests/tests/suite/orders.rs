@@ -70,6 +70,56 @@ async fn police_orders_the_court_approves_sealed_then_disclosed_and_audited() {
     assert_eq!(own.code(), "order.needs_authority");
     assert!(police.grants().await.unwrap().is_empty());
 
+    // The court may extend the seal, but never so far that the order
+    // stays sealed longer than the registry allows from its filing, however
+    // many extensions are chained (180 days for criminal-investigation).
+    let filed_at = tests::now();
+    let too_long = court
+        .extend_seal(order_id, filed_at + 181 * 24 * 3600)
+        .await
+        .unwrap_err();
+    assert_eq!(too_long.code(), "order.seal_too_long");
+
+    // An order left undecided until its seal ends is disclosed as such and
+    // can no longer be approved (its approval would stay sealed for ever),
+    // nor its ended seal extended.
+    // (About resident-2, so resident-1's disclosures below stay one.)
+    civil
+        .put_bytes(
+            Arc::new(pseudo_random_bytes(2_000, 8)),
+            &resident("resident-2"),
+            &kind("marriage-certificate"),
+        )
+        .await
+        .unwrap();
+    let mut about_2 = order("CASE-2026-18", 1, "criminal-investigation");
+    about_2.resident = resident("resident-2");
+    let short = police.file_order(about_2).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = police.show_order(short).await.unwrap();
+        if view.disclosed_at.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the short order was never disclosed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        court.approve_order(short, 1).await.unwrap_err().code(),
+        "order.disclosed"
+    );
+    assert_eq!(
+        court
+            .extend_seal(short, tests::now() + 3600)
+            .await
+            .unwrap_err()
+            .code(),
+        "order.disclosed"
+    );
+
     let grant = court.approve_order(order_id, 1).await.unwrap();
     let (_, bytes) = police
         .get_bytes(marriage, None, Some(grant.id()))

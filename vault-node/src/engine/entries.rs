@@ -301,12 +301,20 @@ impl Builder<'_> {
             (None, Some(grant)) => orders::order_of_grant(self.state, grant)?,
             (None, None) => None,
         };
-        if let Some(order) = order.filter(|o| o.sealed()) {
-            let detail = self.detail(Some(&order.order.resident), None, None, None);
-            entry.request_id = Some(order.order_id);
-            return self.push_sealed(entry, detail);
+        match order {
+            Some(order) if order.sealed() => {
+                let detail = self.detail(Some(&order.order.resident), None, None, None);
+                entry.request_id = Some(order.order_id);
+                self.push_sealed(entry, detail)
+            }
+            // Once disclosed, a refusal about the order is the resident's to
+            // see, in their chain like any other entry about them.
+            Some(order) => {
+                let resident = resident.unwrap_or_else(|| order.order.resident.clone());
+                self.push(entry, Some(&resident), None, None)
+            }
+            None => self.push(entry, resident.as_ref(), None, None),
         }
-        self.push(entry, resident.as_ref(), None, None)
     }
 
     /// A grant revoked by its resident or given up by its grantee.

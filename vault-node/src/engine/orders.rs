@@ -159,6 +159,13 @@ fn pending(state: &dyn MetaStore, id: RequestId) -> Result<OrderEntry, StateErro
         )
         .into());
     }
+    if !entry.sealed() {
+        return Err(Refusal::new(
+            ErrorCode::OrderDisclosed,
+            format!("order {id} was disclosed undecided; file a new order"),
+        )
+        .into());
+    }
     Ok(entry)
 }
 
@@ -262,6 +269,16 @@ pub fn extend(
         return Err(Refusal::new(
             ErrorCode::OrderDisclosed,
             format!("order {id} is already disclosed; a seal cannot be extended after it ends"),
+        )
+        .into());
+    }
+    if extension.signed_at >= entry.seal_until {
+        return Err(Refusal::new(
+            ErrorCode::OrderDisclosed,
+            format!(
+                "order {id}'s seal ended at {}; an ended seal cannot be extended",
+                entry.seal_until
+            ),
         )
         .into());
     }

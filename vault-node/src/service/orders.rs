@@ -281,6 +281,14 @@ fn pending(ctx: &Consent, id: RequestId) -> Result<OrderEntry, Refusal> {
             format!("order {id} was already decided"),
         ));
     }
+    // Decided after its disclosure, an order's approval and grant would
+    // be sealed entries no disclosure ever names.
+    if !entry.sealed() {
+        return Err(Refusal::new(
+            ErrorCode::OrderDisclosed,
+            format!("order {id} was disclosed undecided; file a new order"),
+        ));
+    }
     Ok(entry)
 }
 
@@ -404,6 +412,17 @@ async fn extend(
         ));
     }
     let seal_s_max = i64::try_from(rules.seal_s_max).unwrap_or(i64::MAX);
+    // Bounded in all: never sealed longer than the registry allows from
+    // the order's filing, however many extensions are chained.
+    if extension.seal_until.saturating_sub(entry.recorded_at) > seal_s_max {
+        return Err(Refusal::new(
+            ErrorCode::OrderSealTooLong,
+            format!(
+                "purpose {} allows an order to stay sealed at most {} s from its filing",
+                info.code, rules.seal_s_max
+            ),
+        ));
+    }
     if extension.seal_until.saturating_sub(extension.signed_at) > seal_s_max {
         return Err(Refusal::new(
             ErrorCode::OrderSealTooLong,
@@ -498,10 +517,13 @@ pub async fn disclose_due(ctx: &Consent) -> Result<usize, Refusal> {
     let mut disclosed = 0;
     for order_id in due {
         let command = Command::DiscloseOrder { order_id, at: now };
-        if let Applied::OrderDisclosed { disclosed: true } =
-            ctx.consensus.submit(command, &*ctx.clock).await?
-        {
-            disclosed += 1;
+        // One order that cannot be disclosed must not hold back the others.
+        match ctx.consensus.submit(command, &*ctx.clock).await {
+            Ok(Applied::OrderDisclosed { disclosed: true }) => disclosed += 1,
+            Ok(_) => {}
+            Err(refusal) => {
+                tracing::warn!(%order_id, code = %refusal.code, "disclosing an order failed; trying again");
+            }
         }
     }
     if disclosed > 0 {
