@@ -68,6 +68,11 @@ async fn police_orders_the_court_approves_sealed_then_disclosed_and_audited() {
     // Without the court: police cannot approve its own order, and has no grant.
     let own = police.approve_order(order_id, 1).await.unwrap_err();
     assert_eq!(own.code(), "order.needs_authority");
+    // Anyone else is told no more than about an order that does not exist.
+    assert_eq!(
+        r1.approve_order(order_id, 1).await.unwrap_err().code(),
+        "order.not_found"
+    );
     assert!(police.grants().await.unwrap().is_empty());
 
     // The court may extend the seal, but never so far that the order

@@ -271,9 +271,16 @@ fn list(
 }
 
 /// A pending order, for a decision.
-fn pending(ctx: &Consent, id: RequestId) -> Result<OrderEntry, Refusal> {
+/// Anyone but an authority or the ordering department is told only that
+/// there is no such order, whatever its state (no existence oracle).
+fn pending(ctx: &Consent, caller: &PeerCert, id: RequestId) -> Result<OrderEntry, Refusal> {
+    let party = |entry: &OrderEntry| {
+        caller.role == Role::Authority
+            || (caller.role == Role::Department && caller.name == entry.order.department)
+    };
     let entry = orders::order(ctx.vault.store(), id)
         .map_err(Refusal::from)?
+        .filter(party)
         .ok_or_else(|| Refusal::new(ErrorCode::OrderNotFound, format!("no order {id}")))?;
     if entry.status != OrderStatus::Pending {
         return Err(Refusal::new(
@@ -348,7 +355,7 @@ async fn approve(
     body: GrantBody,
     approval: Signature,
 ) -> Result<Response, Refusal> {
-    let entry = pending(ctx, order_id)?;
+    let entry = pending(ctx, caller, order_id)?;
     check_approver(caller, &entry)?;
     let now = ctx.clock.now_unix();
     grants::check_approval(&as_request(&entry), &body, now)?;
@@ -375,7 +382,7 @@ async fn approve(
 
 async fn deny(ctx: &Consent, caller: &PeerCert, order_id: RequestId) -> Result<Response, Refusal> {
     require_role(caller, Role::Authority, "deny orders")?;
-    pending(ctx, order_id)?;
+    pending(ctx, caller, order_id)?;
     let command = Command::DenyOrder {
         order_id,
         by: caller.name.clone(),
