@@ -76,22 +76,7 @@ impl AccessRequest {
         out.extend_from_slice(ACCESS_REQUEST_TAG_V1);
         put_str(&mut out, self.resident.as_str());
         put_str(&mut out, self.department.as_str());
-        match &self.scope {
-            RequestScope::Documents(ids) => {
-                out.push(1);
-                put_count(&mut out, ids.len());
-                for id in ids {
-                    out.extend_from_slice(id.as_bytes());
-                }
-            }
-            RequestScope::Kinds(kinds) => {
-                out.push(2);
-                put_count(&mut out, kinds.len());
-                for kind in kinds {
-                    put_str(&mut out, kind.as_str());
-                }
-            }
-        }
+        self.scope.put(&mut out);
         put_str(&mut out, self.purpose.as_str());
         out.extend_from_slice(&self.ttl_s.to_be_bytes());
         out.extend_from_slice(&self.created_at.to_be_bytes());
@@ -412,6 +397,30 @@ fn check_signer(cert: &PeerCert, role: Role, name: &str) -> Result<(), PkiError>
         });
     }
     Ok(())
+}
+
+impl RequestScope {
+    /// The scope's canonical bytes (an access request's and an order's):
+    /// u8 1 = documents then u16 BE count and 16-byte ids; 2 = kinds then
+    /// u16 BE count and strings.
+    pub(crate) fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            RequestScope::Documents(ids) => {
+                out.push(1);
+                put_count(out, ids.len());
+                for id in ids {
+                    out.extend_from_slice(id.as_bytes());
+                }
+            }
+            RequestScope::Kinds(kinds) => {
+                out.push(2);
+                put_count(out, kinds.len());
+                for kind in kinds {
+                    put_str(out, kind.as_str());
+                }
+            }
+        }
+    }
 }
 
 fn put_count(out: &mut Vec<u8>, n: usize) {

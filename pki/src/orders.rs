@@ -65,22 +65,7 @@ impl Order {
         out.extend_from_slice(ORDER_TAG_V1);
         put_str(&mut out, self.resident.as_str());
         put_str(&mut out, self.department.as_str());
-        match &self.scope {
-            RequestScope::Documents(ids) => {
-                out.push(1);
-                put_count(&mut out, ids.len());
-                for id in ids {
-                    out.extend_from_slice(id.as_bytes());
-                }
-            }
-            RequestScope::Kinds(kinds) => {
-                out.push(2);
-                put_count(&mut out, kinds.len());
-                for kind in kinds {
-                    put_str(&mut out, kind.as_str());
-                }
-            }
-        }
+        self.scope.put(&mut out);
         put_str(&mut out, self.purpose.as_str());
         put_str(&mut out, &self.case_ref);
         out.extend_from_slice(&self.seal_s.to_be_bytes());
@@ -191,10 +176,6 @@ impl SealExtension {
         }
         verify_signature(&signer.public_key, &self.canonical_bytes(), signature)
     }
-}
-
-fn put_count(out: &mut Vec<u8>, n: usize) {
-    out.extend_from_slice(&u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes());
 }
 
 fn malformed(reason: String) -> PkiError {
